@@ -1,0 +1,1 @@
+//! deltaw-autograd (being written).

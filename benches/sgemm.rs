@@ -1,0 +1,71 @@
+//! Square f32 GEMM throughput: deltaw's `sgemm` against `matrixmultiply::sgemm` in one run.
+//!
+//! Both multiply the same preallocated n×n matrices (C = A·B, row-major) on all cores
+//! (deltaw through rayon's global pool, matrixmultiply through its `threading` feature).
+//! The throughput is declared as 2·n³ "elements", one per floating-point operation, so the
+//! elements/s that criterion reports are FLOP/s. `benches/compare_sgemm.sh` prints the
+//! deltaw / matrixmultiply ratio of the mean times for each n.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use deltaw_tensor::cpu::gemm::{kernel_name, sgemm, MatRef};
+use std::hint::black_box;
+use std::time::Duration;
+
+const SIZES: [usize; 4] = [256, 512, 1024, 2048];
+
+/// Deterministic values in [-1, 1): the timing does not depend on them, only reproducibility.
+fn filled(len: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            // xorshift32
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// A contiguous row-major n×n view.
+fn row_major(data: &[f32], n: usize) -> MatRef<'_> {
+    MatRef { data, offset: 0, row_stride: n, col_stride: 1 }
+}
+
+fn bench_sgemm(crit: &mut Criterion) {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    eprintln!("deltaw kernel: {}, cores: {cores}", kernel_name());
+    let mut group = crit.benchmark_group("sgemm");
+    for n in SIZES {
+        let a = filled(n * n, 1);
+        let b = filled(n * n, 2);
+        let mut c = vec![0.0f32; n * n];
+        group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+        // Fewer samples for the big sizes keep the whole bench to a few minutes.
+        group.sample_size(if n >= 1024 { 20 } else { 50 });
+        group.measurement_time(Duration::from_secs(if n >= 2048 { 8 } else { 4 }));
+        group.bench_with_input(BenchmarkId::new("deltaw", n), &n, |bench, &n| {
+            bench.iter(|| {
+                sgemm(n, n, n, row_major(&a, n), row_major(&b, n), &mut c, n, false);
+                black_box(&mut c);
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("matrixmultiply", n), &n, |bench, &n| {
+            let s = n as isize;
+            bench.iter(|| {
+                // SAFETY: a, b and c are n×n row-major buffers (row stride n, column stride 1)
+                // that outlive the call, and c does not alias a or b.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        n, n, n, 1.0, a.as_ptr(), s, 1, b.as_ptr(), s, 1, 0.0, c.as_mut_ptr(), s, 1,
+                    )
+                };
+                black_box(&mut c);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_sgemm);
+criterion_main!(benches);

@@ -1,0 +1,163 @@
+//! Elementwise kernels over strided, broadcast operands: unary maps, binary ops with NumPy
+//! broadcasting, and the ternary select behind `where_`.
+//!
+//! Each op is a closure passed to a generic loop, so the compiler emits one tight loop per op;
+//! when the inner strides are 1 (or 0 for a broadcast scalar) the loop runs over slices and
+//! vectorises.
+
+use super::math;
+use super::strided::StridedPlan;
+use crate::layout::Layout;
+
+/// A one-input elementwise function. Scalar-parameter variants carry their constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Silu,
+    /// GELU with the exact erf CDF (BERT).
+    Gelu,
+    /// GELU's tanh approximation (GPT-2).
+    GeluTanh,
+    Powf(f32),
+    AddScalar(f32),
+    MulScalar(f32),
+    DivScalar(f32),
+    /// `s / x`.
+    ScalarDiv(f32),
+}
+
+/// A two-input elementwise function; comparisons return 1.0 for true and 0.0 for false.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// Elementwise max; NaN in either input gives NaN, as `torch.maximum`.
+    Maximum,
+    Minimum,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Applies `op` to every element of the view `layout` over `src`; returns row-major output.
+pub fn unary(op: UnaryOp, src: &[f32], layout: &Layout) -> Vec<f32> {
+    match op {
+        UnaryOp::Neg => map(src, layout, |x| -x),
+        UnaryOp::Abs => map(src, layout, f32::abs),
+        UnaryOp::Exp => map(src, layout, f32::exp),
+        UnaryOp::Log => map(src, layout, f32::ln),
+        UnaryOp::Sqrt => map(src, layout, f32::sqrt),
+        UnaryOp::Rsqrt => map(src, layout, |x| 1.0 / x.sqrt()),
+        UnaryOp::Tanh => map(src, layout, f32::tanh),
+        UnaryOp::Sigmoid => map(src, layout, math::sigmoid),
+        UnaryOp::Relu => map(src, layout, |x| if x > 0.0 { x } else { 0.0 }),
+        UnaryOp::Silu => map(src, layout, |x| x * math::sigmoid(x)),
+        UnaryOp::Gelu => map(src, layout, math::gelu_erf),
+        UnaryOp::GeluTanh => map(src, layout, math::gelu_tanh),
+        UnaryOp::Powf(e) if e == 2.0 => map(src, layout, |x| x * x),
+        UnaryOp::Powf(e) => map(src, layout, |x| x.powf(e)),
+        UnaryOp::AddScalar(s) => map(src, layout, |x| x + s),
+        UnaryOp::MulScalar(s) => map(src, layout, |x| x * s),
+        UnaryOp::DivScalar(s) => map(src, layout, |x| x / s),
+        UnaryOp::ScalarDiv(s) => map(src, layout, |x| s / x),
+    }
+}
+
+fn map<F: Fn(f32) -> f32 + Sync>(src: &[f32], layout: &Layout, f: F) -> Vec<f32> {
+    let mut out = vec![0.0; layout.shape().numel()];
+    let plan = StridedPlan::<1>::new(layout.dims(), [(layout.strides(), layout.offset())]);
+    plan.for_each_segment(&mut out, |dst, [o], [s]| {
+        if s == 1 {
+            let n = dst.len();
+            for (d, &x) in dst.iter_mut().zip(&src[o..o + n]) {
+                *d = f(x);
+            }
+        } else {
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = f(src[o + j * s]);
+            }
+        }
+    });
+    out
+}
+
+/// `op(a, b)` elementwise, with `la` and `lb` already broadcast to the output shape.
+pub fn binary(op: BinaryOp, a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> Vec<f32> {
+    let bool_f32 = |c: bool| if c { 1.0 } else { 0.0 };
+    match op {
+        BinaryOp::Add => zip(a, la, b, lb, |x, y| x + y),
+        BinaryOp::Sub => zip(a, la, b, lb, |x, y| x - y),
+        BinaryOp::Mul => zip(a, la, b, lb, |x, y| x * y),
+        BinaryOp::Div => zip(a, la, b, lb, |x, y| x / y),
+        BinaryOp::Maximum => zip(a, la, b, lb, |x, y| if x >= y || x.is_nan() { x } else { y }),
+        BinaryOp::Minimum => zip(a, la, b, lb, |x, y| if x <= y || x.is_nan() { x } else { y }),
+        BinaryOp::Eq => zip(a, la, b, lb, |x, y| bool_f32(x == y)),
+        BinaryOp::Ne => zip(a, la, b, lb, |x, y| bool_f32(x != y)),
+        BinaryOp::Lt => zip(a, la, b, lb, |x, y| bool_f32(x < y)),
+        BinaryOp::Le => zip(a, la, b, lb, |x, y| bool_f32(x <= y)),
+        BinaryOp::Gt => zip(a, la, b, lb, |x, y| bool_f32(x > y)),
+        BinaryOp::Ge => zip(a, la, b, lb, |x, y| bool_f32(x >= y)),
+    }
+}
+
+fn zip<F: Fn(f32, f32) -> f32 + Sync>(a: &[f32], la: &Layout, b: &[f32], lb: &Layout, f: F) -> Vec<f32> {
+    let mut out = vec![0.0; la.shape().numel()];
+    let plan = StridedPlan::<2>::new(la.dims(), [(la.strides(), la.offset()), (lb.strides(), lb.offset())]);
+    plan.for_each_segment(&mut out, |dst, [oa, ob], strides| {
+        let n = dst.len();
+        match strides {
+            [1, 1] => {
+                for ((d, &x), &y) in dst.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]) {
+                    *d = f(x, y);
+                }
+            }
+            [1, 0] => {
+                let y = b[ob];
+                for (d, &x) in dst.iter_mut().zip(&a[oa..oa + n]) {
+                    *d = f(x, y);
+                }
+            }
+            [0, 1] => {
+                let x = a[oa];
+                for (d, &y) in dst.iter_mut().zip(&b[ob..ob + n]) {
+                    *d = f(x, y);
+                }
+            }
+            [sa, sb] => {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = f(a[oa + j * sa], b[ob + j * sb]);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `cond != 0 ? on_true : on_false` elementwise; all three layouts broadcast to the output.
+pub fn select(cond: (&[f32], &Layout), on_true: (&[f32], &Layout), on_false: (&[f32], &Layout)) -> Vec<f32> {
+    let (c, lc) = cond;
+    let (t, lt) = on_true;
+    let (f, lf) = on_false;
+    let mut out = vec![0.0; lc.shape().numel()];
+    let operands = [(lc.strides(), lc.offset()), (lt.strides(), lt.offset()), (lf.strides(), lf.offset())];
+    let plan = StridedPlan::<3>::new(lc.dims(), operands);
+    plan.for_each_segment(&mut out, |dst, [oc, ot, of], [sc, st, sf]| {
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = if c[oc + j * sc] != 0.0 { t[ot + j * st] } else { f[of + j * sf] };
+        }
+    });
+    out
+}

@@ -1,0 +1,82 @@
+//! Which micro-kernel runs: detected once from the CPU, overridable with `DELTAW_GEMM_KERNEL`.
+
+use std::sync::OnceLock;
+
+/// A micro-kernel computes one MR×NR tile of C from packed panels:
+///
+/// `C[i*ldc + j] (+)= Σ_{p < kc} a[p*MR + i] · b[p*NR + j]` for i < MR, j < NR,
+/// adding to C when `accumulate` is true and overwriting it (without reading) otherwise.
+///
+/// # Safety
+/// `kc ≥ 1`; `a` must be valid for reading `kc*MR` floats and `b` for `kc*NR` floats (the
+/// kernels use unaligned loads, so 64-byte alignment of `b` only saves time); `c` must be valid for reading and writing MR rows of NR floats
+/// spaced `ldc` apart, not aliased by anything else during the call; and the CPU must
+/// support the kernel's instruction set (guaranteed for kernels from [`available`]).
+pub(crate) type TileFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+);
+
+/// The largest MR·NR of any kernel: edge tiles are computed into a local array this big.
+pub(crate) const MAX_TILE: usize = 12 * 32;
+
+/// A micro-kernel with its register tile (MR×NR) and the cache blocks sized for it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kernel {
+    pub name: &'static str,
+    /// Rows of the register tile of C, i.e. the height of a packed A panel.
+    pub mr: usize,
+    /// Columns of the register tile of C, i.e. the width of a packed B panel.
+    pub nr: usize,
+    /// Depth of one packed slice: an MR×KC A panel must fit in L1 beside streaming B.
+    pub kc: usize,
+    /// Columns of one packed B block: KC×NC floats must fit in L2.
+    pub nc: usize,
+    /// Most rows of A one task packs at a time (bounds the per-thread buffer).
+    pub mc: usize,
+    pub tile: TileFn,
+}
+
+/// The kernel `sgemm` uses: `DELTAW_GEMM_KERNEL` if set and supported, else the fastest.
+pub(crate) fn selected() -> &'static Kernel {
+    static SELECTED: OnceLock<Kernel> = OnceLock::new();
+    SELECTED.get_or_init(|| {
+        let all = available();
+        let wanted = std::env::var("DELTAW_GEMM_KERNEL").ok();
+        let forced = wanted.as_deref().and_then(|w| all.iter().find(|k| k.name.starts_with(w)));
+        if let (Some(w), None) = (&wanted, forced) {
+            eprintln!("deltaw: DELTAW_GEMM_KERNEL={w} is not supported here; using {}", all[0].name);
+        }
+        *forced.unwrap_or(&all[0])
+    })
+}
+
+/// Every kernel this CPU can run, fastest first; the portable one is always last.
+pub(crate) fn available() -> Vec<Kernel> {
+    let mut all = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            all.push(super::kernel_avx512::KERNEL);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            all.push(super::kernel_avx2::KERNEL);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            all.push(super::kernel_neon::KERNEL);
+        }
+    }
+    all.push(super::kernel_portable::KERNEL);
+    for k in &all {
+        assert!(k.mr * k.nr <= MAX_TILE, "gemm kernel {} tile exceeds MAX_TILE", k.name);
+    }
+    all
+}

@@ -1,0 +1,143 @@
+//! Single-precision GEMM on the CPU: packed panels, cache blocking, a SIMD micro-kernel.
+//!
+//! `sgemm` computes `C = A·B` (or `C += A·B`) for strided f32 operands. The design is the
+//! classic Goto/BLIS one, written for a row-major `C`:
+//!
+//! ```text
+//! for jc in 0..n step NC                  B block columns (the packed B block lives in L2)
+//!   for pc in 0..k step KC                depth slice: C += A[:, pc..] · B[pc.., jc..]
+//!     pack B[pc.., jc..] into NR-column panels (shared by all threads)
+//!     parallel over tasks = rectangles of C inside this block:
+//!       pack the task's rows of A[.., pc..] into MR-row panels (private to the thread)
+//!       for ir over A panels              one MR×KC A panel stays in L1 ...
+//!         for jr over B panels            ... while KC×NR B panels stream from L2
+//!           micro-kernel: MR×NR tile of C += A panel · B panel
+//! ```
+//!
+//! Files: `pack.rs` (panel layouts), `driver.rs` (the loops above and the thread split),
+//! `dispatch.rs` (which micro-kernel runs, with its block sizes), one `kernel_*.rs` per
+//! instruction set.
+
+mod dispatch;
+mod driver;
+mod kernel_portable;
+mod pack;
+
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx2;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512;
+#[cfg(target_arch = "aarch64")]
+mod kernel_neon;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_prop;
+
+/// A read-only strided matrix view: element (i, j) is `data[offset + i * row_stride + j * col_stride]`.
+/// Transposed or sliced operands are just other strides: no copy is needed before calling `sgemm`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl MatRef<'_> {
+    /// The same elements seen as the transposed matrix: (i, j) here is (j, i) of `self`.
+    pub(crate) fn t(self) -> Self {
+        MatRef { row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+
+    /// Element (i, j); bounds-checked against `data`.
+    pub(crate) fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[self.offset + i * self.row_stride + j * self.col_stride]
+    }
+}
+
+/// C = A·B for A (m×k), B (k×n), written into the row-major `c` with row stride `ldc` (c[i*ldc + j]).
+/// `accumulate == true` computes C += A·B instead (used for gradient accumulation).
+/// Correct for every shape incl. m, n or k = 0 or 1, odd sizes, tall-skinny; k = 0 gives C = 0 (or unchanged when accumulating).
+/// Parallel over blocks of C with rayon (use rayon's global pool; stay serial for tiny problems where threading costs more than it saves).
+///
+/// Without `accumulate`, C is only written, never read, so it may hold garbage (even NaN).
+/// The micro-kernel is chosen once per process from the CPU's features (see [`kernel_name`]);
+/// `DELTAW_GEMM_KERNEL=portable|avx2|avx512|neon` forces one the CPU supports.
+///
+/// # Panics
+/// If `a` cannot hold an m×k matrix, `b` a k×n one, or `c` m rows of n with stride `ldc`
+/// (including `ldc < n` when m > 1, which would make rows overlap).
+#[track_caller]
+#[allow(clippy::too_many_arguments)] // the BLAS signature: three shapes, three operands, one flag
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    check_shapes(m, n, k, &a, &b, c.len(), ldc);
+    driver::gemm(dispatch::selected(), m, n, k, a, b, c, ldc, accumulate);
+}
+
+/// The micro-kernel `sgemm` uses on this machine, as "isa MRxNR" (rows × columns of the
+/// register tile of C), e.g. "avx512f 12x32", "avx2+fma 6x16", "neon 8x8" or "portable 4x8".
+pub fn kernel_name() -> &'static str {
+    dispatch::selected().name
+}
+
+/// Panics unless every element the shapes address lies inside its buffer.
+#[track_caller]
+fn check_shapes(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    c_len: usize,
+    ldc: usize,
+) {
+    check_view("A", m, k, a, (m, n, k));
+    check_view("B", k, n, b, (m, n, k));
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        m == 1 || ldc >= n,
+        "sgemm (m={m}, n={n}, k={k}): ldc = {ldc} < n would make the rows of C overlap"
+    );
+    // The last element written is c[(m-1)*ldc + n-1].
+    let need = (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n));
+    assert!(
+        need.is_some_and(|need| need <= c_len),
+        "sgemm (m={m}, n={n}, k={k}): C with ldc = {ldc} needs {need:?} elements, has {c_len}"
+    );
+}
+
+/// Panics unless the `rows`×`cols` view stays inside `view.data`.
+#[track_caller]
+fn check_view(name: &str, rows: usize, cols: usize, view: &MatRef<'_>, mnk: (usize, usize, usize)) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let (m, n, k) = mnk;
+    // The largest index read is offset + (rows-1)*row_stride + (cols-1)*col_stride.
+    let last = (rows - 1)
+        .checked_mul(view.row_stride)
+        .and_then(|x| x.checked_add((cols - 1).checked_mul(view.col_stride)?))
+        .and_then(|x| x.checked_add(view.offset));
+    assert!(
+        last.is_some_and(|last| last < view.data.len()),
+        "sgemm (m={m}, n={n}, k={k}): {name} as {rows}x{cols} (offset {}, strides {}x{}) \
+         reads up to index {last:?} but has {} elements",
+        view.offset,
+        view.row_stride,
+        view.col_stride,
+        view.data.len()
+    );
+}

@@ -1,0 +1,12 @@
+//! The CPU backend: kernels over host buffers, parallel with rayon. The front end (`ops/`)
+//! hands them contiguous data or explicit strides plus small dimension structs.
+
+pub mod convert;
+pub mod copy;
+pub mod elementwise;
+pub mod gemm;
+pub mod index;
+pub mod math;
+pub mod nn;
+pub mod reduce;
+pub mod strided;

@@ -1,0 +1,104 @@
+//! Row-wise neural-network kernels over contiguous `(rows, C)` data, parallel over rows:
+//! softmax, log-softmax and layer norm (forward saving `mean` and `rstd` for the backward).
+
+use super::math::exp_fast;
+use super::reduce::sum;
+use rayon::prelude::*;
+
+/// Rows per rayon task: keeps tasks above ~16k elements when rows are short.
+fn min_rows(c: usize) -> usize {
+    (16_384 / c.max(1)).max(1)
+}
+
+/// `y = exp(x - max) / Σ exp(x - max)` for each row of length `c`. Subtracting the row max
+/// makes every exponent ≤ 0, so nothing overflows; a row of all -inf gives NaN, as PyTorch.
+pub fn softmax_forward(x: &[f32], c: usize) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    y.par_chunks_mut(c).zip(x.par_chunks(c)).with_min_len(min_rows(c)).for_each(|(yr, xr)| {
+        let max = row_max(xr);
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = exp_fast(v - max);
+        }
+        let inv = 1.0 / sum(yr);
+        yr.iter_mut().for_each(|o| *o *= inv);
+    });
+    y
+}
+
+/// `y = (x - max) - log Σ exp(x - max)` for each row: log-softmax without forming the
+/// (underflowing) probabilities.
+pub fn log_softmax_forward(x: &[f32], c: usize) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    y.par_chunks_mut(c).zip(x.par_chunks(c)).with_min_len(min_rows(c)).for_each(|(yr, xr)| {
+        // (x - max) - lse, not x - (max + lse): x - max is exact for the large entries, and
+        // adding lse to a large max first would round away its low bits.
+        let max = row_max(xr);
+        let lse = log_sum_exp_shifted(xr, max);
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = (v - max) - lse;
+        }
+    });
+    y
+}
+
+pub fn row_max(xs: &[f32]) -> f32 {
+    xs.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `log Σ exp(x - max)` for the row's `max`.
+pub fn log_sum_exp_shifted(xs: &[f32], max: f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().map(|&v| exp_fast(v - max)).sum();
+    for ch in chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a += exp_fast(v - max);
+        }
+    }
+    (acc.iter().sum::<f32>() + tail).ln()
+}
+
+/// Layer norm's outputs: `y`, and per row `mean` and `rstd = 1 / sqrt(var + eps)`.
+pub struct LayerNormOut {
+    pub y: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub rstd: Vec<f32>,
+}
+
+/// `y = (x - mean) · rstd · weight + bias` over rows of length `c`, with the biased variance
+/// `var = Σ (x - mean)² / c` computed in a second pass over the row (stable for large means).
+pub fn layer_norm_forward(x: &[f32], weight: &[f32], bias: &[f32], c: usize, eps: f32) -> LayerNormOut {
+    let rows = x.len() / c.max(1);
+    let mut out = LayerNormOut { y: vec![0.0; x.len()], mean: vec![0.0; rows], rstd: vec![0.0; rows] };
+    let stats = out.mean.par_iter_mut().zip(out.rstd.par_iter_mut());
+    out.y.par_chunks_mut(c).zip(x.par_chunks(c)).zip(stats).with_min_len(min_rows(c)).for_each(|((yr, xr), (m, r))| {
+        let mean = sum(xr) / c as f32;
+        let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+        let rstd = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &w), &b) in yr.iter_mut().zip(xr).zip(weight).zip(bias) {
+            *o = (v - mean) * rstd * w + b;
+        }
+        (*m, *r) = (mean, rstd);
+    });
+    out
+}
+
+/// Mean over rows of `logsumexp(row) - row[target]`, skipping rows whose target is
+/// `ignore_index`; `(sum, count)` so the caller divides (0/0 = NaN when all are ignored,
+/// as PyTorch).
+///
+/// # Panics
+/// If a target is outside `0..c` and not `ignore_index`.
+pub fn cross_entropy_forward(logits: &[f32], targets: &[i32], c: usize, ignore_index: i32) -> (f64, usize) {
+    logits
+        .par_chunks(c)
+        .zip(targets.par_iter())
+        .filter(|(_, &t)| t != ignore_index)
+        .map(|(row, &t)| {
+            assert!(t >= 0 && (t as usize) < c, "cross_entropy: target {t} is out of range for {c} classes");
+            let max = row_max(row);
+            let lse = max + log_sum_exp_shifted(row, max);
+            ((lse - row[t as usize]) as f64, 1)
+        })
+        .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+}

@@ -1,0 +1,53 @@
+//! # deltaw-tensor
+//!
+//! N-dimensional tensors with shapes, strides and NumPy broadcasting, on a CPU backend that
+//! runs every kernel in parallel with rayon and multiplies matrices with its own SIMD GEMM.
+//!
+//! ```
+//! use deltaw_tensor::{Device, Seed, Tensor};
+//! let dev = Device::Cpu;
+//! let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], (2, 3), &dev)?; // length checked
+//! let b = Tensor::randn((3, 4), Seed(7), &dev);   // reproducible for any thread count
+//! let c = a.matmul(&b);                            // (2, 4)
+//! let p = (&c * 2.0).softmax(-1);                  // dims may be negative, as in PyTorch
+//! let v: Vec<f32> = p.to_vec();
+//! assert_eq!(v.len(), 8);
+//! assert!((p.sum(-1).to_vec()[0] - 1.0).abs() < 1e-6);
+//! # Ok::<(), deltaw_tensor::Error>(())
+//! ```
+//!
+//! ## Design
+//! - A [`Tensor`] is shared storage (`Arc`) plus a [`Layout`] (shape, strides, offset). Views —
+//!   `reshape` of contiguous data, `transpose`, `permute`, `narrow`, `expand` — never copy;
+//!   `contiguous()` copies only when needed.
+//! - Compute is f32. f16 and bf16 are storage types ([`Tensor::to_dtype`]); i32 holds indices.
+//! - Data from outside (lengths, files, conversions) returns [`Result`]; API misuse (shapes
+//!   that do not fit, dims out of range) panics with the op name and the shapes.
+//! - Kernels live in [`cpu`]: elementwise maps over coalesced strided operands, row-parallel
+//!   reductions and nn kernels, and a packed, cache-blocked GEMM with an AVX-512 / AVX2+FMA /
+//!   NEON micro-kernel chosen at run time ([`cpu::gemm`]).
+
+pub mod cpu;
+mod device;
+mod display;
+mod dtype;
+mod error;
+mod layout;
+mod ops;
+mod rng;
+pub mod safetensors;
+mod shape;
+mod storage;
+mod tensor;
+
+pub use cpu::elementwise::{BinaryOp, UnaryOp};
+pub use cpu::reduce::ReduceOp;
+pub use device::Device;
+pub use dtype::{DType, Element};
+pub use error::{Error, Result};
+pub use layout::{Layout, StridedOffsets};
+pub use ops::LayerNormOutput;
+pub use rng::Seed;
+pub use shape::{Dim, Shape};
+pub use storage::{CpuStorage, IntoStorage, Storage};
+pub use tensor::Tensor;

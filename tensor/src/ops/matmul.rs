@@ -1,0 +1,81 @@
+//! Matrix multiplication, 2-D and batched with broadcast leading dims, as `torch.matmul`.
+//!
+//! Operands are passed to the GEMM as strided views, so a transposed (`x.t()`) or sliced
+//! operand is multiplied in place with no copy: the packing step of the GEMM reads any strides.
+
+use crate::cpu::gemm::{sgemm, MatRef};
+use crate::layout::Layout;
+use crate::shape::Shape;
+use crate::Tensor;
+use rayon::prelude::*;
+
+impl Tensor {
+    /// `self @ rhs`: `(.., M, K) @ (.., K, N) -> (.., M, N)`, leading (batch) dims broadcast.
+    /// A 1-D `self` is a row vector and a 1-D `rhs` a column vector; their unit dim is dropped
+    /// from the result, as in PyTorch.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], (2, 2), &Device::Cpu)?;
+    /// assert_eq!(a.matmul(&a.t()).to_vec(), vec![5.0, 11.0, 11.0, 25.0]);
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// `matmul: lhs (2, 3) and rhs (4, 5): inner dimensions 3 and 4 differ`, and likewise when
+    /// batch dims do not broadcast, an operand is 0-d, or the devices differ.
+    #[track_caller]
+    pub fn matmul(&self, rhs: &Tensor) -> Tensor {
+        assert!(self.rank() >= 1 && rhs.rank() >= 1, "matmul: lhs {:?} and rhs {:?}: both need at least 1 dim", self.shape(), rhs.shape());
+        assert_eq!(self.device(), rhs.device(), "matmul: lhs is on {} and rhs on {}", self.device(), rhs.device());
+        let lhs2 = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
+        let rhs2 = if rhs.rank() == 1 { rhs.unsqueeze(1) } else { rhs.clone() };
+        let mut out = matmul_batched(&lhs2, &rhs2, self, rhs);
+        if rhs.rank() == 1 {
+            out = out.squeeze(-1);
+        }
+        if self.rank() == 1 {
+            out = out.squeeze(if rhs.rank() == 1 { -1 } else { -2 });
+        }
+        out
+    }
+}
+
+/// Both operands have rank ≥ 2 here; `orig_*` are only for error messages.
+#[track_caller]
+fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tensor) -> Tensor {
+    let (m, k) = (lhs.dim(-2), lhs.dim(-1));
+    let (k2, n) = (rhs.dim(-2), rhs.dim(-1));
+    if k != k2 {
+        panic!("matmul: lhs {:?} and rhs {:?}: inner dimensions {k} and {k2} differ", orig_lhs.shape(), orig_rhs.shape());
+    }
+    let batch_l = Shape::from(&lhs.dims()[..lhs.rank() - 2]);
+    let batch_r = Shape::from(&rhs.dims()[..rhs.rank() - 2]);
+    let batch = batch_l.broadcast(&batch_r).unwrap_or_else(|| {
+        panic!("matmul: lhs {:?} and rhs {:?}: batch dims {batch_l:?} and {batch_r:?} cannot be broadcast", orig_lhs.shape(), orig_rhs.shape())
+    });
+    let with_batch = |rows, cols| Shape::from([batch.dims(), &[rows, cols]].concat());
+    let la = lhs.layout().broadcast_to(&with_batch(m, k)).expect("batch dims broadcast");
+    let lb = rhs.layout().broadcast_to(&with_batch(k, n)).expect("batch dims broadcast");
+    let (a, b) = (lhs.f32_storage("matmul"), rhs.f32_storage("matmul"));
+    let mut out = vec![0.0f32; batch.numel() * m * n];
+    if m * n > 0 {
+        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
+            let ma = mat_ref(a, &la, batch.dims(), i);
+            let mb = mat_ref(b, &lb, batch.dims(), i);
+            sgemm(m, n, k, ma, mb, c, n, false);
+        });
+    }
+    Tensor::from_f32(out, with_batch(m, n))
+}
+
+/// The `i`-th matrix (row-major over the batch dims) of a batch-broadcast layout.
+fn mat_ref<'a>(data: &'a [f32], layout: &Layout, batch: &[usize], mut i: usize) -> MatRef<'a> {
+    let r = layout.strides().len();
+    let mut offset = layout.offset();
+    for d in (0..batch.len()).rev() {
+        offset += (i % batch[d]) * layout.strides()[d];
+        i /= batch[d];
+    }
+    MatRef { data, offset, row_stride: layout.strides()[r - 2], col_stride: layout.strides()[r - 1] }
+}

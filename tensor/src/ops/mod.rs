@@ -1,0 +1,12 @@
+//! The op front end: validates shapes and dims (panicking with the op name and both shapes on
+//! misuse), resolves broadcasting and views, then calls a backend kernel.
+
+mod arith;
+mod elementwise;
+mod index;
+mod matmul;
+mod nn;
+mod reduce;
+mod views;
+
+pub use nn::LayerNormOutput;

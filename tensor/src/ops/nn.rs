@@ -1,0 +1,115 @@
+//! Neural-network ops: softmax, log-softmax, layer norm, embedding lookup, cross-entropy.
+
+use crate::cpu::nn as kernels;
+use crate::shape::Dim;
+use crate::Tensor;
+
+/// Layer norm's output with the statistics its backward pass needs.
+#[derive(Clone, Debug)]
+pub struct LayerNormOutput {
+    /// Normalised, scaled and shifted input, same shape as the input.
+    pub output: Tensor,
+    /// Per-row mean, shape `input.shape[..-1]`.
+    pub mean: Tensor,
+    /// Per-row `1 / sqrt(var + eps)` (biased variance), shape `input.shape[..-1]`.
+    pub rstd: Tensor,
+}
+
+impl Tensor {
+    /// Softmax along `dim`: `exp(x - max) / Σ exp(x - max)`, as `torch.softmax`. Numerically
+    /// stable for any logits; the last dim is the fast path (other dims are moved there).
+    #[track_caller]
+    pub fn softmax(&self, dim: impl Dim) -> Tensor {
+        self.along_last_dim(dim, "softmax", kernels::softmax_forward)
+    }
+
+    /// `x - max - log Σ exp(x - max)` along `dim`, as `torch.log_softmax`.
+    #[track_caller]
+    pub fn log_softmax(&self, dim: impl Dim) -> Tensor {
+        self.along_last_dim(dim, "log_softmax", kernels::log_softmax_forward)
+    }
+
+    /// Runs a row kernel over `dim` by moving it last (a transpose and copy when it is not).
+    #[track_caller]
+    fn along_last_dim(&self, dim: impl Dim, op: &str, kernel: fn(&[f32], usize) -> Vec<f32>) -> Tensor {
+        let d = dim.resolve(self.rank().max(1), op, self.shape());
+        if self.rank() == 0 {
+            return Tensor::from_f32(kernel(&self.f32_values(op), 1), ());
+        }
+        let last = self.rank() - 1;
+        let moved = if d == last { self.clone() } else { self.transpose(d, last) };
+        let c = moved.dims()[last];
+        let out = Tensor::from_f32(kernel(&moved.f32_values(op), c), moved.shape());
+        if d == last {
+            out
+        } else {
+            out.transpose(d, last).contiguous()
+        }
+    }
+
+    /// Layer normalisation over the last dimension, as `torch.nn.functional.layer_norm`.
+    ///
+    /// Per row of length C: `y = (x - mean) / sqrt(var + eps) * weight + bias` with the biased
+    /// variance. Shapes: `x` is `(.., C)`, `weight` and `bias` are `(C,)`. Returns `mean` and
+    /// `rstd` too (what the backward pass needs); see [`Tensor::layer_norm`] for just `y`.
+    /// BERT uses eps 1e-12, GPT-2 1e-5.
+    ///
+    /// # Panics
+    /// If the last dimension of `x` differs from the length of `weight` or `bias`.
+    #[track_caller]
+    pub fn layer_norm_with_stats(&self, weight: &Tensor, bias: &Tensor, eps: f32) -> LayerNormOutput {
+        let c = if self.rank() == 0 { 1 } else { self.dim(-1) };
+        if weight.dims() != [c] || bias.dims() != [c] {
+            panic!(
+                "layer_norm: input {:?} needs weight and bias of shape ({c},), got {:?} and {:?}",
+                self.shape(),
+                weight.shape(),
+                bias.shape()
+            );
+        }
+        let o = kernels::layer_norm_forward(&self.f32_values("layer_norm"), &weight.f32_values("layer_norm"), &bias.f32_values("layer_norm"), c, eps);
+        let rows = &self.dims()[..self.rank().saturating_sub(1)];
+        LayerNormOutput {
+            output: Tensor::from_f32(o.y, self.shape()),
+            mean: Tensor::from_f32(o.mean, rows),
+            rstd: Tensor::from_f32(o.rstd, rows),
+        }
+    }
+
+    /// Layer normalisation over the last dim; see [`Tensor::layer_norm_with_stats`].
+    #[track_caller]
+    pub fn layer_norm(&self, weight: &Tensor, bias: &Tensor, eps: f32) -> Tensor {
+        self.layer_norm_with_stats(weight, bias, eps).output
+    }
+
+    /// Embedding lookup: `self` is the `(V, C)` table, `ids` an i32 tensor of any shape;
+    /// returns `ids.shape + (C,)` with row `ids[i]` of the table at position `i`.
+    ///
+    /// # Panics
+    /// If `self` is not 2-D, `ids` is not i32, or an id is outside `0..V`.
+    #[track_caller]
+    pub fn embedding(&self, ids: &Tensor) -> Tensor {
+        assert_eq!(self.rank(), 2, "embedding: the table must be (V, C), got shape {:?}", self.shape());
+        let rows = self.index_select(0, &ids.flatten_all());
+        let mut shape = ids.dims().to_vec();
+        shape.push(self.dims()[1]);
+        rows.reshape(shape)
+    }
+
+    /// Mean cross-entropy between `self`, logits `(.., V)`, and i32 class `targets` `(..)`,
+    /// skipping targets equal to `ignore_index` (PyTorch's default is -100):
+    /// `loss = Σ_valid (logsumexp(logits_i) - logits_i[t_i]) / n_valid`, a 0-d tensor
+    /// (NaN when every target is ignored, as PyTorch).
+    ///
+    /// # Panics
+    /// If the shapes disagree or a target is outside `0..V` and not `ignore_index`.
+    #[track_caller]
+    pub fn cross_entropy(&self, targets: &Tensor, ignore_index: i32) -> Tensor {
+        let v = self.dim(-1);
+        if self.dims()[..self.rank() - 1] != *targets.dims() {
+            panic!("cross_entropy: logits {:?} need targets of shape {:?}, got {:?}", self.shape(), &self.dims()[..self.rank() - 1], targets.shape());
+        }
+        let (sum, count) = kernels::cross_entropy_forward(&self.f32_values("cross_entropy"), &targets.i32_values("cross_entropy"), v, ignore_index);
+        Tensor::from_f32(vec![(sum / count as f64) as f32], ())
+    }
+}

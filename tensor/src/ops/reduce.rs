@@ -1,0 +1,115 @@
+//! Reductions along a dim (`sum`, `mean`, `max`, `min`, `argmax`, `var`, each with a
+//! `_keepdim` twin) and over all elements (`sum_all`...).
+
+use crate::cpu::reduce::{self as kernels, ReduceDims, ReduceOp};
+use crate::shape::Dim;
+use crate::storage::CpuStorage;
+use crate::Tensor;
+
+impl Tensor {
+    /// Reduces `dim` with `op`; the output drops that dim, or keeps it with size 1.
+    /// `ArgMax` gives an i32 tensor, every other op f32.
+    #[track_caller]
+    pub fn reduce(&self, dim: impl Dim, op: ReduceOp, keepdim: bool) -> Tensor {
+        let name = format!("{op:?}").to_lowercase();
+        let d = dim.resolve(self.rank(), &name, self.shape());
+        let dims = self.dims();
+        let rdims = ReduceDims { outer: dims[..d].iter().product(), d: dims[d], inner: dims[d + 1..].iter().product() };
+        if rdims.d == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::ArgMax) {
+            panic!("{name}: cannot reduce dim {d} of size 0 in shape {:?}", self.shape());
+        }
+        let out = kernels::reduce(op, &self.f32_values(&name), rdims);
+        let mut shape = dims.to_vec();
+        if keepdim {
+            shape[d] = 1;
+        } else {
+            shape.remove(d);
+        }
+        match op {
+            ReduceOp::ArgMax => Tensor::from_cpu(CpuStorage::I32(out.iter().map(|&i| i as i32).collect()), shape),
+            _ => Tensor::from_f32(out, shape),
+        }
+    }
+
+    /// Sum over `dim`, which disappears from the shape.
+    #[track_caller]
+    pub fn sum(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Sum, false)
+    }
+
+    /// Sum over `dim`, kept with size 1.
+    #[track_caller]
+    pub fn sum_keepdim(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Sum, true)
+    }
+
+    #[track_caller]
+    pub fn mean(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Mean, false)
+    }
+
+    #[track_caller]
+    pub fn mean_keepdim(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Mean, true)
+    }
+
+    /// Largest value along `dim` (NaN if any element is NaN).
+    #[track_caller]
+    pub fn max(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Max, false)
+    }
+
+    #[track_caller]
+    pub fn max_keepdim(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Max, true)
+    }
+
+    #[track_caller]
+    pub fn min(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Min, false)
+    }
+
+    #[track_caller]
+    pub fn min_keepdim(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Min, true)
+    }
+
+    /// Index (i32) of the first maximum along `dim`.
+    #[track_caller]
+    pub fn argmax(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::ArgMax, false)
+    }
+
+    #[track_caller]
+    pub fn argmax_keepdim(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::ArgMax, true)
+    }
+
+    /// Unbiased variance along `dim`: `Σ (x - mean)² / (d - 1)`, as `torch.var`.
+    #[track_caller]
+    pub fn var(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Var, false)
+    }
+
+    #[track_caller]
+    pub fn var_keepdim(&self, dim: impl Dim) -> Tensor {
+        self.reduce(dim, ReduceOp::Var, true)
+    }
+
+    /// Sum of all elements, as a 0-d tensor.
+    pub fn sum_all(&self) -> Tensor {
+        self.flatten_all().sum(0)
+    }
+
+    pub fn mean_all(&self) -> Tensor {
+        self.flatten_all().mean(0)
+    }
+
+    pub fn max_all(&self) -> Tensor {
+        self.flatten_all().max(0)
+    }
+
+    pub fn min_all(&self) -> Tensor {
+        self.flatten_all().min(0)
+    }
+}

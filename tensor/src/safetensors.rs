@@ -1,0 +1,170 @@
+//! Reading and writing named tensors in the safetensors format (Hugging Face checkpoints).
+//!
+//! F32, F16 and BF16 load as themselves; I64 (PyTorch's index type) loads as I32 and F64 as
+//! F32, each checked so that no value changes silently. Writes are atomic: a temp file in the
+//! same folder, fsync, then rename, so a crash never leaves a half-written checkpoint.
+
+use crate::error::{Error, Result};
+use crate::storage::CpuStorage;
+use crate::{DType, Device, Tensor};
+use half::{bf16, f16};
+use safetensors::tensor::{Dtype as StDtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+/// Named tensors, sorted by name.
+pub type TensorMap = BTreeMap<String, Tensor>;
+
+/// Loads every tensor of a `.safetensors` file.
+///
+/// # Errors
+/// When the file cannot be read or parsed, or a tensor has a dtype deltaw cannot hold; the
+/// message names the file and the tensor.
+pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<TensorMap> {
+    Ok(load_with_metadata(path, device)?.0)
+}
+
+/// [`load`], plus the file's free-form `__metadata__` string map.
+pub fn load_with_metadata(path: impl AsRef<Path>, device: &Device) -> Result<(TensorMap, HashMap<String, String>)> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    load_from_bytes(&bytes, path, device)
+}
+
+/// Parses safetensors `bytes`; `path` is only used in error messages.
+pub fn load_from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(TensorMap, HashMap<String, String>)> {
+    let bad = |e: safetensors::SafeTensorError| Error::Safetensors { path: path.into(), message: e.to_string() };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let file = SafeTensors::deserialize(bytes).map_err(bad)?;
+    let mut tensors = TensorMap::new();
+    for (name, view) in file.iter() {
+        let storage = decode(&view, path, name)?;
+        let tensor = Tensor::from_cpu(storage, view.shape()).to_device(device)?;
+        tensors.insert(name.to_string(), tensor);
+    }
+    Ok((tensors, metadata))
+}
+
+/// Converts one stored tensor to our storage, little-endian and possibly unaligned.
+fn decode(view: &TensorView<'_>, path: &Path, name: &str) -> Result<CpuStorage> {
+    let data = view.data();
+    Ok(match view.dtype() {
+        StDtype::F32 => CpuStorage::F32(read_le(data)),
+        StDtype::F16 => CpuStorage::F16(read_le(data)),
+        StDtype::BF16 => CpuStorage::BF16(read_le(data)),
+        StDtype::I32 => CpuStorage::I32(read_le(data)),
+        StDtype::F64 => CpuStorage::F32(read_le::<f64>(data).into_iter().map(|x| x as f32).collect()),
+        StDtype::I64 => {
+            let wide = read_le::<i64>(data);
+            let narrow = wide.iter().map(|&x| i32::try_from(x)).collect::<std::result::Result<Vec<_>, _>>();
+            CpuStorage::I32(narrow.map_err(|_| Error::BadTensor {
+                tensor: name.into(),
+                message: format!("{}: an I64 value does not fit in i32", path.display()),
+            })?)
+        }
+        other => return Err(Error::UnsupportedDType { path: path.into(), tensor: name.into(), dtype: format!("{other:?}") }),
+    })
+}
+
+/// Copies bytes into a typed vector (the file gives no alignment guarantee for a cast).
+fn read_le<T: bytemuck::Pod>(bytes: &[u8]) -> Vec<T> {
+    bytes.chunks_exact(std::mem::size_of::<T>()).map(bytemuck::pod_read_unaligned).collect()
+}
+
+/// A tensor ready to be written: dtype, shape, and its row-major bytes.
+struct Entry {
+    dtype: StDtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl safetensors::View for &Entry {
+    fn dtype(&self) -> StDtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn entry(t: &Tensor) -> Entry {
+    let c = t.contiguous();
+    let width = c.dtype().size_in_bytes();
+    let start = c.layout().offset() * width;
+    let bytes = c.cpu_storage().as_bytes()[start..start + c.numel() * width].to_vec();
+    let dtype = match c.dtype() {
+        DType::F32 => StDtype::F32,
+        DType::F16 => StDtype::F16,
+        DType::BF16 => StDtype::BF16,
+        DType::I32 => StDtype::I32,
+    };
+    Entry { dtype, shape: c.dims().to_vec(), bytes }
+}
+
+/// Writes named tensors (any layout; stored row-major in their own dtype) with optional
+/// `__metadata__`, atomically.
+///
+/// ```
+/// use deltaw_tensor::{safetensors, Device, Tensor};
+/// let dir = std::env::temp_dir().join(format!("deltaw-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("w.safetensors");
+/// let w = Tensor::ones((2, 3), &Device::Cpu);
+/// safetensors::save([("w", &w)], None, &path)?;
+/// assert_eq!(safetensors::load(&path, &Device::Cpu)?["w"].to_vec(), w.to_vec());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn save<'a, S: AsRef<str>>(
+    tensors: impl IntoIterator<Item = (S, &'a Tensor)>,
+    metadata: Option<HashMap<String, String>>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let entries: Vec<(String, Entry)> = tensors.into_iter().map(|(n, t)| (n.as_ref().to_string(), entry(t))).collect();
+    let views = entries.iter().map(|(n, e)| (n.as_str(), e));
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a temp file in the same folder, fsync and rename, then
+/// fsyncs the folder so the rename itself is durable.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| Error::Io { path: path.into(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            d.sync_all().ok(); // directories cannot be fsynced on every platform
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        std::fs::remove_file(&tmp).ok();
+    }
+    result.map_err(io)
+}
+
+/// Element type helpers used by tests and loaders that want a specific dtype.
+pub fn f16_from_f32(values: &[f32]) -> Vec<f16> {
+    values.iter().map(|&v| f16::from_f32(v)).collect()
+}
+
+/// See [`f16_from_f32`].
+pub fn bf16_from_f32(values: &[f32]) -> Vec<bf16> {
+    values.iter().map(|&v| bf16::from_f32(v)).collect()
+}

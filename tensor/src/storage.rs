@@ -1,0 +1,103 @@
+//! Storage: the flat buffer behind one or more tensors. One enum, one `match` per kernel call,
+//! so nothing above this crate is generic over a backend or an element type.
+
+use crate::dtype::{DType, Element};
+use crate::Device;
+use half::{bf16, f16};
+
+/// A host buffer of one element type.
+#[derive(Clone, Debug)]
+pub enum CpuStorage {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    I32(Vec<i32>),
+}
+
+impl CpuStorage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::F16(_) => DType::F16,
+            CpuStorage::BF16(_) => DType::BF16,
+            CpuStorage::I32(_) => DType::I32,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            CpuStorage::F32(v) => v.len(),
+            CpuStorage::F16(v) => v.len(),
+            CpuStorage::BF16(v) => v.len(),
+            CpuStorage::I32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The buffer as `&[T]` when `T` is its element type.
+    pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
+        (T::DTYPE == self.dtype()).then(|| bytemuck::cast_slice(self.as_bytes()))
+    }
+
+    /// The raw little-endian bytes (for safetensors and device uploads).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            CpuStorage::F32(v) => bytemuck::cast_slice(v),
+            CpuStorage::F16(v) => bytemuck::cast_slice(v),
+            CpuStorage::BF16(v) => bytemuck::cast_slice(v),
+            CpuStorage::I32(v) => bytemuck::cast_slice(v),
+        }
+    }
+}
+
+/// Wraps a typed vector in the matching storage variant.
+pub trait IntoStorage: Element {
+    fn into_storage(data: Vec<Self>) -> CpuStorage;
+}
+
+impl IntoStorage for f32 {
+    fn into_storage(data: Vec<Self>) -> CpuStorage {
+        CpuStorage::F32(data)
+    }
+}
+
+impl IntoStorage for f16 {
+    fn into_storage(data: Vec<Self>) -> CpuStorage {
+        CpuStorage::F16(data)
+    }
+}
+
+impl IntoStorage for bf16 {
+    fn into_storage(data: Vec<Self>) -> CpuStorage {
+        CpuStorage::BF16(data)
+    }
+}
+
+impl IntoStorage for i32 {
+    fn into_storage(data: Vec<Self>) -> CpuStorage {
+        CpuStorage::I32(data)
+    }
+}
+
+/// A buffer on some device.
+#[derive(Debug)]
+pub enum Storage {
+    Cpu(CpuStorage),
+}
+
+impl Storage {
+    pub fn device(&self) -> Device {
+        match self {
+            Storage::Cpu(_) => Device::Cpu,
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::Cpu(s) => s.dtype(),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! `Tensor`: shared storage plus a layout. Cloning is cheap (an `Arc` bump); views share data.
+
+use crate::cpu;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::rng::{self, Seed};
+use crate::shape::{Dim, Shape};
+use crate::storage::{CpuStorage, IntoStorage, Storage};
+use crate::Device;
+use rayon::prelude::*;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// An n-dimensional array on a [`Device`].
+///
+/// Values are immutable: every op returns a new tensor, and views (reshape of contiguous data,
+/// `transpose`, `permute`, `narrow`, `expand`...) return tensors that share the storage.
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    layout: Layout,
+}
+
+impl Tensor {
+    pub(crate) fn new(storage: Arc<Storage>, layout: Layout) -> Tensor {
+        Tensor { storage, layout }
+    }
+
+    /// A contiguous tensor owning `data` (no checks: kernels call this with the right length).
+    pub(crate) fn from_cpu(data: CpuStorage, shape: impl Into<Shape>) -> Tensor {
+        let layout = Layout::contiguous(shape);
+        debug_assert_eq!(data.len(), layout.shape().numel());
+        Tensor::new(Arc::new(Storage::Cpu(data)), layout)
+    }
+
+    pub(crate) fn from_f32(data: Vec<f32>, shape: impl Into<Shape>) -> Tensor {
+        Tensor::from_cpu(CpuStorage::F32(data), shape)
+    }
+
+    /// Builds a tensor from row-major `data` of any element type (f32, f16, bf16, i32).
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], (2, 3), &Device::Cpu)?;
+    /// assert_eq!(t.dims(), &[2, 3]);
+    /// assert!(Tensor::from_vec(vec![1.0f32; 5], (2, 3), &Device::Cpu).is_err());
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When `data.len()` is not the number of elements of `shape`.
+    pub fn from_vec<T: IntoStorage>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::LengthMismatch {
+                what: "Tensor::from_vec".into(),
+                shape: format!("{shape:?}"),
+                expected: shape.numel(),
+                got: data.len(),
+            });
+        }
+        Ok(Tensor::on_device(T::into_storage(data), shape, device))
+    }
+
+    /// Like [`Tensor::from_vec`], copying from a slice.
+    pub fn from_slice<T: IntoStorage>(data: &[T], shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        Tensor::from_vec(data.to_vec(), shape, device)
+    }
+
+    fn on_device(data: CpuStorage, shape: Shape, device: &Device) -> Tensor {
+        match device {
+            Device::Cpu => Tensor::from_cpu(data, shape),
+        }
+    }
+
+    /// A 0-d tensor holding `value`.
+    pub fn scalar(value: f32, device: &Device) -> Tensor {
+        Tensor::full((), value, device)
+    }
+
+    /// A tensor of `shape` with every element `value`.
+    pub fn full(shape: impl Into<Shape>, value: f32, device: &Device) -> Tensor {
+        let shape = shape.into();
+        Tensor::on_device(CpuStorage::F32(vec![value; shape.numel()]), shape, device)
+    }
+
+    pub fn zeros(shape: impl Into<Shape>, device: &Device) -> Tensor {
+        Tensor::full(shape, 0.0, device)
+    }
+
+    pub fn ones(shape: impl Into<Shape>, device: &Device) -> Tensor {
+        Tensor::full(shape, 1.0, device)
+    }
+
+    /// Zeros with this tensor's shape and device (always f32).
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros(self.shape(), &self.device())
+    }
+
+    /// Ones with this tensor's shape and device (always f32).
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::ones(self.shape(), &self.device())
+    }
+
+    /// `[start, start + step, ...]` up to but excluding `end`, as `torch.arange`.
+    ///
+    /// # Panics
+    /// If `step` is zero or has the wrong sign to reach `end`.
+    #[track_caller]
+    pub fn arange_step(start: f32, end: f32, step: f32, device: &Device) -> Tensor {
+        let len = ((end - start) / step).ceil();
+        assert!(step != 0.0 && len >= 0.0, "arange: cannot go from {start} to {end} in steps of {step}");
+        let data = (0..len as usize).map(|i| start + i as f32 * step).collect::<Vec<_>>();
+        let n = data.len();
+        Tensor::on_device(CpuStorage::F32(data), n.into(), device)
+    }
+
+    /// `[start, start + 1, ...]` up to but excluding `end`.
+    #[track_caller]
+    pub fn arange(start: f32, end: f32, device: &Device) -> Tensor {
+        Tensor::arange_step(start, end, 1.0, device)
+    }
+
+    /// Uniform samples in `[0, 1)`. Element `i` depends only on `(seed, i)`, so the result is
+    /// the same for any number of threads.
+    pub fn rand(shape: impl Into<Shape>, seed: Seed, device: &Device) -> Tensor {
+        let shape = shape.into();
+        let data = (0..shape.numel() as u64).into_par_iter().map(|i| rng::uniform(seed, i)).collect();
+        Tensor::on_device(CpuStorage::F32(data), shape, device)
+    }
+
+    /// Standard normal samples (Box–Muller), reproducible for any thread count.
+    pub fn randn(shape: impl Into<Shape>, seed: Seed, device: &Device) -> Tensor {
+        let shape = shape.into();
+        let data = (0..shape.numel() as u64).into_par_iter().map(|i| rng::normal(seed, i)).collect();
+        Tensor::on_device(CpuStorage::F32(data), shape, device)
+    }
+
+    pub fn shape(&self) -> &Shape {
+        self.layout.shape()
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        self.layout.dims()
+    }
+
+    /// Size of one dim (negative counts from the end).
+    #[track_caller]
+    pub fn dim(&self, dim: impl Dim) -> usize {
+        self.dims()[dim.resolve(self.rank(), "dim", self.shape())]
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape().rank()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape().numel()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.storage.dtype()
+    }
+
+    pub fn device(&self) -> Device {
+        self.storage.device()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn is_contiguous(&self) -> bool {
+        self.layout.is_contiguous()
+    }
+
+    /// The host buffer behind this tensor.
+    pub(crate) fn cpu_storage(&self) -> &CpuStorage {
+        match self.storage.as_ref() {
+            Storage::Cpu(s) => s,
+        }
+    }
+
+    /// A new tensor sharing this storage with another layout (a view).
+    pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
+        Tensor::new(self.storage.clone(), layout)
+    }
+
+    /// The whole f32 storage buffer (for kernels that walk the layout's strides themselves).
+    ///
+    /// # Panics
+    /// If the dtype is not f32.
+    #[track_caller]
+    pub(crate) fn f32_storage(&self, op: &str) -> &[f32] {
+        match self.cpu_storage() {
+            CpuStorage::F32(data) => data,
+            _ => panic!("{op}: expects an f32 tensor, got {} of shape {:?}; convert with to_dtype(DType::F32)", self.dtype(), self.shape()),
+        }
+    }
+
+    /// The f32 values in row-major order: borrowed when already contiguous, copied otherwise.
+    ///
+    /// # Panics
+    /// If the dtype is not f32 (compute ops take f32; convert with `to_dtype` first).
+    #[track_caller]
+    pub(crate) fn f32_values(&self, op: &str) -> Cow<'_, [f32]> {
+        let data = self.f32_storage(op);
+        if self.is_contiguous() {
+            let start = self.layout.offset();
+            Cow::Borrowed(&data[start..start + self.numel()])
+        } else {
+            Cow::Owned(cpu::copy::gather(data, &self.layout))
+        }
+    }
+
+    /// The i32 values in row-major order (index tensors).
+    #[track_caller]
+    pub(crate) fn i32_values(&self, op: &str) -> Cow<'_, [i32]> {
+        let CpuStorage::I32(data) = self.cpu_storage() else {
+            panic!("{op}: expects an i32 index tensor, got {} of shape {:?}", self.dtype(), self.shape());
+        };
+        if self.is_contiguous() {
+            let start = self.layout.offset();
+            Cow::Borrowed(&data[start..start + self.numel()])
+        } else {
+            Cow::Owned(cpu::copy::gather(data, &self.layout))
+        }
+    }
+
+    /// Copies the values, in row-major order, to a `Vec<f32>` (converting f16/bf16/i32).
+    pub fn to_vec(&self) -> Vec<f32> {
+        match self.cpu_storage() {
+            CpuStorage::F32(_) => self.f32_values("to_vec").into_owned(),
+            _ => self.to_vec_of::<f32>(),
+        }
+    }
+
+    /// Copies the values to a `Vec<T>`, converting element by element through f32.
+    pub fn to_vec_of<T: Element>(&self) -> Vec<T> {
+        let c = self.contiguous();
+        let start = c.layout.offset();
+        let range = start..start + c.numel();
+        match c.cpu_storage() {
+            CpuStorage::F32(v) => v[range].iter().map(|&x| T::from_f32(x)).collect(),
+            CpuStorage::F16(v) => v[range].iter().map(|&x| T::from_f32(x.to_f32())).collect(),
+            CpuStorage::BF16(v) => v[range].iter().map(|&x| T::from_f32(x.to_f32())).collect(),
+            CpuStorage::I32(v) => v[range].iter().map(|&x| T::from_f32(x as f32)).collect(),
+        }
+    }
+
+    /// The values of an i32 tensor (indices) in row-major order.
+    ///
+    /// # Panics
+    /// If the dtype is not i32.
+    #[track_caller]
+    pub fn to_vec_i32(&self) -> Vec<i32> {
+        self.i32_values("to_vec_i32").into_owned()
+    }
+
+    /// The single value of a one-element tensor, as f32.
+    ///
+    /// # Panics
+    /// If the tensor does not hold exactly one element.
+    #[track_caller]
+    pub fn to_scalar(&self) -> f32 {
+        assert_eq!(self.numel(), 1, "to_scalar: tensor of shape {:?} has {} elements, not 1", self.shape(), self.numel());
+        self.to_vec()[0]
+    }
+
+    /// A row-major copy when the layout is not contiguous; otherwise `self` (no copy).
+    pub fn contiguous(&self) -> Tensor {
+        if self.is_contiguous() {
+            return self.clone();
+        }
+        let data = cpu::copy::gather_storage(self.cpu_storage(), &self.layout);
+        Tensor::from_cpu(data, self.shape())
+    }
+
+    /// Converts the elements to `dtype` (round to nearest for f16/bf16, as PyTorch).
+    ///
+    /// # Errors
+    /// Converting to i32 fails, naming the element, when a value is not an integer in range.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let c = self.contiguous();
+        let start = c.layout.offset();
+        let data = cpu::convert::convert(c.cpu_storage(), start..start + c.numel(), dtype)?;
+        Ok(Tensor::from_cpu(data, self.shape()))
+    }
+
+    /// Moves (copies) the data to `device`; returns `self` when it is already there.
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        match (self.device(), device) {
+            (Device::Cpu, Device::Cpu) => Ok(self.clone()),
+        }
+    }
+
+    /// True when both tensors share the same storage buffer (one is a view of the other).
+    pub fn shares_storage_with(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+}

@@ -1,0 +1,199 @@
+//! Shared helpers for deltaw's integration tests: named tolerances, `assert_close` with a
+//! useful failure report, and access to the PyTorch fixture files in `tests/fixtures/`.
+
+use deltaw_tensor::{safetensors, Device, Tensor};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// An error budget: `|actual - expected| <= abs + rel * |expected|` per element.
+///
+/// The references are float64 results rounded once to f32, so every tolerance below is the
+/// error our f32 kernel may add, justified where it is defined.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    pub name: &'static str,
+    pub abs: f32,
+    pub rel: f32,
+}
+
+impl Tol {
+    /// Data movement, comparisons, max/min/argmax, exactly rounded conversions: bit-exact.
+    pub const EXACT: Tol = Tol { name: "EXACT", abs: 0.0, rel: 0.0 };
+    /// One IEEE operation per element (add, mul, div, sqrt...): correctly rounded, so at most
+    /// half an ulp from the reference; 2 ulp of slack covers a second rounding.
+    pub const IEEE: Tol = Tol { name: "IEEE", abs: 0.0, rel: 2.0 * f32::EPSILON };
+    /// Transcendentals (exp, log, tanh, erf-based GELU, powf): libm is within ~1 ulp, our
+    /// erfc within 1.2e-7 relative; a few ulp relative plus a tiny absolute floor for results
+    /// near 0 (GELU of a large negative input, tanh(x) ≈ x with cancellation).
+    pub const TRANSCENDENTAL: Tol = Tol { name: "TRANSCENDENTAL", abs: 1e-7, rel: 4.0 * f32::EPSILON };
+    /// Sums of up to ~1000 terms accumulated in f32 with 16 partial sums: error grows like
+    /// (n/16)·eps·Σ|x|, about 1e-5 of the result's scale for these inputs.
+    pub const REDUCTION: Tol = Tol { name: "REDUCTION", abs: 1e-5, rel: 1e-5 };
+    /// Softmax-style rows: `exp_fast` is within 2 ulp, then a row sum and one division.
+    pub const SOFTMAX: Tol = Tol { name: "SOFTMAX", abs: 1e-6, rel: 1e-5 };
+    /// Layer norm: mean and two-pass variance in f32 over rows of up to 64, then an affine
+    /// map; 1e-5 still catches a one-pass variance, which is off by 4e-4 on the offset case.
+    pub const LAYER_NORM: Tol = Tol { name: "LAYER_NORM", abs: 1e-5, rel: 1e-5 };
+    /// Matmul with k ≤ 64 of unit-variance values: f32 dot products err by about
+    /// sqrt(k)·eps·Σ|a·b| ≈ 1e-5 of the magnitude of the terms.
+    pub const MATMUL: Tol = Tol { name: "MATMUL", abs: 2e-5, rel: 1e-5 };
+}
+
+/// Panics unless every element is within `tol`. The report names `what`, the tolerance,
+/// the worst element with its index, and the first few (actual, expected) pairs.
+/// NaN matches NaN and infinities must match exactly.
+#[track_caller]
+pub fn assert_close(actual: &[f32], expected: &[f32], tol: Tol, what: &str) {
+    if let Err(report) = check_close(actual, expected, tol) {
+        panic!("{what}: {report}");
+    }
+}
+
+/// [`assert_close`] as a `Result`, for tests that collect every failing case.
+pub fn check_close(actual: &[f32], expected: &[f32], tol: Tol) -> Result<(), String> {
+    if actual.len() != expected.len() {
+        return Err(format!("length {} differs from expected {}", actual.len(), expected.len()));
+    }
+    let mut worst: Option<(usize, f32)> = None;
+    let mut failures = 0;
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let excess = excess_error(a, e, tol);
+        if excess > 0.0 {
+            failures += 1;
+            if worst.is_none_or(|(_, w)| excess > w) {
+                worst = Some((i, excess));
+            }
+        }
+    }
+    let Some((i, _)) = worst else { return Ok(()) };
+    let pairs: Vec<String> = actual.iter().zip(expected).take(6).map(|(a, e)| format!("({a}, {e})")).collect();
+    Err(format!(
+        "{failures} of {} elements outside {} (abs {}, rel {}); worst at index {i}: actual {} expected {} \
+         (diff {:e}); first pairs (actual, expected): {}",
+        actual.len(),
+        tol.name,
+        tol.abs,
+        tol.rel,
+        actual[i],
+        expected[i],
+        (actual[i] - expected[i]).abs(),
+        pairs.join(", ")
+    ))
+}
+
+/// How far past the tolerance one element is (≤ 0 when it is within).
+fn excess_error(a: f32, e: f32, tol: Tol) -> f32 {
+    if a.is_nan() || e.is_nan() {
+        return if a.is_nan() && e.is_nan() { 0.0 } else { f32::INFINITY };
+    }
+    if a.is_infinite() || e.is_infinite() {
+        return if a == e { 0.0 } else { f32::INFINITY };
+    }
+    let diff = (a - e).abs();
+    let budget = tol.abs + tol.rel * e.abs();
+    if diff <= budget {
+        0.0
+    } else {
+        diff - budget
+    }
+}
+
+/// A fixture file: its tensors and, per case, the JSON parameters from the metadata.
+pub struct Fixtures {
+    pub file: PathBuf,
+    tensors: safetensors::TensorMap,
+    metadata: HashMap<String, String>,
+}
+
+/// One case of a fixture file.
+pub struct Case<'a> {
+    pub name: String,
+    pub params: Value,
+    fixtures: &'a Fixtures,
+}
+
+impl Fixtures {
+    /// Loads `tests/fixtures/<name>`.
+    pub fn load(name: &str) -> Fixtures {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+        let (tensors, metadata) = safetensors::load_with_metadata(&file, &Device::Cpu)
+            .unwrap_or_else(|e| panic!("cannot load fixture file: {e}"));
+        Fixtures { file, tensors, metadata }
+    }
+
+    /// The library versions the fixtures were made with (JSON), for failure messages.
+    pub fn versions(&self) -> &str {
+        self.metadata.get("versions").map_or("unknown", String::as_str)
+    }
+
+    /// Every case (metadata entries whose value is a JSON object with an `"op"`), by name.
+    pub fn cases(&self) -> Vec<Case<'_>> {
+        let mut cases: Vec<Case<'_>> = self
+            .metadata
+            .iter()
+            .filter_map(|(name, json)| {
+                let params: Value = serde_json::from_str(json).ok()?;
+                params.get("op")?;
+                Some(Case { name: name.clone(), params, fixtures: self })
+            })
+            .collect();
+        cases.sort_by(|a, b| a.name.cmp(&b.name));
+        cases
+    }
+}
+
+impl Case<'_> {
+    /// The `"op"` parameter.
+    pub fn op(&self) -> &str {
+        self.params["op"].as_str().expect("op is a string")
+    }
+
+    /// The stored tensor for `role`, exactly as in the file.
+    #[track_caller]
+    pub fn stored(&self, role: &str) -> Tensor {
+        let key = format!("{}/{role}", self.name);
+        self.fixtures.tensors.get(&key).unwrap_or_else(|| panic!("fixture has no tensor '{key}'")).clone()
+    }
+
+    /// Whether the case has a tensor for `role`.
+    pub fn has(&self, role: &str) -> bool {
+        self.fixtures.tensors.contains_key(&format!("{}/{role}", self.name))
+    }
+
+    /// The operand for `role`: the stored tensor, or its transposed view when the case's
+    /// `"views"` says `"t"` (so kernels see a non-contiguous input, as PyTorch did).
+    #[track_caller]
+    pub fn operand(&self, role: &str) -> Tensor {
+        let t = self.stored(role);
+        match self.params.get("views").and_then(|v| v.get(role)).and_then(Value::as_str) {
+            Some("t") => t.transpose(-2, -1),
+            Some(other) => panic!("case {}: unknown view '{other}' for {role}", self.name),
+            None => t,
+        }
+    }
+
+    /// An integer parameter.
+    #[track_caller]
+    pub fn int(&self, key: &str) -> i64 {
+        self.params[key].as_i64().unwrap_or_else(|| panic!("case {}: parameter '{key}' is not an integer", self.name))
+    }
+
+    /// A float parameter.
+    #[track_caller]
+    pub fn float(&self, key: &str) -> f64 {
+        self.params[key].as_f64().unwrap_or_else(|| panic!("case {}: parameter '{key}' is not a number", self.name))
+    }
+
+    /// A boolean parameter (false when absent).
+    pub fn flag(&self, key: &str) -> bool {
+        self.params.get(key).and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// A list-of-integers parameter.
+    #[track_caller]
+    pub fn ints(&self, key: &str) -> Vec<i64> {
+        let list = self.params[key].as_array().unwrap_or_else(|| panic!("case {}: '{key}' is not a list", self.name));
+        list.iter().map(|v| v.as_i64().expect("integer list")).collect()
+    }
+}
