@@ -6,7 +6,7 @@
 //! elements/s that criterion reports are FLOP/s. `benches/compare_sgemm.sh` prints the
 //! deltaw / matrixmultiply ratio of the mean times for each n.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use deltaw_tensor::cpu::gemm::{kernel_name, sgemm, MatRef};
 use std::hint::black_box;
 use std::time::Duration;
@@ -36,13 +36,21 @@ fn bench_sgemm(crit: &mut Criterion) {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     eprintln!("deltaw kernel: {}, cores: {cores}", kernel_name());
     let mut group = crit.benchmark_group("sgemm");
+    // Flat sampling (the same iteration count in every sample): one 2048³ GEMM takes ~0.1 s,
+    // and criterion's default linear ramp would need 210 of them for 20 samples.
+    group.sampling_mode(SamplingMode::Flat);
+    group.warm_up_time(Duration::from_secs(2));
     for n in SIZES {
         let a = filled(n * n, 1);
         let b = filled(n * n, 2);
         let mut c = vec![0.0f32; n * n];
         group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
-        // Fewer samples for the big sizes keep the whole bench to a few minutes.
-        group.sample_size(if n >= 1024 { 20 } else { 50 });
+        // Fewer samples for the big sizes keep the whole bench to about two minutes.
+        group.sample_size(match n {
+            ..=512 => 40,
+            1024 => 20,
+            _ => 10,
+        });
         group.measurement_time(Duration::from_secs(if n >= 2048 { 8 } else { 4 }));
         group.bench_with_input(BenchmarkId::new("deltaw", n), &n, |bench, &n| {
             bench.iter(|| {
@@ -56,9 +64,7 @@ fn bench_sgemm(crit: &mut Criterion) {
                 // SAFETY: a, b and c are n×n row-major buffers (row stride n, column stride 1)
                 // that outlive the call, and c does not alias a or b.
                 unsafe {
-                    matrixmultiply::sgemm(
-                        n, n, n, 1.0, a.as_ptr(), s, 1, b.as_ptr(), s, 1, 0.0, c.as_mut_ptr(), s, 1,
-                    )
+                    matrixmultiply::sgemm(n, n, n, 1.0, a.as_ptr(), s, 1, b.as_ptr(), s, 1, 0.0, c.as_mut_ptr(), s, 1)
                 };
                 black_box(&mut c);
             })

@@ -30,7 +30,13 @@ impl fmt::Debug for Tensor {
         let shown = 8.min(self.numel());
         let values = self.flatten_all().narrow(0, 0, shown).to_vec();
         let more = if self.numel() > shown { ", ..." } else { "" };
-        write!(f, "Tensor {{ shape: {:?}, dtype: {}, device: {}, values: {values:?}{more} }}", self.shape(), self.dtype(), self.device())
+        write!(
+            f,
+            "Tensor {{ shape: {:?}, dtype: {}, device: {}, values: {values:?}{more} }}",
+            self.shape(),
+            self.dtype(),
+            self.device()
+        )
     }
 }
 
@@ -77,7 +83,14 @@ impl NumberFormat {
 }
 
 /// Writes `values` (row-major, shape `dims`) as nested lists; `depth` sets the indentation.
-fn write_nested(out: &mut String, values: &[f32], dims: &[usize], depth: usize, number: &NumberFormat, summarise: bool) {
+fn write_nested(
+    out: &mut String,
+    values: &[f32],
+    dims: &[usize],
+    depth: usize,
+    number: &NumberFormat,
+    summarise: bool,
+) {
     let Some((&n, rest)) = dims.split_first() else {
         out.push_str(&format!("{:>w$}", number.render(values[0]), w = number.width));
         return;
@@ -88,7 +101,11 @@ fn write_nested(out: &mut String, values: &[f32], dims: &[usize], depth: usize, 
     } else {
         (0..n).map(Some).collect()
     };
-    let separator = if rest.is_empty() { ", ".to_string() } else { format!(",{}{}", "\n".repeat(rest.len()), " ".repeat(depth + 8)) };
+    let separator = if rest.is_empty() {
+        ", ".to_string()
+    } else {
+        format!(",{}{}", "\n".repeat(rest.len()), " ".repeat(depth + 8))
+    };
     out.push('[');
     for (pos, item) in shown.iter().enumerate() {
         if pos > 0 {
@@ -109,7 +126,10 @@ mod tests {
     #[test]
     fn display_prints_values_shape_dtype_device() {
         let t = Tensor::from_vec(vec![1.5f32, 2.0, 3.0, 4.0], (2, 2), &Device::Cpu).unwrap();
-        assert_eq!(t.to_string(), "tensor([[1.5000, 2.0000],\n        [3.0000, 4.0000]], shape=(2, 2), dtype=f32, device=cpu)");
+        assert_eq!(
+            t.to_string(),
+            "tensor([[1.5000, 2.0000],\n        [3.0000, 4.0000]], shape=(2, 2), dtype=f32, device=cpu)"
+        );
     }
 
     #[test]
@@ -121,6 +141,9 @@ mod tests {
     #[test]
     fn debug_is_one_line() {
         let t = Tensor::zeros(10, &Device::Cpu);
-        assert_eq!(format!("{t:?}"), "Tensor { shape: (10,), dtype: f32, device: cpu, values: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], ... }");
+        assert_eq!(
+            format!("{t:?}"),
+            "Tensor { shape: (10,), dtype: f32, device: cpu, values: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], ... }"
+        );
     }
 }

@@ -32,6 +32,8 @@ mod device;
 mod display;
 mod dtype;
 mod error;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 mod layout;
 mod ops;
 mod rng;

@@ -38,7 +38,7 @@ pub(crate) fn normal(seed: Seed, i: u64) -> f32 {
     let u2 = (bits(seed, pair ^ (1 << 63)) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
     let r = (-2.0 * u1.ln()).sqrt();
     let theta = 2.0 * std::f64::consts::PI * u2;
-    let z = if i % 2 == 0 { r * theta.cos() } else { r * theta.sin() };
+    let z = if i.is_multiple_of(2) { r * theta.cos() } else { r * theta.sin() };
     z as f32
 }
 

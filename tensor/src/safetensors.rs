@@ -65,7 +65,9 @@ fn decode(view: &TensorView<'_>, path: &Path, name: &str) -> Result<CpuStorage> 
                 message: format!("{}: an I64 value does not fit in i32", path.display()),
             })?)
         }
-        other => return Err(Error::UnsupportedDType { path: path.into(), tensor: name.into(), dtype: format!("{other:?}") }),
+        other => {
+            return Err(Error::UnsupportedDType { path: path.into(), tensor: name.into(), dtype: format!("{other:?}") })
+        }
     })
 }
 
@@ -132,7 +134,8 @@ pub fn save<'a, S: AsRef<str>>(
     let path = path.as_ref();
     let entries: Vec<(String, Entry)> = tensors.into_iter().map(|(n, t)| (n.as_ref().to_string(), entry(t))).collect();
     let views = entries.iter().map(|(n, e)| (n.as_str(), e));
-    let bytes = safetensors::serialize(views, metadata).map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;
     write_atomic(path, &bytes)
 }
 

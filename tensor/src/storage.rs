@@ -53,6 +53,15 @@ impl CpuStorage {
     }
 }
 
+/// Large f32 buffers go back to [`crate::cpu::pool`] for the next op's output.
+impl Drop for CpuStorage {
+    fn drop(&mut self) {
+        if let CpuStorage::F32(v) = self {
+            crate::cpu::pool::give_back(std::mem::take(v));
+        }
+    }
+}
+
 /// Wraps a typed vector in the matching storage variant.
 pub trait IntoStorage: Element {
     fn into_storage(data: Vec<Self>) -> CpuStorage;

@@ -131,6 +131,13 @@ impl Tensor {
     }
 
     /// Standard normal samples (Box–Muller), reproducible for any thread count.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Seed, Tensor};
+    /// let a = Tensor::randn((2, 3), Seed(42), &Device::Cpu);
+    /// let b = Tensor::randn((2, 3), Seed(42), &Device::Cpu);
+    /// assert_eq!(a.to_vec(), b.to_vec());
+    /// ```
     pub fn randn(shape: impl Into<Shape>, seed: Seed, device: &Device) -> Tensor {
         let shape = shape.into();
         let data = (0..shape.numel() as u64).into_par_iter().map(|i| rng::normal(seed, i)).collect();
@@ -195,7 +202,11 @@ impl Tensor {
     pub(crate) fn f32_storage(&self, op: &str) -> &[f32] {
         match self.cpu_storage() {
             CpuStorage::F32(data) => data,
-            _ => panic!("{op}: expects an f32 tensor, got {} of shape {:?}; convert with to_dtype(DType::F32)", self.dtype(), self.shape()),
+            _ => panic!(
+                "{op}: expects an f32 tensor, got {} of shape {:?}; convert with to_dtype(DType::F32)",
+                self.dtype(),
+                self.shape()
+            ),
         }
     }
 
@@ -264,7 +275,13 @@ impl Tensor {
     /// If the tensor does not hold exactly one element.
     #[track_caller]
     pub fn to_scalar(&self) -> f32 {
-        assert_eq!(self.numel(), 1, "to_scalar: tensor of shape {:?} has {} elements, not 1", self.shape(), self.numel());
+        assert_eq!(
+            self.numel(),
+            1,
+            "to_scalar: tensor of shape {:?} has {} elements, not 1",
+            self.shape(),
+            self.numel()
+        );
         self.to_vec()[0]
     }
 

@@ -6,6 +6,8 @@
 //! vectorises.
 
 use super::math;
+use super::pool;
+use super::simd::vectorized;
 use super::strided::StridedPlan;
 use crate::layout::Layout;
 
@@ -67,7 +69,7 @@ pub fn unary(op: UnaryOp, src: &[f32], layout: &Layout) -> Vec<f32> {
         UnaryOp::Silu => map(src, layout, |x| x * math::sigmoid(x)),
         UnaryOp::Gelu => map(src, layout, math::gelu_erf),
         UnaryOp::GeluTanh => map(src, layout, math::gelu_tanh),
-        UnaryOp::Powf(e) if e == 2.0 => map(src, layout, |x| x * x),
+        UnaryOp::Powf(2.0) => map(src, layout, |x| x * x),
         UnaryOp::Powf(e) => map(src, layout, |x| x.powf(e)),
         UnaryOp::AddScalar(s) => map(src, layout, |x| x + s),
         UnaryOp::MulScalar(s) => map(src, layout, |x| x * s),
@@ -77,14 +79,12 @@ pub fn unary(op: UnaryOp, src: &[f32], layout: &Layout) -> Vec<f32> {
 }
 
 fn map<F: Fn(f32) -> f32 + Sync>(src: &[f32], layout: &Layout, f: F) -> Vec<f32> {
-    let mut out = vec![0.0; layout.shape().numel()];
+    let mut out = pool::take(layout.shape().numel());
     let plan = StridedPlan::<1>::new(layout.dims(), [(layout.strides(), layout.offset())]);
     plan.for_each_segment(&mut out, |dst, [o], [s]| {
         if s == 1 {
             let n = dst.len();
-            for (d, &x) in dst.iter_mut().zip(&src[o..o + n]) {
-                *d = f(x);
-            }
+            vectorized(|| dst.iter_mut().zip(&src[o..o + n]).for_each(|(d, &x)| *d = f(x)));
         } else {
             for (j, d) in dst.iter_mut().enumerate() {
                 *d = f(src[o + j * s]);
@@ -114,28 +114,24 @@ pub fn binary(op: BinaryOp, a: &[f32], la: &Layout, b: &[f32], lb: &Layout) -> V
 }
 
 fn zip<F: Fn(f32, f32) -> f32 + Sync>(a: &[f32], la: &Layout, b: &[f32], lb: &Layout, f: F) -> Vec<f32> {
-    let mut out = vec![0.0; la.shape().numel()];
+    let mut out = pool::take(la.shape().numel());
     let plan = StridedPlan::<2>::new(la.dims(), [(la.strides(), la.offset()), (lb.strides(), lb.offset())]);
     plan.for_each_segment(&mut out, |dst, [oa, ob], strides| {
         let n = dst.len();
         match strides {
-            [1, 1] => {
+            [1, 1] => vectorized(|| {
                 for ((d, &x), &y) in dst.iter_mut().zip(&a[oa..oa + n]).zip(&b[ob..ob + n]) {
                     *d = f(x, y);
                 }
-            }
-            [1, 0] => {
+            }),
+            [1, 0] => vectorized(|| {
                 let y = b[ob];
-                for (d, &x) in dst.iter_mut().zip(&a[oa..oa + n]) {
-                    *d = f(x, y);
-                }
-            }
-            [0, 1] => {
+                dst.iter_mut().zip(&a[oa..oa + n]).for_each(|(d, &x)| *d = f(x, y));
+            }),
+            [0, 1] => vectorized(|| {
                 let x = a[oa];
-                for (d, &y) in dst.iter_mut().zip(&b[ob..ob + n]) {
-                    *d = f(x, y);
-                }
-            }
+                dst.iter_mut().zip(&b[ob..ob + n]).for_each(|(d, &y)| *d = f(x, y));
+            }),
             [sa, sb] => {
                 for (j, d) in dst.iter_mut().enumerate() {
                     *d = f(a[oa + j * sa], b[ob + j * sb]);
@@ -151,7 +147,7 @@ pub fn select(cond: (&[f32], &Layout), on_true: (&[f32], &Layout), on_false: (&[
     let (c, lc) = cond;
     let (t, lt) = on_true;
     let (f, lf) = on_false;
-    let mut out = vec![0.0; lc.shape().numel()];
+    let mut out = pool::take(lc.shape().numel());
     let operands = [(lc.strides(), lc.offset()), (lt.strides(), lt.offset()), (lf.strides(), lf.offset())];
     let plan = StridedPlan::<3>::new(lc.dims(), operands);
     plan.for_each_segment(&mut out, |dst, [oc, ot, of], [sc, st, sf]| {

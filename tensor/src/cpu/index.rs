@@ -8,7 +8,12 @@ use rayon::prelude::*;
 ///
 /// # Panics
 /// If an index is outside `0..d`; the message names `op`.
-pub fn index_select<T: Copy + Send + Sync + Default>(x: &[T], (outer, d, inner): (usize, usize, usize), index: &[i32], op: &str) -> Vec<T> {
+pub fn index_select<T: Copy + Send + Sync + Default>(
+    x: &[T],
+    (outer, d, inner): (usize, usize, usize),
+    index: &[i32],
+    op: &str,
+) -> Vec<T> {
     for &i in index {
         assert!(i >= 0 && (i as usize) < d, "{op}: index {i} is out of range for a dim of size {d}");
     }
@@ -28,7 +33,13 @@ pub fn index_select<T: Copy + Send + Sync + Default>(x: &[T], (outer, d, inner):
 ///
 /// # Panics
 /// If an index is outside `0..x_dims[dim]`.
-pub fn gather<T: Copy + Send + Sync + Default>(x: &[T], x_dims: &[usize], dim: usize, index: &[i32], index_dims: &[usize]) -> Vec<T> {
+pub fn gather<T: Copy + Send + Sync + Default>(
+    x: &[T],
+    x_dims: &[usize],
+    dim: usize,
+    index: &[i32],
+    index_dims: &[usize],
+) -> Vec<T> {
     let x_strides = row_major_strides(x_dims);
     let mut out = vec![T::default(); index.len()];
     out.par_iter_mut().enumerate().with_min_len(1024).for_each(|(flat, y)| {
@@ -37,7 +48,11 @@ pub fn gather<T: Copy + Send + Sync + Default>(x: &[T], x_dims: &[usize], dim: u
             let i = rem % index_dims[d];
             rem /= index_dims[d];
             let coord = if d == dim { index[flat] } else { i as i32 };
-            assert!(coord >= 0 && (coord as usize) < x_dims[d], "gather: index {coord} is out of range for dim {d} of size {}", x_dims[d]);
+            assert!(
+                coord >= 0 && (coord as usize) < x_dims[d],
+                "gather: index {coord} is out of range for dim {d} of size {}",
+                x_dims[d]
+            );
             src += coord as usize * x_strides[d];
         }
         *y = x[src];

@@ -1,6 +1,7 @@
 //! The CPU backend: kernels over host buffers, parallel with rayon. The front end (`ops/`)
 //! hands them contiguous data or explicit strides plus small dimension structs.
 
+pub mod backward;
 pub mod convert;
 pub mod copy;
 pub mod elementwise;
@@ -8,5 +9,7 @@ pub mod gemm;
 pub mod index;
 pub mod math;
 pub mod nn;
+pub mod pool;
 pub mod reduce;
+pub mod simd;
 pub mod strided;

@@ -2,7 +2,9 @@
 //! softmax, log-softmax and layer norm (forward saving `mean` and `rstd` for the backward).
 
 use super::math::exp_fast;
-use super::reduce::sum;
+use super::pool;
+use super::reduce::{sum, sum_map};
+use super::simd::vectorized;
 use rayon::prelude::*;
 
 /// Rows per rayon task: keeps tasks above ~16k elements when rows are short.
@@ -13,39 +15,74 @@ fn min_rows(c: usize) -> usize {
 /// `y = exp(x - max) / Σ exp(x - max)` for each row of length `c`. Subtracting the row max
 /// makes every exponent ≤ 0, so nothing overflows; a row of all -inf gives NaN, as PyTorch.
 pub fn softmax_forward(x: &[f32], c: usize) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
+    let mut y = pool::take(x.len());
     y.par_chunks_mut(c).zip(x.par_chunks(c)).with_min_len(min_rows(c)).for_each(|(yr, xr)| {
-        let max = row_max(xr);
-        for (o, &v) in yr.iter_mut().zip(xr) {
-            *o = exp_fast(v - max);
-        }
-        let inv = 1.0 / sum(yr);
-        yr.iter_mut().for_each(|o| *o *= inv);
+        vectorized(|| softmax_row(yr, xr));
     });
     y
+}
+
+#[inline(always)]
+fn softmax_row(yr: &mut [f32], xr: &[f32]) {
+    let max = row_max(xr);
+    // Write the exponentials and sum them in the same pass (16 partial sums, as `sum`).
+    let mut acc = [0.0f32; 16];
+    let mut tail = 0.0;
+    let mut out = yr.chunks_exact_mut(16);
+    let mut inp = xr.chunks_exact(16);
+    for (o, x) in (&mut out).zip(&mut inp) {
+        for ((o, &v), a) in o.iter_mut().zip(x).zip(acc.iter_mut()) {
+            *o = exp_fast(v - max);
+            *a += *o;
+        }
+    }
+    for (o, &v) in out.into_remainder().iter_mut().zip(inp.remainder()) {
+        *o = exp_fast(v - max);
+        tail += *o;
+    }
+    let inv = 1.0 / (acc.iter().sum::<f32>() + tail);
+    yr.iter_mut().for_each(|o| *o *= inv);
 }
 
 /// `y = (x - max) - log Σ exp(x - max)` for each row: log-softmax without forming the
 /// (underflowing) probabilities.
 pub fn log_softmax_forward(x: &[f32], c: usize) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
+    let mut y = pool::take(x.len());
     y.par_chunks_mut(c).zip(x.par_chunks(c)).with_min_len(min_rows(c)).for_each(|(yr, xr)| {
-        // (x - max) - lse, not x - (max + lse): x - max is exact for the large entries, and
-        // adding lse to a large max first would round away its low bits.
-        let max = row_max(xr);
-        let lse = log_sum_exp_shifted(xr, max);
-        for (o, &v) in yr.iter_mut().zip(xr) {
-            *o = (v - max) - lse;
-        }
+        vectorized(|| log_softmax_row(yr, xr));
     });
     y
 }
 
+#[inline(always)]
+fn log_softmax_row(yr: &mut [f32], xr: &[f32]) {
+    // (x - max) - lse, not x - (max + lse): x - max is exact for the large entries, and
+    // adding lse to a large max first would round away its low bits.
+    let max = row_max(xr);
+    let lse = log_sum_exp_shifted(xr, max);
+    for (o, &v) in yr.iter_mut().zip(xr) {
+        *o = (v - max) - lse;
+    }
+}
+
+/// Largest element, with 16 running maxima so the loop vectorises (a single `fold` is a
+/// serial dependency chain). NaNs are ignored, as `f32::max` does; a NaN input still makes the
+/// softmax row NaN through `exp(NaN - max)`.
+#[inline(always)]
 pub fn row_max(xs: &[f32]) -> f32 {
-    xs.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = a.max(x);
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
 }
 
 /// `log Σ exp(x - max)` for the row's `max`.
+#[inline(always)]
 pub fn log_sum_exp_shifted(xs: &[f32], max: f32) -> f32 {
     let mut acc = [0.0f32; 16];
     let chunks = xs.chunks_exact(16);
@@ -69,18 +106,25 @@ pub struct LayerNormOut {
 /// `var = Σ (x - mean)² / c` computed in a second pass over the row (stable for large means).
 pub fn layer_norm_forward(x: &[f32], weight: &[f32], bias: &[f32], c: usize, eps: f32) -> LayerNormOut {
     let rows = x.len() / c.max(1);
-    let mut out = LayerNormOut { y: vec![0.0; x.len()], mean: vec![0.0; rows], rstd: vec![0.0; rows] };
+    let mut out = LayerNormOut { y: pool::take(x.len()), mean: vec![0.0; rows], rstd: vec![0.0; rows] };
     let stats = out.mean.par_iter_mut().zip(out.rstd.par_iter_mut());
     out.y.par_chunks_mut(c).zip(x.par_chunks(c)).zip(stats).with_min_len(min_rows(c)).for_each(|((yr, xr), (m, r))| {
-        let mean = sum(xr) / c as f32;
-        let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
-        let rstd = 1.0 / (var + eps).sqrt();
-        for (((o, &v), &w), &b) in yr.iter_mut().zip(xr).zip(weight).zip(bias) {
-            *o = (v - mean) * rstd * w + b;
-        }
-        (*m, *r) = (mean, rstd);
+        (*m, *r) = vectorized(|| layer_norm_row(yr, xr, weight, bias, eps));
     });
     out
+}
+
+/// One row of layer norm; returns `(mean, rstd)`.
+#[inline(always)]
+fn layer_norm_row(yr: &mut [f32], xr: &[f32], weight: &[f32], bias: &[f32], eps: f32) -> (f32, f32) {
+    let c = xr.len() as f32;
+    let mean = sum(xr) / c;
+    let var = sum_map(xr, |v| (v - mean) * (v - mean)) / c;
+    let rstd = 1.0 / (var + eps).sqrt();
+    for (((o, &v), &w), &b) in yr.iter_mut().zip(xr).zip(weight).zip(bias) {
+        *o = (v - mean) * rstd * w + b;
+    }
+    (mean, rstd)
 }
 
 /// Mean over rows of `logsumexp(row) - row[target]`, skipping rows whose target is

@@ -37,6 +37,9 @@ const COLS: usize = 2048;
 pub fn reduce(op: ReduceOp, x: &[f32], dims: ReduceDims) -> Vec<f32> {
     let ReduceDims { outer, d, inner } = dims;
     let mut out = vec![0.0; outer * inner];
+    if out.is_empty() {
+        return out;
+    }
     if inner == 1 {
         out.par_iter_mut().enumerate().with_min_len(64).for_each(|(o, y)| *y = reduce_row(op, &x[o * d..(o + 1) * d]));
         return out;
@@ -58,6 +61,7 @@ fn reduce_row(op: ReduceOp, row: &[f32]) -> f32 {
         ReduceOp::Mean => sum(row) / n,
         ReduceOp::Max => row.iter().copied().fold(f32::NEG_INFINITY, max_nan),
         ReduceOp::Min => row.iter().copied().fold(f32::INFINITY, min_nan),
+        ReduceOp::Var if row.is_empty() => f32::NAN, // 0/0, as torch.var of nothing
         ReduceOp::Var => {
             let mean = sum(row) / n;
             let sq: f32 = sum_map(row, |x| (x - mean) * (x - mean));
@@ -86,7 +90,8 @@ fn reduce_columns(op: ReduceOp, block: &[f32], d: usize, inner: usize, first: us
                         *y += (x - m) * (x - m);
                     }
                 }
-                out.iter_mut().for_each(|y| *y /= d as f32 - 1.0);
+                // d = 0 must give NaN (0/0), not 0/(-1).
+                out.iter_mut().for_each(|y| *y = if d == 0 { f32::NAN } else { *y / (d as f32 - 1.0) });
             }
         }
         ReduceOp::Max => {
@@ -106,11 +111,14 @@ fn reduce_columns(op: ReduceOp, block: &[f32], d: usize, inner: usize, first: us
 }
 
 /// Sum with 16 independent partial sums: vectorises, and each partial sees n/16 terms.
+#[inline(always)]
 pub fn sum(xs: &[f32]) -> f32 {
     sum_map(xs, |x| x)
 }
 
-fn sum_map(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+/// `Σ f(x)` with the same 16 partial sums as [`sum`].
+#[inline(always)]
+pub fn sum_map(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 16];
     let chunks = xs.chunks_exact(16);
     let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();

@@ -34,8 +34,8 @@ impl<const K: usize> StridedPlan<K> {
             if size == 1 {
                 continue; // a size-1 dim never moves the index
             }
-            let mergeable = !out_dims.is_empty()
-                && (0..K).all(|k| *strides[k].last().unwrap() == operands[k].0[d] * size);
+            let mergeable =
+                !out_dims.is_empty() && (0..K).all(|k| *strides[k].last().unwrap() == operands[k].0[d] * size);
             if mergeable {
                 *out_dims.last_mut().unwrap() *= size;
                 for (k, s) in strides.iter_mut().enumerate() {
@@ -74,15 +74,14 @@ impl<const K: usize> StridedPlan<K> {
     /// outer dims in row-major order.
     fn offsets_at(&self, mut row: usize, col: usize) -> [usize; K] {
         let mut offs = self.offsets;
-        let inner = self.inner_strides();
-        for k in 0..K {
-            offs[k] += col * inner[k];
+        for (off, strides) in offs.iter_mut().zip(&self.strides) {
+            *off += col * strides.last().unwrap();
         }
         for d in (0..self.dims.len() - 1).rev() {
             let i = row % self.dims[d];
             row /= self.dims[d];
-            for k in 0..K {
-                offs[k] += i * self.strides[k][d];
+            for (off, strides) in offs.iter_mut().zip(&self.strides) {
+                *off += i * strides[d];
             }
         }
         offs

@@ -171,9 +171,14 @@ impl Tensor {
     /// If the three shapes do not broadcast.
     #[track_caller]
     pub fn where_(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
-        let shape = broadcast_shape("where", self, on_true)
-            .broadcast(on_false.shape())
-            .unwrap_or_else(|| panic!("where: cannot broadcast shapes {:?}, {:?} and {:?}", self.shape(), on_true.shape(), on_false.shape()));
+        let shape = broadcast_shape("where", self, on_true).broadcast(on_false.shape()).unwrap_or_else(|| {
+            panic!(
+                "where: cannot broadcast shapes {:?}, {:?} and {:?}",
+                self.shape(),
+                on_true.shape(),
+                on_false.shape()
+            )
+        });
         check_same_device("where", self, on_false);
         let layout = |t: &Tensor| t.layout().broadcast_to(&shape).expect("shape was broadcast above");
         let out = kernels::select(
@@ -191,7 +196,11 @@ impl Tensor {
     #[track_caller]
     pub fn masked_fill(&self, mask: &Tensor, value: f32) -> Tensor {
         if mask.shape().broadcast(self.shape()).as_ref() != Some(self.shape()) {
-            panic!("masked_fill: mask of shape {:?} does not broadcast to input shape {:?}", mask.shape(), self.shape());
+            panic!(
+                "masked_fill: mask of shape {:?} does not broadcast to input shape {:?}",
+                mask.shape(),
+                self.shape()
+            );
         }
         mask.where_(&Tensor::scalar(value, &self.device()), self)
     }

@@ -5,11 +5,18 @@ use crate::cpu::index as kernels;
 use crate::shape::Dim;
 use crate::storage::{CpuStorage, IntoStorage};
 use crate::DType;
-use half::{bf16, f16};
 use crate::Tensor;
+use half::{bf16, f16};
 
 impl Tensor {
     /// Concatenates along `dim`; all other dims must match, as `torch.cat`.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let dev = Device::Cpu;
+    /// let (a, b) = (Tensor::zeros((2, 1), &dev), Tensor::ones((2, 2), &dev));
+    /// assert_eq!(Tensor::cat(&[&a, &b], -1).to_vec(), vec![0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+    /// ```
     ///
     /// # Panics
     /// If `tensors` is empty, or shapes, dtypes or devices disagree (naming both shapes).
@@ -18,7 +25,8 @@ impl Tensor {
         let first = *tensors.first().expect("cat: needs at least one tensor");
         let d = dim.resolve(first.rank(), "cat", first.shape());
         for t in tensors {
-            let same_rest = t.rank() == first.rank() && (0..first.rank()).all(|i| i == d || t.dims()[i] == first.dims()[i]);
+            let same_rest =
+                t.rank() == first.rank() && (0..first.rank()).all(|i| i == d || t.dims()[i] == first.dims()[i]);
             assert!(same_rest, "cat: shapes {:?} and {:?} differ outside dim {d}", first.shape(), t.shape());
             assert_eq!(t.dtype(), first.dtype(), "cat: dtypes {} and {} differ", first.dtype(), t.dtype());
             assert_eq!(t.device(), first.device(), "cat: devices {} and {} differ", first.device(), t.device());
@@ -82,7 +90,12 @@ impl Tensor {
     pub fn gather(&self, dim: impl Dim, index: &Tensor) -> Tensor {
         let d = dim.resolve(self.rank(), "gather", self.shape());
         let fits = index.rank() == self.rank() && (0..self.rank()).all(|i| i == d || index.dims()[i] <= self.dims()[i]);
-        assert!(fits, "gather: index of shape {:?} does not fit input of shape {:?} along dim {d}", index.shape(), self.shape());
+        assert!(
+            fits,
+            "gather: index of shape {:?} does not fit input of shape {:?} along dim {d}",
+            index.shape(),
+            self.shape()
+        );
         let idx = index.i32_values("gather");
         let src = self.contiguous();
         let start = src.layout().offset();

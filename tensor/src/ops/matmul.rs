@@ -26,7 +26,12 @@ impl Tensor {
     /// batch dims do not broadcast, an operand is 0-d, or the devices differ.
     #[track_caller]
     pub fn matmul(&self, rhs: &Tensor) -> Tensor {
-        assert!(self.rank() >= 1 && rhs.rank() >= 1, "matmul: lhs {:?} and rhs {:?}: both need at least 1 dim", self.shape(), rhs.shape());
+        assert!(
+            self.rank() >= 1 && rhs.rank() >= 1,
+            "matmul: lhs {:?} and rhs {:?}: both need at least 1 dim",
+            self.shape(),
+            rhs.shape()
+        );
         assert_eq!(self.device(), rhs.device(), "matmul: lhs is on {} and rhs on {}", self.device(), rhs.device());
         let lhs2 = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
         let rhs2 = if rhs.rank() == 1 { rhs.unsqueeze(1) } else { rhs.clone() };
@@ -47,19 +52,29 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
     let (m, k) = (lhs.dim(-2), lhs.dim(-1));
     let (k2, n) = (rhs.dim(-2), rhs.dim(-1));
     if k != k2 {
-        panic!("matmul: lhs {:?} and rhs {:?}: inner dimensions {k} and {k2} differ", orig_lhs.shape(), orig_rhs.shape());
+        panic!(
+            "matmul: lhs {:?} and rhs {:?}: inner dimensions {k} and {k2} differ",
+            orig_lhs.shape(),
+            orig_rhs.shape()
+        );
     }
     let batch_l = Shape::from(&lhs.dims()[..lhs.rank() - 2]);
     let batch_r = Shape::from(&rhs.dims()[..rhs.rank() - 2]);
     let batch = batch_l.broadcast(&batch_r).unwrap_or_else(|| {
-        panic!("matmul: lhs {:?} and rhs {:?}: batch dims {batch_l:?} and {batch_r:?} cannot be broadcast", orig_lhs.shape(), orig_rhs.shape())
+        panic!(
+            "matmul: lhs {:?} and rhs {:?}: batch dims {batch_l:?} and {batch_r:?} cannot be broadcast",
+            orig_lhs.shape(),
+            orig_rhs.shape()
+        )
     });
     let with_batch = |rows, cols| Shape::from([batch.dims(), &[rows, cols]].concat());
     let la = lhs.layout().broadcast_to(&with_batch(m, k)).expect("batch dims broadcast");
     let lb = rhs.layout().broadcast_to(&with_batch(k, n)).expect("batch dims broadcast");
     let (a, b) = (lhs.f32_storage("matmul"), rhs.f32_storage("matmul"));
-    let mut out = vec![0.0f32; batch.numel() * m * n];
-    if m * n > 0 {
+    let mut out = crate::cpu::pool::take(batch.numel() * m * n); // every element written below
+    if k == 0 {
+        out.fill(0.0); // an empty sum
+    } else if m * n > 0 {
         out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
             let ma = mat_ref(a, &la, batch.dims(), i);
             let mb = mat_ref(b, &lb, batch.dims(), i);

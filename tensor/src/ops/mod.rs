@@ -2,6 +2,7 @@
 //! misuse), resolves broadcasting and views, then calls a backend kernel.
 
 mod arith;
+mod backward;
 mod elementwise;
 mod index;
 mod matmul;

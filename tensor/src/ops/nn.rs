@@ -18,6 +18,13 @@ pub struct LayerNormOutput {
 impl Tensor {
     /// Softmax along `dim`: `exp(x - max) / Σ exp(x - max)`, as `torch.softmax`. Numerically
     /// stable for any logits; the last dim is the fast path (other dims are moved there).
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let logits = Tensor::from_vec(vec![1000.0f32, 1000.0, -1000.0], (1, 3), &Device::Cpu)?;
+    /// assert_eq!(logits.softmax(-1).to_vec(), vec![0.5, 0.5, 0.0]); // no overflow
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
     #[track_caller]
     pub fn softmax(&self, dim: impl Dim) -> Tensor {
         self.along_last_dim(dim, "softmax", kernels::softmax_forward)
@@ -54,6 +61,16 @@ impl Tensor {
     /// `rstd` too (what the backward pass needs); see [`Tensor::layer_norm`] for just `y`.
     /// BERT uses eps 1e-12, GPT-2 1e-5.
     ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let dev = Device::Cpu;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], (1, 4), &dev)?;
+    /// let ln = x.layer_norm_with_stats(&Tensor::ones(4, &dev), &Tensor::zeros(4, &dev), 1e-5);
+    /// assert_eq!(ln.mean.to_vec(), vec![2.5]);
+    /// assert!((ln.output.to_vec()[0] + 1.3416).abs() < 1e-4); // (1 - 2.5) / sqrt(1.25)
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    ///
     /// # Panics
     /// If the last dimension of `x` differs from the length of `weight` or `bias`.
     #[track_caller]
@@ -67,7 +84,13 @@ impl Tensor {
                 bias.shape()
             );
         }
-        let o = kernels::layer_norm_forward(&self.f32_values("layer_norm"), &weight.f32_values("layer_norm"), &bias.f32_values("layer_norm"), c, eps);
+        let o = kernels::layer_norm_forward(
+            &self.f32_values("layer_norm"),
+            &weight.f32_values("layer_norm"),
+            &bias.f32_values("layer_norm"),
+            c,
+            eps,
+        );
         let rows = &self.dims()[..self.rank().saturating_sub(1)];
         LayerNormOutput {
             output: Tensor::from_f32(o.y, self.shape()),
@@ -101,15 +124,35 @@ impl Tensor {
     /// `loss = Σ_valid (logsumexp(logits_i) - logits_i[t_i]) / n_valid`, a 0-d tensor
     /// (NaN when every target is ignored, as PyTorch).
     ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let dev = Device::Cpu;
+    /// let logits = Tensor::zeros((2, 4), &dev); // uniform over 4 classes
+    /// let targets = Tensor::from_vec(vec![3i32, -100], 2, &dev)?; // the second is ignored
+    /// let loss = logits.cross_entropy(&targets, -100).to_scalar();
+    /// assert!((loss - 4f32.ln()).abs() < 1e-6);
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    ///
     /// # Panics
     /// If the shapes disagree or a target is outside `0..V` and not `ignore_index`.
     #[track_caller]
     pub fn cross_entropy(&self, targets: &Tensor, ignore_index: i32) -> Tensor {
         let v = self.dim(-1);
         if self.dims()[..self.rank() - 1] != *targets.dims() {
-            panic!("cross_entropy: logits {:?} need targets of shape {:?}, got {:?}", self.shape(), &self.dims()[..self.rank() - 1], targets.shape());
+            panic!(
+                "cross_entropy: logits {:?} need targets of shape {:?}, got {:?}",
+                self.shape(),
+                &self.dims()[..self.rank() - 1],
+                targets.shape()
+            );
         }
-        let (sum, count) = kernels::cross_entropy_forward(&self.f32_values("cross_entropy"), &targets.i32_values("cross_entropy"), v, ignore_index);
+        let (sum, count) = kernels::cross_entropy_forward(
+            &self.f32_values("cross_entropy"),
+            &targets.i32_values("cross_entropy"),
+            v,
+            ignore_index,
+        );
         Tensor::from_f32(vec![(sum / count as f64) as f32], ())
     }
 }

@@ -12,6 +12,11 @@ impl Tensor {
     #[track_caller]
     pub fn reduce(&self, dim: impl Dim, op: ReduceOp, keepdim: bool) -> Tensor {
         let name = format!("{op:?}").to_lowercase();
+        if self.rank() == 0 {
+            // As PyTorch: a 0-d tensor reduces over dim 0 or -1 to itself (a 1-element view).
+            dim.resolve(1, &name, self.shape());
+            return self.reshape(1).reduce(0, op, false);
+        }
         let d = dim.resolve(self.rank(), &name, self.shape());
         let dims = self.dims();
         let rdims = ReduceDims { outer: dims[..d].iter().product(), d: dims[d], inner: dims[d + 1..].iter().product() };
@@ -32,6 +37,15 @@ impl Tensor {
     }
 
     /// Sum over `dim`, which disappears from the shape.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], (2, 3), &Device::Cpu)?;
+    /// assert_eq!(x.sum(0).to_vec(), vec![5.0, 7.0, 9.0]);
+    /// assert_eq!(x.sum_keepdim(-1).dims(), &[2, 1]);
+    /// assert_eq!(x.argmax(1).to_vec_i32(), vec![2, 2]);
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
     #[track_caller]
     pub fn sum(&self, dim: impl Dim) -> Tensor {
         self.reduce(dim, ReduceOp::Sum, false)

@@ -103,11 +103,25 @@ impl Tensor {
     #[track_caller]
     pub fn squeeze(&self, dim: impl Dim) -> Tensor {
         let d = dim.resolve(self.rank(), "squeeze", self.shape());
-        assert_eq!(self.dims()[d], 1, "squeeze: dim {d} of shape {:?} has size {}, not 1", self.shape(), self.dims()[d]);
+        assert_eq!(
+            self.dims()[d],
+            1,
+            "squeeze: dim {d} of shape {:?} has size {}, not 1",
+            self.shape(),
+            self.dims()[d]
+        );
         self.with_layout(self.layout().squeeze(d))
     }
 
     /// Broadcasts to `shape` without copying (stride 0 on repeated dims), as `torch.expand`.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let row = Tensor::arange(0.0, 3.0, &Device::Cpu);
+    /// let grid = row.expand((2, 3));
+    /// assert!(grid.shares_storage_with(&row));
+    /// assert_eq!(grid.to_vec(), vec![0.0, 1.0, 2.0, 0.0, 1.0, 2.0]);
+    /// ```
     ///
     /// # Panics
     /// If the shapes are not broadcast-compatible (each dim equal, or 1 in `self`).

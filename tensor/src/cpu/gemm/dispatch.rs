@@ -1,5 +1,6 @@
 //! Which micro-kernel runs: detected once from the CPU, overridable with `DELTAW_GEMM_KERNEL`.
 
+use super::MatRef;
 use std::sync::OnceLock;
 
 /// A micro-kernel computes one MR×NR tile of C from packed panels:
@@ -9,17 +10,18 @@ use std::sync::OnceLock;
 ///
 /// # Safety
 /// `kc ≥ 1`; `a` must be valid for reading `kc*MR` floats and `b` for `kc*NR` floats (the
-/// kernels use unaligned loads, so 64-byte alignment of `b` only saves time); `c` must be valid for reading and writing MR rows of NR floats
-/// spaced `ldc` apart, not aliased by anything else during the call; and the CPU must
-/// support the kernel's instruction set (guaranteed for kernels from [`available`]).
-pub(crate) type TileFn = unsafe fn(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-);
+/// kernels use unaligned loads, so 64-byte alignment of `b` only saves time); `c` must be
+/// valid for reading and writing MR rows of NR floats spaced `ldc` apart, not aliased by
+/// anything else during the call; and the CPU must support the kernel's instruction set
+/// (guaranteed for kernels from [`available`]).
+pub(crate) type TileFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: bool);
+
+/// Packs rows `i0..i0+rows` × depth `p0..p0+kc` of a source into panels of the kernel's
+/// width, as `pack::pack_panels` (args: source, i0, rows, p0, kc, destination).
+///
+/// # Safety
+/// The CPU must support the kernel's instruction set (the x86 packers use AVX2).
+pub(crate) type PackFn = unsafe fn(MatRef<'_>, usize, usize, usize, usize, &mut [f32]);
 
 /// The largest MR·NR of any kernel: edge tiles are computed into a local array this big.
 pub(crate) const MAX_TILE: usize = 12 * 32;
@@ -27,18 +29,22 @@ pub(crate) const MAX_TILE: usize = 12 * 32;
 /// A micro-kernel with its register tile (MR×NR) and the cache blocks sized for it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Kernel {
+    /// "isa MRxNR", as `kernel_name` reports it.
     pub name: &'static str,
     /// Rows of the register tile of C, i.e. the height of a packed A panel.
     pub mr: usize,
     /// Columns of the register tile of C, i.e. the width of a packed B panel.
     pub nr: usize,
-    /// Depth of one packed slice: an MR×KC A panel must fit in L1 beside streaming B.
+    /// Most depth of one packed slice: an MR×KC A panel must fit in L1 beside streaming B.
     pub kc: usize,
-    /// Columns of one packed B block: KC×NC floats must fit in L2.
+    /// Columns of B whose panels are swept together: KC×NC floats must fit in L2.
     pub nc: usize,
-    /// Most rows of A one task packs at a time (bounds the per-thread buffer).
-    pub mc: usize,
+    /// The micro-kernel.
     pub tile: TileFn,
+    /// `pack_panels::<MR>`, for A.
+    pub pack_a: PackFn,
+    /// `pack_panels::<NR>`, for B through its transpose.
+    pub pack_b: PackFn,
 }
 
 /// The kernel `sgemm` uses: `DELTAW_GEMM_KERNEL` if set and supported, else the fastest.
@@ -60,11 +66,12 @@ pub(crate) fn available() -> Vec<Kernel> {
     let mut all = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        // The AVX-512 kernel packs with AVX2 (every AVX-512 CPU has it; checked anyway).
+        let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
             all.push(super::kernel_avx512::KERNEL);
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if avx2 {
             all.push(super::kernel_avx2::KERNEL);
         }
     }

@@ -1,19 +1,44 @@
 //! The blocked GEMM loops (see the module doc of `gemm`) and their split over rayon tasks.
 
-use super::dispatch::{Kernel, MAX_TILE};
-use super::pack::{pack_panel, pack_panels};
+use super::dispatch::{Kernel, PackFn, MAX_TILE};
+use super::scratch::{with_scratch, A_PACK, B_PACK};
 use super::MatRef;
 use rayon::prelude::*;
-use std::cell::Cell;
-use std::thread::LocalKey;
 
 /// Below this many multiply-adds (m·n·k) a GEMM stays on the calling thread: 2^18 MACs take
 /// ~5 µs on one core, about what it costs to wake the pool and wait for it.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// Tasks per thread in a parallel block: a few, so that a core slowed by another process
-/// hands the rest of the work to the others.
+/// hands the rest of its share to the others.
 const TASKS_PER_THREAD: usize = 4;
+
+/// Most rows of A packed at once (the A slab): 4096 × KC=384 floats = 6 MiB. Bounds memory for
+/// very tall A; below it, A is packed exactly once per depth slice.
+pub(super) const SLAB_ROWS: usize = 4096;
+
+/// Most columns of B packed at once (the B block), likewise: 4096 × 384 floats = 6 MiB.
+pub(super) const BLOCK_COLS: usize = 4096;
+
+/// What every part of one GEMM shares.
+struct Gemm<'a> {
+    kern: &'a Kernel,
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+    c: CPtr,
+    ldc: usize,
+    accumulate: bool,
+    threads: usize,
+}
+
+/// One block of the loops: C rows `rows.0..rows.0+rows.1`, columns `cols.0..cols.0+cols.1`,
+/// summing over the depth slice `depth.0..depth.0+depth.1`; each pair is (start, length).
+#[derive(Clone, Copy)]
+struct Block {
+    rows: (usize, usize),
+    cols: (usize, usize),
+    depth: (usize, usize),
+}
 
 /// C = A·B or C += A·B, shapes already checked by `sgemm`.
 #[allow(clippy::too_many_arguments)] // sgemm's own signature, plus the kernel
@@ -40,32 +65,72 @@ pub(crate) fn gemm(
     }
     let macs = m.saturating_mul(n).saturating_mul(k);
     let threads = if macs < PARALLEL_MIN_MACS { 1 } else { rayon::current_num_threads() };
-    let c = CPtr(c.as_mut_ptr());
-    let b_len = kern.kc.min(k) * kern.nc.min(n).next_multiple_of(kern.nr);
-    with_scratch(&B_PACK, b_len, |b_pack| {
-        for jc in (0..n).step_by(kern.nc) {
-            let nc = kern.nc.min(n - jc);
-            for pc in (0..k).step_by(kern.kc) {
-                let kc = kern.kc.min(k - pc);
-                let b_pack = &mut b_pack[..nc.next_multiple_of(kern.nr) * kc];
-                pack_b(kern, b, (pc, kc), (jc, nc), b_pack, threads);
-                // Only the first depth slice may overwrite C; the later ones add to it.
-                let block = Block { a, b_pack, pc, kc, jc, nc, accumulate: accumulate || pc > 0 };
-                run_tasks(kern, &block, m, (c, ldc), threads);
+    let g = Gemm { kern, a, b, c: CPtr(c.as_mut_ptr()), ldc, accumulate, threads };
+    // Equal depth slices of at most KC: k = 1024 gives 3 × 342 rather than 384 + 384 + 256.
+    let kc = k.div_ceil(k.div_ceil(kern.kc));
+    // Whole panels per slab, so that only the last slab has a partial (zero-padded) panel.
+    let slab_rows = SLAB_ROWS - SLAB_ROWS % kern.mr;
+    let a_len = m.min(slab_rows).next_multiple_of(kern.mr) * kc;
+    let b_len = n.min(BLOCK_COLS).next_multiple_of(kern.nr) * kc;
+    with_scratch(&A_PACK, a_len, |a_pack| {
+        with_scratch(&B_PACK, b_len, |b_pack| {
+            for i0 in (0..m).step_by(slab_rows) {
+                for p0 in (0..k).step_by(kc) {
+                    for j0 in (0..n).step_by(BLOCK_COLS) {
+                        let rows = (i0, slab_rows.min(m - i0));
+                        let cols = (j0, BLOCK_COLS.min(n - j0));
+                        let block = Block { rows, cols, depth: (p0, kc.min(k - p0)) };
+                        // The A slab of (i0, p0) serves every column block: pack it once.
+                        run_block(&g, block, a_pack, b_pack, j0 == 0);
+                    }
+                }
             }
-        }
+        })
     });
 }
 
-/// One depth slice `pc..pc+kc` of one column block `jc..jc+nc`, with its packed B.
-struct Block<'a> {
-    a: MatRef<'a>,
-    b_pack: &'a [f32],
-    pc: usize,
-    kc: usize,
-    jc: usize,
-    nc: usize,
-    accumulate: bool,
+/// Packs the block's B (and its A slab when `pack_a`), then computes it.
+fn run_block(g: &Gemm<'_>, block: Block, a_pack: &mut [f32], b_pack: &mut [f32], pack_a: bool) {
+    let (kern, kc) = (g.kern, block.depth.1);
+    let a_pack = &mut a_pack[..block.rows.1.next_multiple_of(kern.mr) * kc];
+    let b_pack = &mut b_pack[..block.cols.1.next_multiple_of(kern.nr) * kc];
+    // Packing Bᵀ: the "rows" of the packed source are B's columns.
+    let pack_b = |b_pack: &mut [f32]| pack(g, kern.pack_b, kern.nr, g.b.t(), block.cols, block.depth, b_pack);
+    if !pack_a {
+        pack_b(b_pack);
+    } else if g.threads > 1 {
+        rayon::join(|| pack(g, kern.pack_a, kern.mr, g.a, block.rows, block.depth, a_pack), || pack_b(b_pack));
+    } else {
+        pack(g, kern.pack_a, kern.mr, g.a, block.rows, block.depth, a_pack);
+        pack_b(b_pack);
+    }
+    run_tasks(g, block, a_pack, b_pack);
+}
+
+/// Packs rows `rows` × depth `depth` of `src` into panels of width `w` with `pack_fn`; with
+/// several threads, the panels go in contiguous groups, a few per thread (as tasks do).
+fn pack(
+    g: &Gemm<'_>,
+    pack_fn: PackFn,
+    w: usize,
+    src: MatRef<'_>,
+    (i0, rows): (usize, usize),
+    (p0, kc): (usize, usize),
+    dst: &mut [f32],
+) {
+    let groups = if g.threads > 1 { g.threads * TASKS_PER_THREAD } else { 1 };
+    // Group t (of `group` panels) packs rows t*group*w .. (t+1)*group*w into dst[t*group*w*kc ..].
+    let group = rows.div_ceil(w).div_ceil(groups);
+    let pack_group = |(t, dst): (usize, &mut [f32])| {
+        let first = t * group * w;
+        // SAFETY: `g.kern` comes from `dispatch::available`, so the CPU supports its packers.
+        unsafe { pack_fn(src, i0 + first, (rows - first).min(group * w), p0, kc, dst) };
+    };
+    if g.threads > 1 {
+        dst.par_chunks_mut(group * w * kc).enumerate().for_each(pack_group);
+    } else {
+        pack_group((0, dst));
+    }
 }
 
 /// The base pointer of C, shared by the tasks of a block.
@@ -85,143 +150,88 @@ impl CPtr {
     }
 }
 
-/// Packs `B[pc..pc+kc, jc..jc+nc]` into NR-column panels: panels are independent, so
-/// threads share the work when there are several.
-fn pack_b(
-    kern: &Kernel,
-    b: MatRef<'_>,
-    (pc, kc): (usize, usize),
-    (jc, nc): (usize, usize),
-    dst: &mut [f32],
-    threads: usize,
-) {
-    // Packing Bᵀ: the "rows" of the source are B's columns.
-    let pack_one = |(r, panel): (usize, &mut [f32])| {
-        let live = kern.nr.min(nc - r * kern.nr);
-        pack_panel(b.t(), jc + r * kern.nr, live, pc, kc, kern.nr, panel);
-    };
-    if threads > 1 {
-        dst.par_chunks_mut(kern.nr * kc).enumerate().for_each(pack_one);
-    } else {
-        dst.chunks_mut(kern.nr * kc).enumerate().for_each(pack_one);
-    }
-}
-
-/// Splits the m×nc block of C into tasks and runs them: by rows first (each task packs its
-/// own rows of A, so a row split costs nothing), by columns too when rows run short (each
-/// column task then repacks the same rows of A, which is cheap when m is small).
-fn run_tasks(kern: &Kernel, block: &Block<'_>, m: usize, (c, ldc): (CPtr, usize), threads: usize) {
-    let row_panels = m.div_ceil(kern.mr);
-    let col_panels = block.nc.div_ceil(kern.nr);
-    let target = if threads > 1 { threads * TASKS_PER_THREAD } else { 1 };
-    // At most mc rows per task keeps the per-thread A buffer bounded for very tall A.
-    let row_tasks = row_panels.min(target).max(row_panels.div_ceil(kern.mc / kern.mr));
+/// Splits the block of C into tasks, by rows first (tall A is the common case in a network:
+/// m = B·T tokens), by columns as well when there are too few row panels to go round.
+/// Task t gets the same proportional share of row panels and column panels as in a grid.
+fn run_tasks(g: &Gemm<'_>, block: Block, a_pack: &[f32], b_pack: &[f32]) {
+    let row_panels = block.rows.1.div_ceil(g.kern.mr);
+    let col_panels = block.cols.1.div_ceil(g.kern.nr);
+    let target = if g.threads > 1 { g.threads * TASKS_PER_THREAD } else { 1 };
+    let row_tasks = row_panels.min(target);
     let col_tasks = target.div_ceil(row_tasks).min(col_panels);
-    // Task t covers row panels rt*row_panels/row_tasks .. (rt+1)*row_panels/row_tasks, and
-    // the same proportional share of the column panels.
     let task = |t: usize| {
         let (rt, ct) = (t / col_tasks, t % col_tasks);
         let rows = (rt * row_panels / row_tasks, (rt + 1) * row_panels / row_tasks);
         let cols = (ct * col_panels / col_tasks, (ct + 1) * col_panels / col_tasks);
-        run_task(kern, block, m, rows, cols, (c, ldc));
+        run_task(g, block, (a_pack, b_pack), rows, cols);
     };
-    if threads > 1 {
+    if g.threads > 1 {
         (0..row_tasks * col_tasks).into_par_iter().for_each(task);
     } else {
         (0..row_tasks * col_tasks).for_each(task);
     }
 }
 
-/// One task: row panels `rows.0..rows.1` (of MR rows) × column panels `cols.0..cols.1` (of
-/// NR columns, relative to `block.jc`). Packs its rows of A, then sweeps the tiles.
+/// One task: row panels `rows.0..rows.1` × column panels `cols.0..cols.1` of the block.
+/// Columns go in groups of NC (`kern.nc`), whose B panels (KC×NC floats) stay in L2 while
+/// every A panel of the task passes by: for each A panel (kept in L1), the micro-kernel runs
+/// against each B panel of the group in turn.
 fn run_task(
-    kern: &Kernel,
-    block: &Block<'_>,
-    m: usize,
+    g: &Gemm<'_>,
+    block: Block,
+    (a_pack, b_pack): (&[f32], &[f32]),
     rows: (usize, usize),
     cols: (usize, usize),
-    (c, ldc): (CPtr, usize),
 ) {
-    let (mr, nr, kc) = (kern.mr, kern.nr, block.kc);
-    let row0 = rows.0 * mr;
-    let row_count = (rows.1 * mr).min(m) - row0;
-    if row_count == 0 || cols.0 == cols.1 {
-        return;
-    }
-    with_scratch(&A_PACK, (rows.1 - rows.0) * mr * kc, |a_pack| {
-        pack_panels(block.a, row0, row_count, block.pc, kc, mr, a_pack);
-        // ir outer, jr inner: one A panel stays in L1 while the B panels stream from L2.
-        for (ir, a_panel) in a_pack.chunks_exact(mr * kc).enumerate() {
-            let i = row0 + ir * mr;
-            for jr in cols.0..cols.1 {
-                let j = block.jc + jr * nr;
-                let b_panel = &block.b_pack[jr * nr * kc..(jr + 1) * nr * kc];
-                let live = (mr.min(m - i), nr.min(block.jc + block.nc - j));
-                run_tile(kern, block, (a_panel, b_panel), (i, j), live, (c, ldc));
+    let (mr, nr, kc) = (g.kern.mr, g.kern.nr, block.depth.1);
+    let (row_end, col_end) = (block.rows.0 + block.rows.1, block.cols.0 + block.cols.1);
+    let group = (g.kern.nc / nr).max(1);
+    for jr0 in (cols.0..cols.1).step_by(group) {
+        for ir in rows.0..rows.1 {
+            let a_panel = &a_pack[ir * mr * kc..(ir + 1) * mr * kc];
+            let i = block.rows.0 + ir * mr;
+            for jr in jr0..cols.1.min(jr0 + group) {
+                let b_panel = &b_pack[jr * nr * kc..(jr + 1) * nr * kc];
+                let j = block.cols.0 + jr * nr;
+                let live = (mr.min(row_end - i), nr.min(col_end - j));
+                run_tile(g, kc, (a_panel, b_panel), (i, j), live, block.depth.0 > 0);
             }
         }
-    });
+    }
 }
 
-/// Runs the micro-kernel for the tile of C at (i, j) with `live` = (rows, cols) inside C.
-/// A full tile is written in place; an edge tile goes through a local MR×NR array, of which
-/// only the live part is copied out.
+/// Runs the micro-kernel for the tile of C at (i, j), of which `live` = (rows, cols) lie
+/// inside C. A full tile is written in place; an edge tile goes through a local MR×NR array
+/// of which only the live part is copied out. `later_slice`: not the first depth slice, so
+/// the tile adds to C even without `accumulate`.
 fn run_tile(
-    kern: &Kernel,
-    block: &Block<'_>,
+    g: &Gemm<'_>,
+    kc: usize,
     (a_panel, b_panel): (&[f32], &[f32]),
     (i, j): (usize, usize),
     (live_rows, live_cols): (usize, usize),
-    (c, ldc): (CPtr, usize),
+    later_slice: bool,
 ) {
-    let (mr, nr, kc) = (kern.mr, kern.nr, block.kc);
+    let (mr, nr, ldc) = (g.kern.mr, g.kern.nr, g.ldc);
+    let accumulate = g.accumulate || later_slice;
     debug_assert!(a_panel.len() == mr * kc && b_panel.len() == nr * kc);
     if live_rows == mr && live_cols == nr {
+        let c_tile = g.c.get().wrapping_add(i * ldc + j);
         // SAFETY: the panels hold kc*MR and kc*NR floats; rows i..i+MR and columns j..j+NR
-        // lie inside C (checked by sgemm against m, n and ldc) and belong to this task only.
-        unsafe { (kern.tile)(kc, a_panel.as_ptr(), b_panel.as_ptr(), c.get().add(i * ldc + j), ldc, block.accumulate) };
+        // lie inside C (checked by sgemm against m, n and ldc) and belong to this task only;
+        // `g.kern` comes from `dispatch::available`, so the CPU runs it.
+        unsafe { (g.kern.tile)(kc, a_panel.as_ptr(), b_panel.as_ptr(), c_tile, ldc, accumulate) };
         return;
     }
     let mut tile = [0.0f32; MAX_TILE];
     // SAFETY: `tile` holds MR rows of NR floats (ldc = NR), as MR*NR <= MAX_TILE.
-    unsafe { (kern.tile)(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), nr, false) };
+    unsafe { (g.kern.tile)(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), nr, false) };
     for (r, tile_row) in tile.chunks_exact(nr).take(live_rows).enumerate() {
         // SAFETY: row i+r < m and columns j..j+live_cols < n lie inside C and belong to
         // this task only.
-        let c_row = unsafe { std::slice::from_raw_parts_mut(c.get().add((i + r) * ldc + j), live_cols) };
+        let c_row = unsafe { std::slice::from_raw_parts_mut(g.c.get().add((i + r) * ldc + j), live_cols) };
         for (c, &t) in c_row.iter_mut().zip(tile_row) {
-            *c = if block.accumulate { *c + t } else { t };
+            *c = if accumulate { *c + t } else { t };
         }
     }
-}
-
-/// A 64-byte-aligned run of 16 floats, so packed panels start on a cache line and the
-/// kernels' vector loads never straddle two lines.
-#[repr(C, align(64))]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct CacheLine([f32; 16]);
-
-thread_local! {
-    /// The packed B block of the GEMMs this thread calls.
-    static B_PACK: Cell<Vec<CacheLine>> = const { Cell::new(Vec::new()) };
-    /// The packed rows of A of the tasks this thread runs.
-    static A_PACK: Cell<Vec<CacheLine>> = const { Cell::new(Vec::new()) };
-}
-
-/// Runs `f` on a 64-byte-aligned scratch slice of `len` floats, reusing this thread's buffer
-/// across calls. The buffer is taken out of its slot meanwhile, so a nested GEMM (a task
-/// that itself calls sgemm) finds the slot empty and allocates its own instead of aliasing.
-fn with_scratch<R>(
-    slot: &'static LocalKey<Cell<Vec<CacheLine>>>,
-    len: usize,
-    f: impl FnOnce(&mut [f32]) -> R,
-) -> R {
-    let mut buf = slot.take();
-    if buf.len() * 16 < len {
-        buf.resize(len.div_ceil(16), CacheLine([0.0; 16]));
-    }
-    let floats: &mut [f32] = bytemuck::cast_slice_mut(&mut buf);
-    let result = f(&mut floats[..len]);
-    slot.set(buf);
-    result
 }

@@ -6,21 +6,24 @@
 //! latency at 2 FMAs per cycle, and 12 FMAs (6 cycles) face only 8 loads (4 cycles).
 
 use super::dispatch::Kernel;
+use super::pack_x86::pack_panels_avx2;
 use std::arch::x86_64::*;
 
 const MR: usize = 6;
 const NR: usize = 16;
 
-/// Blocks (see `Kernel`): an A panel is 6×512×4 B = 12 KiB of L1; a packed B block is
-/// 512×256×4 B = 512 KiB, half of a 1 MiB L2 (256 KiB L2s make it slower, not wrong).
+/// Blocks (see `Kernel`): the A panel (6×512×4 B = 12 KiB) stays in L1 while each B panel
+/// (16×512×4 B = 32 KiB) streams through; the B panels one A panel meets in a row
+/// (512×256×4 B = 512 KiB) fit in a 1 MiB L2 (a 256 KiB L2 makes this slower, not wrong).
 pub(crate) const KERNEL: Kernel = Kernel {
     name: "avx2+fma 6x16",
     mr: MR,
     nr: NR,
     kc: 512,
     nc: 256,
-    mc: 40 * MR,
     tile,
+    pack_a: pack_panels_avx2::<MR>,
+    pack_b: pack_panels_avx2::<NR>,
 };
 
 /// The 6×16 tile; contract in [`super::dispatch::TileFn`].

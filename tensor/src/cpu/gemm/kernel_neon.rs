@@ -6,6 +6,7 @@
 //! 16 accumulators + 4 operands = 20 of the 32 registers; 16 chains cover the FMA latency.
 
 use super::dispatch::Kernel;
+use super::pack::pack_panels;
 use std::arch::aarch64::*;
 
 const MR: usize = 8;
@@ -18,18 +19,15 @@ pub(crate) const KERNEL: Kernel = Kernel {
     nr: NR,
     kc: 256,
     nc: 512,
-    mc: 32 * MR,
     tile,
+    pack_a: pack_panels::<MR>,
+    pack_b: pack_panels::<NR>,
 };
 
 /// One row of the tile: `acc[0] += b_lo · a[L]`, `acc[1] += b_hi · a[L]` for lane L of `a`.
-#[inline(always)]
-fn fma_lane<const L: i32>(
-    acc: &mut [float32x4_t; 2],
-    b_lo: float32x4_t,
-    b_hi: float32x4_t,
-    a: float32x4_t,
-) {
+#[inline]
+#[target_feature(enable = "neon")]
+fn fma_lane<const L: i32>(acc: &mut [float32x4_t; 2], b_lo: float32x4_t, b_hi: float32x4_t, a: float32x4_t) {
     acc[0] = vfmaq_laneq_f32::<L>(acc[0], b_lo, a);
     acc[1] = vfmaq_laneq_f32::<L>(acc[1], b_hi, a);
 }

@@ -6,6 +6,7 @@
 //! kernel rounds twice per step; the tolerance of the tests allows for it.
 
 use super::dispatch::Kernel;
+use super::pack::pack_panels;
 
 const MR: usize = 4;
 const NR: usize = 8;
@@ -18,8 +19,9 @@ pub(crate) const KERNEL: Kernel = Kernel {
     nr: NR,
     kc: 512,
     nc: 256,
-    mc: 64 * MR,
     tile,
+    pack_a: pack_panels::<MR>,
+    pack_b: pack_panels::<NR>,
 };
 
 /// The 4×8 tile; contract in [`super::dispatch::TileFn`].
@@ -28,9 +30,7 @@ pub(crate) const KERNEL: Kernel = Kernel {
 /// As `TileFn` (any CPU).
 unsafe fn tile(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: bool) {
     // SAFETY: the caller guarantees kc*MR readable floats at a and kc*NR at b.
-    let (a, b) = unsafe {
-        (std::slice::from_raw_parts(a, kc * MR), std::slice::from_raw_parts(b, kc * NR))
-    };
+    let (a, b) = unsafe { (std::slice::from_raw_parts(a, kc * MR), std::slice::from_raw_parts(b, kc * NR)) };
     let acc = tile_sum(a, b);
     for (i, acc_row) in acc.iter().enumerate() {
         // SAFETY: the caller gives MR rows of NR floats spaced ldc apart, owned by this call.

@@ -4,17 +4,18 @@
 //! classic Goto/BLIS one, written for a row-major `C`:
 //!
 //! ```text
-//! for jc in 0..n step NC                  B block columns (the packed B block lives in L2)
-//!   for pc in 0..k step KC                depth slice: C += A[:, pc..] · B[pc.., jc..]
-//!     pack B[pc.., jc..] into NR-column panels (shared by all threads)
-//!     parallel over tasks = rectangles of C inside this block:
-//!       pack the task's rows of A[.., pc..] into MR-row panels (private to the thread)
-//!       for ir over A panels              one MR×KC A panel stays in L1 ...
-//!         for jr over B panels            ... while KC×NR B panels stream from L2
-//!           micro-kernel: MR×NR tile of C += A panel · B panel
+//! for pc in 0..k step KC                  depth slice: C (+)= A[:, pc..] · B[pc.., :]
+//!   pack A[:, pc..] into MR-row panels    } both shared by all threads, packed in parallel
+//!   pack B[pc.., :] into NR-column panels }   (A in blocks of 4096 rows, B of 4096 columns)
+//!   parallel over tasks = rectangles of C:
+//!     for jc over the task's columns step NC    these KC×NC B panels stay in L2 ...
+//!       for ir over the task's A panels         ... one MR×KC A panel stays in L1 ...
+//!         for jr over the B panels of jc        ... while B panels stream from L2
+//!           micro-kernel: MR×NR tile of C (+)= A panel · B panel
 //! ```
 //!
-//! Files: `pack.rs` (panel layouts), `driver.rs` (the loops above and the thread split),
+//! Files: `pack.rs` (panel layouts; `pack_x86.rs` its AVX transposes), `driver.rs` (the
+//! loops above and the thread split), `scratch.rs` (reused per-thread pack buffers),
 //! `dispatch.rs` (which micro-kernel runs, with its block sizes), one `kernel_*.rs` per
 //! instruction set.
 
@@ -22,6 +23,7 @@ mod dispatch;
 mod driver;
 mod kernel_portable;
 mod pack;
+mod scratch;
 
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
@@ -29,14 +31,17 @@ mod kernel_avx2;
 mod kernel_avx512;
 #[cfg(target_arch = "aarch64")]
 mod kernel_neon;
+#[cfg(target_arch = "x86_64")]
+mod pack_x86;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_prop;
 
-/// A read-only strided matrix view: element (i, j) is `data[offset + i * row_stride + j * col_stride]`.
-/// Transposed or sliced operands are just other strides: no copy is needed before calling `sgemm`.
+/// A read-only strided matrix view: element (i, j) is
+/// `data[offset + i * row_stride + j * col_stride]`. Transposed or sliced operands are just
+/// other strides: no copy is needed before calling `sgemm`.
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a> {
     pub data: &'a [f32],
@@ -57,10 +62,13 @@ impl MatRef<'_> {
     }
 }
 
-/// C = A·B for A (m×k), B (k×n), written into the row-major `c` with row stride `ldc` (c[i*ldc + j]).
-/// `accumulate == true` computes C += A·B instead (used for gradient accumulation).
-/// Correct for every shape incl. m, n or k = 0 or 1, odd sizes, tall-skinny; k = 0 gives C = 0 (or unchanged when accumulating).
-/// Parallel over blocks of C with rayon (use rayon's global pool; stay serial for tiny problems where threading costs more than it saves).
+/// C = A·B for A (m×k), B (k×n), written into the row-major `c` with row stride `ldc`
+/// (`c[i*ldc + j]`). `accumulate == true` computes C += A·B instead (used for gradient
+/// accumulation). Correct for every shape, including m, n or k = 0 or 1, odd sizes and
+/// tall-skinny ones; k = 0 gives C = 0 (or leaves C unchanged when accumulating).
+///
+/// Parallel over blocks of C on rayon's global pool; problems under 2^18 multiply-adds stay
+/// on the calling thread, where threading would cost more than it saves.
 ///
 /// Without `accumulate`, C is only written, never read, so it may hold garbage (even NaN).
 /// The micro-kernel is chosen once per process from the CPU's features (see [`kernel_name`]);
@@ -71,16 +79,7 @@ impl MatRef<'_> {
 /// (including `ldc < n` when m > 1, which would make rows overlap).
 #[track_caller]
 #[allow(clippy::too_many_arguments)] // the BLAS signature: three shapes, three operands, one flag
-pub fn sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
+pub fn sgemm(m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize, accumulate: bool) {
     check_shapes(m, n, k, &a, &b, c.len(), ldc);
     driver::gemm(dispatch::selected(), m, n, k, a, b, c, ldc, accumulate);
 }
@@ -93,24 +92,13 @@ pub fn kernel_name() -> &'static str {
 
 /// Panics unless every element the shapes address lies inside its buffer.
 #[track_caller]
-fn check_shapes(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &MatRef<'_>,
-    b: &MatRef<'_>,
-    c_len: usize,
-    ldc: usize,
-) {
+fn check_shapes(m: usize, n: usize, k: usize, a: &MatRef<'_>, b: &MatRef<'_>, c_len: usize, ldc: usize) {
     check_view("A", m, k, a, (m, n, k));
     check_view("B", k, n, b, (m, n, k));
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        m == 1 || ldc >= n,
-        "sgemm (m={m}, n={n}, k={k}): ldc = {ldc} < n would make the rows of C overlap"
-    );
+    assert!(m == 1 || ldc >= n, "sgemm (m={m}, n={n}, k={k}): ldc = {ldc} < n would make the rows of C overlap");
     // The last element written is c[(m-1)*ldc + n-1].
     let need = (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n));
     assert!(

@@ -1,79 +1,92 @@
 //! Packing: copies a block of A or B into zero-padded panels laid out as the micro-kernel reads them.
 //!
-//! A panel of width `w` holds `w` consecutive rows of a source matrix over a depth slice of
-//! `kc`: element (i, p) of the panel (row i < w, depth p < kc) sits at `panel[p*w + i]`, so
-//! each step of the micro-kernel's k loop reads `w` consecutive floats. Rows past the edge of
+//! A panel of width `W` holds `W` consecutive rows of a source matrix over a depth slice of
+//! `kc`: element (i, p) of the panel (row i < W, depth p < kc) sits at `panel[p*W + i]`, so
+//! each step of the micro-kernel's k loop reads `W` consecutive floats. Rows past the edge of
 //! the source are zero, which lets the micro-kernel run full tiles without edge branches.
 //!
-//! A is packed as it is (w = MR); B is packed through its transpose (w = NR), so that the
-//! "rows" of the packed source are B's columns and one function serves both.
+//! A is packed as it is (W = MR); B is packed through its transpose (W = NR), so that the
+//! "rows" of the packed source are B's columns and one function serves both. `W` is a
+//! const generic so that each copy has a fixed length the compiler can turn into vector moves.
 
 use super::MatRef;
 
-/// Packs rows `i0..i0+rows` and depth `p0..p0+kc` of `src` into `rows.div_ceil(w)`
-/// consecutive panels of `w*kc` floats at the start of `dst`.
+/// Packs rows `i0..i0+rows` and depth `p0..p0+kc` of `src` into `rows.div_ceil(W)`
+/// consecutive panels of `W*kc` floats at the start of `dst`.
 ///
 /// # Panics
-/// If `dst` is shorter than `rows.div_ceil(w) * w * kc`, or `src` lacks an element.
-pub(crate) fn pack_panels(
+/// If `dst` is shorter than `rows.div_ceil(W) * W * kc`, or `src` lacks an element.
+pub(crate) fn pack_panels<const W: usize>(
     src: MatRef<'_>,
     i0: usize,
     rows: usize,
     p0: usize,
     kc: usize,
-    w: usize,
     dst: &mut [f32],
 ) {
-    let panels = rows.div_ceil(w);
-    assert!(dst.len() >= panels * w * kc, "pack_panels: destination too short");
-    for (r, panel) in dst.chunks_exact_mut(w * kc).take(panels).enumerate() {
-        let live = w.min(rows - r * w);
-        pack_panel(src, i0 + r * w, live, p0, kc, w, panel);
+    let panels = rows.div_ceil(W);
+    let dst = &mut dst[..panels * W * kc];
+    if src.row_stride == 1 && kc > 0 {
+        pack_contiguous_rows::<W>(src, i0, rows, p0, kc, dst);
+        return;
+    }
+    for (r, panel) in dst.chunks_exact_mut(W * kc).enumerate() {
+        let live = W.min(rows - r * W);
+        if src.col_stride == 1 {
+            pack_transposing::<W>(src, i0 + r * W, live, p0, kc, panel);
+        } else {
+            for (p, dst) in panel.chunks_exact_mut(W).enumerate() {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = if i < live { src.at(i0 + r * W + i, p0 + p) } else { 0.0 };
+                }
+            }
+        }
     }
 }
 
-/// Packs the `live ≤ w` rows `i0..i0+live` of `src` over depth `p0..p0+kc` into one panel
-/// of `w*kc` floats, zero-filling rows `live..w`.
-pub(crate) fn pack_panel(
+/// The source rows are adjacent in memory (`row_stride == 1`; a row-major B seen through its
+/// transpose): at each depth p, the `rows` values are one contiguous run, which is cut into
+/// W-wide pieces, one per panel. Reading whole runs in order keeps the hardware prefetcher on.
+fn pack_contiguous_rows<const W: usize>(
     src: MatRef<'_>,
     i0: usize,
-    live: usize,
+    rows: usize,
     p0: usize,
     kc: usize,
-    w: usize,
-    panel: &mut [f32],
+    dst: &mut [f32],
 ) {
-    debug_assert!(live <= w && panel.len() == w * kc);
-    // Index of src(i0, p0); src(i0 + i, p0 + p) is at base + i*row_stride + p*col_stride.
-    let base = src.offset + i0 * src.row_stride + p0 * src.col_stride;
-    if src.row_stride == 1 {
-        // The panel's rows are adjacent in memory: each depth step is one contiguous copy.
-        // This is the case of a row-major B (packed through its transpose).
-        for (p, dst) in panel.chunks_exact_mut(w).enumerate() {
-            let start = base + p * src.col_stride;
-            dst[..live].copy_from_slice(&src.data[start..start + live]);
-            dst[live..].fill(0.0);
-        }
-    } else if src.col_stride == 1 {
-        // Each row is contiguous along the depth: read it sequentially and scatter it into
-        // column i of the panel (stride w). This is the case of a row-major A.
-        for i in 0..live {
-            let start = base + i * src.row_stride;
-            let row = &src.data[start..start + kc];
-            for (dst, &x) in panel.chunks_exact_mut(w).zip(row) {
-                dst[i] = x;
+    // src(i0 + i, p0 + p) is at base + i + p*col_stride.
+    let base = src.offset + i0 + p0 * src.col_stride;
+    for p in 0..kc {
+        let start = base + p * src.col_stride;
+        let run = &src.data[start..start + rows];
+        // Panel r starts at r*W*kc; its depth-p row at r*W*kc + p*W.
+        for (panel, piece) in dst.chunks_exact_mut(W * kc).zip(run.chunks(W)) {
+            let out = &mut panel[p * W..(p + 1) * W];
+            match <&[f32; W]>::try_from(piece) {
+                Ok(full) => out.copy_from_slice(full),
+                Err(_) => {
+                    out[..piece.len()].copy_from_slice(piece);
+                    out[piece.len()..].fill(0.0);
+                }
             }
         }
-        if live < w {
-            for dst in panel.chunks_exact_mut(w) {
-                dst[live..].fill(0.0);
-            }
+    }
+}
+
+/// Each source row is contiguous along the depth (`col_stride == 1`; a row-major A): the
+/// panel is its transpose. Each row is read in order and written down column i of the panel
+/// (stride W); x86 has a faster, vectorised version of this in `pack_x86`.
+fn pack_transposing<const W: usize>(src: MatRef<'_>, i0: usize, live: usize, p0: usize, kc: usize, panel: &mut [f32]) {
+    for i in 0..live {
+        let start = src.offset + (i0 + i) * src.row_stride + p0;
+        for (out, &x) in panel.chunks_exact_mut(W).zip(&src.data[start..start + kc]) {
+            out[i] = x;
         }
-    } else {
-        for (p, dst) in panel.chunks_exact_mut(w).enumerate() {
-            for (i, d) in dst.iter_mut().enumerate() {
-                *d = if i < live { src.at(i0 + i, p0 + p) } else { 0.0 };
-            }
+    }
+    if live < W {
+        for out in panel.chunks_exact_mut(W) {
+            out[live..].fill(0.0);
         }
     }
 }

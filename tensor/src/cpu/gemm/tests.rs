@@ -60,14 +60,7 @@ pub(super) fn random_vec(len: usize, seed: u64) -> Vec<f32> {
 /// In any summation order, with or without FMA, the f32 rounding error is at most
 /// γ_{k+2} · (|c0| + Σ_p |a_ip||b_pj|) with γ_j ≈ j·u and u = ε/2 (Higham, Accuracy and
 /// Stability, §3.1); we allow 4(k+2)·ε times that sum, a margin of 8 over the bound.
-#[allow(clippy::too_many_arguments)] // a test case: three sizes, two layouts, two flags, kernel
-pub(super) fn check_case(
-    kern: &Kernel,
-    (m, n, k): (usize, usize, usize),
-    la: Layout,
-    lb: Layout,
-    accumulate: bool,
-) {
+pub(super) fn check_case(kern: &Kernel, (m, n, k): (usize, usize, usize), la: Layout, lb: Layout, accumulate: bool) {
     let a = Operand::new(m, k, la, 1 + m as u64);
     let b = Operand::new(k, n, lb, 2 + n as u64);
     let ldc = n + 3;
@@ -84,13 +77,12 @@ pub(super) fn check_case(
     check_shapes(m, n, k, &a.view(), &b.view(), c.len(), ldc);
     driver::gemm(kern, m, n, k, a.view(), b.view(), &mut c, ldc, accumulate);
     let case = format!("{} m={m} n={n} k={k} A {la:?} B {lb:?} acc={accumulate}", kern.name);
+    // (index, got, expected, tolerance) of every element outside its tolerance.
+    let mut bad = Vec::new();
     for i in 0..m {
         for j in 0..n {
-            let (mut exact, mut scale) = (0.0f64, 0.0f64);
-            if accumulate {
-                exact = c0[i * ldc + j] as f64;
-                scale = exact.abs();
-            }
+            let c_old = if accumulate { c0[i * ldc + j] as f64 } else { 0.0 };
+            let (mut exact, mut scale) = (c_old, c_old.abs());
             for p in 0..k {
                 let prod = a.view().at(i, p) as f64 * b.view().at(p, j) as f64;
                 exact += prod;
@@ -98,9 +90,22 @@ pub(super) fn check_case(
             }
             let tol = 4.0 * (k + 2) as f64 * f32::EPSILON as f64 * scale;
             let got = c[i * ldc + j] as f64;
-            assert!((got - exact).abs() <= tol, "{case}: C[{i}][{j}] = {got}, expected {exact} ± {tol}");
+            if (got - exact).abs() > tol || got.is_nan() {
+                bad.push(((i, j), got, exact, tol));
+            }
         }
         assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&x| x == sentinel), "{case}: row {i} padding written");
+    }
+    if let Some(worst) = bad.iter().max_by(|x, y| (x.1 - x.2).abs().total_cmp(&(y.1 - y.2).abs())) {
+        let first: Vec<_> = bad.iter().take(4).map(|(ij, got, exact, _)| (ij, got, exact)).collect();
+        panic!(
+            "{case}: {} elements off; worst C{:?} = {} vs {} ± {}; first (index, got, expected): {first:?}",
+            bad.len(),
+            worst.0,
+            worst.1,
+            worst.2,
+            worst.3
+        );
     }
 }
 
@@ -151,17 +156,18 @@ fn sizes_straddling_every_block_match_naive() {
     for kern in available() {
         let near = |x: usize| [x - 1, x, x + 1];
         // Each dimension crosses its block sizes while the other two stay small and odd.
-        for m in near(kern.mr).into_iter().chain(near(kern.mc)) {
+        let slab_rows = driver::SLAB_ROWS - driver::SLAB_ROWS % kern.mr; // as `driver::gemm`
+        for m in near(kern.mr).into_iter().chain(near(slab_rows)) {
             check_case(&kern, (m, 2 * kern.nr + 3, 9), ROW, ROW, true);
         }
-        for n in near(kern.nr).into_iter().chain(near(kern.nc)) {
+        for n in near(kern.nr).into_iter().chain(near(kern.nc)).chain(near(driver::BLOCK_COLS)) {
             check_case(&kern, (2 * kern.mr + 1, n, 9), ROW, ROW, true);
         }
-        for k in near(kern.kc) {
+        for k in near(kern.kc).into_iter().chain(near(2 * kern.kc)) {
             check_case(&kern, (kern.mr + 1, kern.nr + 1, k), ROW, ROW, false);
         }
         // And all at once, big enough to run in parallel.
-        check_case(&kern, (kern.mc + 1, kern.nc + 1, kern.kc + 1), ROW, ROW, false);
+        check_case(&kern, (3 * kern.mr + 1, kern.nc + 1, kern.kc + 1), ROW, ROW, false);
     }
 }
 

@@ -1,0 +1,77 @@
+//! `Op`: how a recorded `Var` was made. One variant per op family; each family (in `ops/`)
+//! keeps its forward methods and its backward rules side by side and implements [`Family`].
+//! An enum rather than closures, so the `match` is exhaustive and the graph can be printed.
+
+use crate::grads::Grads;
+use crate::ops::{binary::Binary, index::Indexing, matmul::Matmul, nn::Nn, reduce::Reduce, unary::Unary, views::View};
+use crate::var::Var;
+use deltaw_tensor::Tensor;
+
+/// What every op family provides to the engine and to the graph dump.
+pub(crate) trait Family {
+    /// A short label with the op's parameters, e.g. `"sum(dim=1)"`.
+    fn name(&self) -> String;
+    /// The vars this op read, in order.
+    fn inputs(&self) -> Vec<&Var>;
+    /// The inputs, by value (used to unlink a graph without recursion when it is dropped).
+    fn into_inputs(self) -> Vec<Var>
+    where
+        Self: Sized;
+    /// The tensors the backward rule reads (`out` is this op's own output value).
+    fn saved(&self, out: &Tensor) -> Vec<Tensor>;
+    /// Adds this op's input gradients to `grads`, given the output `out` and its gradient.
+    fn backward(&self, out: &Tensor, dout: &Tensor, grads: &mut Grads);
+}
+
+/// How a recorded var was made.
+pub(crate) enum Op {
+    View(View),
+    Unary(Unary),
+    Binary(Binary),
+    Reduce(Reduce),
+    Matmul(Matmul),
+    Nn(Nn),
+    Index(Indexing),
+}
+
+impl Op {
+    fn family(&self) -> &dyn Family {
+        match self {
+            Op::View(op) => op,
+            Op::Unary(op) => op,
+            Op::Binary(op) => op,
+            Op::Reduce(op) => op,
+            Op::Matmul(op) => op,
+            Op::Nn(op) => op,
+            Op::Index(op) => op,
+        }
+    }
+
+    pub(crate) fn name(&self) -> String {
+        self.family().name()
+    }
+
+    pub(crate) fn inputs(&self) -> Vec<&Var> {
+        self.family().inputs()
+    }
+
+    pub(crate) fn saved(&self, out: &Tensor) -> Vec<Tensor> {
+        self.family().saved(out)
+    }
+
+    pub(crate) fn backward(&self, out: &Tensor, dout: &Tensor, grads: &mut Grads) {
+        self.family().backward(out, dout, grads)
+    }
+
+    pub(crate) fn into_inputs(self) -> Vec<Var> {
+        match self {
+            Op::View(op) => op.into_inputs(),
+            Op::Unary(op) => op.into_inputs(),
+            Op::Binary(op) => op.into_inputs(),
+            Op::Reduce(op) => op.into_inputs(),
+            Op::Matmul(op) => op.into_inputs(),
+            Op::Nn(op) => op.into_inputs(),
+            Op::Index(op) => op.into_inputs(),
+        }
+    }
+}

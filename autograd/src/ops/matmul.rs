@@ -1,0 +1,116 @@
+//! Matrix multiplication, 2-D and batched, as `torch.matmul`. 1-D operands become matrices
+//! through recorded `unsqueeze` / `squeeze` views, and batch dims that differ are `expand`ed,
+//! except for the common `(.., M, K) @ (K, N)` (a linear layer), whose weight gradient is one
+//! large GEMM over all rows instead of a batch of small ones summed afterwards.
+
+use crate::grads::Grads;
+use crate::op::{Family, Op};
+use crate::var::Var;
+use deltaw_tensor::{Shape, Tensor};
+
+/// `a @ b` with `a` `(.., M, K)` and `b` either `(.., K, N)` with the same batch dims or `(K, N)`.
+pub(crate) struct Matmul {
+    a: Var,
+    b: Var,
+}
+
+impl Var {
+    /// `self @ rhs`: `(.., M, K) @ (.., K, N) -> (.., M, N)` with broadcast batch dims; a 1-D
+    /// operand is a row (lhs) or column (rhs) vector whose unit dim is dropped, as PyTorch.
+    ///
+    /// # Panics
+    /// If the inner dims differ or the batch dims do not broadcast (naming both shapes).
+    #[track_caller]
+    pub fn matmul(&self, rhs: &Var) -> Var {
+        let (ra, rb) = (self.rank(), rhs.rank());
+        assert!(
+            ra >= 1 && rb >= 1,
+            "matmul: lhs {:?} and rhs {:?}: both need at least 1 dim",
+            self.shape(),
+            rhs.shape()
+        );
+        let a = if ra == 1 { self.unsqueeze(0) } else { self.clone() };
+        let b = if rb == 1 { rhs.unsqueeze(1) } else { rhs.clone() };
+        let mut out = matmul_2d_or_batched(&a, &b, self, rhs);
+        if rb == 1 {
+            out = out.squeeze(-1);
+        }
+        if ra == 1 {
+            out = out.squeeze(if rb == 1 { -1 } else { -2 });
+        }
+        out
+    }
+}
+
+/// Both operands have rank ≥ 2; `orig_*` only name the shapes in messages.
+#[track_caller]
+fn matmul_2d_or_batched(a: &Var, b: &Var, orig_a: &Var, orig_b: &Var) -> Var {
+    let (da, db) = (a.dims(), b.dims());
+    let (a, b) = if db.len() == 2 || da[..da.len() - 2] == db[..db.len() - 2] {
+        (a.clone(), b.clone())
+    } else {
+        let (ba, bb) = (Shape::from(&da[..da.len() - 2]), Shape::from(&db[..db.len() - 2]));
+        let batch = ba.broadcast(&bb).unwrap_or_else(|| {
+            panic!(
+                "matmul: lhs {:?} and rhs {:?}: batch dims {ba:?} and {bb:?} cannot be broadcast",
+                orig_a.shape(),
+                orig_b.shape()
+            )
+        });
+        let with = |rows: usize, cols: usize| Shape::from([batch.dims(), &[rows, cols]].concat());
+        (a.expand(with(da[da.len() - 2], da[da.len() - 1])), b.expand(with(db[db.len() - 2], db[db.len() - 1])))
+    };
+    let value = a.value().matmul(&b.value());
+    Var::from_op(value, Op::Matmul(Matmul { a, b }))
+}
+
+/// For `y = a @ b`: `da = dout @ bᵀ` and `db = aᵀ @ dout`. When `b` is 2-D under a batched
+/// `a`, its gradient sums over the batch: `db = a'ᵀ @ dout'` with `a'` `(rows, K)` and
+/// `dout'` `(rows, N)` the batch flattened into the rows. Transposes are views: the GEMM
+/// reads them in place.
+fn matmul_backward(a: &Var, b: &Var, dout: &Tensor, grads: &mut Grads) {
+    let (av, bv) = (a.value(), b.value());
+    if a.requires_grad() {
+        grads.accumulate(a, dout.matmul(&bv.t()));
+    }
+    if b.requires_grad() {
+        let db = if bv.rank() == 2 && av.rank() > 2 {
+            let k = av.dim(-1);
+            let n = dout.dim(-1);
+            av.reshape((av.numel() / k, k)).t().matmul(&dout.reshape((dout.numel() / n, n)))
+        } else {
+            av.t().matmul(dout)
+        };
+        grads.accumulate(b, db);
+    }
+}
+
+impl Family for Matmul {
+    fn name(&self) -> String {
+        "matmul".into()
+    }
+
+    fn inputs(&self) -> Vec<&Var> {
+        vec![&self.a, &self.b]
+    }
+
+    fn into_inputs(self) -> Vec<Var> {
+        vec![self.a, self.b]
+    }
+
+    /// `da` reads `b` and `db` reads `a`: a frozen operand's partner is not needed.
+    fn saved(&self, _out: &Tensor) -> Vec<Tensor> {
+        let mut saved = Vec::new();
+        if self.b.requires_grad() {
+            saved.push(self.a.value());
+        }
+        if self.a.requires_grad() {
+            saved.push(self.b.value());
+        }
+        saved
+    }
+
+    fn backward(&self, _out: &Tensor, dout: &Tensor, grads: &mut Grads) {
+        matmul_backward(&self.a, &self.b, dout, grads)
+    }
+}

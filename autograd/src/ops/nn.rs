@@ -1,0 +1,138 @@
+//! Neural-network ops with fused backward kernels: softmax and log-softmax (backward from the
+//! saved output), layer norm (from the saved `mean` and `rstd`), cross-entropy with
+//! `ignore_index`, and embedding lookup (whose backward is a scatter-add into the table).
+
+use crate::grads::Grads;
+use crate::op::{Family, Op};
+use crate::var::Var;
+use deltaw_tensor::{Dim, Tensor};
+
+/// An nn op, its inputs, and what its forward saved for the backward.
+pub(crate) enum Nn {
+    Softmax { input: Var, dim: usize },
+    LogSoftmax { input: Var, dim: usize },
+    LayerNorm { input: Var, weight: Var, bias: Var, mean: Tensor, rstd: Tensor },
+    CrossEntropy { logits: Var, targets: Tensor, ignore_index: i32 },
+    Embedding { table: Var, ids: Tensor },
+}
+
+impl Var {
+    /// Softmax along `dim`, as `torch.softmax`; saves its output for the backward.
+    #[track_caller]
+    pub fn softmax(&self, dim: impl Dim) -> Var {
+        let x = self.value();
+        let d = dim.resolve(x.rank().max(1), "softmax", x.shape());
+        Var::from_op(x.softmax(d), Op::Nn(Nn::Softmax { input: self.clone(), dim: d }))
+    }
+
+    /// Log-softmax along `dim`; saves its output for the backward.
+    #[track_caller]
+    pub fn log_softmax(&self, dim: impl Dim) -> Var {
+        let x = self.value();
+        let d = dim.resolve(x.rank().max(1), "log_softmax", x.shape());
+        Var::from_op(x.log_softmax(d), Op::Nn(Nn::LogSoftmax { input: self.clone(), dim: d }))
+    }
+
+    /// Layer norm over the last dim, as [`Tensor::layer_norm_with_stats`]: `x` `(.., C)`,
+    /// `weight` and `bias` `(C,)`. Saves `x`, `weight`, and the per-row `mean` and `rstd`.
+    #[track_caller]
+    pub fn layer_norm(&self, weight: &Var, bias: &Var, eps: f32) -> Var {
+        let out = self.value().layer_norm_with_stats(&weight.value(), &bias.value(), eps);
+        let op = Nn::LayerNorm {
+            input: self.clone(),
+            weight: weight.clone(),
+            bias: bias.clone(),
+            mean: out.mean,
+            rstd: out.rstd,
+        };
+        Var::from_op(out.output, Op::Nn(op))
+    }
+
+    /// Mean cross-entropy of logits `self` `(.., V)` against i32 `targets` `(..)`, skipping
+    /// `ignore_index` (PyTorch's default is -100); a 0-d var.
+    #[track_caller]
+    pub fn cross_entropy(&self, targets: &Tensor, ignore_index: i32) -> Var {
+        let value = self.value().cross_entropy(targets, ignore_index);
+        Var::from_op(value, Op::Nn(Nn::CrossEntropy { logits: self.clone(), targets: targets.clone(), ignore_index }))
+    }
+
+    /// Embedding lookup: `self` is the `(V, C)` table, `ids` i32 of any shape; the result is
+    /// `ids.shape + (C,)`.
+    #[track_caller]
+    pub fn embedding(&self, ids: &Tensor) -> Var {
+        let value = self.value().embedding(ids);
+        Var::from_op(value, Op::Nn(Nn::Embedding { table: self.clone(), ids: ids.clone() }))
+    }
+}
+
+/// The backward rules; the maths of each lives with its kernel in the tensor crate.
+fn nn_backward(op: &Nn, y: &Tensor, dout: &Tensor, grads: &mut Grads) {
+    match op {
+        // dx = y · (dout - Σ_dim dout · y)
+        Nn::Softmax { input, dim } => grads.accumulate(input, y.softmax_backward(dout, *dim)),
+        // dx = dout - exp(y) · Σ_dim dout
+        Nn::LogSoftmax { input, dim } => grads.accumulate(input, y.log_softmax_backward(dout, *dim)),
+        Nn::LayerNorm { input, weight, bias, mean, rstd } => {
+            let (dx, dweight, dbias) = input.value().layer_norm_backward(dout, &weight.value(), mean, rstd);
+            grads.accumulate(input, dx);
+            grads.accumulate(weight, dweight);
+            grads.accumulate(bias, dbias);
+        }
+        // dlogits = (softmax(logits) - onehot(target)) · dloss / n_kept, 0 on ignored rows
+        Nn::CrossEntropy { logits, targets, ignore_index } => {
+            grads.accumulate(logits, logits.value().cross_entropy_backward(targets, *ignore_index, dout))
+        }
+        // dtable[ids[i]] += dout[i]: rows looked up several times sum their gradients
+        Nn::Embedding { table, ids } => {
+            let table_value = table.value();
+            let c = table_value.dim(1);
+            let rows = dout.reshape((ids.numel(), c));
+            grads.accumulate(table, table_value.zeros_like().index_add(0, &ids.flatten_all(), &rows));
+        }
+    }
+}
+
+impl Family for Nn {
+    fn name(&self) -> String {
+        match self {
+            Nn::Softmax { dim, .. } => format!("softmax(dim={dim})"),
+            Nn::LogSoftmax { dim, .. } => format!("log_softmax(dim={dim})"),
+            Nn::LayerNorm { .. } => "layer_norm".into(),
+            Nn::CrossEntropy { ignore_index, .. } => format!("cross_entropy(ignore_index={ignore_index})"),
+            Nn::Embedding { .. } => "embedding".into(),
+        }
+    }
+
+    fn inputs(&self) -> Vec<&Var> {
+        match self {
+            Nn::Softmax { input, .. } | Nn::LogSoftmax { input, .. } => vec![input],
+            Nn::LayerNorm { input, weight, bias, .. } => vec![input, weight, bias],
+            Nn::CrossEntropy { logits, .. } => vec![logits],
+            Nn::Embedding { table, .. } => vec![table],
+        }
+    }
+
+    fn into_inputs(self) -> Vec<Var> {
+        match self {
+            Nn::Softmax { input, .. } | Nn::LogSoftmax { input, .. } => vec![input],
+            Nn::LayerNorm { input, weight, bias, .. } => vec![input, weight, bias],
+            Nn::CrossEntropy { logits, .. } => vec![logits],
+            Nn::Embedding { table, .. } => vec![table],
+        }
+    }
+
+    fn saved(&self, out: &Tensor) -> Vec<Tensor> {
+        match self {
+            Nn::Softmax { .. } | Nn::LogSoftmax { .. } => vec![out.clone()],
+            Nn::LayerNorm { input, weight, mean, rstd, .. } => {
+                vec![input.value(), weight.value(), mean.clone(), rstd.clone()]
+            }
+            Nn::CrossEntropy { logits, targets, .. } => vec![logits.value(), targets.clone()],
+            Nn::Embedding { ids, .. } => vec![ids.clone()],
+        }
+    }
+
+    fn backward(&self, out: &Tensor, dout: &Tensor, grads: &mut Grads) {
+        nn_backward(self, out, dout, grads)
+    }
+}

@@ -1,0 +1,110 @@
+//! AdamW (Loshchilov & Hutter) with the exact semantics of `torch.optim.AdamW`: decoupled
+//! weight decay applied to the parameter first, bias-corrected moments, and `eps` added after
+//! the square root of the corrected second moment.
+
+use super::{Optimizer, ParamGroup};
+use crate::grads::Grads;
+use crate::var::{no_grad, Var, VarId};
+use deltaw_tensor::Tensor;
+use std::collections::HashMap;
+
+/// AdamW settings; the defaults are PyTorch's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWConfig {
+    pub lr: f32,
+    pub betas: (f32, f32),
+    pub eps: f32,
+    /// Decoupled: `p ← p · (1 - lr · weight_decay)`, not added to the gradient.
+    pub weight_decay: f32,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig { lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 1e-2 }
+    }
+}
+
+/// One parameter's state: its step count and the two moment estimates.
+struct Moments {
+    step: u64,
+    m: Tensor,
+    v: Tensor,
+}
+
+/// `torch.optim.AdamW` (single-tensor path).
+pub struct AdamW {
+    groups: Vec<ParamGroup>,
+    config: AdamWConfig,
+    state: HashMap<VarId, Moments>,
+}
+
+impl AdamW {
+    pub fn new(params: Vec<Var>, config: AdamWConfig) -> AdamW {
+        AdamW::with_groups(vec![ParamGroup::new(params)], config)
+    }
+
+    /// Groups may override the weight decay (e.g. none on biases and norms; see
+    /// [`ParamGroup::decay_by_rank`]).
+    pub fn with_groups(groups: Vec<ParamGroup>, config: AdamWConfig) -> AdamW {
+        AdamW { groups, config, state: HashMap::new() }
+    }
+
+    /// Updates every parameter that has a gradient in `grads` (the [`Optimizer`] trait's
+    /// `step`, callable without importing it).
+    pub fn step(&mut self, grads: &Grads) {
+        no_grad(|| {
+            for group in self.groups.clone() {
+                let wd = group.weight_decay.unwrap_or(self.config.weight_decay);
+                for param in &group.params {
+                    if let Some(grad) = grads.get(param) {
+                        self.update(param, grad, wd);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Bytes of optimizer state (two moments per parameter seen so far).
+    pub fn state_bytes(&self) -> usize {
+        self.state.values().map(|s| (s.m.numel() + s.v.numel()) * s.m.dtype().size_in_bytes()).sum()
+    }
+
+    /// One parameter, in PyTorch's order (`t` counts this parameter's steps from 1):
+    /// `p ← p·(1 - lr·wd)`; `m ← m + (1 - β1)(g - m)` (a lerp); `v ← β2·v + (1 - β2)·g²`;
+    /// `p ← p - lr/(1 - β1ᵗ) · m / (√v / √(1 - β2ᵗ) + eps)`. The scalar factors are computed
+    /// in f64, as Python does, and rounded once.
+    fn update(&mut self, param: &Var, grad: &Tensor, weight_decay: f32) {
+        let c = self.config;
+        let (b1, b2) = (c.betas.0 as f64, c.betas.1 as f64);
+        let lr = c.lr as f64;
+        let mut p = param.value();
+        if weight_decay != 0.0 {
+            p = p.mul_scalar((1.0 - lr * weight_decay as f64) as f32);
+        }
+        let s =
+            self.state.remove(&param.id()).unwrap_or_else(|| Moments { step: 0, m: p.zeros_like(), v: p.zeros_like() });
+        let step = s.step + 1;
+        let m = s.m.add(&grad.sub(&s.m).mul_scalar((1.0 - b1) as f32));
+        let v = s.v.mul_scalar(b2 as f32).add(&grad.mul_scalar((1.0 - b2) as f32).mul(grad));
+        let bias1 = 1.0 - b1.powi(step as i32);
+        let bias2_sqrt = (1.0 - b2.powi(step as i32)).sqrt();
+        let denom = v.sqrt().div_scalar(bias2_sqrt as f32).add_scalar(c.eps);
+        p = p.add(&m.mul_scalar((-lr / bias1) as f32).div(&denom));
+        param.set_value(p);
+        self.state.insert(param.id(), Moments { step, m, v });
+    }
+}
+
+impl Optimizer for AdamW {
+    fn step(&mut self, grads: &Grads) {
+        AdamW::step(self, grads)
+    }
+
+    fn lr(&self) -> f32 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+}

@@ -1,0 +1,146 @@
+//! # deltaw-shaders
+//!
+//! deltaw's GPU compute kernels as plain WGSL, one readable file per op family in `wgsl/`,
+//! and a small registry that hands the GPU backend a kernel's source and entry point.
+//! Each WGSL file opens with what it computes, its bindings, and what one invocation does.
+//!
+//! Scalar arguments travel in a uniform `Params` struct; the `#[repr(C)]` structs in
+//! [`params`] mirror them field by field (a test checks the sizes against naga's layout).
+//!
+//! ```
+//! use deltaw_shaders::Kernel;
+//! let k = Kernel::SoftmaxForward;
+//! assert_eq!(k.entry_point(), "softmax_forward");
+//! assert!(k.source().contains("fn softmax_forward"));
+//! assert!(!k.needs_f16());
+//! ```
+
+pub mod params;
+
+/// One compute entry point of one WGSL file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `elementwise.wgsl`: `out = f(x)` over a strided view (op codes of `UnaryOp`).
+    Unary,
+    /// `elementwise.wgsl`: `out = g(a, b)` with broadcasting (op codes of `BinaryOp`).
+    Binary,
+    /// `elementwise.wgsl`: `out = cond != 0 ? a : b` (`where_`, `masked_fill`).
+    SelectWhere,
+    /// `elementwise.wgsl`: row-major copy of any strided view (`contiguous()`).
+    CopyStrided,
+    /// `reduce.wgsl`: one workgroup per contiguous row.
+    ReduceRows,
+    /// `reduce.wgsl`: one invocation per output, looping down a column.
+    ReduceColumns,
+    /// `softmax.wgsl`
+    SoftmaxForward,
+    /// `softmax.wgsl`
+    LogSoftmaxForward,
+    /// `layer_norm.wgsl`: saves mean and rstd.
+    LayerNormForward,
+    /// `index.wgsl`: rows by index (`index_select`, `embedding`).
+    IndexSelect,
+    /// `index.wgsl`: `torch.gather`.
+    Gather,
+    /// `index.wgsl`: one part of a `cat`.
+    CopyBlock,
+    /// `loss.wgsl`: per-row cross-entropy and valid flags.
+    CrossEntropyRows,
+    /// `matmul.wgsl`: tiled, batched, strided f32 GEMM.
+    Matmul,
+    /// `matmul_f16.wgsl`: the same with f16 storage, f32 accumulation.
+    MatmulF16,
+    /// `convert.wgsl`
+    F32ToF16,
+    /// `convert.wgsl`
+    F16ToF32,
+    /// `convert.wgsl`
+    F32ToBf16,
+    /// `convert.wgsl`
+    Bf16ToF32,
+}
+
+impl Kernel {
+    /// Every kernel, for tests and pipeline warm-up.
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::Unary,
+        Kernel::Binary,
+        Kernel::SelectWhere,
+        Kernel::CopyStrided,
+        Kernel::ReduceRows,
+        Kernel::ReduceColumns,
+        Kernel::SoftmaxForward,
+        Kernel::LogSoftmaxForward,
+        Kernel::LayerNormForward,
+        Kernel::IndexSelect,
+        Kernel::Gather,
+        Kernel::CopyBlock,
+        Kernel::CrossEntropyRows,
+        Kernel::Matmul,
+        Kernel::MatmulF16,
+        Kernel::F32ToF16,
+        Kernel::F16ToF32,
+        Kernel::F32ToBf16,
+        Kernel::Bf16ToF32,
+    ];
+
+    /// The WGSL file this kernel lives in.
+    pub fn file(self) -> &'static str {
+        match self {
+            Kernel::Unary | Kernel::Binary | Kernel::SelectWhere | Kernel::CopyStrided => "elementwise.wgsl",
+            Kernel::ReduceRows | Kernel::ReduceColumns => "reduce.wgsl",
+            Kernel::SoftmaxForward | Kernel::LogSoftmaxForward => "softmax.wgsl",
+            Kernel::LayerNormForward => "layer_norm.wgsl",
+            Kernel::IndexSelect | Kernel::Gather | Kernel::CopyBlock => "index.wgsl",
+            Kernel::CrossEntropyRows => "loss.wgsl",
+            Kernel::Matmul => "matmul.wgsl",
+            Kernel::MatmulF16 => "matmul_f16.wgsl",
+            Kernel::F32ToF16 | Kernel::F16ToF32 | Kernel::F32ToBf16 | Kernel::Bf16ToF32 => "convert.wgsl",
+        }
+    }
+
+    /// The whole WGSL source of the kernel's file.
+    pub fn source(self) -> &'static str {
+        match self.file() {
+            "elementwise.wgsl" => include_str!("../wgsl/elementwise.wgsl"),
+            "reduce.wgsl" => include_str!("../wgsl/reduce.wgsl"),
+            "softmax.wgsl" => include_str!("../wgsl/softmax.wgsl"),
+            "layer_norm.wgsl" => include_str!("../wgsl/layer_norm.wgsl"),
+            "index.wgsl" => include_str!("../wgsl/index.wgsl"),
+            "loss.wgsl" => include_str!("../wgsl/loss.wgsl"),
+            "matmul.wgsl" => include_str!("../wgsl/matmul.wgsl"),
+            "matmul_f16.wgsl" => include_str!("../wgsl/matmul_f16.wgsl"),
+            _ => include_str!("../wgsl/convert.wgsl"),
+        }
+    }
+
+    /// The `@compute` function to run.
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Kernel::Unary => "unary",
+            Kernel::Binary => "binary",
+            Kernel::SelectWhere => "select_where",
+            Kernel::CopyStrided => "copy_strided",
+            Kernel::ReduceRows => "reduce_rows",
+            Kernel::ReduceColumns => "reduce_columns",
+            Kernel::SoftmaxForward => "softmax_forward",
+            Kernel::LogSoftmaxForward => "log_softmax_forward",
+            Kernel::LayerNormForward => "layer_norm_forward",
+            Kernel::IndexSelect => "index_select",
+            Kernel::Gather => "gather",
+            Kernel::CopyBlock => "copy_block",
+            Kernel::CrossEntropyRows => "cross_entropy_rows",
+            Kernel::Matmul => "matmul",
+            Kernel::MatmulF16 => "matmul_f16",
+            Kernel::F32ToF16 => "f32_to_f16",
+            Kernel::F16ToF32 => "f16_to_f32",
+            Kernel::F32ToBf16 => "f32_to_bf16",
+            Kernel::Bf16ToF32 => "bf16_to_f32",
+        }
+    }
+
+    /// Whether the kernel uses `enable f16;` (needs the adapter's SHADER_F16 feature).
+    pub fn needs_f16(self) -> bool {
+        self.source().contains("enable f16;")
+    }
+}

@@ -1,0 +1,99 @@
+//! Rust mirrors of each WGSL file's uniform `Params` struct: same field names, same order,
+//! `#[repr(C)]` and `Pod` so they upload with `bytemuck::bytes_of`. Uniform buffers are read in
+//! 16-byte rows, so every struct is padded to a multiple of 16 bytes.
+
+use bytemuck::{Pod, Zeroable};
+
+/// `elementwise.wgsl`. Shapes and strides travel separately in the `strided` buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ElementwiseParams {
+    /// Output elements.
+    pub numel: u32,
+    /// Dims of the (broadcast) output shape.
+    pub rank: u32,
+    /// Op code: the index of the op in `UnaryOp` / `BinaryOp`.
+    pub op: u32,
+    /// The constant of scalar ops (`x + s`, `x^s`...).
+    pub scalar: f32,
+}
+
+/// `reduce.wgsl`: the `(outer, d, inner)` view and the op code of `ReduceOp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ReduceParams {
+    pub outer: u32,
+    pub d: u32,
+    pub inner: u32,
+    pub op: u32,
+}
+
+/// `softmax.wgsl`: `rows` rows of length `c`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct SoftmaxParams {
+    pub rows: u32,
+    pub c: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+/// `layer_norm.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct LayerNormParams {
+    pub rows: u32,
+    pub c: u32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+
+/// `index.wgsl`: `(outer, d, inner)` views, `k` indices (or the output's total dim for
+/// `copy_block`), output `numel`, and for `gather` the `rank` and `dim`; `column` is where a
+/// `cat` part starts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct IndexParams {
+    pub outer: u32,
+    pub d: u32,
+    pub inner: u32,
+    pub k: u32,
+    pub numel: u32,
+    pub rank: u32,
+    pub dim: u32,
+    pub column: u32,
+}
+
+/// `loss.wgsl`: `rows` rows of `v` logits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct CrossEntropyParams {
+    pub rows: u32,
+    pub v: u32,
+    pub ignore_index: i32,
+    pub _pad: u32,
+}
+
+/// `matmul.wgsl` and `matmul_f16.wgsl`: sizes and the strides of A and B in elements.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub a_row_stride: u32,
+    pub a_col_stride: u32,
+    pub b_row_stride: u32,
+    pub b_col_stride: u32,
+}
+
+/// `convert.wgsl`: element count (the packed side has `numel.div_ceil(2)` words).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ConvertParams {
+    pub numel: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}

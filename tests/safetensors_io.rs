@@ -1,0 +1,100 @@
+//! safetensors reading and writing: round trips in every dtype, atomic writes, and errors
+//! that name the file and the tensor.
+
+use deltaw_tensor::{safetensors, DType, Device, Tensor};
+use std::path::PathBuf;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("deltaw-st-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A safetensors file by hand: 8-byte header length, JSON header, data.
+fn raw_file(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+#[test]
+fn every_dtype_round_trips_with_metadata() {
+    let dev = Device::Cpu;
+    let dir = temp_dir("roundtrip");
+    let path = dir.join("t.safetensors");
+    let x = Tensor::from_vec(vec![0.5f32, -1.25, 3.0, 1e-3, 7.0, -2.0], (2, 3), &dev).unwrap();
+    let ids = Tensor::from_vec(vec![3i32, -100, 7], 3, &dev).unwrap();
+    let tensors = [
+        ("f32", x.clone()),
+        ("f32_transposed", x.t()),
+        ("f16", x.to_dtype(DType::F16).unwrap()),
+        ("bf16", x.to_dtype(DType::BF16).unwrap()),
+        ("i32", ids.clone()),
+    ];
+    let meta = [("format".to_string(), "pt".to_string())].into_iter().collect();
+    safetensors::save(tensors.iter().map(|(n, t)| (*n, t)), Some(meta), &path).unwrap();
+    let (back, meta) = safetensors::load_with_metadata(&path, &dev).unwrap();
+    assert_eq!(meta["format"], "pt");
+    for (name, t) in &tensors {
+        assert_eq!(back[*name].dtype(), t.dtype(), "{name}");
+        assert_eq!(back[*name].dims(), t.dims(), "{name}");
+        assert_eq!(back[*name].to_vec(), t.to_vec(), "{name}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).collect();
+    assert_eq!(leftovers.len(), 1, "the atomic write left a temp file behind");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn i64_loads_as_i32_and_rejects_overflow() {
+    let dir = temp_dir("i64");
+    let ok = dir.join("ok.safetensors");
+    let data: Vec<u8> = [5i64, -100].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&ok, raw_file(r#"{"ids":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#, &data)).unwrap();
+    assert_eq!(safetensors::load(&ok, &Device::Cpu).unwrap()["ids"].to_vec_i32(), vec![5, -100]);
+
+    let big = dir.join("big.safetensors");
+    let data: Vec<u8> = [1i64 << 40].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&big, raw_file(r#"{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, &data)).unwrap();
+    let err = safetensors::load(&big, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("tensor 'ids'") && err.contains("big.safetensors"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn unsupported_dtype_error_names_file_and_tensor() {
+    let dir = temp_dir("u8");
+    let path = dir.join("mask.safetensors");
+    std::fs::write(&path, raw_file(r#"{"mask":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#, &[1, 0])).unwrap();
+    let err = safetensors::load(&path, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("mask.safetensors") && err.contains("tensor 'mask'") && err.contains("U8"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn missing_and_corrupt_files_are_errors_naming_the_file() {
+    let dir = temp_dir("bad");
+    let missing = dir.join("nope.safetensors");
+    let err = safetensors::load(&missing, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("nope.safetensors"), "{err}");
+
+    let corrupt = dir.join("corrupt.safetensors");
+    std::fs::write(&corrupt, b"this is not a safetensors file").unwrap();
+    let err = safetensors::load(&corrupt, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("corrupt.safetensors: not a valid safetensors file"), "{err}");
+
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, raw_file(r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, &[0; 8]))
+        .unwrap();
+    let err = safetensors::load(&truncated, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("truncated.safetensors"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn saving_into_a_missing_folder_fails_cleanly() {
+    let path = std::env::temp_dir().join("deltaw-no-such-dir-xyz").join("w.safetensors");
+    let err = safetensors::save([("w", &Tensor::ones(2, &Device::Cpu))], None, &path).unwrap_err();
+    assert!(err.to_string().contains("w.safetensors"), "{err}");
+}
