@@ -14,8 +14,8 @@
 // 5 `out` (storage, read_write).
 // One invocation computes one output element. Grids larger than 65,535 workgroups are
 // dispatched in 2-D: the linear index is x + y · (num_workgroups.x · 256).
-// Comparisons write 1.0 / 0.0. maximum/minimum return `a` when it is NaN, as the CPU (WGSL's
-// max/min leave NaN unspecified); WGSL lets implementations ignore NaN, so this is best effort.
+// Comparisons write 1.0 / 0.0. maximum/minimum propagate NaN as the CPU does (WGSL's max/min
+// leave it unspecified), and ne is true on NaN, testing NaN on the bits.
 
 struct Params {
     numel: u32,
@@ -113,16 +113,22 @@ fn pow_signed(x: f32, e: f32) -> f32 {
     return select(magnitude, -magnitude, odd);
 }
 
+// NaN test on the bits: `a != a` may be folded to false, since WGSL lets compilers assume no NaN.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn binary_op(op: u32, a: f32, b: f32) -> f32 {
     switch op {
         case 0u: { return a + b; }
         case 1u: { return a - b; }
         case 2u: { return a * b; }
         case 3u: { return a / b; }
-        case 4u: { return select(b, a, a >= b || a != a); }
-        case 5u: { return select(b, a, a <= b || a != a); }
+        case 4u: { return select(b, a, a >= b || is_nan(a)); }
+        case 5u: { return select(b, a, a <= b || is_nan(a)); }
         case 6u: { return select(0.0, 1.0, a == b); }
-        case 7u: { return select(0.0, 1.0, a != b); }
+        // IEEE: NaN != anything; some compilers lower != as an ordered compare (false on NaN).
+        case 7u: { return select(0.0, 1.0, a != b || is_nan(a) || is_nan(b)); }
         case 8u: { return select(0.0, 1.0, a < b); }
         case 9u: { return select(0.0, 1.0, a <= b); }
         case 10u: { return select(0.0, 1.0, a > b); }

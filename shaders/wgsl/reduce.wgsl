@@ -3,6 +3,8 @@
 // Output element (o, i) reduces x[o·d·inner + j·inner + i] over j < d with `op`:
 //   0 sum, 1 mean, 2 max, 3 min, 4 var (unbiased, divides by d - 1), 5 argmax (first maximum,
 //   written as an f32 index; exact below 2^24, the front end converts it to i32).
+// max, min and argmax follow the CPU: a NaN wins (the first NaN for argmax), and a row of -inf
+// has max -inf and argmax 0 (no sentinel value takes part in the comparisons).
 // Two entry points, one per loop order:
 //   reduce_rows     (inner == 1): one workgroup of 256 per output; each invocation strides over
 //                   the row, then a tree reduction in workgroup memory combines the 256 partials.
@@ -24,28 +26,48 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 const WORKGROUP: u32 = 256u;
-const NEG_INF: f32 = -3.40282347e38;
-const POS_INF: f32 = 3.40282347e38;
+// partial_index of an invocation that saw no element of the row: it never wins a comparison.
+const EMPTY: u32 = 0xffffffffu;
 
 var<workgroup> partial: array<f32, 256>;
 var<workgroup> partial_index: array<u32, 256>;
 
-// Combines partial `other` into `slot` for op; for argmax the lower index wins ties.
+fn is_extreme_op() -> bool {
+    return params.op == 2u || params.op == 3u || params.op == 5u;
+}
+
+// NaN test on the bits: `v != v` may be folded to false, since WGSL lets compilers assume no NaN.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Whether v replaces the running extreme `best` (larger for max/argmax, smaller for min).
+// NaN wins and then stays, as the CPU's NaN-propagating max/min and PyTorch's argmax.
+fn beats(v: f32, best: f32) -> bool {
+    if (is_nan(best)) {
+        return false;
+    }
+    if (is_nan(v)) {
+        return true;
+    }
+    return select(v > best, v < best, params.op == 3u);
+}
+
+// Combines partial `other` into `slot`: + for sums; for extremes the better value, the lower
+// index on ties (so the first maximum wins), and never an EMPTY partial.
 fn combine(slot: u32, other: u32) {
     let a = partial[slot];
     let b = partial[other];
-    switch params.op {
-        case 2u: { partial[slot] = max(a, b); }
-        case 3u: { partial[slot] = min(a, b); }
-        case 5u: {
-            let ia = partial_index[slot];
-            let ib = partial_index[other];
-            if (b > a || (b == a && ib < ia)) {
-                partial[slot] = b;
-                partial_index[slot] = ib;
-            }
-        }
-        default: { partial[slot] = a + b; }
+    if (!is_extreme_op()) {
+        partial[slot] = a + b;
+        return;
+    }
+    let ia = partial_index[slot];
+    let ib = partial_index[other];
+    let tie = a == b || (is_nan(a) && is_nan(b));
+    if (ib != EMPTY && (ia == EMPTY || beats(b, a) || (tie && ib < ia))) {
+        partial[slot] = b;
+        partial_index[slot] = ib;
     }
 }
 
@@ -62,29 +84,24 @@ fn reduce_workgroup(lid: u32) {
 
 // This invocation's partial over row[base ..] for op (sum of (x - shift)² when squares).
 fn row_partial(base: u32, lid: u32, squares: bool, shift: f32) {
+    let extreme = !squares && is_extreme_op();
     var acc = 0.0;
-    var best = NEG_INF;
-    var best_index = 0xffffffffu;
-    if (params.op == 3u) {
-        best = POS_INF;
-    }
+    var best = 0.0;
+    var best_index = EMPTY;
     for (var j = lid; j < params.d; j = j + WORKGROUP) {
         let v = x[base + j];
         if (squares) {
             acc = acc + (v - shift) * (v - shift);
-        } else if (params.op == 2u || params.op == 5u) {
-            if (v > best || best_index == 0xffffffffu) {
+        } else if (extreme) {
+            if (best_index == EMPTY || beats(v, best)) {
                 best = v;
                 best_index = j;
             }
-        } else if (params.op == 3u) {
-            best = min(best, v);
         } else {
             acc = acc + v;
         }
     }
-    let is_extreme = !squares && (params.op == 2u || params.op == 3u || params.op == 5u);
-    partial[lid] = select(acc, best, is_extreme);
+    partial[lid] = select(acc, best, extreme);
     partial_index[lid] = best_index;
 }
 
@@ -128,14 +145,12 @@ fn reduce_columns(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let i = index % params.inner;
     let base = o * params.d * params.inner + i;
     var acc = 0.0;
-    var best = x[base];
+    var best = x[base]; // the first element, so that no sentinel takes part (rows of -inf)
     var best_index = 0u;
     for (var j = 0u; j < params.d; j = j + 1u) {
         let v = x[base + j * params.inner];
         acc = acc + v;
-        if (params.op == 3u) {
-            best = min(best, v);
-        } else if (v > best) {
+        if (beats(v, best)) {
             best = v;
             best_index = j;
         }

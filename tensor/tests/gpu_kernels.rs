@@ -4,96 +4,13 @@
 //! Without an adapter the tests print a notice and pass, unless `DELTAW_REQUIRE_GPU=1`.
 //! Run: `DELTAW_REQUIRE_GPU=1 cargo test -p deltaw-tensor --features gpu --test gpu_kernels`.
 
-use std::sync::OnceLock;
+mod gpu_support;
 
 use deltaw_tensor::cpu::{self, gemm::MatRef, reduce::ReduceDims};
-use deltaw_tensor::gpu::{self, GpuContext, GpuError, GpuOptions, MatmulArgs};
-use deltaw_tensor::{BinaryOp, Device, Layout, ReduceOp, Seed, Tensor, UnaryOp};
+use deltaw_tensor::gpu::{self, GpuContext, GpuError, MatmulArgs};
+use deltaw_tensor::{BinaryOp, Device, Layout, ReduceOp, Tensor, UnaryOp};
+use gpu_support::{assert_close, context, down, new_context, randn, up, view, Tol};
 use half::{bf16, f16};
-
-/// Named tolerances: |actual - expected| <= abs + rel · |expected|.
-#[derive(Clone, Copy, Debug)]
-struct Tol {
-    abs: f32,
-    rel: f32,
-}
-
-impl Tol {
-    /// Same operations in the same order: IEEE arithmetic is exact up to the last bit.
-    const EXACT: Tol = Tol { abs: 0.0, rel: 0.0 };
-    /// Arithmetic where the GPU may contract to fma or use a reciprocal: a few ulps.
-    const ARITH: Tol = Tol { abs: 1e-7, rel: 1e-6 };
-    /// exp/log/pow/tanh: Vulkan allows 3 + 2|x| ulp for exp and 3 ulp for log, and the GELU
-    /// erfc fit is itself 1.2e-7 relative; 1e-5 relative covers these on |x| < 4.
-    const TRANSCENDENTAL: Tol = Tol { abs: 1e-6, rel: 1e-5 };
-    /// Sums of up to ~1000 N(0,1) terms in a different order (tree vs 16 partial sums): the
-    /// error grows like ε·√n·max|partial| ≈ 1e-7 · 30 · 30.
-    const REDUCTION: Tol = Tol { abs: 1e-4, rel: 1e-5 };
-    /// GEMM with k ≤ 100 and N(0,1) inputs: fma order differs from the CPU micro-kernel.
-    const MATMUL: Tol = Tol { abs: 1e-4, rel: 1e-5 };
-}
-
-/// Fails with the worst element, its index and the first pairs. NaN matches NaN.
-fn assert_close(actual: &[f32], expected: &[f32], tol: Tol, what: &str) {
-    assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
-    let mut worst: Option<(usize, f32)> = None;
-    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        let bad = if e.is_nan() || a.is_nan() {
-            a.is_nan() != e.is_nan()
-        } else if e.is_infinite() {
-            a != e
-        } else {
-            (a - e).abs() > tol.abs + tol.rel * e.abs()
-        };
-        let excess = if bad { (a - e).abs().max(f32::MIN_POSITIVE) } else { 0.0 };
-        if bad && worst.is_none_or(|(_, w)| excess > w || excess.is_nan()) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, _)) = worst {
-        let pairs: Vec<_> = actual.iter().zip(expected).take(6).collect();
-        panic!(
-            "{what}: element {i} is {} but expected {} ({tol:?}); first (gpu, cpu) pairs: {pairs:?}",
-            actual[i], expected[i]
-        );
-    }
-}
-
-/// The shared context, or `None` (after a notice) when no adapter exists and none is required.
-fn context() -> Option<&'static GpuContext> {
-    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| new_context()).as_ref()
-}
-
-fn new_context() -> Option<GpuContext> {
-    match GpuContext::new(&GpuOptions::default()) {
-        Ok(ctx) => Some(ctx),
-        Err(e) if std::env::var("DELTAW_REQUIRE_GPU").as_deref() == Ok("1") => panic!("DELTAW_REQUIRE_GPU=1 but {e}"),
-        Err(e) => {
-            eprintln!("skipping GPU kernel tests: {e}");
-            None
-        }
-    }
-}
-
-fn randn(n: usize, seed: u64) -> Vec<f32> {
-    Tensor::randn(n, Seed(seed), &Device::Cpu).to_vec()
-}
-
-/// A view of a fresh contiguous tensor of `dims` (for its layout) and the tensor's data.
-fn view(dims: &[usize], seed: u64, make: impl Fn(Tensor) -> Tensor) -> (Vec<f32>, Layout) {
-    let data = randn(dims.iter().product(), seed);
-    let t = Tensor::from_vec(data.clone(), dims, &Device::Cpu).unwrap();
-    (data, make(t).layout().clone())
-}
-
-fn up(ctx: &GpuContext, data: &[f32]) -> gpu::GpuBuffer {
-    ctx.upload(data).unwrap()
-}
-
-fn down(ctx: &GpuContext, buffer: &gpu::GpuBuffer, len: usize) -> Vec<f32> {
-    ctx.read_back(buffer, len).unwrap()
-}
 
 const UNARY_OPS: [UnaryOp; 20] = [
     UnaryOp::Neg,
@@ -146,8 +63,9 @@ fn binary_ops_match_cpu_with_broadcast_operands() {
     let Some(ctx) = context() else { return };
     // a: (5, 1, 7) expanded to (5, 3, 7); b: (3, 7) viewed as (1, 3, 7) expanded.
     let round = |v: Vec<f32>| v.into_iter().map(|x| (x * 2.0).round() / 2.0).collect::<Vec<_>>(); // ties for Eq/Le
-    let a = round(randn(35, 2));
-    let b = round(randn(21, 3));
+    let mut a = round(randn(35, 2));
+    let mut b = round(randn(21, 3));
+    (a[4], b[9]) = (f32::NAN, f32::NAN); // maximum/minimum propagate NaN from either side
     let ta = Tensor::from_vec(a.clone(), (5, 1, 7), &Device::Cpu).unwrap().expand((5, 3, 7));
     let tb = Tensor::from_vec(b.clone(), (1, 3, 7), &Device::Cpu).unwrap().expand((5, 3, 7));
     let (ga, gb) = (up(ctx, &a), up(ctx, &b));
@@ -222,6 +140,34 @@ fn reductions_match_cpu_along_rows_and_columns() {
                 &expected,
                 tol,
                 &format!("{op:?} over {:?}", (outer, d, inner)),
+            );
+        }
+    }
+}
+
+#[test]
+fn max_min_argmax_keep_infinities_and_nan_like_the_cpu() {
+    let Some(ctx) = context() else { return };
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    #[rustfmt::skip]
+    let rows = [
+        -inf, -inf, -inf, -inf, -inf, // max -inf, argmax 0 (no sentinel may win)
+        1.0, nan, 3.0, nan, 0.0,      // NaN wins, argmax = first NaN
+        inf, inf, inf, inf, inf,
+        2.0, 5.0, 5.0, -1.0, 5.0,     // first maximum
+    ];
+    // The same values as columns: (5, 4), reduced along dim 0.
+    let columns: Vec<f32> = (0..20).map(|i| rows[(i % 4) * 5 + i / 4]).collect();
+    let cases =
+        [(&rows[..], ReduceDims { outer: 4, d: 5, inner: 1 }), (&columns[..], ReduceDims { outer: 1, d: 5, inner: 4 })];
+    for (x, dims) in cases {
+        for op in [ReduceOp::Max, ReduceOp::Min, ReduceOp::ArgMax] {
+            let got = gpu::reduce(ctx, op, &up(ctx, x), dims).unwrap();
+            assert_close(
+                &down(ctx, &got, 4),
+                &cpu::reduce::reduce(op, x, dims),
+                Tol::EXACT,
+                &format!("{op:?} over {dims:?}"),
             );
         }
     }
@@ -428,6 +374,35 @@ fn conversions_round_like_the_half_crate() {
     );
 }
 
+#[test]
+fn chained_dispatches_in_one_pass_see_each_others_writes() {
+    let Some(ctx) = context() else { return };
+    // 40 dependent dispatches recorded back to back (fewer than a batch), then one read-back.
+    let x = randn(1_000, 95);
+    let layout = Layout::contiguous(1_000);
+    let mut y = up(ctx, &x);
+    let mut expected = x.clone();
+    for step in 0..40 {
+        let op = if step % 2 == 0 { UnaryOp::AddScalar(1.0) } else { UnaryOp::MulScalar(0.5) };
+        y = gpu::unary(ctx, op, &y, &layout).unwrap();
+        expected = cpu::elementwise::unary(op, &expected, &layout);
+    }
+    assert_close(&down(ctx, &y, 1_000), &expected, Tol::EXACT, "40 chained unary ops");
+}
+
+#[test]
+fn softmax_handles_causally_masked_rows() {
+    let Some(ctx) = context() else { return };
+    // Row r of a (6, 6) causal mask keeps columns 0..=r; the rest is -inf, as in attention.
+    let scores = randn(36, 96);
+    let x: Vec<f32> = (0..36).map(|i| if i % 6 > i / 6 { f32::NEG_INFINITY } else { scores[i] }).collect();
+    let gx = up(ctx, &x);
+    let got = down(ctx, &gpu::softmax(ctx, &gx, 6, 6).unwrap(), 36);
+    assert_close(&got, &cpu::nn::softmax_forward(&x, 6), Tol::TRANSCENDENTAL, "masked softmax");
+    let got = down(ctx, &gpu::log_softmax(ctx, &gx, 6, 6).unwrap(), 36);
+    assert_close(&got, &cpu::nn::log_softmax_forward(&x, 6), Tol::TRANSCENDENTAL, "masked log_softmax");
+}
+
 /// One step of a small model: matmul, GELU, softmax, a reduction.
 fn model_step(ctx: &GpuContext, x: &gpu::GpuBuffer, w: &gpu::GpuBuffer) -> gpu::GpuBuffer {
     let args = MatmulArgs { m: 8, n: 12, k: 16, a_strides: (16, 1), b_strides: (12, 1), batch_offsets: vec![(0, 0)] };
@@ -467,6 +442,8 @@ fn allocations_over_the_limit_fail_naming_size_and_limit() {
     let message = err.to_string();
     assert!(matches!(err, GpuError::AllocationTooLarge { .. }), "{message}");
     assert!(message.contains(&(limit + 4).to_string()) && message.contains(&limit.to_string()), "{message}");
+    let over = ctx.limits().max_buffer_size + 4;
+    assert!(ctx.alloc(over).unwrap_err().to_string().contains(&over.to_string()));
 }
 
 #[test]

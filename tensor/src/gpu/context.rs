@@ -62,7 +62,8 @@ impl GpuContext {
     /// [`GpuError::RequestDevice`] if the adapter refuses.
     pub fn new(options: &GpuOptions) -> Result<GpuContext, GpuError> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        let backends = desc.backends;
+        // Only the backends compiled in can be tried; name just those in errors.
+        let backends = desc.backends & wgpu::Instance::enabled_backend_features();
         let instance = wgpu::Instance::new(desc);
         let filter = options.adapter_name.clone().or_else(|| std::env::var("DELTAW_GPU_ADAPTER").ok());
         let adapter = pick_adapter(&instance, backends, filter.as_deref())?;

@@ -17,12 +17,35 @@ use super::pool::{BufferKind, GpuBuffer};
 /// Workgroups per dimension allowed by every WebGPU implementation.
 const MAX_GROUPS_PER_DIM: u32 = 65_535;
 
-/// The pending command encoder. Buffers dropped while it is pending (uniforms included) are
-/// retired by the pool until it is submitted, so no later dispatch of the batch can be handed,
-/// and overwrite, a buffer that an earlier one still reads.
+/// The pending command encoder and its open compute pass. Buffers dropped while it is pending
+/// (uniforms included) are retired by the pool until it is submitted, so no later dispatch of
+/// the batch can be handed, and overwrite, a buffer that an earlier one still reads.
 pub(crate) struct Batch {
     encoder: wgpu::CommandEncoder,
+    /// Consecutive dispatches share one pass (a pass costs more than a dispatch); WebGPU still
+    /// orders each dispatch's writes before the next one's reads, since every dispatch is its own
+    /// usage scope. Ended before a copy or the submit, which the encoder refuses mid-pass.
+    pass: Option<wgpu::ComputePass<'static>>,
     dispatches: usize,
+}
+
+impl Batch {
+    /// The open compute pass, begun if needed. `forget_lifetime` lets the pass live beside its
+    /// encoder; wgpu keeps the encoder locked until the pass is dropped.
+    fn pass(&mut self) -> &mut wgpu::ComputePass<'static> {
+        let encoder = &mut self.encoder;
+        self.pass.get_or_insert_with(|| {
+            encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None })
+                .forget_lifetime()
+        })
+    }
+
+    /// The encoder, with any open pass ended first.
+    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
+        &mut self.encoder
+    }
 }
 
 /// One kernel launch: the kernel, its `Params` bytes, the buffers of its other bindings
@@ -73,7 +96,7 @@ impl GpuContext {
     fn upload_kind(&self, kind: BufferKind, bytes: &[u8]) -> Result<GpuBuffer, GpuError> {
         let buffer = self.inner.pool.alloc(&self.inner.device, kind, bytes.len() as u64)?;
         // write_buffer needs a multiple of 4 bytes; f16 data may be 2 bytes short.
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             self.inner.queue.write_buffer(buffer.raw(), 0, bytes);
         } else {
             let mut padded = bytes.to_vec();
@@ -113,14 +136,12 @@ impl GpuContext {
             Grid::Xyz(x, y, z) => (x, y, z),
         };
         let full = self.with_batch(|batch| {
-            let mut pass =
-                batch.encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-            pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
             if x > 0 && y > 0 && z > 0 {
+                let pass = batch.pass();
+                pass.set_pipeline(&pipeline.pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(x, y, z);
             }
-            drop(pass);
             batch.dispatches += 1;
             batch.dispatches >= self.inner.dispatches_per_submit
         });
@@ -138,6 +159,7 @@ impl GpuContext {
                 .inner
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("deltaw batch") }),
+            pass: None,
             dispatches: 0,
         });
         f(batch)
@@ -149,7 +171,8 @@ impl GpuContext {
         // could record a buffer retired after this submit, and recycling would hand it out
         // while that batch still reads it. (It would also reorder the two batches.)
         let mut slot = self.inner.batch.lock().unwrap();
-        let batch = slot.take()?;
+        let mut batch = slot.take()?;
+        batch.pass = None;
         let index = self.inner.queue.submit([batch.encoder.finish()]);
         self.inner.pool.recycle();
         Some(index)
@@ -168,7 +191,7 @@ impl GpuContext {
         }
         let copy_bytes = bytes.next_multiple_of(4);
         let staging = self.inner.pool.alloc(&self.inner.device, BufferKind::ReadBack, copy_bytes)?;
-        self.with_batch(|batch| batch.encoder.copy_buffer_to_buffer(buffer.raw(), 0, staging.raw(), 0, copy_bytes));
+        self.with_batch(|batch| batch.encoder().copy_buffer_to_buffer(buffer.raw(), 0, staging.raw(), 0, copy_bytes));
         let index = self.submit();
         let (tx, rx) = mpsc::channel();
         staging.raw().slice(..copy_bytes).map_async(wgpu::MapMode::Read, move |r| {

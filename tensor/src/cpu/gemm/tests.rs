@@ -75,7 +75,7 @@ pub(super) fn check_case(kern: &Kernel, (m, n, k): (usize, usize, usize), la: La
         c[i * ldc + n..(i + 1) * ldc].fill(sentinel);
     }
     check_shapes(m, n, k, &a.view(), &b.view(), c.len(), ldc);
-    driver::gemm(kern, m, n, k, a.view(), b.view(), &mut c, ldc, accumulate);
+    super::gemm_with(kern, m, n, k, a.view(), b.view(), &mut c, ldc, accumulate);
     let case = format!("{} m={m} n={n} k={k} A {la:?} B {lb:?} acc={accumulate}", kern.name);
     // (index, got, expected, tolerance) of every element outside its tolerance.
     let mut bad = Vec::new();
@@ -239,4 +239,22 @@ fn short_c_panics_naming_sgemm() {
 fn overlapping_rows_of_c_panic() {
     let a = Operand::new(4, 4, ROW, 1);
     sgemm(4, 4, 4, a.view(), a.view(), &mut [0.0; 64], 3, false);
+}
+
+/// The m = 1 and n = 1 shapes take the unpacked gemv path for every B layout it accepts;
+/// a B strided both ways still goes through the packed kernels.
+#[test]
+fn vector_shapes_match_naive_in_every_layout() {
+    let kern = super::dispatch::selected();
+    let layouts =
+        [ROW, COL, Layout::RowMajor { offset: 7, pad: 3 }, Layout::ColMajor { offset: 2, pad: 4 }, Layout::Strided];
+    for &la in &layouts {
+        for &lb in &layouts {
+            for acc in [false, true] {
+                check_case(kern, (1, 37, 300), la, lb, acc);
+                check_case(kern, (41, 1, 257), la, lb, acc);
+                check_case(kern, (1, 2100, 40), la, lb, acc); // several parallel column blocks
+            }
+        }
+    }
 }

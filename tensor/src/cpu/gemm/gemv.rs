@@ -1,0 +1,86 @@
+//! Matrix–vector products, the m = 1 (and n = 1) case of `sgemm`, without packing.
+//!
+//! Generating text multiplies one token's activations (a 1×K row) by each weight matrix. The
+//! packed path would copy all of B into panels to use it once, which costs more than the
+//! multiply itself; here B is streamed once, straight from memory:
+//! - B rows contiguous (`col_stride == 1`): `c = Σ_p a[p] · B[p, :]`, an axpy per row of B,
+//!   parallel over column blocks of c;
+//! - B columns contiguous (`row_stride == 1`, e.g. `x @ W.t()` with W stored (N, K)):
+//!   `c[j] = a · B[:, j]`, a dot product per output, parallel over blocks of outputs.
+//!
+//! Both inner loops run over unit-stride slices and vectorise (the dot with 16 partial sums).
+
+use super::MatRef;
+use crate::cpu::simd::vectorized;
+use rayon::prelude::*;
+
+/// Outputs (or columns) per rayon task; below [`PARALLEL_MIN`] multiply-adds stay serial.
+const BLOCK: usize = 1024;
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// Whether [`gemv`] handles this B (one of its strides is 1).
+pub(crate) fn supports(b: &MatRef<'_>) -> bool {
+    b.col_stride == 1 || b.row_stride == 1
+}
+
+/// `c[j·c_stride] (+)= Σ_p a[p] · B[p, j]` for j < n, where `a` is row 0 of the view (k long).
+pub(crate) fn gemv(n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], c_stride: usize, accumulate: bool) {
+    let a_row: Vec<f32> = (0..k).map(|p| a.at(0, p)).collect(); // k floats: cheap to gather
+    let mut out = vec![0.0f32; n];
+    let parallel = n * k >= PARALLEL_MIN;
+    if b.col_stride == 1 {
+        let task = |(block, dst): (usize, &mut [f32])| axpy_rows(&a_row, &b, block * BLOCK, dst);
+        if parallel {
+            out.par_chunks_mut(BLOCK).enumerate().for_each(task);
+        } else {
+            out.chunks_mut(BLOCK).enumerate().for_each(task);
+        }
+    } else {
+        let task = |(block, dst): (usize, &mut [f32])| dot_columns(&a_row, &b, block * BLOCK, dst);
+        if parallel {
+            out.par_chunks_mut(BLOCK).enumerate().for_each(task);
+        } else {
+            out.chunks_mut(BLOCK).enumerate().for_each(task);
+        }
+    }
+    for (j, v) in out.into_iter().enumerate() {
+        let y = &mut c[j * c_stride];
+        *y = if accumulate { *y + v } else { v };
+    }
+}
+
+/// Columns `first..first + dst.len()` of `a · B` for B with contiguous rows.
+fn axpy_rows(a: &[f32], b: &MatRef<'_>, first: usize, dst: &mut [f32]) {
+    let w = dst.len();
+    vectorized(|| {
+        for (p, &ap) in a.iter().enumerate() {
+            let start = b.offset + p * b.row_stride + first;
+            for (d, &x) in dst.iter_mut().zip(&b.data[start..start + w]) {
+                *d += ap * x;
+            }
+        }
+    });
+}
+
+/// Outputs `first..first + dst.len()` as dot products with B's contiguous columns.
+fn dot_columns(a: &[f32], b: &MatRef<'_>, first: usize, dst: &mut [f32]) {
+    let k = a.len();
+    for (j, d) in dst.iter_mut().enumerate() {
+        let start = b.offset + (first + j) * b.col_stride;
+        *d = vectorized(|| dot(a, &b.data[start..start + k]));
+    }
+}
+
+/// `Σ x·y` with 16 partial sums, so the loop vectorises.
+#[inline(always)]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let (xc, yc) = (x.chunks_exact(16), y.chunks_exact(16));
+    let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+    for (xs, ys) in xc.zip(yc) {
+        for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
+            *s += a * b;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
