@@ -2,7 +2,7 @@
 //! weight decay applied to the parameter first, bias-corrected moments, and `eps` added after
 //! the square root of the corrected second moment.
 
-use super::{Optimizer, ParamGroup};
+use super::{updates, Optimizer, ParamGroup};
 use crate::grads::Grads;
 use crate::var::{no_grad, Var, VarId};
 use deltaw_tensor::Tensor;
@@ -52,16 +52,8 @@ impl AdamW {
     /// Updates every parameter that has a gradient in `grads` (the [`Optimizer`] trait's
     /// `step`, callable without importing it).
     pub fn step(&mut self, grads: &Grads) {
-        no_grad(|| {
-            for group in self.groups.clone() {
-                let wd = group.weight_decay.unwrap_or(self.config.weight_decay);
-                for param in &group.params {
-                    if let Some(grad) = grads.get(param) {
-                        self.update(param, grad, wd);
-                    }
-                }
-            }
-        })
+        let updates = updates(&self.groups, grads, self.config.weight_decay);
+        no_grad(|| updates.into_iter().for_each(|(param, grad, wd)| self.update(&param, &grad, wd)))
     }
 
     /// Bytes of optimizer state (two moments per parameter seen so far).

@@ -16,6 +16,7 @@ pub use sgd::{Sgd, SgdConfig};
 
 use crate::grads::Grads;
 use crate::var::Var;
+use deltaw_tensor::Tensor;
 
 /// What a trainer needs from any optimizer.
 pub trait Optimizer {
@@ -50,4 +51,19 @@ impl ParamGroup {
             ParamGroup { params: no_decay, weight_decay: Some(0.0) },
         ]
     }
+}
+
+/// What one step updates: `(parameter, gradient, weight decay)` for every parameter of
+/// `groups` that has a gradient, with its group's weight decay or else `default_decay`.
+fn updates(groups: &[ParamGroup], grads: &Grads, default_decay: f32) -> Vec<(Var, Tensor, f32)> {
+    let mut out = Vec::new();
+    for group in groups {
+        let wd = group.weight_decay.unwrap_or(default_decay);
+        for param in &group.params {
+            if let Some(grad) = grads.get(param) {
+                out.push((param.clone(), grad.clone(), wd));
+            }
+        }
+    }
+    out
 }

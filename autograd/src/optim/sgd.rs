@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum and (coupled) weight decay,
 //! step for step as `torch.optim.SGD`.
 
-use super::{Optimizer, ParamGroup};
+use super::{updates, Optimizer, ParamGroup};
 use crate::grads::Grads;
 use crate::var::{no_grad, Var, VarId};
 use deltaw_tensor::Tensor;
@@ -44,16 +44,8 @@ impl Sgd {
     /// Updates every parameter that has a gradient in `grads` (the [`Optimizer`] trait's
     /// `step`, callable without importing it).
     pub fn step(&mut self, grads: &Grads) {
-        no_grad(|| {
-            for group in self.groups.clone() {
-                let wd = group.weight_decay.unwrap_or(self.config.weight_decay);
-                for param in &group.params {
-                    if let Some(grad) = grads.get(param) {
-                        self.update(param, grad, wd);
-                    }
-                }
-            }
-        })
+        let updates = updates(&self.groups, grads, self.config.weight_decay);
+        no_grad(|| updates.into_iter().for_each(|(param, grad, wd)| self.update(&param, &grad, wd)))
     }
 
     /// Bytes of optimizer state (the momentum buffers).
