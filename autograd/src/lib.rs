@@ -44,3 +44,8 @@ pub use grads::Grads;
 pub use graph::{human_bytes, Graph, GraphNode, MemorySummary};
 pub use optim::{AdamW, AdamWConfig, LrSchedule, Optimizer, ParamGroup, Sgd, SgdConfig};
 pub use var::{is_grad_enabled, no_grad, NoGradGuard, Var, VarId};
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

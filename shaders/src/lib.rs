@@ -144,3 +144,8 @@ impl Kernel {
         self.source().contains("enable f16;")
     }
 }
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

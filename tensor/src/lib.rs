@@ -53,3 +53,8 @@ pub use rng::Seed;
 pub use shape::{Dim, Shape};
 pub use storage::{CpuStorage, IntoStorage, Storage};
 pub use tensor::Tensor;
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
