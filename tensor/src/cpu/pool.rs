@@ -54,6 +54,14 @@ pub fn give_back(buf: Vec<f32>) {
     }
 }
 
+/// Frees every pooled buffer (e.g. after a large one-off computation, before measuring RSS).
+pub fn clear() {
+    if let Some(pool) = POOL.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        pool.by_len.clear();
+        pool.bytes = 0;
+    }
+}
+
 /// Bytes currently held for reuse (for tests and memory reports).
 pub fn pooled_bytes() -> usize {
     POOL.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.bytes)
@@ -75,5 +83,6 @@ mod tests {
         assert_eq!(again.as_ptr(), ptr, "the same allocation comes back");
         give_back(vec![1.0; 16]);
         drop(again);
+        clear(); // other tests run in parallel, so no exact count is asserted after this
     }
 }
