@@ -62,3 +62,67 @@ impl Gpt2Config {
         self.n_inner.unwrap_or(4 * self.n_embd)
     }
 }
+
+/// BERT hyperparameters, named as in transformers' `BertConfig`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct BertConfig {
+    pub model_type: String,
+    /// V
+    pub vocab_size: usize,
+    /// C
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    /// NH
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_bert_eps")]
+    pub layer_norm_eps: f32,
+    #[serde(default = "default_bert_act")]
+    pub hidden_act: String,
+}
+
+fn default_type_vocab() -> usize {
+    2
+}
+
+fn default_bert_eps() -> f32 {
+    1e-12
+}
+
+fn default_bert_act() -> String {
+    "gelu".into()
+}
+
+impl BertConfig {
+    /// Reads and checks `dir/config.json` (a `bert` model with the erf GELU).
+    ///
+    /// # Errors
+    /// A missing or malformed file, another model type, another activation, or a width not
+    /// divisible by the head count; the message names the file and the field.
+    pub fn from_dir(dir: &Path) -> Result<BertConfig> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let config: BertConfig =
+            serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        let bad = |message: String| Err(Error::Config { path: path.clone(), message });
+        if config.model_type != "bert" {
+            return bad(format!("model_type is \"{}\", expected \"bert\"", config.model_type));
+        }
+        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+            return bad(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                config.hidden_size, config.num_attention_heads
+            ));
+        }
+        if config.hidden_act != "gelu" {
+            return bad(format!(
+                "hidden_act \"{}\" is not supported (BERT uses \"gelu\", the erf form)",
+                config.hidden_act
+            ));
+        }
+        Ok(config)
+    }
+}

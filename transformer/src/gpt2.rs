@@ -6,48 +6,11 @@
 
 use crate::config::Gpt2Config;
 use crate::error::Result;
+use crate::layers::{self, multi_head_attention, Conv1D, LayerNorm};
 use crate::weights::Checkpoint;
 use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Tensor};
 use std::path::Path;
-
-/// A `Conv1D` layer: `y = x @ weight + bias`, weight `(in, out)`.
-pub struct Conv1D {
-    pub weight: Var,
-    pub bias: Var,
-}
-
-impl Conv1D {
-    fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Conv1D {
-        let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[inp, out])).named(format!("{name}.weight"));
-        let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
-        Conv1D { weight, bias }
-    }
-
-    /// `(.., in) -> (.., out)`.
-    pub fn forward(&self, x: &Var) -> Var {
-        x.matmul(&self.weight).add(&self.bias)
-    }
-}
-
-/// Layer norm parameters `(C,)`.
-pub struct LayerNorm {
-    pub weight: Var,
-    pub bias: Var,
-    pub eps: f32,
-}
-
-impl LayerNorm {
-    fn load(ck: &mut Checkpoint, name: &str, c: usize, eps: f32) -> LayerNorm {
-        let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[c])).named(format!("{name}.weight"));
-        let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[c])).named(format!("{name}.bias"));
-        LayerNorm { weight, bias, eps }
-    }
-
-    pub fn forward(&self, x: &Var) -> Var {
-        x.layer_norm(&self.weight, &self.bias, self.eps)
-    }
-}
 
 /// One pre-norm block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
 pub struct Block {
@@ -82,18 +45,12 @@ impl Block {
         x.add(&self.mlp_c_proj.forward(&h))
     }
 
-    /// Causal multi-head self-attention: `softmax(q kᵀ / √HS + mask) v`, heads merged.
+    /// Causal self-attention: q, k and v come out of one `c_attn` projection, side by side.
     fn attention(&self, x: &Var, mask: &Tensor) -> Var {
-        let dims = x.dims();
-        let (b, t, c) = (dims[0], dims[1], dims[2]);
-        let (nh, hs) = (self.n_head, c / self.n_head);
+        let c = x.dims()[2];
         let qkv = self.c_attn.forward(x); // (B, T, 3C)
-        let heads = |i: usize| qkv.narrow(-1, i * c, c).reshape((b, t, nh, hs)).permute(&[0, 2, 1, 3]); // (B, NH, T, HS)
-        let (q, k, v) = (heads(0), heads(1), heads(2));
-        let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(1.0 / (hs as f32).sqrt()); // (B, NH, T, T)
-        let att = scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1);
-        let y = att.matmul(&v).permute(&[0, 2, 1, 3]).reshape((b, t, c)); // (B, T, C)
-        self.attn_c_proj.forward(&y)
+        let (q, k, v) = (qkv.narrow(-1, 0, c), qkv.narrow(-1, c, c), qkv.narrow(-1, 2 * c, c));
+        self.attn_c_proj.forward(&multi_head_attention(&q, &k, &v, self.n_head, mask))
     }
 }
 
@@ -141,14 +98,11 @@ impl Gpt2 {
     pub fn parameters(&self) -> Vec<Var> {
         let mut params = vec![self.wte.clone(), self.wpe.clone()];
         for b in &self.h {
-            for l in [&b.ln_1, &b.ln_2] {
-                params.extend([l.weight.clone(), l.bias.clone()]);
-            }
-            for l in [&b.c_attn, &b.attn_c_proj, &b.c_fc, &b.mlp_c_proj] {
-                params.extend([l.weight.clone(), l.bias.clone()]);
-            }
+            params
+                .extend(b.ln_1.parameters().into_iter().chain(b.c_attn.parameters()).chain(b.attn_c_proj.parameters()));
+            params.extend(b.ln_2.parameters().into_iter().chain(b.c_fc.parameters()).chain(b.mlp_c_proj.parameters()));
         }
-        params.extend([self.ln_f.weight.clone(), self.ln_f.bias.clone()]);
+        params.extend(self.ln_f.parameters());
         params
     }
 
@@ -164,7 +118,7 @@ impl Gpt2 {
         let dev = input_ids.device();
         let positions = Tensor::arange(0.0, t as f32, &dev).to_dtype(deltaw_tensor::DType::I32).expect("small ints");
         let mut x = self.wte.embedding(input_ids).add(&self.wpe.embedding(&positions)); // (B, T, C)
-        let mask = attention_mask_for(b, t, attention_mask, &dev);
+        let mask = layers::attention_mask(b, t, attention_mask, true, &dev);
         let mut hidden_states = vec![x.clone()];
         for (i, block) in self.h.iter().enumerate() {
             x = block.forward(&x, &mask);
@@ -187,21 +141,5 @@ impl Gpt2 {
         let shifted = logits.narrow(1, 0, t - 1).reshape((b * (t - 1), v));
         let targets = labels.narrow(1, 1, t - 1).contiguous().reshape(b * (t - 1));
         shifted.cross_entropy(&targets, -100)
-    }
-}
-
-/// 1.0 where query i may not attend key j: j > i (causal) or key j is padding. `(B, 1, T, T)`.
-#[track_caller]
-fn attention_mask_for(b: usize, t: usize, attention_mask: Option<&Tensor>, dev: &Device) -> Tensor {
-    let idx = Tensor::arange(0.0, t as f32, dev);
-    let causal = idx.reshape((1, 1, 1, t)).gt(&idx.reshape((1, 1, t, 1))); // (1, 1, T, T)
-    match attention_mask {
-        None => causal,
-        Some(m) => {
-            assert_eq!(m.dims(), &[b, t], "gpt2: attention_mask {:?} does not match ids ({b}, {t})", m.shape());
-            let m = m.to_dtype(deltaw_tensor::DType::F32).expect("mask values are small");
-            let padded = m.eq(&Tensor::scalar(0.0, dev)).reshape((b, 1, 1, t)); // (B, 1, 1, T)
-            causal.maximum(&padded)
-        }
     }
 }

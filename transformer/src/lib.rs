@@ -1,8 +1,9 @@
 //! # deltaw-transformer
 //!
 //! Transformer models built from deltaw tensors and autograd, loaded from Hugging Face model
-//! folders (`config.json` + `model.safetensors`). So far: GPT-2 (`GPT2LMHeadModel`), checked
-//! layer by layer, in loss and in every parameter's gradient against transformers.
+//! folders (`config.json` + `model.safetensors`). So far: GPT-2 (`GPT2LMHeadModel`) and BERT
+//! (`BertModel` with its pooler), checked layer by layer, in loss and in every parameter's
+//! gradient against transformers.
 //!
 //! ```no_run
 //! use deltaw_tensor::{Device, Tensor};
@@ -13,14 +14,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod bert;
 mod config;
 mod error;
 mod gpt2;
+mod layers;
 mod weights;
 
-pub use config::Gpt2Config;
+pub use bert::{Bert, BertLayer, BertOutput};
+pub use config::{BertConfig, Gpt2Config};
 pub use error::{Error, Result};
-pub use gpt2::{Block, Conv1D, Gpt2, Gpt2Output, LayerNorm};
+pub use gpt2::{Block, Gpt2, Gpt2Output};
+pub use layers::{attention_mask, multi_head_attention, Conv1D, LayerNorm, Linear};
 pub use weights::Checkpoint;
 
 /// The README's examples, compiled (and run unless marked `no_run`) as doc tests.

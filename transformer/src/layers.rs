@@ -1,0 +1,113 @@
+//! The layers models share, with parameters named by their checkpoint keys.
+
+use crate::weights::Checkpoint;
+use deltaw_autograd::Var;
+use deltaw_tensor::{DType, Device, Tensor};
+
+/// `torch.nn.Linear`: `y = x @ weightᵀ + bias`, weight stored `(out, in)` (BERT's layout).
+pub struct Linear {
+    pub weight: Var,
+    pub bias: Var,
+}
+
+impl Linear {
+    pub(crate) fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Linear {
+        let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[out, inp])).named(format!("{name}.weight"));
+        let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
+        Linear { weight, bias }
+    }
+
+    /// `(.., in) -> (.., out)`; the transpose is a view, so the GEMM reads W in place.
+    pub fn forward(&self, x: &Var) -> Var {
+        x.matmul(&self.weight.t()).add(&self.bias)
+    }
+
+    pub(crate) fn parameters(&self) -> [Var; 2] {
+        [self.weight.clone(), self.bias.clone()]
+    }
+}
+
+/// A `Conv1D` layer: `y = x @ weight + bias`, weight `(in, out)`.
+pub struct Conv1D {
+    pub weight: Var,
+    pub bias: Var,
+}
+
+impl Conv1D {
+    pub(crate) fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Conv1D {
+        let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[inp, out])).named(format!("{name}.weight"));
+        let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
+        Conv1D { weight, bias }
+    }
+
+    /// `(.., in) -> (.., out)`.
+    pub fn forward(&self, x: &Var) -> Var {
+        x.matmul(&self.weight).add(&self.bias)
+    }
+
+    pub(crate) fn parameters(&self) -> [Var; 2] {
+        [self.weight.clone(), self.bias.clone()]
+    }
+}
+
+/// Layer norm parameters `(C,)`.
+pub struct LayerNorm {
+    pub weight: Var,
+    pub bias: Var,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub(crate) fn load(ck: &mut Checkpoint, name: &str, c: usize, eps: f32) -> LayerNorm {
+        let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[c])).named(format!("{name}.weight"));
+        let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[c])).named(format!("{name}.bias"));
+        LayerNorm { weight, bias, eps }
+    }
+
+    pub fn forward(&self, x: &Var) -> Var {
+        x.layer_norm(&self.weight, &self.bias, self.eps)
+    }
+
+    pub(crate) fn parameters(&self) -> [Var; 2] {
+        [self.weight.clone(), self.bias.clone()]
+    }
+}
+
+/// Multi-head attention over projected `q`, `k`, `v` `(B, T, C)`:
+/// `softmax(q kᵀ / √HS, masked) v` per head, heads merged back to `(B, T, C)`.
+/// `mask` is 1.0 where a query may not see a key, broadcastable to `(B, NH, T, T)`.
+pub fn multi_head_attention(q: &Var, k: &Var, v: &Var, n_head: usize, mask: &Tensor) -> Var {
+    let dims = q.dims();
+    let (b, t, c) = (dims[0], dims[1], dims[2]);
+    let hs = c / n_head;
+    let heads = |x: &Var| x.reshape((b, t, n_head, hs)).permute(&[0, 2, 1, 3]); // (B, NH, T, HS)
+    let (q, k, v) = (heads(q), heads(k), heads(v));
+    let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(1.0 / (hs as f32).sqrt()); // (B, NH, T, T)
+    let att = scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1);
+    att.matmul(&v).permute(&[0, 2, 1, 3]).reshape((b, t, c)) // (B, T, C)
+}
+
+/// The attention mask, 1.0 where query i may not attend key j: key j is padding
+/// (`attention_mask[b, j] == 0`, any dtype), or, when `causal`, j > i. Shape `(B, 1, T, T)`
+/// (or `(1, 1, T, T)` for a causal mask without padding).
+///
+/// # Panics
+/// If `attention_mask` is not `(B, T)`.
+#[track_caller]
+pub fn attention_mask(b: usize, t: usize, attention_mask: Option<&Tensor>, causal: bool, dev: &Device) -> Tensor {
+    let idx = Tensor::arange(0.0, t as f32, dev);
+    let base = if causal {
+        idx.reshape((1, 1, 1, t)).gt(&idx.reshape((1, 1, t, 1))) // (1, 1, T, T)
+    } else {
+        Tensor::zeros((1, 1, 1, t), dev)
+    };
+    match attention_mask {
+        None => base,
+        Some(m) => {
+            assert_eq!(m.dims(), &[b, t], "attention_mask {:?} does not match ids ({b}, {t})", m.shape());
+            let m = m.to_dtype(DType::F32).expect("an i32 or float mask converts to f32");
+            let padded = m.eq(&Tensor::scalar(0.0, dev)).reshape((b, 1, 1, t)); // (B, 1, 1, T)
+            base.maximum(&padded)
+        }
+    }
+}
