@@ -95,6 +95,7 @@ impl Bert {
         let dir = dir.as_ref();
         let config = BertConfig::from_dir(dir)?;
         let mut ck = Checkpoint::load(dir, "bert.", device)?;
+        ck.skip_buffers(&["embeddings.position_ids"]);
         let c = config.hidden_size;
         let mut table = |name: &str, rows: usize| Var::parameter(ck.take(name, &[rows, c])).named(name);
         let word_embeddings = table("embeddings.word_embeddings.weight", config.vocab_size);

@@ -85,6 +85,7 @@ impl Gpt2 {
         let dir = dir.as_ref();
         let config = Gpt2Config::from_dir(dir)?;
         let mut ck = Checkpoint::load(dir, "transformer.", device)?;
+        ck.skip_buffers(&[".attn.bias", ".attn.masked_bias"]); // causal masks, rebuilt here
         let (v, c) = (config.vocab_size, config.n_embd);
         let wte = Var::parameter(ck.take("wte.weight", &[v, c])).named("wte.weight");
         let wpe = Var::parameter(ck.take("wpe.weight", &[config.n_positions, c])).named("wpe.weight");

@@ -19,6 +19,7 @@ mod config;
 mod error;
 mod gpt2;
 mod layers;
+mod pooling;
 mod weights;
 
 pub use bert::{Bert, BertLayer, BertOutput};
@@ -26,6 +27,7 @@ pub use config::{BertConfig, Gpt2Config};
 pub use error::{Error, Result};
 pub use gpt2::{Block, Gpt2, Gpt2Output};
 pub use layers::{attention_mask, multi_head_attention, Conv1D, LayerNorm, Linear};
+pub use pooling::mean_pool_normalize;
 pub use weights::Checkpoint;
 
 /// The README's examples, compiled (and run unless marked `no_run`) as doc tests.

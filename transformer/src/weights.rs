@@ -41,6 +41,13 @@ impl Checkpoint {
         }
     }
 
+    /// Drops the non-parameter buffers some checkpoints carry (keys ending in one of
+    /// `suffixes`, e.g. BERT's `embeddings.position_ids`, older GPT-2's `attn.bias` causal
+    /// masks), so they are not reported as unexpected.
+    pub fn skip_buffers(&mut self, suffixes: &[&str]) {
+        self.tensors.retain(|k, _| !suffixes.iter().any(|s| k.ends_with(s)));
+    }
+
     /// Succeeds when every tensor was found with its shape and none is left over.
     pub fn finish(self) -> Result<()> {
         let mut problems = self.problems;
