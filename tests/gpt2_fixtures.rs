@@ -5,7 +5,7 @@
 
 use deltaw_tensor::{Device, Tensor};
 use deltaw_tests::{check_close, Fixtures, Tol};
-use deltaw_transformer::Gpt2;
+use deltaw_transformer::{GenerateOptions, Gpt2};
 use std::path::PathBuf;
 
 /// The reference ran in float64; our f32 forward through two blocks (layer norms, a softmax,
@@ -83,25 +83,38 @@ fn checkpoint_problems_are_reported_by_name() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Greedy decoding by full recomputation (no KV cache yet) reproduces transformers'
-/// `generate(do_sample=False)` token for token over 32 new tokens; the fixture records the
-/// smallest top-2 logit gap along the way (≥ 0.03), far above f32 noise.
+/// Greedy decoding reproduces transformers' `generate(do_sample=False)` token for token over
+/// 32 new tokens, with the KV cache and without it; the fixture records the smallest top-2
+/// logit gap along the way (≥ 0.03), far above f32 noise.
 #[test]
-fn greedy_decoding_matches_transformers_generate() {
+fn greedy_generation_matches_transformers_with_and_without_cache() {
     let fixtures = Fixtures::load("models.safetensors");
     let model = tiny_gpt2();
     for case in fixtures.cases().iter().filter(|c| c.name.starts_with("gpt2_generate.prompt")) {
         let prompt = case.stored("input_ids").to_vec_i32();
         let expected = case.stored("output_ids").to_vec_i32();
-        let mut ids = prompt.clone();
-        deltaw_autograd::no_grad(|| {
-            for _ in 0..case.int("max_new_tokens") {
-                let t = ids.len();
-                let input = Tensor::from_vec(ids.clone(), (1, t), &Device::Cpu).unwrap();
-                let logits = model.forward(&input, None).logits.value(); // (1, T, V)
-                ids.push(logits.narrow(1, t - 1, 1).argmax(-1).to_vec_i32()[0]);
-            }
-        });
-        assert_eq!(ids, expected, "{}: generated ids differ from transformers", case.name);
+        for use_cache in [true, false] {
+            let options = GenerateOptions { use_cache, ..GenerateOptions::greedy(case.int("max_new_tokens") as usize) };
+            let new = model.generate(&prompt, &options);
+            assert_eq!([prompt.clone(), new].concat(), expected, "{} (use_cache {use_cache})", case.name);
+        }
     }
+}
+
+#[test]
+fn sampling_is_seeded_and_top_k_1_is_greedy() {
+    let model = tiny_gpt2();
+    let prompt = [5, 17, 42];
+    let sample = |seed| {
+        let options = GenerateOptions { temperature: 1.0, top_p: Some(0.9), seed, ..GenerateOptions::greedy(12) };
+        model.generate(&prompt, &options)
+    };
+    assert_eq!(sample(7), sample(7), "the same seed must give the same tokens");
+    let top1 = GenerateOptions { temperature: 0.7, top_k: Some(1), seed: 3, ..GenerateOptions::greedy(12) };
+    assert_eq!(model.generate(&prompt, &top1), model.generate(&prompt, &GenerateOptions::greedy(12)));
+    let eos = model.generate(&prompt, &GenerateOptions::greedy(1))[0];
+    let stop = GenerateOptions { eos_token_id: Some(eos), ..GenerateOptions::greedy(12) };
+    assert_eq!(model.generate(&prompt, &stop), vec![eos], "generation stops at eos");
+    let penalised = GenerateOptions { repetition_penalty: 1.5, ..GenerateOptions::greedy(12) };
+    assert_eq!(model.generate(&prompt, &penalised).len(), 12);
 }

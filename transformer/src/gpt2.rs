@@ -38,6 +38,10 @@ impl Block {
         }
     }
 
+    pub(crate) fn n_head(&self) -> usize {
+        self.n_head
+    }
+
     /// `x` is `(B, T, C)`; `mask` is 1.0 where a query may not see a key, `(B, 1, T, T)`.
     pub fn forward(&self, x: &Var, mask: &Tensor) -> Var {
         let x = x.add(&self.attention(&self.ln_1.forward(x), mask));

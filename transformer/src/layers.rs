@@ -77,14 +77,34 @@ impl LayerNorm {
 /// `softmax(q kᵀ / √HS, masked) v` per head, heads merged back to `(B, T, C)`.
 /// `mask` is 1.0 where a query may not see a key, broadcastable to `(B, NH, T, T)`.
 pub fn multi_head_attention(q: &Var, k: &Var, v: &Var, n_head: usize, mask: &Tensor) -> Var {
+    multi_head_attention_with_cache(q, k, v, n_head, mask, None).0
+}
+
+/// [`multi_head_attention`] for decoding with a KV cache: `past` holds the earlier keys and
+/// values `(B, NH, T_past, HS)` (as tensors: generation records no graph); the new ones are
+/// appended along the time axis. Returns the output `(B, T, C)` and the full keys and values
+/// `(B, NH, T_past + T, HS)` to cache. `mask` is `(.., T, T_past + T)`.
+pub fn multi_head_attention_with_cache(
+    q: &Var,
+    k: &Var,
+    v: &Var,
+    n_head: usize,
+    mask: &Tensor,
+    past: Option<(Tensor, Tensor)>,
+) -> (Var, Var, Var) {
     let dims = q.dims();
     let (b, t, c) = (dims[0], dims[1], dims[2]);
     let hs = c / n_head;
     let heads = |x: &Var| x.reshape((b, t, n_head, hs)).permute(&[0, 2, 1, 3]); // (B, NH, T, HS)
-    let (q, k, v) = (heads(q), heads(k), heads(v));
-    let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(1.0 / (hs as f32).sqrt()); // (B, NH, T, T)
+    let (q, mut k, mut v) = (heads(q), heads(k), heads(v));
+    if let Some((pk, pv)) = past {
+        k = Var::cat(&[&Var::constant(pk), &k], 2);
+        v = Var::cat(&[&Var::constant(pv), &v], 2);
+    }
+    let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(1.0 / (hs as f32).sqrt()); // (B, NH, T, T_all)
     let att = scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1);
-    att.matmul(&v).permute(&[0, 2, 1, 3]).reshape((b, t, c)) // (B, T, C)
+    let y = att.matmul(&v).permute(&[0, 2, 1, 3]).reshape((b, t, c)); // (B, T, C)
+    (y, k, v)
 }
 
 /// The attention mask, 1.0 where query i may not attend key j: key j is padding

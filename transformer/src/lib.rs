@@ -17,6 +17,7 @@
 mod bert;
 mod config;
 mod error;
+mod generate;
 mod gpt2;
 mod layers;
 mod pooling;
@@ -25,8 +26,9 @@ mod weights;
 pub use bert::{Bert, BertLayer, BertOutput};
 pub use config::{BertConfig, Gpt2Config};
 pub use error::{Error, Result};
+pub use generate::GenerateOptions;
 pub use gpt2::{Block, Gpt2, Gpt2Output};
-pub use layers::{attention_mask, multi_head_attention, Conv1D, LayerNorm, Linear};
+pub use layers::{attention_mask, multi_head_attention, multi_head_attention_with_cache, Conv1D, LayerNorm, Linear};
 pub use pooling::mean_pool_normalize;
 pub use weights::Checkpoint;
 

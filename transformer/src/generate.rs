@@ -1,0 +1,178 @@
+//! Text generation for GPT-2: a KV cache so each new token costs one position's work, and
+//! greedy, temperature, top-k, top-p and repetition-penalty decoding, seeded and reproducible.
+//!
+//! With the cache, step s feeds only the newest token: each layer appends its key and value
+//! `(1, NH, 1, HS)` to the cached `(1, NH, T, HS)` ones, and the new query attends to all of
+//! them (no causal mask is needed for a single query at the end).
+
+use crate::gpt2::{Block, Gpt2};
+use crate::layers::multi_head_attention_with_cache;
+use deltaw_autograd::{no_grad, Var};
+use deltaw_tensor::{Device, Seed, Tensor};
+
+/// How to pick each next token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    /// 0 means greedy (argmax); otherwise logits are divided by it before sampling.
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (sampling only).
+    pub top_k: Option<usize>,
+    /// Keep the smallest set of most likely tokens whose probability reaches p (sampling only).
+    pub top_p: Option<f32>,
+    /// transformers' CTRL-style penalty for tokens already present: a positive logit is
+    /// divided by it, a negative one multiplied. 1.0 disables it.
+    pub repetition_penalty: f32,
+    /// Stop after emitting this token.
+    pub eos_token_id: Option<i32>,
+    /// Seed of the sampler; the same seed and options give the same tokens.
+    pub seed: u64,
+    /// Use the KV cache (the default); without it every step recomputes the whole prefix.
+    pub use_cache: bool,
+}
+
+impl GenerateOptions {
+    /// Greedy decoding of `max_new_tokens` tokens, with the cache.
+    pub fn greedy(max_new_tokens: usize) -> GenerateOptions {
+        GenerateOptions {
+            max_new_tokens,
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            repetition_penalty: 1.0,
+            eos_token_id: None,
+            seed: 0,
+            use_cache: true,
+        }
+    }
+}
+
+/// Per layer, the keys and values of every position so far, `(1, NH, T, HS)`.
+struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Gpt2 {
+    /// Continues `prompt` (token ids) and returns only the new ids.
+    ///
+    /// # Panics
+    /// If the prompt is empty or prompt + new tokens exceed `n_positions`.
+    #[track_caller]
+    pub fn generate(&self, prompt: &[i32], options: &GenerateOptions) -> Vec<i32> {
+        assert!(!prompt.is_empty(), "generate: the prompt is empty");
+        let limit = self.config.n_positions;
+        assert!(
+            prompt.len() + options.max_new_tokens <= limit,
+            "generate: {} prompt tokens + {} new exceed the context of {limit}",
+            prompt.len(),
+            options.max_new_tokens
+        );
+        no_grad(|| {
+            let mut ids = prompt.to_vec();
+            let mut cache = KvCache { layers: vec![None; self.h.len()] };
+            let mut logits = self.step_logits(&ids, 0, &mut cache, options.use_cache);
+            for step in 0..options.max_new_tokens {
+                let next = pick_token(&logits, &ids, options, step);
+                ids.push(next);
+                if Some(next) == options.eos_token_id || step + 1 == options.max_new_tokens {
+                    break;
+                }
+                logits = if options.use_cache {
+                    self.step_logits(&ids[ids.len() - 1..], ids.len() - 1, &mut cache, true)
+                } else {
+                    self.step_logits(&ids, 0, &mut cache, false)
+                };
+            }
+            ids[prompt.len()..].to_vec()
+        })
+    }
+
+    /// Logits `(V,)` of the last of `new_ids`, which start at position `past`.
+    fn step_logits(&self, new_ids: &[i32], past: usize, cache: &mut KvCache, use_cache: bool) -> Vec<f32> {
+        let dev = self.wte.value().device();
+        let t = new_ids.len();
+        let ids = Tensor::from_vec(new_ids.to_vec(), (1, t), &dev).expect("length matches");
+        let positions = Tensor::from_vec((past..past + t).map(|p| p as i32).collect(), t, &dev).expect("length");
+        let mut x = self.wte.embedding(&ids).add(&self.wpe.embedding(&positions)); // (1, t, C)
+        let mask = causal_mask(t, past, &dev);
+        for (block, slot) in self.h.iter().zip(cache.layers.iter_mut()) {
+            x = block_forward_cached(block, &x, &mask, slot, use_cache);
+        }
+        let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (1, 1, C)
+        last.matmul(&self.wte.t()).value().to_vec()
+    }
+}
+
+/// 1.0 where new query i (at position past + i) may not see key j (j > past + i); `(1, 1, t, past + t)`.
+fn causal_mask(t: usize, past: usize, dev: &Device) -> Tensor {
+    let keys = Tensor::arange(0.0, (past + t) as f32, dev).reshape((1, 1, 1, past + t));
+    let queries = Tensor::arange(past as f32, (past + t) as f32, dev).reshape((1, 1, t, 1));
+    keys.gt(&queries)
+}
+
+/// A block's forward that reads and extends the layer's cache.
+fn block_forward_cached(
+    block: &Block,
+    x: &Var,
+    mask: &Tensor,
+    slot: &mut Option<(Tensor, Tensor)>,
+    use_cache: bool,
+) -> Var {
+    let c = x.dims()[2];
+    let qkv = block.c_attn.forward(&block.ln_1.forward(x)); // (1, t, 3C)
+    let (q, k, v) = (qkv.narrow(-1, 0, c), qkv.narrow(-1, c, c), qkv.narrow(-1, 2 * c, c));
+    let past = if use_cache { slot.take() } else { None };
+    let (y, keys, values) = multi_head_attention_with_cache(&q, &k, &v, block.n_head(), mask, past);
+    if use_cache {
+        *slot = Some((keys.value(), values.value()));
+    }
+    let x = x.add(&block.attn_c_proj.forward(&y));
+    let h = block.c_fc.forward(&block.ln_2.forward(&x)).gelu_tanh();
+    x.add(&block.mlp_c_proj.forward(&h))
+}
+
+/// The next token from the last position's logits.
+fn pick_token(logits: &[f32], context: &[i32], options: &GenerateOptions, step: usize) -> i32 {
+    let mut logits = logits.to_vec();
+    if options.repetition_penalty != 1.0 {
+        for &id in context {
+            let l = &mut logits[id as usize];
+            *l = if *l > 0.0 { *l / options.repetition_penalty } else { *l * options.repetition_penalty };
+        }
+    }
+    if options.temperature <= 0.0 {
+        return argmax(&logits) as i32;
+    }
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    let scaled: Vec<f32> = order.iter().map(|&i| logits[i] / options.temperature).collect();
+    let max = scaled[0];
+    let mut probs: Vec<f32> = scaled.iter().map(|&l| (l - max).exp()).collect();
+    let total: f32 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= total);
+    let mut keep = options.top_k.unwrap_or(probs.len()).clamp(1, probs.len());
+    if let Some(p) = options.top_p {
+        let mut cumulative = 0.0;
+        let nucleus = probs.iter().take_while(|&&q| {
+            let inside = cumulative < p;
+            cumulative += q;
+            inside
+        });
+        keep = keep.min(nucleus.count().max(1));
+    }
+    let kept = &probs[..keep];
+    let u = Tensor::rand(1, Seed(options.seed.wrapping_add(step as u64)), &Device::Cpu).to_vec()[0]
+        * kept.iter().sum::<f32>();
+    let mut acc = 0.0;
+    for (rank, &q) in kept.iter().enumerate() {
+        acc += q;
+        if u < acc {
+            return order[rank] as i32;
+        }
+    }
+    order[keep - 1] as i32
+}
+
+fn argmax(xs: &[f32]) -> usize {
+    xs.iter().enumerate().fold(0, |best, (i, &x)| if x > xs[best] { i } else { best })
+}
