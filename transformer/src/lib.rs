@@ -21,6 +21,7 @@ mod generate;
 mod gpt2;
 mod layers;
 mod pooling;
+mod tokenizer;
 mod weights;
 
 pub use bert::{Bert, BertLayer, BertOutput};
@@ -30,6 +31,7 @@ pub use generate::GenerateOptions;
 pub use gpt2::{Block, Gpt2, Gpt2Output};
 pub use layers::{attention_mask, multi_head_attention, multi_head_attention_with_cache, Conv1D, LayerNorm, Linear};
 pub use pooling::mean_pool_normalize;
+pub use tokenizer::{Encoding, Tokenizer};
 pub use weights::Checkpoint;
 
 /// The README's examples, compiled (and run unless marked `no_run`) as doc tests.

@@ -1,0 +1,90 @@
+//! Tokenization from a Hugging Face `tokenizer.json`, via the `tokenizers` crate, into the
+//! i32 tensors the models take: ids, attention masks and token types, padded for a batch.
+
+use crate::error::{Error, Result};
+use deltaw_tensor::{Device, Tensor};
+use std::path::{Path, PathBuf};
+
+/// A batch ready for a model: `(B, T)` i32 tensors, right-padded with the pad id.
+#[derive(Clone, Debug)]
+pub struct Encoding {
+    pub input_ids: Tensor,
+    /// 1 for tokens, 0 for padding.
+    pub attention_mask: Tensor,
+    /// 0 for the first segment, 1 for a second one (BERT pairs).
+    pub token_type_ids: Tensor,
+}
+
+/// A `tokenizer.json` tokenizer.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    path: PathBuf,
+}
+
+impl Tokenizer {
+    /// Loads `dir/tokenizer.json`.
+    ///
+    /// # Errors
+    /// When the file is missing or not a valid tokenizer; the message names the file.
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Tokenizer> {
+        Tokenizer::from_file(dir.as_ref().join("tokenizer.json"))
+    }
+
+    /// Loads a `tokenizer.json` file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+            return Err(Error::Io { path, source });
+        }
+        let inner = tokenizers::Tokenizer::from_file(&path)
+            .map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        Ok(Tokenizer { inner, path })
+    }
+
+    /// The ids of `text`, with the special tokens the tokenizer adds (e.g. BERT's [CLS] … [SEP]).
+    pub fn encode(&self, text: &str) -> Result<Vec<i32>> {
+        let enc = self.inner.encode(text, true).map_err(|e| self.error(e))?;
+        Ok(enc.get_ids().iter().map(|&id| id as i32).collect())
+    }
+
+    /// Encodes `texts`, truncates each to `max_len` tokens (keeping the final special token
+    /// logic of the tokenizer's own truncation), and right-pads to the longest with `pad_id`,
+    /// as sentence-transformers does for embedding.
+    pub fn encode_batch(&self, texts: &[&str], max_len: usize, pad_id: i32, device: &Device) -> Result<Encoding> {
+        let mut inner = self.inner.clone();
+        let truncation = tokenizers::TruncationParams { max_length: max_len, ..Default::default() };
+        inner.with_truncation(Some(truncation)).map_err(|e| self.error(e))?;
+        inner.with_padding(None);
+        let encs = inner.encode_batch(texts.to_vec(), true).map_err(|e| self.error(e))?;
+        let t = encs.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let (mut ids, mut mask, mut types) = (Vec::new(), Vec::new(), Vec::new());
+        for e in &encs {
+            let n = e.get_ids().len();
+            ids.extend(e.get_ids().iter().map(|&x| x as i32).chain(std::iter::repeat_n(pad_id, t - n)));
+            mask.extend(std::iter::repeat_n(1i32, n).chain(std::iter::repeat_n(0, t - n)));
+            types.extend(e.get_type_ids().iter().map(|&x| x as i32).chain(std::iter::repeat_n(0, t - n)));
+        }
+        let shape = (encs.len(), t);
+        Ok(Encoding {
+            input_ids: Tensor::from_vec(ids, shape, device)?,
+            attention_mask: Tensor::from_vec(mask, shape, device)?,
+            token_type_ids: Tensor::from_vec(types, shape, device)?,
+        })
+    }
+
+    /// The text of `ids`, skipping special tokens.
+    pub fn decode(&self, ids: &[i32]) -> Result<String> {
+        let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+        self.inner.decode(&ids, true).map_err(|e| self.error(e))
+    }
+
+    /// Size of the vocabulary, added tokens included (check it against the model's).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    fn error(&self, e: tokenizers::Error) -> Error {
+        Error::Config { path: self.path.clone(), message: e.to_string() }
+    }
+}
