@@ -6,161 +6,144 @@
 use crate::grads::Grads;
 use crate::op::{Family, Op};
 use crate::var::Var;
-use deltaw_tensor::Tensor;
-
-/// Which elementwise function.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum UnaryFn {
-    Neg,
-    Abs,
-    Exp,
-    Log,
-    Sqrt,
-    Rsqrt,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Silu,
-    Gelu,
-    GeluTanh,
-    Powf(f32),
-    AddScalar(f32),
-    MulScalar(f32),
-    DivScalar(f32),
-}
+use deltaw_tensor::{Tensor, UnaryOp};
 
 /// An elementwise function and its input.
 pub(crate) struct Unary {
-    f: UnaryFn,
+    f: UnaryOp,
     input: Var,
 }
 
 impl Var {
-    fn unary(&self, f: UnaryFn, value: Tensor) -> Var {
-        Var::from_op(value, Op::Unary(Unary { f, input: self.clone() }))
+    /// The tensor crate's `UnaryOp` names the function, so forward is `Tensor::unary`.
+    fn unary(&self, f: UnaryOp) -> Var {
+        Var::from_op(self.value().unary(f), Op::Unary(Unary { f, input: self.clone() }))
     }
 
     pub fn neg(&self) -> Var {
-        self.unary(UnaryFn::Neg, self.value().neg())
+        self.unary(UnaryOp::Neg)
     }
 
     pub fn abs(&self) -> Var {
-        self.unary(UnaryFn::Abs, self.value().abs())
+        self.unary(UnaryOp::Abs)
     }
 
     pub fn exp(&self) -> Var {
-        self.unary(UnaryFn::Exp, self.value().exp())
+        self.unary(UnaryOp::Exp)
     }
 
     pub fn log(&self) -> Var {
-        self.unary(UnaryFn::Log, self.value().log())
+        self.unary(UnaryOp::Log)
     }
 
     pub fn sqrt(&self) -> Var {
-        self.unary(UnaryFn::Sqrt, self.value().sqrt())
+        self.unary(UnaryOp::Sqrt)
     }
 
     pub fn rsqrt(&self) -> Var {
-        self.unary(UnaryFn::Rsqrt, self.value().rsqrt())
+        self.unary(UnaryOp::Rsqrt)
     }
 
     pub fn tanh(&self) -> Var {
-        self.unary(UnaryFn::Tanh, self.value().tanh())
+        self.unary(UnaryOp::Tanh)
     }
 
     pub fn sigmoid(&self) -> Var {
-        self.unary(UnaryFn::Sigmoid, self.value().sigmoid())
+        self.unary(UnaryOp::Sigmoid)
     }
 
     pub fn relu(&self) -> Var {
-        self.unary(UnaryFn::Relu, self.value().relu())
+        self.unary(UnaryOp::Relu)
     }
 
     pub fn silu(&self) -> Var {
-        self.unary(UnaryFn::Silu, self.value().silu())
+        self.unary(UnaryOp::Silu)
     }
 
     /// Exact GELU, `x · Φ(x)` (BERT).
     pub fn gelu(&self) -> Var {
-        self.unary(UnaryFn::Gelu, self.value().gelu())
+        self.unary(UnaryOp::Gelu)
     }
 
     /// Tanh-approximated GELU (GPT-2).
     pub fn gelu_tanh(&self) -> Var {
-        self.unary(UnaryFn::GeluTanh, self.value().gelu_tanh())
+        self.unary(UnaryOp::GeluTanh)
     }
 
     pub fn powf(&self, exponent: f32) -> Var {
-        self.unary(UnaryFn::Powf(exponent), self.value().powf(exponent))
+        self.unary(UnaryOp::Powf(exponent))
     }
 
     pub fn add_scalar(&self, s: f32) -> Var {
-        self.unary(UnaryFn::AddScalar(s), self.value().add_scalar(s))
+        self.unary(UnaryOp::AddScalar(s))
     }
 
     pub fn sub_scalar(&self, s: f32) -> Var {
-        self.unary(UnaryFn::AddScalar(-s), self.value().sub_scalar(s))
+        self.unary(UnaryOp::AddScalar(-s))
     }
 
     pub fn mul_scalar(&self, s: f32) -> Var {
-        self.unary(UnaryFn::MulScalar(s), self.value().mul_scalar(s))
+        self.unary(UnaryOp::MulScalar(s))
     }
 
     pub fn div_scalar(&self, s: f32) -> Var {
-        self.unary(UnaryFn::DivScalar(s), self.value().div_scalar(s))
+        self.unary(UnaryOp::DivScalar(s))
     }
 }
 
 /// `dx = dout · f'(x)`, with `x` the input and `y = f(x)` the output.
-fn unary_backward(f: UnaryFn, x: &Tensor, y: &Tensor, dout: &Tensor) -> Tensor {
+fn unary_backward(f: UnaryOp, x: &Tensor, y: &Tensor, dout: &Tensor) -> Tensor {
     let zero = || Tensor::scalar(0.0, &x.device());
     match f {
-        UnaryFn::Neg => dout.neg(),                                   // d(-x) = -1
-        UnaryFn::Abs => dout.mul(&x.gt(&zero()).sub(&x.lt(&zero()))), // sign(x), 0 at 0
-        UnaryFn::Exp => dout.mul(y),                                  // e^x = y
-        UnaryFn::Log => dout.div(x),                                  // 1/x
-        UnaryFn::Sqrt => dout.div(y).mul_scalar(0.5),                 // 1/(2√x)
-        UnaryFn::Rsqrt => dout.mul(&y.powf(3.0)).mul_scalar(-0.5),    // -x^(-3/2)/2 = -y³/2
-        UnaryFn::Tanh => dout.mul(&(1.0 - &y.mul(y))),                // 1 - tanh²
-        UnaryFn::Sigmoid => dout.mul(&y.mul(&(1.0 - y))),             // σ(1 - σ)
-        UnaryFn::Relu => dout.mul(&x.gt(&zero())),                    // 1 where x > 0
-        UnaryFn::Silu => {
+        UnaryOp::Neg => dout.neg(),                                   // d(-x) = -1
+        UnaryOp::Abs => dout.mul(&x.gt(&zero()).sub(&x.lt(&zero()))), // sign(x), 0 at 0
+        UnaryOp::Exp => dout.mul(y),                                  // e^x = y
+        UnaryOp::Log => dout.div(x),                                  // 1/x
+        UnaryOp::Sqrt => dout.div(y).mul_scalar(0.5),                 // 1/(2√x)
+        UnaryOp::Rsqrt => dout.mul(&y.powf(3.0)).mul_scalar(-0.5),    // -x^(-3/2)/2 = -y³/2
+        UnaryOp::Tanh => dout.mul(&(1.0 - &y.mul(y))),                // 1 - tanh²
+        UnaryOp::Sigmoid => dout.mul(&y.mul(&(1.0 - y))),             // σ(1 - σ)
+        UnaryOp::Relu => dout.mul(&x.gt(&zero())),                    // 1 where x > 0
+        UnaryOp::Silu => {
             // d(x·σ(x)) = σ + x·σ·(1 - σ) = σ · (1 + x · (1 - σ))
             let s = x.sigmoid();
             dout.mul(&s.mul(&x.mul(&(1.0 - &s)).add_scalar(1.0)))
         }
-        UnaryFn::Gelu => x.gelu_backward(dout),
-        UnaryFn::GeluTanh => x.gelu_tanh_backward(dout),
-        UnaryFn::Powf(e) => dout.mul(&x.powf(e - 1.0)).mul_scalar(e), // e · x^(e-1)
-        UnaryFn::AddScalar(_) => dout.clone(),
-        UnaryFn::MulScalar(s) => dout.mul_scalar(s),
-        UnaryFn::DivScalar(s) => dout.div_scalar(s),
+        UnaryOp::Gelu => x.gelu_backward(dout),
+        UnaryOp::GeluTanh => x.gelu_tanh_backward(dout),
+        UnaryOp::Powf(e) => dout.mul(&x.powf(e - 1.0)).mul_scalar(e), // e · x^(e-1)
+        UnaryOp::AddScalar(_) => dout.clone(),
+        UnaryOp::MulScalar(s) => dout.mul_scalar(s),
+        UnaryOp::DivScalar(s) => dout.div_scalar(s),
+        UnaryOp::ScalarDiv(_) => dout.mul(y).div(x).neg(), // d(s/x) = -s/x² = -y/x
     }
 }
 
 /// Whether the derivative reads the input `x` and the output `y`.
-fn reads(f: UnaryFn) -> (bool, bool) {
+fn reads(f: UnaryOp) -> (bool, bool) {
     match f {
-        UnaryFn::Neg | UnaryFn::AddScalar(_) | UnaryFn::MulScalar(_) | UnaryFn::DivScalar(_) => (false, false),
-        UnaryFn::Exp | UnaryFn::Sqrt | UnaryFn::Rsqrt | UnaryFn::Tanh | UnaryFn::Sigmoid => (false, true),
-        UnaryFn::Abs
-        | UnaryFn::Log
-        | UnaryFn::Relu
-        | UnaryFn::Silu
-        | UnaryFn::Gelu
-        | UnaryFn::GeluTanh
-        | UnaryFn::Powf(_) => (true, false),
+        UnaryOp::Neg | UnaryOp::AddScalar(_) | UnaryOp::MulScalar(_) | UnaryOp::DivScalar(_) => (false, false),
+        UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Tanh | UnaryOp::Sigmoid => (false, true),
+        UnaryOp::Abs
+        | UnaryOp::Log
+        | UnaryOp::Relu
+        | UnaryOp::Silu
+        | UnaryOp::Gelu
+        | UnaryOp::GeluTanh
+        | UnaryOp::Powf(_) => (true, false),
+        UnaryOp::ScalarDiv(_) => (true, true),
     }
 }
 
 impl Family for Unary {
     fn name(&self) -> String {
         match self.f {
-            UnaryFn::Powf(e) => format!("powf({e})"),
-            UnaryFn::AddScalar(s) => format!("add_scalar({s})"),
-            UnaryFn::MulScalar(s) => format!("mul_scalar({s})"),
-            UnaryFn::DivScalar(s) => format!("div_scalar({s})"),
-            UnaryFn::GeluTanh => "gelu_tanh".into(),
+            UnaryOp::Powf(e) => format!("powf({e})"),
+            UnaryOp::AddScalar(s) => format!("add_scalar({s})"),
+            UnaryOp::MulScalar(s) => format!("mul_scalar({s})"),
+            UnaryOp::DivScalar(s) => format!("div_scalar({s})"),
+            UnaryOp::ScalarDiv(s) => format!("scalar_div({s})"),
+            UnaryOp::GeluTanh => "gelu_tanh".into(),
             f => format!("{f:?}").to_lowercase(),
         }
     }
