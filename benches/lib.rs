@@ -1,1 +1,3 @@
+//! Shared setup for the benchmarks and the comparison examples.
 
+pub mod sft;

@@ -134,3 +134,103 @@ fn tokenizer_reproduces_the_prompt_ids() {
     }
     assert!(deltaw_transformer::Tokenizer::from_dir("/no/such/dir").is_err());
 }
+
+/// Batched generation reproduces transformers' `generate` on both prompts left-padded into one
+/// batch (position ids from the mask, padded keys hidden), token for token, with the KV cache
+/// and without it: each row's new ids are the fixture's, and its padded row is the fixture's.
+#[test]
+fn batched_left_padded_generation_matches_transformers() {
+    let fixtures = Fixtures::load("models.safetensors");
+    let cases = fixtures.cases();
+    let case = cases.iter().find(|c| c.name == "gpt2_generate.batch2_left_padded").expect("batch case");
+    let model = tiny_gpt2();
+    let (ids, mask) = (case.stored("input_ids"), case.stored("attention_mask"));
+    let (b, t) = (ids.dims()[0], ids.dims()[1]);
+    let expected = case.stored("output_ids");
+    let width = expected.dims()[1];
+    let (ids, mask, expected) = (ids.to_vec_i32(), mask.to_vec_i32(), expected.to_vec_i32());
+    let prompts: Vec<Vec<i32>> =
+        (0..b).map(|r| (0..t).filter(|&j| mask[r * t + j] == 1).map(|j| ids[r * t + j]).collect()).collect();
+    assert!(prompts[0].len() != prompts[1].len(), "the case must actually pad a row");
+    let eos = case.int("eos_id") as i32;
+    for use_cache in [true, false] {
+        let options = GenerateOptions {
+            eos_token_id: Some(eos),
+            use_cache,
+            ..GenerateOptions::greedy(case.int("max_new_tokens") as usize)
+        };
+        let new = model.generate_batch(&prompts, &options).expect("valid prompts");
+        for r in 0..b {
+            let row = [&ids[r * t..(r + 1) * t], new[r].as_slice()].concat();
+            assert_eq!(row, &expected[r * width..(r + 1) * width], "row {r} (use_cache {use_cache})");
+        }
+    }
+    let too_long = GenerateOptions::greedy(64);
+    let err = model.generate_batch(&prompts, &too_long).expect_err("over n_positions").to_string();
+    assert!(err.contains("prompt 0") && err.contains("64"), "{err}");
+}
+
+/// A left-padded row run through `forward_with_positions` (positions from the mask) gives, at
+/// its real positions, the logits of the same prompt alone.
+#[test]
+fn left_padded_forward_with_mask_positions_matches_the_unpadded_row() {
+    let model = tiny_gpt2();
+    let dev = Device::Cpu;
+    let alone = Tensor::from_vec(vec![5i32, 17, 42], (1, 3), &dev).unwrap();
+    let padded = Tensor::from_vec(vec![0i32, 0, 5, 17, 42], (1, 5), &dev).unwrap();
+    let mask = Tensor::from_vec(vec![0i32, 0, 1, 1, 1], (1, 5), &dev).unwrap();
+    let positions = deltaw_transformer::position_ids_from_mask(&mask);
+    let expected = model.forward(&alone, None).logits.value().to_vec();
+    let logits = model.forward_with_positions(&padded, Some(&mask), &positions).logits.value();
+    let actual = logits.narrow(1, 2, 3).contiguous().to_vec();
+    assert!(actual.iter().all(|x| x.is_finite()));
+    if let Err(report) = check_close(&actual, &expected, Tol::MATMUL) {
+        panic!("padded vs alone: {report}");
+    }
+}
+
+/// Prompts from outside are checked, not trusted: each error names the numbers and the limit.
+#[test]
+fn try_generate_refuses_bad_prompts_with_the_limit_named() {
+    let model = tiny_gpt2();
+    let options = GenerateOptions::greedy(4);
+    let err = |prompt: &[i32], options: &GenerateOptions| model.try_generate(prompt, options).unwrap_err().to_string();
+    assert!(err(&[], &options).contains("empty"));
+    let e = err(&[5, 120], &options);
+    assert!(e.contains("id 120") && e.contains("vocabulary of 120"), "{e}");
+    let e = err(&[5; 10], &GenerateOptions::greedy(60));
+    assert!(e.contains("10 prompt tokens + 60 new tokens = 70") && e.contains("64"), "{e}");
+    assert_eq!(model.try_generate(&[5, 17], &options).unwrap(), model.generate(&[5, 17], &options));
+}
+
+/// Each row of a batch yields what `generate` yields for it alone: sampled with its row seed
+/// (row 0: the seed itself), and stopping at eos on its own while the other row goes on.
+#[test]
+fn batch_rows_sample_and_stop_as_they_would_alone() {
+    let model = tiny_gpt2();
+    let prompts = vec![vec![5, 17, 42, 8, 9], vec![33, 2]];
+    let sampled = GenerateOptions { temperature: 0.9, top_k: Some(20), seed: 11, ..GenerateOptions::greedy(10) };
+    let batch = model.generate_batch(&prompts, &sampled).unwrap();
+    let row1 = GenerateOptions { seed: 11u64.wrapping_add(0x9E37_79B9_7F4A_7C15), ..sampled.clone() };
+    assert_eq!(batch, vec![model.generate(&prompts[0], &sampled), model.generate(&prompts[1], &row1)]);
+
+    let eos = model.generate(&prompts[1], &GenerateOptions::greedy(1))[0];
+    let stop = GenerateOptions { eos_token_id: Some(eos), ..GenerateOptions::greedy(10) };
+    let batch = model.generate_batch(&prompts, &stop).unwrap();
+    assert_eq!(batch[1], vec![eos], "row 1 stops at once");
+    assert_eq!(batch[0], model.generate(&prompts[0], &stop), "row 0 goes on as alone");
+    assert!(model.generate_batch(&[], &stop).unwrap().is_empty());
+}
+
+#[test]
+fn dropout_acts_only_in_train_mode_and_is_seeded() {
+    let model = tiny_gpt2(); // config.json: resid, embd and attn dropout 0.1
+    assert_eq!(model.config.resid_pdrop, 0.1);
+    let ids = Tensor::from_vec(vec![5i32, 9, 2, 44, 17, 3], (1, 6), &Device::Cpu).unwrap();
+    let eval = model.forward(&ids, None).logits.value().to_vec();
+    let train = |seed| deltaw_autograd::train_mode(seed, || model.forward(&ids, None).logits.value().to_vec());
+    assert_ne!(train(1), eval, "dropout changes the logits in train mode");
+    assert_eq!(train(1), train(1), "the same seed gives the same masks");
+    assert_ne!(train(1), train(2));
+    assert_eq!(model.forward(&ids, None).logits.value().to_vec(), eval, "eval mode is deterministic");
+}

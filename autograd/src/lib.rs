@@ -31,6 +31,7 @@
 //!   backward and a ledger of what a step holds.
 
 mod backward;
+mod dropout;
 mod error;
 mod grads;
 mod graph;
@@ -39,6 +40,7 @@ mod ops;
 pub mod optim;
 mod var;
 
+pub use dropout::{is_training, train_mode};
 pub use error::{Error, Result};
 pub use grads::Grads;
 pub use graph::{human_bytes, Graph, GraphNode, MemorySummary};

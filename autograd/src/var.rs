@@ -5,7 +5,7 @@ use crate::op::Op;
 use deltaw_tensor::{Shape, Tensor};
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// A stable identity for a [`Var`]: gradients and optimizer state are keyed by it. Clones of a
@@ -25,7 +25,8 @@ pub(crate) struct Node {
     pub(crate) value: RwLock<Tensor>,
     /// `None` for leaves (parameters, inputs, constants, anything made under `no_grad`).
     pub(crate) op: Option<Op>,
-    pub(crate) requires_grad: bool,
+    /// Settable on leaves only ([`Var::set_requires_grad`]), to freeze or unfreeze parameters.
+    pub(crate) requires_grad: AtomicBool,
     pub(crate) name: OnceLock<String>,
 }
 
@@ -41,6 +42,7 @@ pub struct Var(pub(crate) Arc<Node>);
 impl Var {
     fn leaf(value: Tensor, requires_grad: bool) -> Var {
         let id = VarId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let requires_grad = AtomicBool::new(requires_grad);
         let node = Node { id, value: RwLock::new(value), op: None, requires_grad, name: OnceLock::new() };
         Var(Arc::new(node))
     }
@@ -68,7 +70,8 @@ impl Var {
             return Var::constant(value);
         }
         let id = VarId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
-        let node = Node { id, value: RwLock::new(value), op: Some(op), requires_grad: true, name: OnceLock::new() };
+        let requires_grad = AtomicBool::new(true);
+        let node = Node { id, value: RwLock::new(value), op: Some(op), requires_grad, name: OnceLock::new() };
         Var(Arc::new(node))
     }
 
@@ -125,7 +128,19 @@ impl Var {
 
     /// True for parameters and for every recorded op result.
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Freezes (`false`) or unfreezes a leaf, as PyTorch's `requires_grad_`: every clone of this
+    /// var sees the change. Graphs recorded later skip a frozen leaf entirely (no gradient, no
+    /// `dW` GEMM in backward), which is what makes adapter training cheap.
+    ///
+    /// # Panics
+    /// If `self` is not a leaf: an op result's flag follows from its inputs.
+    #[track_caller]
+    pub fn set_requires_grad(&self, requires_grad: bool) {
+        assert!(self.is_leaf(), "set_requires_grad: var {:?} was made by {}, not a leaf", self.id(), self.op_name());
+        self.0.requires_grad.store(requires_grad, Ordering::Relaxed);
     }
 
     /// True when no recorded op made this var.

@@ -43,6 +43,7 @@ mod storage;
 mod tensor;
 
 pub use cpu::elementwise::{BinaryOp, UnaryOp};
+pub use cpu::optim::AdamWScalars;
 pub use cpu::reduce::ReduceOp;
 pub use device::Device;
 pub use dtype::{DType, Element};

@@ -9,6 +9,14 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Seed(pub u64);
 
+impl Seed {
+    /// An independent seed for sub-stream `stream` (one per dropout call, per step, per
+    /// worker...): the pair is mixed, so `Seed(s).derive(1)` and `Seed(s + 1).derive(0)` differ.
+    pub fn derive(self, stream: u64) -> Seed {
+        Seed(mix64(mix64(self.0 ^ 0x6a09_e667_f3bc_c909).wrapping_add(stream.wrapping_mul(0x9e37_79b9_7f4a_7c15))))
+    }
+}
+
 /// SplitMix64's output function: a bijective mix with good avalanche.
 fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -7,7 +7,7 @@
 
 use crate::config::BertConfig;
 use crate::error::Result;
-use crate::layers::{self, multi_head_attention, LayerNorm, Linear};
+use crate::layers::{self, multi_head_attention_dropout, LayerNorm, Linear, LinearModule};
 use crate::weights::Checkpoint;
 use deltaw_autograd::Var;
 use deltaw_tensor::{DType, Device, Tensor};
@@ -24,6 +24,9 @@ pub struct BertLayer {
     pub output: Linear,
     pub output_norm: LayerNorm,
     n_head: usize,
+    /// Dropout on sublayer outputs and on attention probabilities (train mode only).
+    hidden_dropout: f32,
+    attn_dropout: f32,
 }
 
 impl BertLayer {
@@ -40,16 +43,19 @@ impl BertLayer {
             output: Linear::load(ck, &p("output.dense"), (cfg.intermediate_size, c)),
             output_norm: LayerNorm::load(ck, &p("output.LayerNorm"), c, eps),
             n_head: cfg.num_attention_heads,
+            hidden_dropout: cfg.hidden_dropout_prob,
+            attn_dropout: cfg.attention_probs_dropout_prob,
         }
     }
 
     /// `x` is `(B, T, C)`; `mask` is 1.0 on padded keys, `(B, 1, 1, T)`.
     pub fn forward(&self, x: &Var, mask: &Tensor) -> Var {
         let (q, k, v) = (self.query.forward(x), self.key.forward(x), self.value.forward(x));
-        let att = self.attention_output.forward(&multi_head_attention(&q, &k, &v, self.n_head, mask));
+        let att = multi_head_attention_dropout(&q, &k, &v, self.n_head, mask, self.attn_dropout);
+        let att = self.attention_output.forward(&att).dropout(self.hidden_dropout);
         let x = self.attention_norm.forward(&x.add(&att));
         let h = self.intermediate.forward(&x).gelu(); // (B, T, intermediate)
-        self.output_norm.forward(&x.add(&self.output.forward(&h)))
+        self.output_norm.forward(&x.add(&self.output.forward(&h).dropout(self.hidden_dropout)))
     }
 
     fn parameters(&self) -> Vec<Var> {
@@ -126,6 +132,23 @@ impl Bert {
         params
     }
 
+    /// Every linear layer with its module path as transformers names it in `BertModel`
+    /// (`encoder.layer.0.attention.self.query`), the path PEFT writes in adapter keys.
+    pub fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)> {
+        let mut out: Vec<(String, &mut dyn LinearModule)> = Vec::new();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let p = |s: &str| format!("encoder.layer.{i}.{s}");
+            out.push((p("attention.self.query"), &mut l.query));
+            out.push((p("attention.self.key"), &mut l.key));
+            out.push((p("attention.self.value"), &mut l.value));
+            out.push((p("attention.output.dense"), &mut l.attention_output));
+            out.push((p("intermediate.dense"), &mut l.intermediate));
+            out.push((p("output.dense"), &mut l.output));
+        }
+        out.push(("pooler.dense".into(), &mut self.pooler));
+        out
+    }
+
     /// `input_ids` i32 `(B, T)`; `token_type_ids` (default all 0) and `attention_mask`
     /// (1 = token, 0 = padding; default all tokens) of the same shape. Positions are `0..T`.
     ///
@@ -153,7 +176,7 @@ impl Bert {
             .embedding(input_ids)
             .add(&self.position_embeddings.embedding(&positions))
             .add(&self.token_type_embeddings.embedding(types)); // (B, T, C)
-        let mut x = self.embeddings_norm.forward(&embedded);
+        let mut x = self.embeddings_norm.forward(&embedded).dropout(self.config.hidden_dropout_prob);
         let mask = layers::attention_mask(b, t, attention_mask, false, &dev);
         let mut hidden_states = vec![x.clone()];
         for layer in &self.layers {

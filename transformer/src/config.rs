@@ -1,11 +1,15 @@
-//! `config.json` of a Hugging Face GPT-2 folder (the fields the model uses).
+//! `config.json` of a Hugging Face GPT-2 or BERT folder: the fields the models use, the whole
+//! file kept beside them (so [`crate::Gpt2::save_dir`] writes back fields deltaw ignores), and
+//! [`ModelType`], which tells the two apart.
 
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::path::Path;
 
 /// GPT-2 hyperparameters, named as in transformers' `GPT2Config`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Gpt2Config {
     pub model_type: String,
     /// V
@@ -23,10 +27,28 @@ pub struct Gpt2Config {
     pub layer_norm_epsilon: f32,
     #[serde(default = "default_activation")]
     pub activation_function: String,
+    /// Dropout on each block's two residual branches (train mode only).
+    #[serde(default = "default_pdrop")]
+    pub resid_pdrop: f32,
+    /// Dropout on the token + position embeddings (train mode only).
+    #[serde(default = "default_pdrop")]
+    pub embd_pdrop: f32,
+    /// Dropout on the attention probabilities (train mode only).
+    #[serde(default = "default_pdrop")]
+    pub attn_pdrop: f32,
+    /// The whole `config.json` as read (`Null` for a config built in code), so that saving
+    /// keeps the fields deltaw does not use (`architectures`, `eos_token_id`, dropouts...).
+    #[serde(skip)]
+    pub raw: Value,
 }
 
 fn default_eps() -> f32 {
     1e-5
+}
+
+/// transformers' default dropout for GPT-2 and BERT configs that do not say.
+fn default_pdrop() -> f32 {
+    0.1
 }
 
 fn default_activation() -> String {
@@ -42,8 +64,12 @@ impl Gpt2Config {
     pub fn from_dir(dir: &Path) -> Result<Gpt2Config> {
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let config: Gpt2Config =
+        let raw: Value =
             serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        check_model_type(&raw, "gpt2", &path)?; // before the fields, whose errors would mislead
+        let mut config: Gpt2Config =
+            Gpt2Config::deserialize(&raw).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        config.raw = raw;
         let bad = |message: String| Err(Error::Config { path: path.clone(), message });
         if config.model_type != "gpt2" {
             return bad(format!("model_type is \"{}\", expected \"gpt2\"", config.model_type));
@@ -64,7 +90,7 @@ impl Gpt2Config {
 }
 
 /// BERT hyperparameters, named as in transformers' `BertConfig`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct BertConfig {
     pub model_type: String,
     /// V
@@ -82,6 +108,15 @@ pub struct BertConfig {
     pub layer_norm_eps: f32,
     #[serde(default = "default_bert_act")]
     pub hidden_act: String,
+    /// Dropout after the embeddings and on each sublayer's output (train mode only).
+    #[serde(default = "default_pdrop")]
+    pub hidden_dropout_prob: f32,
+    /// Dropout on the attention probabilities (train mode only).
+    #[serde(default = "default_pdrop")]
+    pub attention_probs_dropout_prob: f32,
+    /// The whole `config.json` as read (`Null` for a config built in code); see [`Gpt2Config::raw`].
+    #[serde(skip)]
+    pub raw: Value,
 }
 
 fn default_type_vocab() -> usize {
@@ -105,8 +140,12 @@ impl BertConfig {
     pub fn from_dir(dir: &Path) -> Result<BertConfig> {
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let config: BertConfig =
+        let raw: Value =
             serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        check_model_type(&raw, "bert", &path)?; // before the fields, whose errors would mislead
+        let mut config: BertConfig =
+            BertConfig::deserialize(&raw).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        config.raw = raw;
         let bad = |message: String| Err(Error::Config { path: path.clone(), message });
         if config.model_type != "bert" {
             return bad(format!("model_type is \"{}\", expected \"bert\"", config.model_type));
@@ -124,5 +163,90 @@ impl BertConfig {
             ));
         }
         Ok(config)
+    }
+}
+
+/// Refuses a config whose `model_type` is present and is not `expected`.
+fn check_model_type(raw: &Value, expected: &str, path: &Path) -> Result<()> {
+    match raw.get("model_type").and_then(Value::as_str) {
+        Some(found) if found != expected => Err(Error::Config {
+            path: path.to_path_buf(),
+            message: format!("model_type is \"{found}\", expected \"{expected}\""),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The architectures deltaw loads, told apart by `config.json`'s `model_type` as transformers'
+/// `AutoConfig` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelType {
+    /// `"gpt2"`: [`crate::Gpt2`].
+    Gpt2,
+    /// `"bert"`: [`crate::Bert`].
+    Bert,
+}
+
+impl ModelType {
+    /// Reads `model_type` from `dir/config.json`.
+    ///
+    /// # Errors
+    /// A missing or malformed file, a missing `model_type`, or one deltaw does not load; the
+    /// message names the file and the value.
+    pub fn from_dir(dir: &Path) -> Result<ModelType> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let raw: Value =
+            serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        let bad = |message: String| Err(Error::Config { path: path.clone(), message });
+        match raw.get("model_type").and_then(Value::as_str) {
+            Some("gpt2") => Ok(ModelType::Gpt2),
+            Some("bert") => Ok(ModelType::Bert),
+            Some(other) => bad(format!("model_type \"{other}\" is not supported (deltaw loads \"gpt2\" and \"bert\")")),
+            None => bad("no string field model_type".into()),
+        }
+    }
+
+    /// The `model_type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelType::Gpt2 => "gpt2",
+            ModelType::Bert => "bert",
+        }
+    }
+}
+
+/// `config` as `config.json` should hold it: `raw` (the file as read) with the typed fields
+/// written over it where they differ from what `raw` says, so unchanged values keep their
+/// exact spelling (`1e-12` stays `1e-12`, not the f32's `9.999999960041972e-13`). With no
+/// usable `raw` (a config built in code), the typed fields alone.
+fn config_json<C: Serialize + DeserializeOwned>(config: &C, raw: &Value) -> Value {
+    let known = serde_json::to_value(config).expect("a config serializes to JSON");
+    let original = C::deserialize(raw).ok().map(|c| serde_json::to_value(c).expect("a config serializes to JSON"));
+    let (Value::Object(mut merged), Some(original)) = (raw.clone(), original) else {
+        return known;
+    };
+    if let Value::Object(known) = known {
+        for (key, value) in known {
+            if original.get(&key) != Some(&value) {
+                merged.insert(key, value);
+            }
+        }
+    }
+    Value::Object(merged)
+}
+
+impl Gpt2Config {
+    /// The config as `config.json` should hold it: every field of the file it was read from,
+    /// with the typed fields' current values (see [`Gpt2Config::raw`]).
+    pub fn to_json(&self) -> Value {
+        config_json(self, &self.raw)
+    }
+}
+
+impl BertConfig {
+    /// The config as `config.json` should hold it (see [`Gpt2Config::to_json`]).
+    pub fn to_json(&self) -> Value {
+        config_json(self, &self.raw)
     }
 }

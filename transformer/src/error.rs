@@ -13,6 +13,12 @@ pub enum Error {
     #[error("{path}: checkpoint does not fit the model: {problems}")]
     Checkpoint { path: PathBuf, problems: String },
 
+    /// An input that does not fit the model: an empty prompt, a prompt longer than the
+    /// context, a token id outside the vocabulary, a tokenizer larger than the model's
+    /// vocabulary. The message names both numbers and the limit.
+    #[error("{0}")]
+    Input(String),
+
     #[error(transparent)]
     Tensor(#[from] deltaw_tensor::Error),
 }

@@ -5,6 +5,7 @@
 //! `(1, NH, 1, HS)` to the cached `(1, NH, T, HS)` ones, and the new query attends to all of
 //! them (no causal mask is needed for a single query at the end).
 
+use crate::error::{Error, Result};
 use crate::gpt2::{Block, Gpt2};
 use crate::layers::multi_head_attention_with_cache;
 use deltaw_autograd::{no_grad, Var};
@@ -47,16 +48,54 @@ impl GenerateOptions {
     }
 }
 
-/// Per layer, the keys and values of every position so far, `(1, NH, T, HS)`.
-struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+/// Per layer, the keys and values of every position so far, `(B, NH, T, HS)`.
+pub(crate) struct KvCache {
+    pub(crate) layers: Vec<Option<(Tensor, Tensor)>>,
 }
 
 impl Gpt2 {
+    /// Checks that `prompt` can be continued by `max_new_tokens` tokens: it is not empty,
+    /// every id is inside the vocabulary, and prompt + new tokens fit in the context of
+    /// `n_positions` (the rows of the position embedding).
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming the numbers and the limit they break.
+    pub fn check_prompt(&self, prompt: &[i32], max_new_tokens: usize) -> Result<()> {
+        if prompt.is_empty() {
+            return Err(Error::Input("generate: the prompt is empty (it needs at least one token)".into()));
+        }
+        let v = self.config.vocab_size;
+        if let Some((i, id)) = prompt.iter().enumerate().find(|(_, &id)| id < 0 || id as usize >= v) {
+            return Err(Error::Input(format!(
+                "generate: prompt token {i} has id {id}, outside the model's vocabulary of {v} (vocab_size)"
+            )));
+        }
+        let limit = self.config.n_positions;
+        if prompt.len() + max_new_tokens > limit {
+            return Err(Error::Input(format!(
+                "generate: {} prompt tokens + {max_new_tokens} new tokens = {} exceed the model's context of {limit} \
+                 positions (n_positions)",
+                prompt.len(),
+                prompt.len() + max_new_tokens
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Gpt2::generate`] for inputs from outside: checks the prompt first ([`Gpt2::check_prompt`]).
+    ///
+    /// # Errors
+    /// An empty prompt, an id outside the vocabulary, or prompt + new tokens over `n_positions`.
+    pub fn try_generate(&self, prompt: &[i32], options: &GenerateOptions) -> Result<Vec<i32>> {
+        self.check_prompt(prompt, options.max_new_tokens)?;
+        Ok(self.generate(prompt, options))
+    }
+
     /// Continues `prompt` (token ids) and returns only the new ids.
     ///
     /// # Panics
-    /// If the prompt is empty or prompt + new tokens exceed `n_positions`.
+    /// If the prompt is empty or prompt + new tokens exceed `n_positions`; use
+    /// [`Gpt2::try_generate`] for prompts from outside.
     #[track_caller]
     pub fn generate(&self, prompt: &[i32], options: &GenerateOptions) -> Vec<i32> {
         assert!(!prompt.is_empty(), "generate: the prompt is empty");
@@ -110,8 +149,8 @@ fn causal_mask(t: usize, past: usize, dev: &Device) -> Tensor {
     keys.gt(&queries)
 }
 
-/// A block's forward that reads and extends the layer's cache.
-fn block_forward_cached(
+/// A block's forward that reads and extends the layer's cache (any batch size).
+pub(crate) fn block_forward_cached(
     block: &Block,
     x: &Var,
     mask: &Tensor,
@@ -119,7 +158,7 @@ fn block_forward_cached(
     use_cache: bool,
 ) -> Var {
     let c = x.dims()[2];
-    let qkv = block.c_attn.forward(&block.ln_1.forward(x)); // (1, t, 3C)
+    let qkv = block.c_attn.forward(&block.ln_1.forward(x)); // (B, t, 3C)
     let (q, k, v) = (qkv.narrow(-1, 0, c), qkv.narrow(-1, c, c), qkv.narrow(-1, 2 * c, c));
     let past = if use_cache { slot.take() } else { None };
     let (y, keys, values) = multi_head_attention_with_cache(&q, &k, &v, block.n_head(), mask, past);
@@ -132,7 +171,7 @@ fn block_forward_cached(
 }
 
 /// The next token from the last position's logits.
-fn pick_token(logits: &[f32], context: &[i32], options: &GenerateOptions, step: usize) -> i32 {
+pub(crate) fn pick_token(logits: &[f32], context: &[i32], options: &GenerateOptions, step: usize) -> i32 {
     let mut logits = logits.to_vec();
     if options.repetition_penalty != 1.0 {
         for &id in context {

@@ -6,7 +6,7 @@
 
 use crate::config::Gpt2Config;
 use crate::error::Result;
-use crate::layers::{self, multi_head_attention, Conv1D, LayerNorm};
+use crate::layers::{self, multi_head_attention_dropout, Conv1D, LayerNorm, LinearModule};
 use crate::weights::Checkpoint;
 use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Tensor};
@@ -20,7 +20,10 @@ pub struct Block {
     pub ln_2: LayerNorm,
     pub c_fc: Conv1D,
     pub mlp_c_proj: Conv1D,
-    n_head: usize,
+    pub(crate) n_head: usize,
+    /// Dropout on the residual branches and on the attention probabilities (train mode only).
+    pub(crate) resid_pdrop: f32,
+    pub(crate) attn_pdrop: f32,
 }
 
 impl Block {
@@ -35,6 +38,8 @@ impl Block {
             c_fc: Conv1D::load(ck, &p("mlp.c_fc"), (c, cfg.inner())),
             mlp_c_proj: Conv1D::load(ck, &p("mlp.c_proj"), (cfg.inner(), c)),
             n_head: cfg.n_head,
+            resid_pdrop: cfg.resid_pdrop,
+            attn_pdrop: cfg.attn_pdrop,
         }
     }
 
@@ -44,9 +49,9 @@ impl Block {
 
     /// `x` is `(B, T, C)`; `mask` is 1.0 where a query may not see a key, `(B, 1, T, T)`.
     pub fn forward(&self, x: &Var, mask: &Tensor) -> Var {
-        let x = x.add(&self.attention(&self.ln_1.forward(x), mask));
+        let x = x.add(&self.attention(&self.ln_1.forward(x), mask).dropout(self.resid_pdrop));
         let h = self.c_fc.forward(&self.ln_2.forward(&x)).gelu_tanh(); // (B, T, 4C)
-        x.add(&self.mlp_c_proj.forward(&h))
+        x.add(&self.mlp_c_proj.forward(&h).dropout(self.resid_pdrop))
     }
 
     /// Causal self-attention: q, k and v come out of one `c_attn` projection, side by side.
@@ -54,7 +59,7 @@ impl Block {
         let c = x.dims()[2];
         let qkv = self.c_attn.forward(x); // (B, T, 3C)
         let (q, k, v) = (qkv.narrow(-1, 0, c), qkv.narrow(-1, c, c), qkv.narrow(-1, 2 * c, c));
-        self.attn_c_proj.forward(&multi_head_attention(&q, &k, &v, self.n_head, mask))
+        self.attn_c_proj.forward(&multi_head_attention_dropout(&q, &k, &v, self.n_head, mask, self.attn_pdrop))
     }
 }
 
@@ -111,6 +116,21 @@ impl Gpt2 {
         params
     }
 
+    /// Every linear layer with its module path as transformers names it in
+    /// `GPT2LMHeadModel` (`transformer.h.0.attn.c_attn`), which is also the path PEFT writes in
+    /// adapter keys. The tied LM head is not listed: it is `wte`.
+    pub fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)> {
+        let mut out: Vec<(String, &mut dyn LinearModule)> = Vec::new();
+        for (i, b) in self.h.iter_mut().enumerate() {
+            let p = |s: &str| format!("transformer.h.{i}.{s}");
+            out.push((p("attn.c_attn"), &mut b.c_attn));
+            out.push((p("attn.c_proj"), &mut b.attn_c_proj));
+            out.push((p("mlp.c_fc"), &mut b.c_fc));
+            out.push((p("mlp.c_proj"), &mut b.mlp_c_proj));
+        }
+        out
+    }
+
     /// `input_ids` is i32 `(B, T)`; `attention_mask` (1 = token, 0 = padding, any dtype) hides
     /// padded keys. Positions are `0..T` for every row.
     ///
@@ -122,7 +142,7 @@ impl Gpt2 {
         assert!(t <= self.config.n_positions, "gpt2: {t} tokens exceed n_positions {}", self.config.n_positions);
         let dev = input_ids.device();
         let positions = Tensor::arange(0.0, t as f32, &dev).to_dtype(deltaw_tensor::DType::I32).expect("small ints");
-        let mut x = self.wte.embedding(input_ids).add(&self.wpe.embedding(&positions)); // (B, T, C)
+        let mut x = self.wte.embedding(input_ids).add(&self.wpe.embedding(&positions)).dropout(self.config.embd_pdrop); // (B, T, C)
         let mask = layers::attention_mask(b, t, attention_mask, true, &dev);
         let mut hidden_states = vec![x.clone()];
         for (i, block) in self.h.iter().enumerate() {

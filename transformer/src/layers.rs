@@ -3,23 +3,54 @@
 use crate::weights::Checkpoint;
 use deltaw_autograd::Var;
 use deltaw_tensor::{DType, Device, Tensor};
+use std::sync::Arc;
+
+/// A trainable addition to a linear layer's output, injected from outside the model (LoRA's
+/// `scaling · dropout(x) Aᵀ Bᵀ` in `deltaw-lora`). The layer computes `base(x) + adapter(x)`.
+pub trait Adapter: Send + Sync {
+    /// `(.., in) -> (.., out)`, the same shapes as the layer it sits on.
+    fn forward(&self, x: &Var) -> Var;
+}
+
+/// What adapter code needs from any linear layer, whichever way its weight is stored.
+pub trait LinearModule {
+    /// `(in, out)` features.
+    fn in_out(&self) -> (usize, usize);
+    /// True when the weight is stored `(in, out)` (GPT-2's `Conv1D`), false for `(out, in)`.
+    /// PEFT calls this `fan_in_fan_out`.
+    fn fan_in_fan_out(&self) -> bool;
+    fn weight(&self) -> &Var;
+    fn bias(&self) -> &Var;
+    fn adapter(&self) -> Option<&Arc<dyn Adapter>>;
+    /// Installs (`Some`) or removes (`None`) the adapter.
+    fn set_adapter(&mut self, adapter: Option<Arc<dyn Adapter>>);
+}
+
+/// `base + adapter(x)` when an adapter is installed.
+fn with_adapter(base: Var, adapter: Option<&Arc<dyn Adapter>>, x: &Var) -> Var {
+    match adapter {
+        Some(a) => base.add(&a.forward(x)),
+        None => base,
+    }
+}
 
 /// `torch.nn.Linear`: `y = x @ weightᵀ + bias`, weight stored `(out, in)` (BERT's layout).
 pub struct Linear {
     pub weight: Var,
     pub bias: Var,
+    pub adapter: Option<Arc<dyn Adapter>>,
 }
 
 impl Linear {
     pub(crate) fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Linear {
         let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[out, inp])).named(format!("{name}.weight"));
         let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
-        Linear { weight, bias }
+        Linear { weight, bias, adapter: None }
     }
 
     /// `(.., in) -> (.., out)`; the transpose is a view, so the GEMM reads W in place.
     pub fn forward(&self, x: &Var) -> Var {
-        x.matmul(&self.weight.t()).add(&self.bias)
+        with_adapter(x.matmul(&self.weight.t()).add(&self.bias), self.adapter.as_ref(), x)
     }
 
     pub(crate) fn parameters(&self) -> [Var; 2] {
@@ -31,24 +62,58 @@ impl Linear {
 pub struct Conv1D {
     pub weight: Var,
     pub bias: Var,
+    pub adapter: Option<Arc<dyn Adapter>>,
 }
 
 impl Conv1D {
     pub(crate) fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Conv1D {
         let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[inp, out])).named(format!("{name}.weight"));
         let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
-        Conv1D { weight, bias }
+        Conv1D { weight, bias, adapter: None }
     }
 
     /// `(.., in) -> (.., out)`.
     pub fn forward(&self, x: &Var) -> Var {
-        x.matmul(&self.weight).add(&self.bias)
+        with_adapter(x.matmul(&self.weight).add(&self.bias), self.adapter.as_ref(), x)
     }
 
     pub(crate) fn parameters(&self) -> [Var; 2] {
         [self.weight.clone(), self.bias.clone()]
     }
 }
+
+macro_rules! linear_module {
+    ($ty:ty, $fan_in_fan_out:expr) => {
+        impl LinearModule for $ty {
+            fn in_out(&self) -> (usize, usize) {
+                let d = self.weight.dims();
+                if $fan_in_fan_out {
+                    (d[0], d[1])
+                } else {
+                    (d[1], d[0])
+                }
+            }
+            fn fan_in_fan_out(&self) -> bool {
+                $fan_in_fan_out
+            }
+            fn weight(&self) -> &Var {
+                &self.weight
+            }
+            fn bias(&self) -> &Var {
+                &self.bias
+            }
+            fn adapter(&self) -> Option<&Arc<dyn Adapter>> {
+                self.adapter.as_ref()
+            }
+            fn set_adapter(&mut self, adapter: Option<Arc<dyn Adapter>>) {
+                self.adapter = adapter;
+            }
+        }
+    };
+}
+
+linear_module!(Linear, false);
+linear_module!(Conv1D, true);
 
 /// Layer norm parameters `(C,)`.
 pub struct LayerNorm {
@@ -92,6 +157,24 @@ pub fn multi_head_attention_with_cache(
     mask: &Tensor,
     past: Option<(Tensor, Tensor)>,
 ) -> (Var, Var, Var) {
+    attend(q, k, v, n_head, mask, past, 0.0)
+}
+
+/// [`multi_head_attention`] with dropout `attn_pdrop` on the attention probabilities, active
+/// only in train mode (`deltaw_autograd::train_mode`), as transformers' `attn_dropout`.
+pub fn multi_head_attention_dropout(q: &Var, k: &Var, v: &Var, n_head: usize, mask: &Tensor, attn_pdrop: f32) -> Var {
+    attend(q, k, v, n_head, mask, None, attn_pdrop).0
+}
+
+fn attend(
+    q: &Var,
+    k: &Var,
+    v: &Var,
+    n_head: usize,
+    mask: &Tensor,
+    past: Option<(Tensor, Tensor)>,
+    attn_pdrop: f32,
+) -> (Var, Var, Var) {
     let dims = q.dims();
     let (b, t, c) = (dims[0], dims[1], dims[2]);
     let hs = c / n_head;
@@ -102,7 +185,7 @@ pub fn multi_head_attention_with_cache(
         v = Var::cat(&[&Var::constant(pv), &v], 2);
     }
     let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(1.0 / (hs as f32).sqrt()); // (B, NH, T, T_all)
-    let att = scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1);
+    let att = scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1).dropout(attn_pdrop);
     let y = att.matmul(&v).permute(&[0, 2, 1, 3]).reshape((b, t, c)); // (B, T, C)
     (y, k, v)
 }

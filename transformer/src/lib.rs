@@ -18,19 +18,28 @@ mod bert;
 mod config;
 mod error;
 mod generate;
+mod generate_batch;
 mod gpt2;
+mod init;
 mod layers;
 mod pooling;
+mod save;
+mod sentence;
 mod tokenizer;
 mod weights;
 
 pub use bert::{Bert, BertLayer, BertOutput};
-pub use config::{BertConfig, Gpt2Config};
+pub use config::{BertConfig, Gpt2Config, ModelType};
 pub use error::{Error, Result};
 pub use generate::GenerateOptions;
+pub use generate_batch::position_ids_from_mask;
 pub use gpt2::{Block, Gpt2, Gpt2Output};
-pub use layers::{attention_mask, multi_head_attention, multi_head_attention_with_cache, Conv1D, LayerNorm, Linear};
-pub use pooling::mean_pool_normalize;
+pub use layers::{
+    attention_mask, multi_head_attention, multi_head_attention_dropout, multi_head_attention_with_cache, Adapter,
+    Conv1D, LayerNorm, Linear, LinearModule,
+};
+pub use pooling::{mean_pool_normalize, pool, PoolingConfig, PoolingMode};
+pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
 pub use tokenizer::{Encoding, Tokenizer};
 pub use weights::Checkpoint;
 

@@ -87,4 +87,53 @@ impl Tokenizer {
     fn error(&self, e: tokenizers::Error) -> Error {
         Error::Config { path: self.path.clone(), message: e.to_string() }
     }
+
+    /// The ids of `text` without the special tokens the tokenizer would add (no [CLS]/[SEP],
+    /// no BOS), as `tokenizer.encode(text, add_special_tokens=False)`: for building sequences
+    /// piece by piece, as SFT templates do. Added tokens written in the text (`<|endoftext|>`)
+    /// are still recognised.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<i32>> {
+        let enc = self.inner.encode(text, false).map_err(|e| self.error(e))?;
+        Ok(enc.get_ids().iter().map(|&id| id as i32).collect())
+    }
+}
+
+impl Tokenizer {
+    /// Checks that every id this tokenizer can produce indexes the model's embedding table:
+    /// a tokenizer from another model (GPT-2's 50,257 tokens with a 120-token model) would
+    /// otherwise index outside it.
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming the tokenizer file and both sizes, when the tokenizer's
+    /// vocabulary (added tokens included) is larger than `model_vocab_size`.
+    pub fn check_vocab(&self, model_vocab_size: usize) -> Result<()> {
+        let n = self.vocab_size();
+        if n > model_vocab_size {
+            return Err(Error::Input(format!(
+                "{}: the tokenizer has {n} tokens, more than the model's vocab_size of {model_vocab_size} \
+                 (config.json): is it the tokenizer of another model?",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The file this tokenizer was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_vocab_names_the_file_and_both_sizes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny_gpt2");
+        let tokenizer = Tokenizer::from_dir(&dir).unwrap();
+        assert!(tokenizer.check_vocab(120).is_ok());
+        let err = tokenizer.check_vocab(50).unwrap_err().to_string();
+        assert!(err.contains("tokenizer.json") && err.contains("120 tokens") && err.contains("of 50"), "{err}");
+    }
 }

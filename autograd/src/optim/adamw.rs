@@ -5,7 +5,7 @@
 use super::{updates, Optimizer, ParamGroup};
 use crate::grads::Grads;
 use crate::var::{no_grad, Var, VarId};
-use deltaw_tensor::Tensor;
+use deltaw_tensor::{AdamWScalars, Tensor};
 use std::collections::HashMap;
 
 /// AdamW settings; the defaults are PyTorch's.
@@ -56,6 +56,29 @@ impl AdamW {
         no_grad(|| updates.into_iter().for_each(|(param, grad, wd)| self.update(&param, &grad, wd)))
     }
 
+    /// One parameter's state for a checkpoint: `(steps taken, m, v)`, or `None` before its
+    /// first step.
+    pub fn state_of(&self, param: &Var) -> Option<(u64, Tensor, Tensor)> {
+        self.state.get(&param.id()).map(|s| (s.step, s.m.clone(), s.v.clone()))
+    }
+
+    /// Restores a parameter's state from a checkpoint, so the next step continues exactly as
+    /// the saved run would have.
+    ///
+    /// # Panics
+    /// If `m` or `v` does not have the parameter's shape.
+    #[track_caller]
+    pub fn set_state(&mut self, param: &Var, step: u64, m: Tensor, v: Tensor) {
+        assert!(
+            m.shape() == &param.shape() && v.shape() == &param.shape(),
+            "AdamW::set_state: moments {:?} / {:?} do not match parameter {:?}",
+            m.shape(),
+            v.shape(),
+            param.shape()
+        );
+        self.state.insert(param.id(), Moments { step, m, v });
+    }
+
     /// Bytes of optimizer state (two moments per parameter seen so far).
     pub fn state_bytes(&self) -> usize {
         self.state.values().map(|s| (s.m.numel() + s.v.numel()) * s.m.dtype().size_in_bytes()).sum()
@@ -69,19 +92,22 @@ impl AdamW {
         let c = self.config;
         let (b1, b2) = (c.betas.0 as f64, c.betas.1 as f64);
         let lr = c.lr as f64;
-        let mut p = param.value();
-        if weight_decay != 0.0 {
-            p = p.mul_scalar((1.0 - lr * weight_decay as f64) as f32);
-        }
+        let p = param.value();
         let s =
             self.state.remove(&param.id()).unwrap_or_else(|| Moments { step: 0, m: p.zeros_like(), v: p.zeros_like() });
         let step = s.step + 1;
-        let m = s.m.add(&grad.sub(&s.m).mul_scalar((1.0 - b1) as f32));
-        let v = s.v.mul_scalar(b2 as f32).add(&grad.mul_scalar((1.0 - b2) as f32).mul(grad));
-        let bias1 = 1.0 - b1.powi(step as i32);
-        let bias2_sqrt = (1.0 - b2.powi(step as i32)).sqrt();
-        let denom = v.sqrt().div_scalar(bias2_sqrt as f32).add_scalar(c.eps);
-        p = p.add(&m.mul_scalar((-lr / bias1) as f32).div(&denom));
+        let scalars = AdamWScalars {
+            decay: (weight_decay != 0.0).then_some((1.0 - lr * weight_decay as f64) as f32),
+            one_minus_beta1: (1.0 - b1) as f32,
+            beta2: b2 as f32,
+            one_minus_beta2: (1.0 - b2) as f32,
+            bias2_sqrt: (1.0 - b2.powi(step as i32)).sqrt() as f32,
+            eps: c.eps,
+            step_size: (-lr / (1.0 - b1.powi(step as i32))) as f32,
+        };
+        // One fused pass (memory-bound: a dozen separate ops would each stream the whole
+        // parameter through memory again).
+        let (p, m, v) = p.adamw_update(grad, &s.m, &s.v, scalars);
         param.set_value(p);
         self.state.insert(param.id(), Moments { step, m, v });
     }

@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod index;
 pub mod math;
 pub mod nn;
+pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod simd;

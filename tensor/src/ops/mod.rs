@@ -7,6 +7,7 @@ mod elementwise;
 mod index;
 mod matmul;
 mod nn;
+mod optim;
 mod reduce;
 mod views;
 

@@ -1,0 +1,85 @@
+//! Dropout, and the train-mode scope that switches it on.
+//!
+//! Outside [`train_mode`] dropout is the identity (evaluation, generation, merging). Inside,
+//! call number `n` of the scope draws its mask from `Seed(seed).derive(n)`: the same seed and
+//! the same sequence of ops give the same masks, so a resumed training run that re-enters
+//! `train_mode` with the step's seed reproduces the uninterrupted run bit for bit.
+
+use crate::var::Var;
+use deltaw_tensor::{Seed, Tensor};
+use std::cell::Cell;
+
+thread_local! {
+    /// `(seed, calls so far)` while a train-mode scope is open on this thread.
+    static TRAIN: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// Runs `f` in train mode: [`Var::dropout`] is active, its masks seeded from `seed`.
+/// Restores the previous mode afterwards, even on panic.
+pub fn train_mode<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<(u64, u64)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TRAIN.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(TRAIN.with(|t| t.replace(Some((seed, 0)))));
+    f()
+}
+
+/// Whether a [`train_mode`] scope is open on this thread.
+pub fn is_training() -> bool {
+    TRAIN.with(|t| t.get().is_some())
+}
+
+/// The seed of the next dropout mask, or `None` outside train mode.
+fn next_mask_seed() -> Option<Seed> {
+    TRAIN.with(|t| {
+        let (seed, calls) = t.get()?;
+        t.set(Some((seed, calls + 1)));
+        Some(Seed(seed).derive(calls))
+    })
+}
+
+impl Var {
+    /// Inverted dropout: in train mode each element is zeroed with probability `p` and the
+    /// survivors are scaled by `1 / (1 - p)`, so `E[y] = x` and evaluation needs no rescaling.
+    /// The mask is a constant, so backward is `dy · mask / (1 - p)` through the multiply.
+    /// The identity outside [`train_mode`] or when `p == 0`.
+    ///
+    /// # Panics
+    /// If `p` is not in `[0, 1)`.
+    #[track_caller]
+    pub fn dropout(&self, p: f32) -> Var {
+        assert!((0.0..1.0).contains(&p), "dropout: p = {p} is not in [0, 1)");
+        if p == 0.0 {
+            return self.clone();
+        }
+        let Some(seed) = next_mask_seed() else { return self.clone() };
+        let value = self.value();
+        let dev = value.device();
+        let keep = Tensor::rand(value.dims().to_vec(), seed, &dev).ge(&Tensor::scalar(p, &dev));
+        self.mul(&Var::constant(keep.mul_scalar(1.0 / (1.0 - p))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltaw_tensor::Device;
+
+    #[test]
+    fn dropout_is_identity_outside_train_mode_and_seeded_inside() {
+        let x = Var::parameter(Tensor::ones((64, 64), &Device::Cpu));
+        assert_eq!(x.dropout(0.5).value().to_vec(), vec![1.0; 64 * 64]);
+        let a = train_mode(7, || x.dropout(0.25).value().to_vec());
+        let b = train_mode(7, || x.dropout(0.25).value().to_vec());
+        assert_eq!(a, b, "same seed, same mask");
+        let kept = a.iter().filter(|&&v| v != 0.0).count() as f64 / a.len() as f64;
+        assert!((kept - 0.75).abs() < 0.03, "kept fraction {kept}");
+        assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+        let (c, d) = train_mode(7, || (x.dropout(0.25).value(), x.dropout(0.25).value()));
+        assert_ne!(c.to_vec(), d.to_vec(), "each call draws a new mask");
+        assert!(!is_training());
+    }
+}

@@ -1,0 +1,46 @@
+//! One process per measurement, for tokens/s and peak RSS of a GPT-2 124M fine-tuning step:
+//!
+//! ```text
+//! cargo run --release -p deltaw-benches --example sft_step -- full 5
+//! cargo run --release -p deltaw-benches --example sft_step -- lora 5
+//! ```
+//!
+//! Prints one JSON line: mode, steps, tokens/s (after one warm-up step) and peak RSS (VmHWM
+//! from /proc/self/status). `benches/compare_sft.sh` runs it beside PyTorch.
+
+use deltaw_benches::sft::{setup, step, Mode, BATCH, SEQ};
+use std::time::Instant;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    kib / 1024.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = args.get(1).and_then(|m| Mode::parse(m)).unwrap_or_else(|| {
+        eprintln!("usage: sft_step full|lora [steps]");
+        std::process::exit(2)
+    });
+    let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let mut s = setup(mode);
+    step(&mut s); // warm-up: first-touch allocations, optimizer state
+    let start = Instant::now();
+    let mut loss = 0.0;
+    for _ in 0..steps {
+        loss = step(&mut s);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let tokens_per_s = (steps * BATCH * SEQ) as f64 / secs;
+    let mode = format!("{mode:?}").to_lowercase();
+    println!(
+        "{{\"impl\": \"deltaw\", \"mode\": \"{mode}\", \"steps\": {steps}, \"seconds_per_step\": {:.3}, \"tokens_per_s\": {tokens_per_s:.1}, \"peak_rss_mib\": {:.0}, \"loss\": {loss:.4}}}",
+        secs / steps as f64,
+        peak_rss_mib()
+    );
+}

@@ -1,0 +1,63 @@
+//! Shared setup of the fine-tuning step benchmarks: GPT-2 124M (random weights), a fixed
+//! batch of B = 4 sequences of T = 64 tokens, and one optimizer step (forward, backward,
+//! AdamW) of full fine-tuning or of LoRA r = 8 on `c_attn`.
+
+use deltaw_autograd::{AdamW, AdamWConfig, Var};
+use deltaw_lora::{Lora, LoraConfig};
+use deltaw_tensor::{Device, Seed, Tensor};
+use deltaw_transformer::{Gpt2, Gpt2Config};
+
+/// B and T of the target.
+pub const BATCH: usize = 4;
+pub const SEQ: usize = 64;
+
+/// Full fine-tuning or LoRA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Lora,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "full" => Some(Mode::Full),
+            "lora" => Some(Mode::Lora),
+            _ => None,
+        }
+    }
+}
+
+/// A model, its trainable parameters and an optimizer over them.
+pub struct Setup {
+    pub model: Gpt2,
+    pub params: Vec<Var>,
+    pub opt: AdamW,
+    pub ids: Tensor,
+    /// Kept so the adapters live as long as the model.
+    pub lora: Option<Lora>,
+}
+
+/// GPT-2 124M: V = 50257, 1024 positions, C = 768, 12 layers, 12 heads.
+pub fn setup(mode: Mode) -> Setup {
+    let config = Gpt2Config::new(50257, 1024, 768, 12, 12).expect("GPT-2 124M config");
+    let mut model = Gpt2::init(config, Seed(0), &Device::Cpu);
+    let lora = (mode == Mode::Lora).then(|| {
+        let config = LoraConfig { r: 8, lora_alpha: 16.0, lora_dropout: 0.0, ..LoraConfig::new("gpt2") };
+        Lora::inject(&mut model, config, Seed(1)).expect("c_attn exists")
+    });
+    let params = lora.as_ref().map_or_else(|| model.parameters(), Lora::parameters);
+    let opt = AdamW::new(params.clone(), AdamWConfig { lr: 1e-4, weight_decay: 0.0, ..Default::default() });
+    let ids: Vec<i32> = (0..BATCH * SEQ).map(|i| ((i * 7919 + 11) % 50257) as i32).collect();
+    let ids = Tensor::from_vec(ids, (BATCH, SEQ), &Device::Cpu).expect("ids");
+    Setup { model, params, opt, ids, lora }
+}
+
+/// One training step; returns the loss.
+pub fn step(s: &mut Setup) -> f32 {
+    let logits = s.model.forward(&s.ids, None).logits;
+    let loss = Gpt2::loss(&logits, &s.ids);
+    let grads = loss.backward().expect("backward");
+    s.opt.step(&grads);
+    loss.value().to_vec()[0]
+}

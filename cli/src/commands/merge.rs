@@ -1,0 +1,70 @@
+//! `deltaw merge`: folds a LoRA adapter into its base model (`W0 + scaling · B A`) and writes
+//! a normal model folder that `deltaw generate` and transformers load, with a drift report.
+
+use super::{check_model_dir, outdir};
+use anyhow::{bail, Result};
+use clap::Args;
+use deltaw_lora::Lora;
+use deltaw_tensor::{DType, Device, Tensor};
+use deltaw_transformer::{Bert, Gpt2, ModelType};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// The base model folder the adapter was trained on.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A PEFT adapter folder (adapter_config.json + adapter_model.safetensors).
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// Where to write the merged model folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace deltaw's outputs in a non-empty --out.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// A fixed probe batch `(1, T)`: ids spread over the vocabulary.
+fn probe_ids(vocab: usize, positions: usize, dev: &Device) -> Result<Tensor> {
+    let t = positions.min(16);
+    let ids: Vec<i32> = (0..t).map(|i| ((i * 7919 + 13) % vocab) as i32).collect();
+    Ok(Tensor::from_vec(ids, (1, t), dev)?)
+}
+
+pub fn run(args: &MergeArgs, device: &Device, out: &mut impl Write) -> Result<()> {
+    check_model_dir(&args.model)?;
+    if !args.adapter.is_dir() {
+        bail!("adapter folder {} does not exist", args.adapter.display());
+    }
+    if args.out == args.model {
+        bail!("--out must differ from --model: merging never writes over the base model");
+    }
+    outdir::prepare(&args.out, args.overwrite, false)?;
+    let report = match ModelType::from_dir(&args.model)? {
+        ModelType::Gpt2 => {
+            let mut model = Gpt2::from_dir(&args.model, device)?;
+            let mut lora = Lora::load_peft(&mut model, &args.adapter, device)?;
+            let ids = probe_ids(model.config.vocab_size, model.config.n_positions, device)?;
+            let report = lora.merge_checked(&mut model, |m| m.forward(&ids, None).logits.value());
+            model.save_dir(&args.out)?;
+            report
+        }
+        ModelType::Bert => {
+            let mut model = Bert::from_dir(&args.model, device)?;
+            let mut lora = Lora::load_peft(&mut model, &args.adapter, device)?;
+            let ids = probe_ids(model.config.vocab_size, model.config.max_position_embeddings, device)?;
+            let report = lora.merge_checked(&mut model, |m| m.forward(&ids, None, None).last_hidden_state.value());
+            model.save_dir(&args.out)?;
+            report
+        }
+    };
+    outdir::copy_tokenizer_files(&args.model, &args.out)?;
+    writeln!(out, "{report}")?;
+    if report.dtype != DType::F32 {
+        writeln!(out, "(weights stored as {:?}: the error above is that dtype's rounding)", report.dtype)?;
+    }
+    writeln!(out, "wrote {}", args.out.display())?;
+    Ok(())
+}

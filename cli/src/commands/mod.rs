@@ -1,0 +1,68 @@
+//! The subcommands, one file each, and what they share: the `--device` option and checks on
+//! a model folder. A new command is a new file here plus one variant in `main.rs`.
+
+pub mod demo;
+pub mod embed;
+pub mod generate;
+pub mod info;
+pub mod inspect_data;
+pub mod merge;
+pub mod outdir;
+pub mod plot;
+pub mod sft;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use deltaw_tensor::Device;
+use std::path::Path;
+
+/// Options every subcommand takes.
+#[derive(Args)]
+pub struct GlobalArgs {
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
+    pub device: DeviceArg,
+}
+
+/// The `--device` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// All CPU cores (rayon), SIMD GEMM.
+    Cpu,
+    /// The wgpu backend (Vulkan, Metal, DX12), once it is wired into tensors.
+    Gpu,
+}
+
+impl GlobalArgs {
+    /// The tensor device for `--device`.
+    ///
+    /// # Errors
+    /// For `gpu`: deltaw-tensor's WGSL kernels exist, but `Tensor` has only the CPU device
+    /// so far, so no model can run on a GPU in this build.
+    pub fn device(&self) -> Result<Device> {
+        match self.device {
+            DeviceArg::Cpu => Ok(Device::Cpu),
+            DeviceArg::Gpu => bail!(
+                "--device gpu: the GPU device is not available for models in this build (the GPU backend is not \
+                 wired into deltaw's tensors yet); use --device cpu"
+            ),
+        }
+    }
+}
+
+/// Fails with a plain message when `dir` is not an existing folder, before any loader's
+/// less direct "config.json: No such file" message.
+pub fn check_model_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        bail!("model folder {} does not exist", dir.display());
+    }
+    if !dir.is_dir() {
+        bail!("{} is not a folder (--model takes the folder holding config.json)", dir.display());
+    }
+    Ok(())
+}
+
+/// True when writing to stdout failed because the reader went away (`deltaw ... | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

@@ -1,0 +1,180 @@
+//! The models adapters attach to, and injection by target-module names.
+
+use crate::config::LoraConfig;
+use crate::error::{Error, Result};
+use crate::layer::LoraAdapter;
+use deltaw_autograd::Var;
+use deltaw_tensor::{Seed, Tensor};
+use deltaw_transformer::{Bert, Gpt2, LinearModule};
+use std::fmt;
+use std::sync::Arc;
+
+/// A model whose linear layers can carry adapters.
+pub trait LoraTarget {
+    /// `"gpt2"`, `"bert"`: picks default targets and the PEFT task type.
+    fn model_type(&self) -> &'static str;
+    /// Every linear layer with its transformers module path.
+    fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)>;
+    /// The base model's own parameters (adapters excluded).
+    fn base_parameters(&self) -> Vec<Var>;
+}
+
+impl LoraTarget for Gpt2 {
+    fn model_type(&self) -> &'static str {
+        "gpt2"
+    }
+    fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)> {
+        Gpt2::linear_modules_mut(self)
+    }
+    fn base_parameters(&self) -> Vec<Var> {
+        self.parameters()
+    }
+}
+
+impl LoraTarget for Bert {
+    fn model_type(&self) -> &'static str {
+        "bert"
+    }
+    fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)> {
+        Bert::linear_modules_mut(self)
+    }
+    fn base_parameters(&self) -> Vec<Var> {
+        self.parameters()
+    }
+}
+
+/// One adapted layer: its module path and its adapter.
+#[derive(Clone)]
+pub struct LoraModule {
+    /// `transformer.h.0.attn.c_attn`
+    pub path: String,
+    pub adapter: Arc<LoraAdapter>,
+    /// The layer stores its weight `(in, out)` (GPT-2's `Conv1D`).
+    pub fan_in_fan_out: bool,
+}
+
+/// The adapters injected into one model, and whether they are merged into its weights.
+pub struct Lora {
+    pub config: LoraConfig,
+    pub modules: Vec<LoraModule>,
+    pub(crate) merged: bool,
+}
+
+/// PEFT's `print_trainable_parameters`, as numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamCount {
+    pub trainable: usize,
+    pub all: usize,
+}
+
+impl fmt::Display for ParamCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = 100.0 * self.trainable as f64 / self.all.max(1) as f64;
+        write!(
+            f,
+            "trainable params: {} || all params: {} || trainable%: {pct:.4}",
+            commas(self.trainable),
+            commas(self.all)
+        )
+    }
+}
+
+/// `1234567` → `"1,234,567"`.
+fn commas(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Lora {
+    /// Adds a freshly initialised adapter (A Kaiming-uniform, B zero) to every linear layer
+    /// `config.target_modules` matches, and freezes every base parameter: afterwards only the
+    /// adapters' A and B require gradients, so backward skips the base weights' `dW` GEMMs and
+    /// an optimizer over [`Lora::parameters`] keeps state for nothing else.
+    ///
+    /// # Errors
+    /// An invalid config, or targets that match no layer (the message lists the layers).
+    pub fn inject<M: LoraTarget>(model: &mut M, config: LoraConfig, seed: Seed) -> Result<Lora> {
+        let scaling = config.scaling();
+        let (r, p) = (config.r, config.lora_dropout);
+        let mut index = 0u64;
+        Lora::attach(model, config, |_, layer| {
+            let dev = layer.weight().value().device();
+            index += 1;
+            Ok(LoraAdapter::init(r, layer.in_out(), scaling, p, seed.derive(index - 1), &dev))
+        })
+    }
+
+    /// Installs adapters made by `make(path, layer)` on the matched layers and freezes the
+    /// base model. Shared by [`Lora::inject`] and adapter loading.
+    pub(crate) fn attach<M: LoraTarget>(
+        model: &mut M,
+        config: LoraConfig,
+        mut make: impl FnMut(&str, &dyn LinearModule) -> Result<LoraAdapter>,
+    ) -> Result<Lora> {
+        config.validate()?;
+        let mut modules = Vec::new();
+        {
+            let matches = config.target_modules.matcher()?;
+            let mut layers = model.linear_modules_mut();
+            let available: Vec<String> = layers.iter().map(|(p, _)| p.clone()).collect();
+            for (path, layer) in layers.iter_mut().filter(|(p, _)| matches(p)) {
+                let adapter = Arc::new(make(path, &**layer)?);
+                layer.set_adapter(Some(adapter.clone()));
+                modules.push(LoraModule { path: path.clone(), adapter, fan_in_fan_out: layer.fan_in_fan_out() });
+            }
+            if modules.is_empty() {
+                let targets = config.target_modules.to_string();
+                return Err(Error::NoTarget { targets, available: available.join(", ") });
+            }
+        }
+        model.base_parameters().iter().for_each(|p| p.set_requires_grad(false));
+        Ok(Lora { config, modules, merged: false })
+    }
+
+    /// Every A and B, named by their PEFT keys: what an optimizer should train.
+    pub fn parameters(&self) -> Vec<Var> {
+        self.modules
+            .iter()
+            .flat_map(|m| {
+                let key = |w: &str| format!("base_model.model.{}.{w}.weight", m.path);
+                [m.adapter.lora_a.clone().named(key("lora_A")), m.adapter.lora_b.clone().named(key("lora_B"))]
+            })
+            .collect()
+    }
+
+    /// Trainable (adapter) and total (base + adapter) parameter counts.
+    pub fn param_count<M: LoraTarget>(&self, model: &M) -> ParamCount {
+        let numel = |vs: &[Var]| vs.iter().map(|v| v.dims().iter().product::<usize>()).sum::<usize>();
+        let trainable = numel(&self.parameters());
+        ParamCount { trainable, all: trainable + numel(&model.base_parameters()) }
+    }
+
+    /// Whether the adapters are currently folded into the base weights.
+    pub fn is_merged(&self) -> bool {
+        self.merged
+    }
+
+    /// Removes the adapters from the model (unmerging first if needed) and unfreezes the base
+    /// parameters: the model is the pretrained one again.
+    pub fn remove<M: LoraTarget>(mut self, model: &mut M) {
+        if self.merged {
+            self.unmerge(model);
+        }
+        for (_, layer) in model.linear_modules_mut() {
+            layer.set_adapter(None);
+        }
+        model.base_parameters().iter().for_each(|p| p.set_requires_grad(true));
+    }
+
+    /// The adapters' tensors keyed by PEFT name (what `adapter_model.safetensors` holds).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        self.parameters().into_iter().map(|v| (v.name().unwrap_or_default().to_string(), v.value())).collect()
+    }
+}

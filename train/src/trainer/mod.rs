@@ -1,0 +1,318 @@
+//! The trainer: one loop for full fine-tuning, LoRA and pretraining from scratch. It trains
+//! whichever parameters it is given (all of a model's, or only LoRA's A and B, the base being
+//! frozen), so the same code serves every mode.
+//!
+//! One optimizer step:
+//! 1. for each of `grad_accum` micro-batches: forward in train mode (dropout seeded by
+//!    `(seed, micro-batch index)`), loss = mean cross-entropy over the micro-batch's trained
+//!    tokens divided by `grad_accum`, backward accumulating into one gradient store;
+//! 2. stop with an error if the loss or any gradient is NaN/Inf (nothing is updated, the last
+//!    checkpoint stays the newest);
+//! 3. clip by global norm, set the learning rate from warmup + cosine, AdamW step;
+//! 4. log a metrics line; evaluate and checkpoint when due.
+//!
+//! Micro-batch `g` of the run is batch `g mod n` of epoch `g / n` in the `(seed, epoch)`
+//! shuffle, so where the data stands is a function of the step alone and resuming needs no
+//! data-loader state.
+//!
+//! ```no_run
+//! use deltaw_lora::{Lora, LoraConfig};
+//! use deltaw_tensor::{Device, Seed};
+//! use deltaw_train::data::{DataFormat, HfCodec, PromptTemplate, SftDataset, SftOptions, TextCodec};
+//! use deltaw_train::{Trainer, TrainerConfig};
+//! use deltaw_transformer::Gpt2;
+//!
+//! let mut model = Gpt2::from_dir("path/to/gpt2", &Device::Cpu)?;
+//! let codec = HfCodec::from_dir("path/to/gpt2")?;
+//! let (template, options) = (PromptTemplate::default(), SftOptions::default());
+//! let (data, _) = SftDataset::load("train.jsonl", DataFormat::Auto, &codec, &template, &options)?;
+//! let (train, val) = data.split(0.05, 42);
+//! let mut lora = Lora::inject(&mut model, LoraConfig::new("gpt2"), Seed(0))?; // freezes the base
+//! println!("{}", lora.param_count(&model));
+//! let config = TrainerConfig { epochs: 3, eval_every: Some(100), ..TrainerConfig::default() };
+//! let ids = (codec.eos_id(), codec.eos_id()); // pad id, EOS id
+//! let mut trainer = Trainer::new(&model, lora.parameters(), config, "runs/lora", ids)?;
+//! let summary = trainer.fit(&train, Some(&val))?;
+//! println!("{} steps, last loss {:?}", summary.steps, summary.losses.last());
+//! lora.save_peft("runs/lora/adapter", "gpt2", "gpt2")?;
+//! println!("{}", lora.merge(&mut model));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod checkpoint;
+mod config;
+mod eval;
+mod metrics;
+
+pub use config::TrainerConfig;
+pub use eval::{exact_match, greedy_answer, prompt_and_answer};
+pub use metrics::{read_metrics, EvalMetrics, MetricsLine, MetricsLog, StepMetrics};
+
+use crate::data::{collate, SftDataset};
+use crate::error::{Error, Result};
+use deltaw_autograd::{train_mode, AdamW, AdamWConfig, Grads, Optimizer, ParamGroup, Var};
+use deltaw_tensor::Seed;
+use deltaw_transformer::Gpt2;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    /// Steps taken by the whole run so far (including those before a resume).
+    pub steps: usize,
+    /// The loss of every step taken in this invocation.
+    pub losses: Vec<f32>,
+    pub last_eval: Option<EvalMetrics>,
+    pub last_checkpoint: Option<PathBuf>,
+    /// Tokens (prompt + answer) per second of training in this invocation.
+    pub tokens_per_second: f64,
+    pub seconds: f64,
+    /// True when the run ended early (interrupt or `stop_after`) and can be resumed.
+    pub interrupted: bool,
+}
+
+/// Trains `params` of a GPT-2 model on SFT samples.
+pub struct Trainer<'m> {
+    model: &'m Gpt2,
+    params: Vec<Var>,
+    opt: AdamW,
+    config: TrainerConfig,
+    out_dir: PathBuf,
+    step: usize,
+    pad_id: i32,
+    eos_id: i32,
+    interrupt: Option<Arc<AtomicBool>>,
+    last_checkpoint: Option<PathBuf>,
+}
+
+impl<'m> Trainer<'m> {
+    /// A trainer of `params` (named, requiring grad) writing to `out_dir` (`metrics.jsonl`,
+    /// `checkpoints/`). Padding uses `pad_id`; exact match stops generation at `eos_id`.
+    ///
+    /// # Errors
+    /// Invalid settings, or a parameter that is unnamed or frozen.
+    pub fn new(
+        model: &'m Gpt2,
+        params: Vec<Var>,
+        config: TrainerConfig,
+        out_dir: impl AsRef<Path>,
+        (pad_id, eos_id): (i32, i32),
+    ) -> Result<Trainer<'m>> {
+        config.validate()?;
+        if params.is_empty() {
+            return Err(Error::Options("there is nothing to train: no parameters".into()));
+        }
+        if let Some(p) = params.iter().find(|p| p.name().is_none() || !p.requires_grad()) {
+            return Err(Error::Options(format!("parameter {p:?} must be named and require grad")));
+        }
+        let adam = AdamWConfig { lr: config.lr, weight_decay: config.weight_decay, ..Default::default() };
+        let opt = AdamW::with_groups(ParamGroup::decay_by_rank(&params, config.weight_decay), adam);
+        let out_dir = out_dir.as_ref().to_path_buf();
+        Ok(Trainer {
+            model,
+            params,
+            opt,
+            config,
+            out_dir,
+            step: 0,
+            pad_id,
+            eos_id,
+            interrupt: None,
+            last_checkpoint: None,
+        })
+    }
+
+    /// Ends the run after the current step (with a checkpoint) once `flag` is set, e.g. by a
+    /// Ctrl-C handler.
+    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = Some(flag);
+        self
+    }
+
+    /// Optimizer steps taken so far.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    fn checkpoint_root(&self) -> PathBuf {
+        self.out_dir.join("checkpoints")
+    }
+
+    /// Continues from the newest checkpoint in `out_dir`, if there is one; returns its step.
+    ///
+    /// # Errors
+    /// An incomplete or unreadable checkpoint, one for other parameters, or different
+    /// settings (which would not reproduce the original run).
+    pub fn resume(&mut self) -> Result<Option<usize>> {
+        let Some(dir) = checkpoint::latest(&self.checkpoint_root())? else { return Ok(None) };
+        self.step = checkpoint::load(&dir, &self.params, &mut self.opt, &self.config)?;
+        self.last_checkpoint = Some(dir);
+        Ok(Some(self.step))
+    }
+
+    /// Writes a checkpoint of the current step now.
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        let dir = checkpoint::save(&self.checkpoint_root(), self.step, &self.params, &self.opt, &self.config)?;
+        self.last_checkpoint = Some(dir.clone());
+        Ok(dir)
+    }
+
+    /// Validation loss, perplexity and exact match now.
+    pub fn evaluate(&self, val: &SftDataset) -> Result<EvalMetrics> {
+        let ids = (self.pad_id, self.eos_id);
+        eval::evaluate(self.model, val, self.step, self.config.batch_size, ids, self.config.exact_match_samples)
+    }
+
+    /// Trains until the run's last step (or `stop_after`, or an interrupt), evaluating and
+    /// checkpointing when due and at the end.
+    ///
+    /// # Errors
+    /// An empty training set, a NaN/Inf loss or gradient (the message names the step and the
+    /// last good checkpoint), or a file that cannot be written.
+    pub fn fit(&mut self, train: &SftDataset, val: Option<&SftDataset>) -> Result<TrainSummary> {
+        if train.is_empty() {
+            return Err(Error::Options("the training set is empty".into()));
+        }
+        std::fs::create_dir_all(&self.out_dir).map_err(|source| Error::Io { path: self.out_dir.clone(), source })?;
+        let mut log = MetricsLog::open(&self.out_dir.join("metrics.jsonl"), self.step)?;
+        let n_batches = train.len().div_ceil(self.config.batch_size);
+        let total = self.config.total_steps(n_batches);
+        let end = self.config.stop_after.map_or(total, |s| s.min(total));
+        let bar = progress_bar(self.config.progress, self.step, total);
+        let (start, mut tokens, mut summary) = (Instant::now(), 0usize, TrainSummary::new());
+        while self.step < end {
+            let m = self.train_step(train, n_batches, total)?;
+            tokens += m.tokens_processed;
+            summary.losses.push(m.loss);
+            bar.set_position(self.step as u64);
+            bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, m.lr));
+            log.write(&MetricsLine::Train(m))?;
+            let interrupted = self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+            let last = self.step == end || interrupted;
+            if let Some(val) = val.filter(|_| due(self.config.eval_every, self.step) || last) {
+                let e = self.evaluate(val)?;
+                bar.println(format!("step {}: val loss {:.4}, perplexity {:.2}", e.step, e.val_loss, e.val_perplexity));
+                log.write(&MetricsLine::Eval(e.clone()))?;
+                summary.last_eval = Some(e);
+            }
+            if due(self.config.save_every, self.step) || last {
+                self.save_checkpoint()?;
+            }
+            if interrupted {
+                summary.interrupted = true;
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        summary.interrupted |= self.step < total;
+        summary.steps = self.step;
+        summary.seconds = start.elapsed().as_secs_f64();
+        summary.tokens_per_second = tokens as f64 / summary.seconds.max(1e-9);
+        summary.last_checkpoint = self.last_checkpoint.clone();
+        self.plot_losses();
+        Ok(summary)
+    }
+
+    /// Draws `loss.png` next to `metrics.jsonl`. A plot is a convenience: failing to draw one
+    /// must not fail a run whose weights are fine, so it only warns.
+    fn plot_losses(&self) {
+        let (metrics, png) = (self.out_dir.join("metrics.jsonl"), self.out_dir.join("loss.png"));
+        if let Err(e) = read_metrics(&metrics).and_then(|lines| crate::plot::plot_metrics(&lines, &png)) {
+            eprintln!("warning: no loss plot: {e}");
+        }
+    }
+
+    /// One optimizer step over `grad_accum` micro-batches.
+    fn train_step(&mut self, train: &SftDataset, n_batches: usize, total: usize) -> Result<StepMetrics> {
+        let started = Instant::now();
+        let accum = self.config.grad_accum;
+        let dev = self.model.wte.value().device();
+        let (mut grads, mut loss_sum) = (Grads::new(), 0.0f32);
+        let (mut tokens, mut processed) = (0, 0);
+        for micro in 0..accum {
+            let g = self.step * accum + micro; // the run's micro-batch index
+            let (epoch, index) = (g / n_batches, g % n_batches);
+            let samples = train
+                .batches(self.config.batch_size, Some(self.config.seed), epoch)
+                .nth(index)
+                .expect("index < batches per epoch");
+            tokens += eval::target_count(&samples);
+            processed += samples.iter().map(|s| s.len()).sum::<usize>();
+            let batch = collate(&samples, self.pad_id, &dev)?;
+            let dropout_seed = Seed(self.config.seed).derive(g as u64).0;
+            let loss = train_mode(dropout_seed, || {
+                let logits = self.model.forward(&batch.input_ids, Some(&batch.attention_mask)).logits;
+                Gpt2::loss(&logits, &batch.labels)
+            });
+            let value = loss.value().to_vec()[0];
+            if !value.is_finite() {
+                return Err(self.non_finite(format!("the loss is {value}")));
+            }
+            loss_sum += value / accum as f32;
+            loss.mul_scalar(1.0 / accum as f32).backward_accumulate(&mut grads)?;
+        }
+        if !grads.all_finite() {
+            return Err(self.non_finite("a gradient is NaN or infinite".into()));
+        }
+        let grad_norm = match self.config.max_grad_norm {
+            Some(max) => grads.clip_global_norm(max),
+            None => grads.global_norm(),
+        };
+        let lr = self.config.schedule(total).lr_at(self.config.lr, self.step);
+        self.opt.set_lr(lr);
+        self.opt.step(&grads);
+        self.step += 1;
+        let epoch = (self.step * accum) as f64 / n_batches as f64;
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(StepMetrics {
+            step: self.step,
+            epoch,
+            loss: loss_sum,
+            lr,
+            grad_norm,
+            tokens,
+            tokens_processed: processed,
+            seconds,
+        })
+    }
+
+    fn non_finite(&self, what: String) -> Error {
+        let checkpoint = self.last_checkpoint.as_ref().map(|p| p.display().to_string());
+        Error::NonFinite { step: self.step + 1, what, checkpoint }
+    }
+}
+
+impl TrainSummary {
+    fn new() -> TrainSummary {
+        TrainSummary {
+            steps: 0,
+            losses: Vec::new(),
+            last_eval: None,
+            last_checkpoint: None,
+            tokens_per_second: 0.0,
+            seconds: 0.0,
+            interrupted: false,
+        }
+    }
+}
+
+fn due(every: Option<usize>, step: usize) -> bool {
+    every.is_some_and(|n| step.is_multiple_of(n))
+}
+
+/// A progress bar on stderr when it is a terminal and `enabled`; hidden otherwise.
+fn progress_bar(enabled: bool, position: usize, total: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total as u64).with_position(position as u64);
+    let style =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
+            .expect("a valid template");
+    bar.set_style(style);
+    bar
+}

@@ -1,0 +1,247 @@
+//! Batched GPT-2 generation over prompts of different lengths, left-padded as transformers does,
+//! so that every row continues exactly as it would alone.
+//!
+//! Left padding puts every row's last real token in the last column, so one step appends one
+//! column for the whole batch and one KV cache serves every row. The pads must then change
+//! nothing: they are hidden as keys, and positions count real tokens only,
+//! `position_ids = cumsum(attention_mask) - 1` (a pad gets 1, transformers' filler, never read).
+//!
+//! One trap: a leading pad's query sees no key at all (its earlier keys are pads too), and a
+//! softmax over nothing is NaN, which would reach real rows through the cache as `0 · NaN`.
+//! So a query always sees its own key: pad positions hold finite values that no real token reads.
+
+use crate::error::{Error, Result};
+use crate::generate::{block_forward_cached, pick_token, GenerateOptions, KvCache};
+use crate::gpt2::{Gpt2, Gpt2Output};
+use deltaw_autograd::no_grad;
+use deltaw_tensor::{DType, Device, Tensor};
+
+/// transformers' position ids for a padded batch: per row `cumsum(attention_mask) - 1`, and 1
+/// where the mask is 0. `attention_mask` is `(B, T)` (1 = token, 0 = padding, any dtype);
+/// returns i32 `(B, T)`. For a left-padded row `[0, 0, 1, 1, 1]` that is `[1, 1, 0, 1, 2]`.
+///
+/// # Panics
+/// If the mask is not 2-D.
+#[track_caller]
+pub fn position_ids_from_mask(attention_mask: &Tensor) -> Tensor {
+    assert_eq!(
+        attention_mask.rank(),
+        2,
+        "position_ids_from_mask: mask must be (B, T), got {:?}",
+        attention_mask.shape()
+    );
+    let (b, t) = (attention_mask.dims()[0], attention_mask.dims()[1]);
+    let mask = attention_mask.to_dtype(DType::F32).expect("a 0/1 mask converts to f32").to_vec();
+    let mut positions = Vec::with_capacity(b * t);
+    for row in mask.chunks(t.max(1)).take(b) {
+        let mut seen = 0;
+        for &m in row {
+            positions.push(if m != 0.0 { seen } else { 1 });
+            seen += i32::from(m != 0.0);
+        }
+    }
+    Tensor::from_vec(positions, (b, t), &attention_mask.device()).expect("one position per token")
+}
+
+impl Gpt2 {
+    /// [`Gpt2::forward`] with explicit `position_ids` i32 `(B, T)`, for left-padded batches
+    /// (see [`position_ids_from_mask`]). `attention_mask` (1 = token, 0 = padding) hides padded
+    /// keys from every other query; a query always sees its own key, so outputs at padded
+    /// positions are finite but meaningless, and every real position matches transformers.
+    ///
+    /// # Panics
+    /// If a shape differs from the ids' or a position is not below `n_positions`.
+    #[track_caller]
+    pub fn forward_with_positions(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        position_ids: &Tensor,
+    ) -> Gpt2Output {
+        let (b, t) = (input_ids.dims()[0], input_ids.dims()[1]);
+        assert_eq!(position_ids.dims(), &[b, t], "gpt2: position_ids {:?} vs ids ({b}, {t})", position_ids.shape());
+        let limit = self.config.n_positions as i32;
+        let bad = position_ids.to_vec_i32().into_iter().find(|&p| p < 0 || p >= limit);
+        assert!(bad.is_none(), "gpt2: position id {} is outside 0..{limit} (n_positions)", bad.unwrap_or_default());
+        let key_real = match attention_mask {
+            Some(m) => {
+                assert_eq!(m.dims(), &[b, t], "gpt2: attention_mask {:?} vs ids ({b}, {t})", m.shape());
+                m.to_dtype(DType::F32).expect("a 0/1 mask converts").to_vec().iter().map(|&x| x != 0.0).collect()
+            }
+            None => vec![true; b * t],
+        };
+        let dev = input_ids.device();
+        let mask = padded_causal_mask(b, t, 0, &key_real, &dev); // (B, 1, T, T)
+        let embedded = self.wte.embedding(input_ids).add(&self.wpe.embedding(position_ids)); // (B, T, C)
+        let mut x = embedded.dropout(self.config.embd_pdrop);
+        let mut hidden_states = vec![x.clone()];
+        for (i, block) in self.h.iter().enumerate() {
+            x = block.forward(&x, &mask);
+            if i + 1 < self.h.len() {
+                hidden_states.push(x.clone());
+            }
+        }
+        let last_block = x.clone();
+        let normed = self.ln_f.forward(&x);
+        hidden_states.push(normed.clone());
+        let logits = normed.matmul(&self.wte.t()); // (B, T, V): the head is tied to wte
+        Gpt2Output { hidden_states, last_block, logits }
+    }
+
+    /// Continues every prompt of a batch at once and returns each row's new ids (up to and
+    /// including `eos_token_id`, after which the row stops and is fed pads).
+    ///
+    /// Rows are left-padded to the longest prompt with `eos_token_id` (or 0), positions come
+    /// from the mask, and one KV cache holds every row, so row r yields what
+    /// [`Gpt2::generate`] yields for it alone: the same tokens when greedy, and when sampling
+    /// the tokens `generate` draws with seed `options.seed + r·0x9E3779B97F4A7C15` (row 0 uses
+    /// `options.seed` itself; distinct rows draw independent streams). The repetition penalty
+    /// sees a row's own tokens, not its pads.
+    ///
+    /// # Errors
+    /// A prompt that [`Gpt2::check_prompt`] refuses; the message names the row.
+    pub fn generate_batch(&self, prompts: &[Vec<i32>], options: &GenerateOptions) -> Result<Vec<Vec<i32>>> {
+        for (r, prompt) in prompts.iter().enumerate() {
+            self.check_prompt(prompt, options.max_new_tokens)
+                .map_err(|e| Error::Input(format!("prompt {r} of the batch: {e}")))?;
+        }
+        if prompts.is_empty() || options.max_new_tokens == 0 {
+            return Ok(vec![Vec::new(); prompts.len()]);
+        }
+        Ok(no_grad(|| self.decode_batch(prompts, options)))
+    }
+
+    /// The decoding loop of [`Gpt2::generate_batch`], on checked prompts.
+    fn decode_batch(&self, prompts: &[Vec<i32>], options: &GenerateOptions) -> Vec<Vec<i32>> {
+        let v = self.config.vocab_size;
+        let pad = options.eos_token_id.filter(|&id| id >= 0 && (id as usize) < v).unwrap_or(0);
+        let mut batch = PaddedBatch::left_padded(prompts, pad);
+        let mut cache = KvCache { layers: vec![None; self.h.len()] };
+        let mut logits = self.batch_logits(&batch, 0, &mut cache, options.use_cache); // (B·V)
+        let row_options: Vec<GenerateOptions> = (0..prompts.len())
+            .map(|r| GenerateOptions { seed: row_seed(options.seed, r), ..options.clone() })
+            .collect();
+        let mut contexts = prompts.to_vec();
+        let mut finished = vec![false; prompts.len()];
+        for step in 0..options.max_new_tokens {
+            let mut column = vec![pad; prompts.len()];
+            for (r, row_logits) in logits.chunks(v).enumerate() {
+                if finished[r] {
+                    continue;
+                }
+                let next = pick_token(row_logits, &contexts[r], &row_options[r], step);
+                contexts[r].push(next);
+                column[r] = next;
+                finished[r] = Some(next) == options.eos_token_id;
+            }
+            if step + 1 == options.max_new_tokens || finished.iter().all(|&f| f) {
+                break;
+            }
+            let past = batch.width();
+            batch.push_column(&column);
+            logits = if options.use_cache {
+                self.batch_logits(&batch, past, &mut cache, true)
+            } else {
+                self.batch_logits(&batch, 0, &mut KvCache { layers: vec![None; self.h.len()] }, false)
+            };
+        }
+        contexts.iter().zip(prompts).map(|(all, prompt)| all[prompt.len()..].to_vec()).collect()
+    }
+
+    /// Logits `(B·V)` of the last column, feeding columns `past..` of `batch` (the earlier ones
+    /// are in `cache` when `use_cache`).
+    fn batch_logits(&self, batch: &PaddedBatch, past: usize, cache: &mut KvCache, use_cache: bool) -> Vec<f32> {
+        let dev = self.wte.value().device();
+        let (b, t) = (batch.ids.len(), batch.width() - past);
+        let columns = |rows: &[Vec<i32>]| rows.iter().flat_map(|row| row[past..].iter().copied()).collect::<Vec<_>>();
+        let ids = Tensor::from_vec(columns(&batch.ids), (b, t), &dev).expect("one id per slot");
+        let positions = Tensor::from_vec(columns(&batch.positions), (b, t), &dev).expect("one position per slot");
+        let key_real: Vec<bool> = batch.real.iter().flatten().copied().collect();
+        let mask = padded_causal_mask(b, t, past, &key_real, &dev); // (B, 1, t, past + t)
+        let mut x = self.wte.embedding(&ids).add(&self.wpe.embedding(&positions)); // (B, t, C)
+        for (block, slot) in self.h.iter().zip(cache.layers.iter_mut()) {
+            x = block_forward_cached(block, &x, &mask, slot, use_cache);
+        }
+        let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (B, 1, C)
+        last.matmul(&self.wte.t()).value().to_vec() // (B, 1, V)
+    }
+}
+
+/// The seed of row r: a large odd stride keeps the rows' per-step seeds (`seed + step`) apart.
+fn row_seed(seed: u64, row: usize) -> u64 {
+    seed.wrapping_add((row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Per row, every column so far: token ids, whether the slot is a real token, its position.
+struct PaddedBatch {
+    ids: Vec<Vec<i32>>,
+    real: Vec<Vec<bool>>,
+    positions: Vec<Vec<i32>>,
+}
+
+impl PaddedBatch {
+    /// Prompts left-padded with `pad` to the longest; pads get position 1 (transformers').
+    fn left_padded(prompts: &[Vec<i32>], pad: i32) -> PaddedBatch {
+        let t = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let mut batch = PaddedBatch { ids: Vec::new(), real: Vec::new(), positions: Vec::new() };
+        for prompt in prompts {
+            let n_pad = t - prompt.len();
+            batch.ids.push(std::iter::repeat_n(pad, n_pad).chain(prompt.iter().copied()).collect());
+            batch.real.push((0..t).map(|j| j >= n_pad).collect());
+            batch.positions.push(std::iter::repeat_n(1, n_pad).chain(0..prompt.len() as i32).collect());
+        }
+        batch
+    }
+
+    fn width(&self) -> usize {
+        self.ids.first().map_or(0, Vec::len)
+    }
+
+    /// Appends one real token per row, at the row's next position (its count of real tokens).
+    fn push_column(&mut self, column: &[i32]) {
+        for (r, &id) in column.iter().enumerate() {
+            let next = self.real[r].iter().filter(|&&x| x).count() as i32;
+            self.ids[r].push(id);
+            self.real[r].push(true);
+            self.positions[r].push(next);
+        }
+    }
+}
+
+/// 1.0 where query i (absolute position `past + i`) may not see key j: j is later, or j is
+/// padding other than the query's own slot. `key_real` is `(B, past + t)` row-major, true for
+/// tokens; returns `(B, 1, t, past + t)`.
+fn padded_causal_mask(b: usize, t: usize, past: usize, key_real: &[bool], dev: &Device) -> Tensor {
+    let n = past + t;
+    let mut mask = vec![0.0f32; b * t * n];
+    for r in 0..b {
+        for i in 0..t {
+            let q = past + i;
+            for j in 0..n {
+                let hidden = j > q || (!key_real[r * n + j] && j != q);
+                mask[(r * t + i) * n + j] = if hidden { 1.0 } else { 0.0 }; // row (r, i) of (B, t, n)
+            }
+        }
+    }
+    Tensor::from_vec(mask, (b, 1, t, n), dev).expect("one flag per (row, query, key)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_real_tokens_and_pads_get_one() {
+        let mask = Tensor::from_vec(vec![0i32, 0, 1, 1, 1, 1, 1, 1, 1, 1], (2, 5), &Device::Cpu).unwrap();
+        assert_eq!(position_ids_from_mask(&mask).to_vec_i32(), vec![1, 1, 0, 1, 2, 0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_pad_query_sees_only_itself_and_real_queries_skip_pads() {
+        let real = [false, true, true];
+        let mask = padded_causal_mask(1, 3, 0, &real, &Device::Cpu).to_vec();
+        assert_eq!(mask, vec![0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        let step = padded_causal_mask(1, 1, 2, &real, &Device::Cpu).to_vec(); // one new query at position 2
+        assert_eq!(step, vec![1.0, 0.0, 0.0]);
+    }
+}
