@@ -98,3 +98,40 @@ fn saving_into_a_missing_folder_fails_cleanly() {
     let err = safetensors::save([("w", &Tensor::ones(2, &Device::Cpu))], None, &path).unwrap_err();
     assert!(err.to_string().contains("w.safetensors"), "{err}");
 }
+
+/// The streaming loader (tensor by tensor from the file) gives exactly what decoding the
+/// whole file from memory gives, on every committed fixture.
+#[test]
+fn streaming_load_equals_in_memory_decoding_on_every_fixture() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for name in ["ops.safetensors", "models.safetensors", "lora.safetensors", "tiny_gpt2/model.safetensors"] {
+        let path = fixtures.join(name);
+        let (streamed, meta) = safetensors::load_with_metadata(&path, &Device::Cpu).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (decoded, meta2) = safetensors::load_from_bytes(&bytes, &path, &Device::Cpu).unwrap();
+        assert_eq!(meta, meta2, "{name}: metadata");
+        assert_eq!(streamed.keys().collect::<Vec<_>>(), decoded.keys().collect::<Vec<_>>(), "{name}: keys");
+        for (k, t) in &streamed {
+            let d = &decoded[k];
+            assert_eq!((t.dtype(), t.dims()), (d.dtype(), d.dims()), "{name}/{k}");
+            if t.dtype() == DType::I32 {
+                assert_eq!(t.to_vec_i32(), d.to_vec_i32(), "{name}/{k}");
+            } else {
+                let bits = |x: &Tensor| x.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(t), bits(d), "{name}/{k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_truncated_file_is_an_error_naming_file_and_tensor() {
+    let dir = temp_dir("truncated");
+    let path = dir.join("t.safetensors");
+    std::fs::write(&path, raw_file(r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, &[0u8; 8])).unwrap();
+    let err = safetensors::load(&path, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("t.safetensors") && err.contains("'w'"), "{err}");
+    std::fs::write(&path, raw_file(r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}"#, &[0u8; 16])).unwrap();
+    let err = safetensors::load(&path, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("16 bytes do not hold 3 F32 values"), "{err}");
+}

@@ -38,6 +38,7 @@ mod layout;
 mod ops;
 mod rng;
 pub mod safetensors;
+mod safetensors_stream;
 mod shape;
 mod storage;
 mod tensor;

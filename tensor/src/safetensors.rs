@@ -27,10 +27,11 @@ pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<TensorMap> {
 }
 
 /// [`load`], plus the file's free-form `__metadata__` string map.
+///
+/// The file is read tensor by tensor straight into each tensor's buffer, so loading holds the
+/// weights once, not the file's bytes beside the decoded tensors.
 pub fn load_with_metadata(path: impl AsRef<Path>, device: &Device) -> Result<(TensorMap, HashMap<String, String>)> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
-    load_from_bytes(&bytes, path, device)
+    crate::safetensors_stream::load(path.as_ref(), device)
 }
 
 /// Parses safetensors `bytes`; `path` is only used in error messages.
@@ -56,19 +57,25 @@ fn decode(view: &TensorView<'_>, path: &Path, name: &str) -> Result<CpuStorage> 
         StDtype::F16 => CpuStorage::F16(read_le(data)),
         StDtype::BF16 => CpuStorage::BF16(read_le(data)),
         StDtype::I32 => CpuStorage::I32(read_le(data)),
-        StDtype::F64 => CpuStorage::F32(read_le::<f64>(data).into_iter().map(|x| x as f32).collect()),
-        StDtype::I64 => {
-            let wide = read_le::<i64>(data);
-            let narrow = wide.iter().map(|&x| i32::try_from(x)).collect::<std::result::Result<Vec<_>, _>>();
-            CpuStorage::I32(narrow.map_err(|_| Error::BadTensor {
-                tensor: name.into(),
-                message: format!("{}: an I64 value does not fit in i32", path.display()),
-            })?)
-        }
+        StDtype::F64 => decode_wide(data, "F64", path, name)?,
+        StDtype::I64 => decode_wide(data, "I64", path, name)?,
         other => {
             return Err(Error::UnsupportedDType { path: path.into(), tensor: name.into(), dtype: format!("{other:?}") })
         }
     })
+}
+
+/// F64 → F32 and I64 → I32 (checked: an index that does not fit is an error, not a wrap).
+pub(crate) fn decode_wide(data: &[u8], dtype: &str, path: &Path, name: &str) -> Result<CpuStorage> {
+    if dtype == "F64" {
+        return Ok(CpuStorage::F32(read_le::<f64>(data).into_iter().map(|x| x as f32).collect()));
+    }
+    let wide = read_le::<i64>(data);
+    let narrow = wide.iter().map(|&x| i32::try_from(x)).collect::<std::result::Result<Vec<_>, _>>();
+    Ok(CpuStorage::I32(narrow.map_err(|_| Error::BadTensor {
+        tensor: name.into(),
+        message: format!("{}: an I64 value does not fit in i32", path.display()),
+    })?))
 }
 
 /// Copies bytes into a typed vector (the file gives no alignment guarantee for a cast).

@@ -14,7 +14,8 @@ use super::MatRef;
 use crate::cpu::simd::vectorized;
 use rayon::prelude::*;
 
-/// Outputs (or columns) per rayon task; below [`PARALLEL_MIN`] multiply-adds stay serial.
+/// At most this many outputs (or columns) per rayon task; below [`PARALLEL_MIN`]
+/// multiply-adds stay serial.
 const BLOCK: usize = 1024;
 const PARALLEL_MIN: usize = 1 << 16;
 
@@ -28,25 +29,35 @@ pub(crate) fn gemv(n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f3
     let a_row: Vec<f32> = (0..k).map(|p| a.at(0, p)).collect(); // k floats: cheap to gather
     let mut out = vec![0.0f32; n];
     let parallel = n * k >= PARALLEL_MIN;
+    let block = block_size(n);
     if b.col_stride == 1 {
-        let task = |(block, dst): (usize, &mut [f32])| axpy_rows(&a_row, &b, block * BLOCK, dst);
+        let task = |(i, dst): (usize, &mut [f32])| axpy_rows(&a_row, &b, i * block, dst);
         if parallel {
-            out.par_chunks_mut(BLOCK).enumerate().for_each(task);
+            out.par_chunks_mut(block).enumerate().for_each(task);
         } else {
-            out.chunks_mut(BLOCK).enumerate().for_each(task);
+            out.chunks_mut(block).enumerate().for_each(task);
         }
     } else {
-        let task = |(block, dst): (usize, &mut [f32])| dot_columns(&a_row, &b, block * BLOCK, dst);
+        let task = |(i, dst): (usize, &mut [f32])| dot_columns(&a_row, &b, i * block, dst);
         if parallel {
-            out.par_chunks_mut(BLOCK).enumerate().for_each(task);
+            out.par_chunks_mut(block).enumerate().for_each(task);
         } else {
-            out.chunks_mut(BLOCK).enumerate().for_each(task);
+            out.chunks_mut(block).enumerate().for_each(task);
         }
     }
     for (j, v) in out.into_iter().enumerate() {
         let y = &mut c[j * c_stride];
         *y = if accumulate { *y + v } else { v };
     }
+}
+
+/// Outputs per task: about four tasks per thread so every core streams its share of B (with
+/// a fixed 1024, GPT-2's 768-wide projections were one task on one core), in multiples of 16
+/// floats, between 64 and [`BLOCK`]. Each output is computed by the same operations whatever
+/// the block, so results do not depend on it.
+fn block_size(n: usize) -> usize {
+    let per_task = n.div_ceil(4 * rayon::current_num_threads().max(1));
+    per_task.next_multiple_of(16).clamp(64, BLOCK)
 }
 
 /// Columns `first..first + dst.len()` of `a · B` for B with contiguous rows.
