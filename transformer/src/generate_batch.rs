@@ -72,20 +72,7 @@ impl Gpt2 {
         };
         let dev = input_ids.device();
         let mask = padded_causal_mask(b, t, 0, &key_real, &dev); // (B, 1, T, T)
-        let embedded = self.wte.embedding(input_ids).add(&self.wpe.embedding(position_ids)); // (B, T, C)
-        let mut x = embedded.dropout(self.config.embd_pdrop);
-        let mut hidden_states = vec![x.clone()];
-        for (i, block) in self.h.iter().enumerate() {
-            x = block.forward(&x, &mask);
-            if i + 1 < self.h.len() {
-                hidden_states.push(x.clone());
-            }
-        }
-        let last_block = x.clone();
-        let normed = self.ln_f.forward(&x);
-        hidden_states.push(normed.clone());
-        let logits = normed.matmul(&self.wte.t()); // (B, T, V): the head is tied to wte
-        Gpt2Output { hidden_states, last_block, logits }
+        self.run(input_ids, position_ids, &mask)
     }
 
     /// Continues every prompt of a batch at once and returns each row's new ids (up to and

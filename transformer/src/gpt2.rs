@@ -142,11 +142,18 @@ impl Gpt2 {
         assert!(t <= self.config.n_positions, "gpt2: {t} tokens exceed n_positions {}", self.config.n_positions);
         let dev = input_ids.device();
         let positions = Tensor::arange(0.0, t as f32, &dev).to_dtype(deltaw_tensor::DType::I32).expect("small ints");
-        let mut x = self.wte.embedding(input_ids).add(&self.wpe.embedding(&positions)).dropout(self.config.embd_pdrop); // (B, T, C)
         let mask = layers::attention_mask(b, t, attention_mask, true, &dev);
+        self.run(input_ids, &positions, &mask)
+    }
+
+    /// Embeddings (token + position, then dropout), the blocks under `mask`, `ln_f` and the
+    /// tied head: the body shared by [`Gpt2::forward`] and [`Gpt2::forward_with_positions`].
+    pub(crate) fn run(&self, input_ids: &Tensor, positions: &Tensor, mask: &Tensor) -> Gpt2Output {
+        let embedded = self.wte.embedding(input_ids).add(&self.wpe.embedding(positions)); // (B, T, C)
+        let mut x = embedded.dropout(self.config.embd_pdrop);
         let mut hidden_states = vec![x.clone()];
         for (i, block) in self.h.iter().enumerate() {
-            x = block.forward(&x, &mask);
+            x = block.forward(&x, mask);
             if i + 1 < self.h.len() {
                 hidden_states.push(x.clone());
             }
