@@ -103,25 +103,32 @@ impl Lora {
     pub fn inject<M: LoraTarget>(model: &mut M, config: LoraConfig, seed: Seed) -> Result<Lora> {
         let scaling = config.scaling();
         let (r, p) = (config.r, config.lora_dropout);
+        let matcher = config.target_modules.matcher()?;
         let mut index = 0u64;
-        Lora::attach(model, config, |_, layer| {
-            let dev = layer.weight().value().device();
-            index += 1;
-            Ok(LoraAdapter::init(r, layer.in_out(), scaling, p, seed.derive(index - 1), &dev))
-        })
+        Lora::attach(
+            model,
+            config.clone(),
+            |path| matcher(path),
+            |_, layer| {
+                let dev = layer.weight().value().device();
+                index += 1;
+                Ok(LoraAdapter::init(r, layer.in_out(), scaling, p, seed.derive(index - 1), &dev))
+            },
+        )
     }
 
-    /// Installs adapters made by `make(path, layer)` on the matched layers and freezes the
-    /// base model. Shared by [`Lora::inject`] and adapter loading.
+    /// Installs adapters made by `make(path, layer)` on the layers whose path `matches` and
+    /// freezes the base model. Shared by [`Lora::inject`] (which matches by target modules)
+    /// and adapter loading (which matches the layers its file names).
     pub(crate) fn attach<M: LoraTarget>(
         model: &mut M,
         config: LoraConfig,
+        matches: impl Fn(&str) -> bool,
         mut make: impl FnMut(&str, &dyn LinearModule) -> Result<LoraAdapter>,
     ) -> Result<Lora> {
         config.validate()?;
         let mut modules = Vec::new();
         {
-            let matches = config.target_modules.matcher()?;
             let mut layers = model.linear_modules_mut();
             let available: Vec<String> = layers.iter().map(|(p, _)| p.clone()).collect();
             for (path, layer) in layers.iter_mut().filter(|(p, _)| matches(p)) {

@@ -3,7 +3,7 @@
 //! (`(out, r)`). The shapes do not depend on `fan_in_fan_out`: that flag only says the base
 //! weight is stored `(in, out)` (GPT-2's `Conv1D`), which matters when merging.
 
-use crate::config::{LoraConfig, TargetModules};
+use crate::config::LoraConfig;
 use crate::error::{Error, Result};
 use crate::layer::LoraAdapter;
 use crate::model::{Lora, LoraTarget};
@@ -45,14 +45,11 @@ impl Lora {
         let weights_path = dir.join(WEIGHTS_FILE);
         let mut pairs = read_pairs(&weights_path, device)?;
         let scaling = config.scaling();
-        let names: Vec<String> = pairs.keys().map(|p| regex::escape(&canonical(p))).collect();
-        let exact = LoraConfig {
-            target_modules: TargetModules::Pattern(format!("(?:transformer\\.|bert\\.)?(?:{})", names.join("|"))),
-            ..config.clone()
-        };
+        let in_file: std::collections::HashSet<String> = pairs.keys().cloned().collect();
         let mismatch = |message: String| Error::Mismatch { path: weights_path.clone(), message };
-        let mut lora = Lora::attach(model, exact, |path, layer| {
-            let (a, b) = pairs.remove(&canonical(path)).expect("the pattern only matches layers in the file");
+        let named_in_file = |path: &str| in_file.contains(&canonical(path));
+        let lora = Lora::attach(model, config.clone(), named_in_file, |path, layer| {
+            let (a, b) = pairs.remove(&canonical(path)).expect("only layers named in the file are matched");
             let (inp, out) = layer.in_out();
             if a.dims() != [config.r, inp] || b.dims() != [out, config.r] {
                 return Err(mismatch(format!(
@@ -72,7 +69,6 @@ impl Lora {
             lora.remove(model);
             return Err(mismatch(format!("'{PREFIX}{path}' names no linear layer of this model")));
         }
-        lora.config.target_modules = config.target_modules;
         Ok(lora)
     }
 }

@@ -34,6 +34,13 @@ fn with_adapter(base: Var, adapter: Option<&Arc<dyn Adapter>>, x: &Var) -> Var {
     }
 }
 
+/// The parameters `name.weight` (in its stored shape) and `name.bias` `(out,)`, named by key.
+fn load_weight_bias(ck: &mut Checkpoint, name: &str, weight_shape: [usize; 2], out: usize) -> (Var, Var) {
+    let weight = Var::parameter(ck.take(&format!("{name}.weight"), &weight_shape)).named(format!("{name}.weight"));
+    let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
+    (weight, bias)
+}
+
 /// `torch.nn.Linear`: `y = x @ weightᵀ + bias`, weight stored `(out, in)` (BERT's layout).
 pub struct Linear {
     pub weight: Var,
@@ -43,8 +50,7 @@ pub struct Linear {
 
 impl Linear {
     pub(crate) fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Linear {
-        let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[out, inp])).named(format!("{name}.weight"));
-        let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
+        let (weight, bias) = load_weight_bias(ck, name, [out, inp], out);
         Linear { weight, bias, adapter: None }
     }
 
@@ -67,8 +73,7 @@ pub struct Conv1D {
 
 impl Conv1D {
     pub(crate) fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Conv1D {
-        let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[inp, out])).named(format!("{name}.weight"));
-        let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
+        let (weight, bias) = load_weight_bias(ck, name, [inp, out], out);
         Conv1D { weight, bias, adapter: None }
     }
 
