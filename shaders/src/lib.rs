@@ -58,6 +58,30 @@ pub enum Kernel {
     F32ToBf16,
     /// `convert.wgsl`
     Bf16ToF32,
+    /// `convert.wgsl`: indices to floats.
+    I32ToF32,
+    /// `convert.wgsl`: floats to indices, flagging the first that is not an integer.
+    F32ToI32,
+    /// `backward.wgsl`: from the softmax output, one workgroup per row.
+    SoftmaxBackward,
+    /// `backward.wgsl`: from the log-softmax output, one workgroup per row.
+    LogSoftmaxBackward,
+    /// `backward.wgsl`: `dx` from the saved mean and rstd, one workgroup per row.
+    LayerNormBackward,
+    /// `backward.wgsl`: `dweight` and `dbias`, one workgroup per block of 32 columns.
+    LayerNormParamsBackward,
+    /// `backward.wgsl`: exact (erf) GELU.
+    GeluBackward,
+    /// `backward.wgsl`: tanh GELU.
+    GeluTanhBackward,
+    /// `backward.wgsl`: mean cross-entropy with `ignore_index`, one workgroup per row.
+    CrossEntropyBackward,
+    /// `scatter.wgsl`: `torch.index_add` (backward of `index_select`, embedding).
+    IndexAdd,
+    /// `scatter.wgsl`: `torch.scatter_add` (backward of `gather`).
+    ScatterAdd,
+    /// `optim.wgsl`: the fused AdamW step.
+    AdamWUpdate,
 }
 
 impl Kernel {
@@ -82,6 +106,18 @@ impl Kernel {
         Kernel::F16ToF32,
         Kernel::F32ToBf16,
         Kernel::Bf16ToF32,
+        Kernel::I32ToF32,
+        Kernel::F32ToI32,
+        Kernel::SoftmaxBackward,
+        Kernel::LogSoftmaxBackward,
+        Kernel::LayerNormBackward,
+        Kernel::LayerNormParamsBackward,
+        Kernel::GeluBackward,
+        Kernel::GeluTanhBackward,
+        Kernel::CrossEntropyBackward,
+        Kernel::IndexAdd,
+        Kernel::ScatterAdd,
+        Kernel::AdamWUpdate,
     ];
 
     /// The WGSL file this kernel lives in.
@@ -95,7 +131,21 @@ impl Kernel {
             Kernel::CrossEntropyRows => "loss.wgsl",
             Kernel::Matmul => "matmul.wgsl",
             Kernel::MatmulF16 => "matmul_f16.wgsl",
-            Kernel::F32ToF16 | Kernel::F16ToF32 | Kernel::F32ToBf16 | Kernel::Bf16ToF32 => "convert.wgsl",
+            Kernel::F32ToF16
+            | Kernel::F16ToF32
+            | Kernel::F32ToBf16
+            | Kernel::Bf16ToF32
+            | Kernel::I32ToF32
+            | Kernel::F32ToI32 => "convert.wgsl",
+            Kernel::SoftmaxBackward
+            | Kernel::LogSoftmaxBackward
+            | Kernel::LayerNormBackward
+            | Kernel::LayerNormParamsBackward
+            | Kernel::GeluBackward
+            | Kernel::GeluTanhBackward
+            | Kernel::CrossEntropyBackward => "backward.wgsl",
+            Kernel::IndexAdd | Kernel::ScatterAdd => "scatter.wgsl",
+            Kernel::AdamWUpdate => "optim.wgsl",
         }
     }
 
@@ -110,6 +160,9 @@ impl Kernel {
             "loss.wgsl" => include_str!("../wgsl/loss.wgsl"),
             "matmul.wgsl" => include_str!("../wgsl/matmul.wgsl"),
             "matmul_f16.wgsl" => include_str!("../wgsl/matmul_f16.wgsl"),
+            "backward.wgsl" => include_str!("../wgsl/backward.wgsl"),
+            "scatter.wgsl" => include_str!("../wgsl/scatter.wgsl"),
+            "optim.wgsl" => include_str!("../wgsl/optim.wgsl"),
             _ => include_str!("../wgsl/convert.wgsl"),
         }
     }
@@ -136,6 +189,18 @@ impl Kernel {
             Kernel::F16ToF32 => "f16_to_f32",
             Kernel::F32ToBf16 => "f32_to_bf16",
             Kernel::Bf16ToF32 => "bf16_to_f32",
+            Kernel::SoftmaxBackward => "softmax_backward",
+            Kernel::LogSoftmaxBackward => "log_softmax_backward",
+            Kernel::LayerNormBackward => "layer_norm_backward",
+            Kernel::LayerNormParamsBackward => "layer_norm_params_backward",
+            Kernel::GeluBackward => "gelu_backward",
+            Kernel::GeluTanhBackward => "gelu_tanh_backward",
+            Kernel::CrossEntropyBackward => "cross_entropy_backward",
+            Kernel::IndexAdd => "index_add",
+            Kernel::ScatterAdd => "scatter_add",
+            Kernel::AdamWUpdate => "adamw_update",
+            Kernel::I32ToF32 => "i32_to_f32",
+            Kernel::F32ToI32 => "f32_to_i32",
         }
     }
 

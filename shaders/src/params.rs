@@ -97,3 +97,44 @@ pub struct ConvertParams {
     pub _pad1: u32,
     pub _pad2: u32,
 }
+
+/// `backward.wgsl`: `rows` rows of length `c` for the row kernels, `numel` elements for the
+/// GELUs, and cross-entropy's `ignore_index`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct BackwardParams {
+    pub rows: u32,
+    pub c: u32,
+    pub numel: u32,
+    pub ignore_index: i32,
+}
+
+/// `scatter.wgsl`: `index_add`'s `(outer, d, inner)` view and `k` indices; the output `numel`;
+/// `scatter_add`'s `rank` and `dim` (its shapes travel in the `shapes` buffer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ScatterParams {
+    pub outer: u32,
+    pub d: u32,
+    pub inner: u32,
+    pub k: u32,
+    pub numel: u32,
+    pub rank: u32,
+    pub dim: u32,
+    pub _pad: u32,
+}
+
+/// `optim.wgsl`: element count and the AdamW scalars of `AdamWScalars` (`decay` is 1 when there
+/// is no weight decay).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct AdamWParams {
+    pub numel: u32,
+    pub decay: f32,
+    pub one_minus_beta1: f32,
+    pub beta2: f32,
+    pub one_minus_beta2: f32,
+    pub bias2_sqrt: f32,
+    pub eps: f32,
+    pub step_size: f32,
+}

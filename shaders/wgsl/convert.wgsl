@@ -8,8 +8,14 @@
 //   f32_to_bf16: each half = the upper 16 bits of the f32, rounded to nearest-even
 //   bf16_to_f32: each half shifted back into the upper 16 bits of an f32
 // An odd element count pads the last word with a zero half.
-// Bindings: 0 `params` (uniform), 1 `wide` (f32 words), 2 `packed` (u32 words); the one
-// written is read_write. One invocation converts one packed word (two elements).
+// And between f32 and i32 (indices), one element per word:
+//   i32_to_f32:  x = f32(i), rounded to nearest as a cast (exact below 2^24)
+//   f32_to_i32:  i = i32(x) when x is an integer in i32's range; otherwise the smallest such
+//                element index goes to `first_bad` (atomicMin; the host starts it at
+//                0xffffffff and reads it back to name the element, as the CPU's error does)
+// Bindings: 0 `params` (uniform), 1 `wide` (f32 words), 2 `packed` (u32 words: two 16-bit
+// elements or one i32), 3 `first_bad` (f32_to_i32 only); the one written is read_write.
+// One invocation converts one packed word (two elements), or one element for i32.
 
 struct Params {
     numel: u32,
@@ -21,6 +27,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> wide: array<f32>;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
+@group(0) @binding(3) var<storage, read_write> first_bad: atomic<u32>;
 
 const WORKGROUP: u32 = 256u;
 
@@ -139,5 +146,31 @@ fn bf16_to_f32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     wide[2u * w] = bitcast<f32>(word << 16u);
     if (2u * w + 1u < params.numel) {
         wide[2u * w + 1u] = bitcast<f32>(word & 0xffff0000u);
+    }
+}
+
+@compute @workgroup_size(256)
+fn i32_to_f32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = word_index(gid, groups);
+    if (i >= params.numel) {
+        return;
+    }
+    wide[i] = f32(bitcast<i32>(packed[i]));
+}
+
+@compute @workgroup_size(256)
+fn f32_to_i32(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = word_index(gid, groups);
+    if (i >= params.numel) {
+        return;
+    }
+    let x = wide[i];
+    // -2^31 is representable; 2^31 is not. NaN fails every comparison, so it is caught too.
+    let exact = x == floor(x) && x >= -2147483648.0 && x < 2147483648.0;
+    if (exact) {
+        packed[i] = bitcast<u32>(i32(x));
+    } else {
+        packed[i] = 0u;
+        atomicMin(&first_bad, i);
     }
 }

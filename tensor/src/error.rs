@@ -25,6 +25,11 @@ pub enum Error {
 
     #[error("to_dtype({to}): element {index} = {value} cannot be represented exactly")]
     Conversion { to: String, index: usize, value: f64 },
+
+    /// The GPU backend failed: no adapter, an allocation over the device's limits, a lost device.
+    #[cfg(feature = "gpu")]
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

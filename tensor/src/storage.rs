@@ -95,18 +95,62 @@ impl IntoStorage for i32 {
 #[derive(Debug)]
 pub enum Storage {
     Cpu(CpuStorage),
+    #[cfg(feature = "gpu")]
+    Gpu(GpuStorage),
 }
 
 impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(s) => Device::Gpu(s.ctx.clone()),
         }
     }
 
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(s) => s.dtype,
         }
+    }
+}
+
+/// A device buffer and the context that owns it. f32 and i32 take one 32-bit word per
+/// element; f16 and bf16 are packed two per word (element `2w` in the low half of word `w`),
+/// the byte layout of a host `[f16]`, so uploads and read-backs copy bytes unchanged.
+#[cfg(feature = "gpu")]
+#[derive(Clone, Debug)]
+pub struct GpuStorage {
+    pub(crate) ctx: crate::gpu::GpuContext,
+    pub(crate) buffer: crate::gpu::GpuBuffer,
+    pub(crate) dtype: DType,
+    /// Elements held (the buffer may be larger: the pool rounds sizes up).
+    pub(crate) len: usize,
+}
+
+#[cfg(feature = "gpu")]
+impl GpuStorage {
+    /// Uploads the little-endian bytes of `len` elements of `dtype`.
+    pub(crate) fn upload(
+        ctx: &crate::gpu::GpuContext,
+        bytes: &[u8],
+        dtype: DType,
+        len: usize,
+    ) -> Result<GpuStorage, crate::gpu::GpuError> {
+        debug_assert_eq!(bytes.len(), len * dtype.size_in_bytes());
+        let buffer = ctx.upload(bytes)?;
+        Ok(GpuStorage { ctx: ctx.clone(), buffer, dtype, len })
+    }
+
+    /// Copies the whole buffer back into host memory (waits for the queue).
+    pub(crate) fn download(&self) -> Result<CpuStorage, crate::gpu::GpuError> {
+        Ok(match self.dtype {
+            DType::F32 => CpuStorage::F32(self.ctx.read_back(&self.buffer, self.len)?),
+            DType::I32 => CpuStorage::I32(self.ctx.read_back(&self.buffer, self.len)?),
+            DType::F16 => CpuStorage::F16(self.ctx.read_back(&self.buffer, self.len)?),
+            DType::BF16 => CpuStorage::BF16(self.ctx.read_back(&self.buffer, self.len)?),
+        })
     }
 }

@@ -60,7 +60,7 @@ impl Tensor {
                 got: data.len(),
             });
         }
-        Ok(Tensor::on_device(T::into_storage(data), shape, device))
+        Tensor::on_device(T::into_storage(data), shape, device)
     }
 
     /// Like [`Tensor::from_vec`], copying from a slice.
@@ -68,10 +68,20 @@ impl Tensor {
         Tensor::from_vec(data.to_vec(), shape, device)
     }
 
-    fn on_device(data: CpuStorage, shape: Shape, device: &Device) -> Tensor {
+    /// Host data placed on `device` (an upload for a GPU).
+    fn on_device(data: CpuStorage, shape: Shape, device: &Device) -> Result<Tensor> {
         match device {
-            Device::Cpu => Tensor::from_cpu(data, shape),
+            Device::Cpu => Ok(Tensor::from_cpu(data, shape)),
+            #[cfg(feature = "gpu")]
+            Device::Gpu(_) => Tensor::from_cpu(data, shape).to_device(device),
         }
+    }
+
+    /// [`Tensor::on_device`] for the constructors that cannot fail on the host; on a GPU an
+    /// upload can (device lost, buffer over the limits), and that panics with the reason.
+    #[track_caller]
+    fn created(op: &str, data: CpuStorage, shape: Shape, device: &Device) -> Tensor {
+        Tensor::on_device(data, shape, device).unwrap_or_else(|e| panic!("{op}: {e}"))
     }
 
     /// A 0-d tensor holding `value`.
@@ -82,7 +92,7 @@ impl Tensor {
     /// A tensor of `shape` with every element `value`.
     pub fn full(shape: impl Into<Shape>, value: f32, device: &Device) -> Tensor {
         let shape = shape.into();
-        Tensor::on_device(CpuStorage::F32(vec![value; shape.numel()]), shape, device)
+        Tensor::created("full", CpuStorage::F32(vec![value; shape.numel()]), shape, device)
     }
 
     pub fn zeros(shape: impl Into<Shape>, device: &Device) -> Tensor {
@@ -113,7 +123,7 @@ impl Tensor {
         assert!(step != 0.0 && len >= 0.0, "arange: cannot go from {start} to {end} in steps of {step}");
         let data = (0..len as usize).map(|i| start + i as f32 * step).collect::<Vec<_>>();
         let n = data.len();
-        Tensor::on_device(CpuStorage::F32(data), n.into(), device)
+        Tensor::created("arange", CpuStorage::F32(data), n.into(), device)
     }
 
     /// `[start, start + 1, ...]` up to but excluding `end`.
@@ -127,7 +137,7 @@ impl Tensor {
     pub fn rand(shape: impl Into<Shape>, seed: Seed, device: &Device) -> Tensor {
         let shape = shape.into();
         let data = (0..shape.numel() as u64).into_par_iter().map(|i| rng::uniform(seed, i)).collect();
-        Tensor::on_device(CpuStorage::F32(data), shape, device)
+        Tensor::created("rand", CpuStorage::F32(data), shape, device)
     }
 
     /// Standard normal samples (Box–Muller), reproducible for any thread count.
@@ -141,7 +151,7 @@ impl Tensor {
     pub fn randn(shape: impl Into<Shape>, seed: Seed, device: &Device) -> Tensor {
         let shape = shape.into();
         let data = (0..shape.numel() as u64).into_par_iter().map(|i| rng::normal(seed, i)).collect();
-        Tensor::on_device(CpuStorage::F32(data), shape, device)
+        Tensor::created("randn", CpuStorage::F32(data), shape, device)
     }
 
     pub fn shape(&self) -> &Shape {
@@ -183,10 +193,38 @@ impl Tensor {
     }
 
     /// The host buffer behind this tensor.
+    ///
+    /// # Panics
+    /// On a GPU tensor: ops take their GPU path when their first operand is on a GPU, so this
+    /// is reached only when a GPU operand joins CPU ones.
+    #[track_caller]
     pub(crate) fn cpu_storage(&self) -> &CpuStorage {
         match self.storage.as_ref() {
             Storage::Cpu(s) => s,
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => panic!(
+                "a tensor on {} was mixed with CPU tensors in one op; move the operands to one device with to_device",
+                self.device()
+            ),
         }
+    }
+
+    /// The device buffer behind this tensor, when it lives on a GPU.
+    #[cfg(feature = "gpu")]
+    pub(crate) fn gpu_storage(&self) -> Option<&crate::storage::GpuStorage> {
+        match self.storage.as_ref() {
+            Storage::Gpu(s) => Some(s),
+            Storage::Cpu(_) => None,
+        }
+    }
+
+    /// A host copy of a GPU tensor (waits for the queue); `self` on the CPU.
+    ///
+    /// # Panics
+    /// When the GPU fails (device lost); [`Tensor::to_device`] returns that as an error.
+    #[track_caller]
+    fn on_host(&self, op: &str) -> Tensor {
+        self.to_device(&Device::Cpu).unwrap_or_else(|e| panic!("{op}: {e}"))
     }
 
     /// A new tensor sharing this storage with another layout (a view).
@@ -240,7 +278,15 @@ impl Tensor {
     }
 
     /// Copies the values, in row-major order, to a `Vec<f32>` (converting f16/bf16/i32).
+    ///
+    /// # Panics
+    /// When a GPU tensor cannot be read back (device lost); `to_device(&Device::Cpu)` returns
+    /// that as an error instead.
+    #[track_caller]
     pub fn to_vec(&self) -> Vec<f32> {
+        if self.device().is_gpu() {
+            return self.on_host("to_vec").to_vec();
+        }
         match self.cpu_storage() {
             CpuStorage::F32(_) => self.f32_values("to_vec").into_owned(),
             _ => self.to_vec_of::<f32>(),
@@ -248,7 +294,11 @@ impl Tensor {
     }
 
     /// Copies the values to a `Vec<T>`, converting element by element through f32.
+    #[track_caller]
     pub fn to_vec_of<T: Element>(&self) -> Vec<T> {
+        if self.device().is_gpu() {
+            return self.on_host("to_vec_of").to_vec_of();
+        }
         let c = self.contiguous();
         let start = c.layout.offset();
         let range = start..start + c.numel();
@@ -266,6 +316,9 @@ impl Tensor {
     /// If the dtype is not i32.
     #[track_caller]
     pub fn to_vec_i32(&self) -> Vec<i32> {
+        if self.device().is_gpu() {
+            return self.on_host("to_vec_i32").to_vec_i32();
+        }
         self.i32_values("to_vec_i32").into_owned()
     }
 
@@ -290,6 +343,10 @@ impl Tensor {
         if self.is_contiguous() {
             return self.clone();
         }
+        #[cfg(feature = "gpu")]
+        if let Some(dense) = crate::ops::on_gpu::contiguous(self) {
+            return dense;
+        }
         let data = cpu::copy::gather_storage(self.cpu_storage(), &self.layout);
         Tensor::from_cpu(data, self.shape())
     }
@@ -302,16 +359,51 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
+        #[cfg(feature = "gpu")]
+        if let Some(converted) = crate::ops::on_gpu::to_dtype(self, dtype) {
+            return converted;
+        }
         let c = self.contiguous();
         let start = c.layout.offset();
         let data = cpu::convert::convert(c.cpu_storage(), start..start + c.numel(), dtype)?;
         Ok(Tensor::from_cpu(data, self.shape()))
     }
 
-    /// Moves (copies) the data to `device`; returns `self` when it is already there.
+    /// Moves (copies) the data to `device`; returns `self` when it is already there. The copy
+    /// is row-major (contiguous) whatever this tensor's layout.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let x = Tensor::arange(0.0, 6.0, &Device::Cpu).reshape((2, 3)).t();
+    /// assert_eq!(x.to_device(&Device::Cpu)?.to_vec(), x.to_vec());
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When the GPU fails: an upload over the device's buffer limits (naming the size and
+    /// the limit), or a lost device.
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
-        match (self.device(), device) {
-            (Device::Cpu, Device::Cpu) => Ok(self.clone()),
+        if self.device() == *device {
+            return Ok(self.clone());
+        }
+        match (self.storage.as_ref(), device) {
+            #[cfg(feature = "gpu")]
+            (Storage::Cpu(_), Device::Gpu(ctx)) => {
+                let c = self.contiguous();
+                let width = c.dtype().size_in_bytes();
+                let start = c.layout.offset() * width;
+                let bytes = &c.cpu_storage().as_bytes()[start..start + c.numel() * width];
+                let storage = crate::storage::GpuStorage::upload(ctx, bytes, c.dtype(), c.numel())?;
+                Ok(Tensor::new(Arc::new(Storage::Gpu(storage)), Layout::contiguous(self.shape().clone())))
+            }
+            #[cfg(feature = "gpu")]
+            (Storage::Gpu(_), _) => {
+                let dense = crate::ops::on_gpu::dense(self, "to_device");
+                let host = dense.gpu_storage().expect("dense keeps the device").download()?;
+                Tensor::from_cpu(host, self.shape()).to_device(device)
+            }
+            // Host to host is the early return above.
+            (Storage::Cpu(_), Device::Cpu) => unreachable!("same device"),
         }
     }
 

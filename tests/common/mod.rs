@@ -27,6 +27,9 @@ impl Tol {
     /// erfc within 1.2e-7 relative; a few ulp relative plus a tiny absolute floor for results
     /// near 0 (GELU of a large negative input, tanh(x) ≈ x with cancellation).
     pub const TRANSCENDENTAL: Tol = Tol { name: "TRANSCENDENTAL", abs: 1e-7, rel: 4.0 * f32::EPSILON };
+    /// Transcendentals on a GPU: Vulkan allows exp 3 + 2·|x| ulp (and log 3 ulp), so for the
+    /// fixtures' |x| ≤ 15 up to 33 ulp, about 4e-6 relative; 40 ulp of relative budget.
+    pub const GPU_TRANSCENDENTAL: Tol = Tol { name: "GPU_TRANSCENDENTAL", abs: 1e-7, rel: 40.0 * f32::EPSILON };
     /// Sums of up to ~1000 terms accumulated in f32 with 16 partial sums: error grows like
     /// (n/16)·eps·Σ|x|, about 1e-5 of the result's scale for these inputs.
     pub const REDUCTION: Tol = Tol { name: "REDUCTION", abs: 1e-5, rel: 1e-5 };
@@ -106,11 +109,12 @@ pub struct Fixtures {
     metadata: HashMap<String, String>,
 }
 
-/// One case of a fixture file.
+/// One case of a fixture file, with the device its operands go to.
 pub struct Case<'a> {
     pub name: String,
     pub params: Value,
     fixtures: &'a Fixtures,
+    device: Device,
 }
 
 impl Fixtures {
@@ -135,7 +139,7 @@ impl Fixtures {
             .filter_map(|(name, json)| {
                 let params: Value = serde_json::from_str(json).ok()?;
                 params.get("op")?;
-                Some(Case { name: name.clone(), params, fixtures: self })
+                Some(Case { name: name.clone(), params, fixtures: self, device: Device::Cpu })
             })
             .collect();
         cases.sort_by(|a, b| a.name.cmp(&b.name));
@@ -144,6 +148,17 @@ impl Fixtures {
 }
 
 impl Case<'_> {
+    /// The same case with its operands on `device` (expected values stay on the host).
+    pub fn on(mut self, device: &Device) -> Self {
+        self.device = device.clone();
+        self
+    }
+
+    /// The device the operands are placed on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The `"op"` parameter.
     pub fn op(&self) -> &str {
         self.params["op"].as_str().expect("op is a string")
@@ -165,7 +180,7 @@ impl Case<'_> {
     /// `"views"` says `"t"` (so kernels see a non-contiguous input, as PyTorch did).
     #[track_caller]
     pub fn operand(&self, role: &str) -> Tensor {
-        let t = self.stored(role);
+        let t = self.stored(role).to_device(&self.device).unwrap_or_else(|e| panic!("{role} to {}: {e}", self.device));
         match self.params.get("views").and_then(|v| v.get(role)).and_then(Value::as_str) {
             Some("t") => t.transpose(-2, -1),
             Some(other) => panic!("case {}: unknown view '{other}' for {role}", self.name),
@@ -195,5 +210,38 @@ impl Case<'_> {
     pub fn ints(&self, key: &str) -> Vec<i64> {
         let list = self.params[key].as_array().unwrap_or_else(|| panic!("case {}: '{key}' is not a list", self.name));
         list.iter().map(|v| v.as_i64().expect("integer list")).collect()
+    }
+}
+
+/// Every device the tests run on: the CPU, then the GPU when there is one (see [`gpu`]).
+pub fn devices() -> Vec<Device> {
+    std::iter::once(Device::Cpu).chain(gpu()).collect()
+}
+
+/// One GPU device per test binary (opening a device takes a while), or `None` with a notice
+/// when there is no adapter, or when the `gpu` feature is off. With `DELTAW_REQUIRE_GPU=1`
+/// (as in CI, which installs a software Vulkan driver) a missing adapter fails instead.
+pub fn gpu() -> Option<Device> {
+    #[cfg(feature = "gpu")]
+    {
+        static GPU: std::sync::OnceLock<Option<Device>> = std::sync::OnceLock::new();
+        GPU.get_or_init(|| match Device::gpu() {
+            Ok(device) => Some(device),
+            Err(e) if std::env::var("DELTAW_REQUIRE_GPU").as_deref() == Ok("1") => {
+                panic!("DELTAW_REQUIRE_GPU=1 but {e}")
+            }
+            Err(e) => {
+                eprintln!("notice: GPU tests skipped: {e}");
+                None
+            }
+        })
+        .clone()
+    }
+    #[cfg(not(feature = "gpu"))]
+    {
+        if std::env::var("DELTAW_REQUIRE_GPU").as_deref() == Ok("1") {
+            panic!("DELTAW_REQUIRE_GPU=1 but the tests were built without the `gpu` feature");
+        }
+        None
     }
 }

@@ -53,6 +53,15 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
+/// Contexts are equal when they are clones of one another (the same wgpu device).
+impl PartialEq for GpuContext {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for GpuContext {}
+
 impl GpuContext {
     /// Opens the adapter chosen by `options` (see [`GpuOptions`]) with its own limits, so that
     /// buffers over the 128 MiB WebGPU default work wherever the hardware allows.
@@ -89,6 +98,17 @@ impl GpuContext {
     /// The adapter's name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`.
     pub fn adapter_name(&self) -> &str {
         &self.inner.adapter_info.name
+    }
+
+    /// The adapter's description: name, backend, device type (discrete, integrated, CPU...).
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.adapter_info
+    }
+
+    /// True for software rasterisers such as lavapipe ("llvmpipe"), which run kernels on the
+    /// CPU about a thousand times slower than a GPU: tests and benches shrink their sizes.
+    pub fn is_software(&self) -> bool {
+        self.inner.adapter_info.device_type == wgpu::DeviceType::Cpu
     }
 
     /// The limits the device was opened with (the adapter's own).

@@ -83,6 +83,7 @@ pub(crate) fn u32_arg(n: usize, what: &str) -> u32 {
 impl GpuContext {
     /// A storage buffer of `bytes` (contents undefined until a kernel writes it).
     pub fn alloc(&self, bytes: u64) -> Result<GpuBuffer, GpuError> {
+        self.check_failure()?;
         self.inner.pool.alloc(&self.inner.device, BufferKind::Storage, bytes)
     }
 
@@ -94,6 +95,7 @@ impl GpuContext {
     /// A buffer of `kind` holding `bytes`. Safe without waiting: a buffer in the free lists is
     /// referenced by no unsubmitted command, and the write lands before the next submit.
     fn upload_kind(&self, kind: BufferKind, bytes: &[u8]) -> Result<GpuBuffer, GpuError> {
+        self.check_failure()?;
         let buffer = self.inner.pool.alloc(&self.inner.device, kind, bytes.len() as u64)?;
         // write_buffer needs a multiple of 4 bytes; f16 data may be 2 bytes short.
         if bytes.len().is_multiple_of(4) {
@@ -205,6 +207,24 @@ impl GpuContext {
         drop(view);
         staging.raw().unmap();
         Ok(out)
+    }
+
+    /// Submits everything recorded and waits until the GPU has finished it (for timing:
+    /// results never need this, since [`GpuContext::read_back`] waits for what it reads).
+    ///
+    /// # Errors
+    /// [`GpuError::DeviceLost`] (or the first uncaptured wgpu error) instead of hanging.
+    pub fn synchronize(&self) -> Result<(), GpuError> {
+        let index = self.submit();
+        loop {
+            self.check_failure()?;
+            let wait = wgpu::PollType::Wait { submission_index: index.clone(), timeout: Some(Duration::from_secs(1)) };
+            match self.inner.device.poll(wait) {
+                Ok(_) => return self.check_failure(),
+                Err(wgpu::PollError::Timeout) => {}
+                Err(e) => return Err(GpuError::ReadBack(e.to_string())),
+            }
+        }
     }
 
     /// Polls in one-second slices until the map callback fires, returning early when the

@@ -8,9 +8,9 @@
 //!   on first use.
 //! - launches (`launch.rs`): bind group + uniform params + dispatch, recorded into a pending
 //!   command encoder and submitted in batches; [`GpuContext::read_back`] is the only wait.
-//! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `index.rs`, `matmul.rs`, `convert.rs`):
-//!   one function per kernel family, mirroring the CPU kernels in [`crate::cpu`] on contiguous
-//!   or strided buffers.
+//! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `index.rs`, `matmul.rs`, `convert.rs`, and
+//!   for training `backward.rs`, `optim.rs`): one function per kernel family, mirroring the CPU
+//!   kernels in [`crate::cpu`] on contiguous or strided buffers.
 //!
 //! ```no_run
 //! use deltaw_tensor::gpu::{self, GpuContext, GpuOptions};
@@ -22,6 +22,7 @@
 //! # Ok::<(), deltaw_tensor::gpu::GpuError>(())
 //! ```
 
+mod backward;
 mod context;
 mod convert;
 mod elementwise;
@@ -30,16 +31,24 @@ mod index;
 mod launch;
 mod matmul;
 mod nn;
+mod optim;
 mod pipelines;
 mod pool;
 mod reduce;
 
+pub use backward::{
+    cross_entropy_backward, gelu_backward, gelu_tanh_backward, index_add, layer_norm_backward, log_softmax_backward,
+    scatter_add, softmax_backward, GpuLayerNormGrads,
+};
 pub use context::{GpuContext, GpuOptions};
-pub use convert::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+pub use convert::{
+    bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_i32, f32_to_i32_flagged, f32_to_i32_unchecked, i32_to_f32,
+};
 pub use elementwise::{binary, copy_strided, select_where, unary};
 pub use error::GpuError;
 pub use index::{cat, gather, index_select};
 pub use matmul::{matmul, matmul_f16, MatmulArgs};
 pub use nn::{cross_entropy, layer_norm, log_softmax, softmax, GpuLayerNorm};
+pub use optim::{adamw_update, GpuAdamW};
 pub use pool::{GpuBuffer, PoolStats};
 pub use reduce::reduce;

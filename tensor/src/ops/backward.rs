@@ -15,7 +15,7 @@ impl Tensor {
     /// If the shapes differ.
     #[track_caller]
     pub fn softmax_backward(&self, dy: &Tensor, dim: impl Dim) -> Tensor {
-        self.rows_backward(dy, dim, "softmax_backward", kernels::softmax_backward)
+        self.rows_backward(dy, dim, false)
     }
 
     /// Log-softmax's input gradient from its output `self = y = log_softmax(x, dim)`:
@@ -25,18 +25,13 @@ impl Tensor {
     /// If the shapes differ.
     #[track_caller]
     pub fn log_softmax_backward(&self, dy: &Tensor, dim: impl Dim) -> Tensor {
-        self.rows_backward(dy, dim, "log_softmax_backward", kernels::log_softmax_backward)
+        self.rows_backward(dy, dim, true)
     }
 
     /// Runs a row kernel `(y, dy, c) -> dx` over `dim`, moving it last when it is not.
     #[track_caller]
-    fn rows_backward(
-        &self,
-        dy: &Tensor,
-        dim: impl Dim,
-        op: &str,
-        kernel: fn(&[f32], &[f32], usize) -> Vec<f32>,
-    ) -> Tensor {
+    fn rows_backward(&self, dy: &Tensor, dim: impl Dim, log: bool) -> Tensor {
+        let op = if log { "log_softmax_backward" } else { "softmax_backward" };
         assert_eq!(
             self.shape(),
             dy.shape(),
@@ -44,18 +39,26 @@ impl Tensor {
             self.shape(),
             dy.shape()
         );
-        if self.rank() == 0 {
-            return Tensor::from_f32(kernel(&self.f32_values(op), &dy.f32_values(op), 1), ());
-        }
-        let d = dim.resolve(self.rank(), op, self.shape());
-        let last = self.rank() - 1;
-        let (y, g) =
-            if d == last { (self.clone(), dy.clone()) } else { (self.transpose(d, last), dy.transpose(d, last)) };
-        let dx = Tensor::from_f32(kernel(&y.f32_values(op), &g.f32_values(op), y.dims()[last]), y.shape());
-        if d == last {
-            dx
-        } else {
-            dx.transpose(d, last).contiguous()
+        let d = dim.resolve(self.rank().max(1), op, self.shape());
+        let last = self.rank().saturating_sub(1);
+        let (y, g) = match self.rank() {
+            0 => (self.reshape(1), dy.reshape(1)),
+            _ if d == last => (self.clone(), dy.clone()),
+            _ => (self.transpose(d, last), dy.transpose(d, last)),
+        };
+        let c = y.dim(-1);
+        #[cfg(feature = "gpu")]
+        let on_device = super::on_gpu::softmax_rows_backward(&y, &g, c, log, op);
+        #[cfg(not(feature = "gpu"))]
+        let on_device = None;
+        let dx = on_device.unwrap_or_else(|| {
+            let kernel = if log { kernels::log_softmax_backward } else { kernels::softmax_backward };
+            Tensor::from_f32(kernel(&y.f32_values(op), &g.f32_values(op), c), y.shape())
+        });
+        match self.rank() {
+            0 => dx.reshape(()),
+            _ if d == last => dx,
+            _ => dx.transpose(d, last).contiguous(),
         }
     }
 
@@ -101,6 +104,10 @@ impl Tensor {
             mean.shape(),
             rstd.shape()
         );
+        #[cfg(feature = "gpu")]
+        if let Some(grads) = super::on_gpu::layer_norm_backward(self, dy, weight, mean, rstd, c) {
+            return grads;
+        }
         let g = kernels::layer_norm_backward(
             &dy.f32_values(op),
             &self.f32_values(op),
@@ -118,7 +125,7 @@ impl Tensor {
     /// If the shapes differ.
     #[track_caller]
     pub fn gelu_backward(&self, dy: &Tensor) -> Tensor {
-        self.pointwise_backward(dy, "gelu_backward", kernels::gelu_backward)
+        self.pointwise_backward(dy, false)
     }
 
     /// Tanh-GELU's input gradient at `self = x` (see `cpu::backward::gelu_tanh_backward`).
@@ -127,11 +134,12 @@ impl Tensor {
     /// If the shapes differ.
     #[track_caller]
     pub fn gelu_tanh_backward(&self, dy: &Tensor) -> Tensor {
-        self.pointwise_backward(dy, "gelu_tanh_backward", kernels::gelu_tanh_backward)
+        self.pointwise_backward(dy, true)
     }
 
     #[track_caller]
-    fn pointwise_backward(&self, dy: &Tensor, op: &str, kernel: fn(&[f32], &[f32]) -> Vec<f32>) -> Tensor {
+    fn pointwise_backward(&self, dy: &Tensor, tanh: bool) -> Tensor {
+        let op = if tanh { "gelu_tanh_backward" } else { "gelu_backward" };
         assert_eq!(
             self.shape(),
             dy.shape(),
@@ -139,6 +147,11 @@ impl Tensor {
             self.shape(),
             dy.shape()
         );
+        #[cfg(feature = "gpu")]
+        if let Some(dx) = super::on_gpu::gelu_backward(self, dy, tanh, op) {
+            return dx;
+        }
+        let kernel = if tanh { kernels::gelu_tanh_backward } else { kernels::gelu_backward };
         Tensor::from_f32(kernel(&self.f32_values(op), &dy.f32_values(op)), self.shape())
     }
 
@@ -169,6 +182,10 @@ impl Tensor {
             "{op}: the upstream gradient must have one element, got shape {:?}",
             dloss.shape()
         );
+        #[cfg(feature = "gpu")]
+        if let Some(dx) = super::on_gpu::cross_entropy_backward(self, targets, ignore_index, dloss) {
+            return dx;
+        }
         let t = targets.i32_values(op);
         let kept = kernels::count_kept(&t, ignore_index).max(1);
         let scale = dloss.f32_values(op)[0] / kept as f32;
@@ -199,6 +216,10 @@ impl Tensor {
             self.shape(),
             index.shape()
         );
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::index_add(self, d, index, source) {
+            return out;
+        }
         let mut out = self.f32_values("index_add").into_owned();
         let dims = (self.dims()[..d].iter().product(), self.dims()[d], self.dims()[d + 1..].iter().product());
         kernels::index_add(&mut out, dims, &index.i32_values("index_add"), &source.f32_values("index_add"));
@@ -228,6 +249,10 @@ impl Tensor {
             index.shape(),
             self.shape()
         );
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::scatter_add(self, d, index, source) {
+            return out;
+        }
         let mut out = self.f32_values("scatter_add").into_owned();
         let (idx, src) = (index.i32_values("scatter_add"), source.f32_values("scatter_add"));
         kernels::scatter_add(&mut out, self.dims(), d, &idx, index.dims(), &src);

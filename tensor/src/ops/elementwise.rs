@@ -10,6 +10,10 @@ impl Tensor {
     /// Applies a [`UnaryOp`] to every element (any layout; the output is contiguous).
     #[track_caller]
     pub fn unary(&self, op: UnaryOp) -> Tensor {
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::unary(self, op) {
+            return out;
+        }
         let out = kernels::unary(op, self.f32_storage(&format!("{op:?}")), self.layout());
         Tensor::from_f32(out, self.shape())
     }
@@ -99,6 +103,10 @@ impl Tensor {
     pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Tensor {
         let name = format!("{op:?}").to_lowercase();
         let (la, lb, shape) = broadcast_pair(&name, self, rhs);
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::binary(self, &la, rhs, &lb, op, &shape) {
+            return out;
+        }
         let out = kernels::binary(op, self.f32_storage(&name), &la, rhs.f32_storage(&name), &lb);
         Tensor::from_f32(out, shape)
     }
@@ -181,6 +189,13 @@ impl Tensor {
         });
         check_same_device("where", self, on_false);
         let layout = |t: &Tensor| t.layout().broadcast_to(&shape).expect("shape was broadcast above");
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::select(
+            [(self, layout(self)), (on_true, layout(on_true)), (on_false, layout(on_false))],
+            &shape,
+        ) {
+            return out;
+        }
         let out = kernels::select(
             (self.f32_storage("where"), &layout(self)),
             (on_true.f32_storage("where"), &layout(on_true)),

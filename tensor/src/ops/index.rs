@@ -33,9 +33,13 @@ impl Tensor {
         }
         let outer: usize = first.dims()[..d].iter().product();
         let inner: usize = first.dims()[d + 1..].iter().product();
-        let parts: Vec<Tensor> = tensors.iter().map(|t| t.contiguous()).collect();
         let mut shape = first.dims().to_vec();
         shape[d] = tensors.iter().map(|t| t.dims()[d]).sum();
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::cat(tensors, outer, inner, d, shape.clone()) {
+            return out;
+        }
+        let parts: Vec<Tensor> = tensors.iter().map(|t| t.contiguous()).collect();
         let data = match first.dtype() {
             DType::F32 => cat_typed::<f32>(&parts, outer, inner, d),
             DType::F16 => cat_typed::<f16>(&parts, outer, inner, d),
@@ -65,6 +69,10 @@ impl Tensor {
     pub fn index_select(&self, dim: impl Dim, index: &Tensor) -> Tensor {
         let d = dim.resolve(self.rank(), "index_select", self.shape());
         assert_eq!(index.rank(), 1, "index_select: index must be 1-D, got shape {:?}", index.shape());
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::index_select(self, d, index) {
+            return out;
+        }
         let idx = index.i32_values("index_select");
         let dims = (self.dims()[..d].iter().product(), self.dims()[d], self.dims()[d + 1..].iter().product());
         let src = self.contiguous();
@@ -96,6 +104,10 @@ impl Tensor {
             index.shape(),
             self.shape()
         );
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::gather(self, d, index) {
+            return out;
+        }
         let idx = index.i32_values("gather");
         let src = self.contiguous();
         let start = src.layout().offset();

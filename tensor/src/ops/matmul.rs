@@ -70,6 +70,10 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
     let with_batch = |rows, cols| Shape::from([batch.dims(), &[rows, cols]].concat());
     let la = lhs.layout().broadcast_to(&with_batch(m, k)).expect("batch dims broadcast");
     let lb = rhs.layout().broadcast_to(&with_batch(k, n)).expect("batch dims broadcast");
+    #[cfg(feature = "gpu")]
+    if let Some(out) = super::on_gpu::matmul(lhs, &la, rhs, &lb, (m, n, k)) {
+        return out;
+    }
     let (a, b) = (lhs.f32_storage("matmul"), rhs.f32_storage("matmul"));
     let mut out = crate::cpu::pool::take(batch.numel() * m * n); // every element written below
     if k == 0 {

@@ -7,6 +7,8 @@ mod elementwise;
 mod index;
 mod matmul;
 mod nn;
+#[cfg(feature = "gpu")]
+pub(crate) mod on_gpu;
 mod optim;
 mod reduce;
 mod views;

@@ -27,30 +27,40 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn softmax(&self, dim: impl Dim) -> Tensor {
-        self.along_last_dim(dim, "softmax", kernels::softmax_forward)
+        self.along_last_dim(dim, false)
     }
 
     /// `x - max - log Σ exp(x - max)` along `dim`, as `torch.log_softmax`.
     #[track_caller]
     pub fn log_softmax(&self, dim: impl Dim) -> Tensor {
-        self.along_last_dim(dim, "log_softmax", kernels::log_softmax_forward)
+        self.along_last_dim(dim, true)
     }
 
-    /// Runs a row kernel over `dim` by moving it last (a transpose and copy when it is not).
+    /// Runs the (log-)softmax row kernel over `dim` by moving it last (a transpose and copy
+    /// when it is not).
     #[track_caller]
-    fn along_last_dim(&self, dim: impl Dim, op: &str, kernel: fn(&[f32], usize) -> Vec<f32>) -> Tensor {
+    fn along_last_dim(&self, dim: impl Dim, log: bool) -> Tensor {
+        let op = if log { "log_softmax" } else { "softmax" };
         let d = dim.resolve(self.rank().max(1), op, self.shape());
-        if self.rank() == 0 {
-            return Tensor::from_f32(kernel(&self.f32_values(op), 1), ());
-        }
-        let last = self.rank() - 1;
-        let moved = if d == last { self.clone() } else { self.transpose(d, last) };
-        let c = moved.dims()[last];
-        let out = Tensor::from_f32(kernel(&moved.f32_values(op), c), moved.shape());
-        if d == last {
-            out
-        } else {
-            out.transpose(d, last).contiguous()
+        let last = self.rank().saturating_sub(1);
+        let moved = match self.rank() {
+            0 => self.reshape(1),
+            _ if d == last => self.clone(),
+            _ => self.transpose(d, last),
+        };
+        let c = moved.dim(-1);
+        #[cfg(feature = "gpu")]
+        let on_device = super::on_gpu::softmax_rows(&moved, c, log, op);
+        #[cfg(not(feature = "gpu"))]
+        let on_device = None;
+        let out = on_device.unwrap_or_else(|| {
+            let kernel = if log { kernels::log_softmax_forward } else { kernels::softmax_forward };
+            Tensor::from_f32(kernel(&moved.f32_values(op), c), moved.shape())
+        });
+        match self.rank() {
+            0 => out.reshape(()),
+            _ if d == last => out,
+            _ => out.transpose(d, last).contiguous(),
         }
     }
 
@@ -83,6 +93,10 @@ impl Tensor {
                 weight.shape(),
                 bias.shape()
             );
+        }
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::layer_norm(self, weight, bias, eps, c) {
+            return out;
         }
         let o = kernels::layer_norm_forward(
             &self.f32_values("layer_norm"),
@@ -146,6 +160,10 @@ impl Tensor {
                 &self.dims()[..self.rank() - 1],
                 targets.shape()
             );
+        }
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::cross_entropy(self, targets, v, ignore_index) {
+            return out;
         }
         let (sum, count) = kernels::cross_entropy_forward(
             &self.f32_values("cross_entropy"),

@@ -29,6 +29,10 @@ impl Tensor {
             );
         }
         let op = "adamw_update";
+        #[cfg(feature = "gpu")]
+        if let Some(updated) = crate::ops::on_gpu::adamw(self, grad, m, v, scalars) {
+            return updated;
+        }
         let (p, g) = (self.f32_values(op), grad.f32_values(op));
         let (p2, m2, v2) = cpu::optim::adamw(&p, &g, &m.f32_values(op), &v.f32_values(op), scalars);
         let shape = self.shape();

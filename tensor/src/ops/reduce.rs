@@ -23,13 +23,17 @@ impl Tensor {
         if rdims.d == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::ArgMax) {
             panic!("{name}: cannot reduce dim {d} of size 0 in shape {:?}", self.shape());
         }
-        let out = kernels::reduce(op, &self.f32_values(&name), rdims);
         let mut shape = dims.to_vec();
         if keepdim {
             shape[d] = 1;
         } else {
             shape.remove(d);
         }
+        #[cfg(feature = "gpu")]
+        if let Some(out) = super::on_gpu::reduce(self, op, rdims, shape.clone()) {
+            return out;
+        }
+        let out = kernels::reduce(op, &self.f32_values(&name), rdims);
         match op {
             ReduceOp::ArgMax => Tensor::from_cpu(CpuStorage::I32(out.iter().map(|&i| i as i32).collect()), shape),
             _ => Tensor::from_f32(out, shape),

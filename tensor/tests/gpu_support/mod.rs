@@ -1,5 +1,7 @@
 //! Helpers shared by the GPU kernel tests: named tolerances, `assert_close`, the shared
 //! context (or a skip notice), random data and upload / read-back shorthands.
+// Each test binary that includes this module uses a subset of it.
+#![allow(dead_code)]
 
 use std::sync::OnceLock;
 

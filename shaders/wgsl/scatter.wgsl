@@ -1,0 +1,104 @@
+// scatter.wgsl: adding f32 values back by index, the backward of index.wgsl's gathers.
+//
+//   index_add:   out[o, r, :] = x[o, r, :] + Σ_{j : index[j] == r} src[o, j, :] for x and out
+//                viewed as (outer, d, inner) and src as (outer, k, inner): torch.index_add, the
+//                backward of index_select and of embedding lookup (with x = 0).
+//   scatter_add: out = x, then out[q] += src[p] for every element p of src, where q is p's
+//                coordinates with the `dim` coordinate replaced by index[p]: torch.scatter_add,
+//                the backward of gather. index and src share a shape (in `shapes`).
+// Deterministic, without atomics: one invocation per output element starts from x and adds the
+// sources that land on it in increasing source order, which is the CPU's order, so GPU and CPU
+// agree to the bit. index_add scans all k indices per output element: O(numel · k) compares in
+// all, fine for our sizes (GPT-2's embedding backward, 38.6M outputs × k = 8192 tokens, would be
+// ~3e11: a bucketed version would be needed there). scatter_add scans only the line along
+// `dim` that can reach its element: index_dims[dim] compares.
+// Indices are i32 and checked on the host before dispatch.
+// Bindings: 0 `params` (uniform), 1 `x` (storage, read), 2 `index` (storage, read, i32), 3 `src`
+// (storage, read), 4 `out` (storage, read_write), 5 `shapes` (storage, read: out dims then index
+// dims; scatter_add only).
+// One invocation writes one output element. Grids over 65,535 workgroups are 2-D.
+
+struct Params {
+    outer: u32,
+    d: u32,
+    inner: u32,
+    k: u32,
+    numel: u32,
+    rank: u32,
+    dim: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> index: array<i32>;
+@group(0) @binding(3) var<storage, read> src: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> shapes: array<u32>;
+
+const WORKGROUP: u32 = 256u;
+
+fn linear_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * WORKGROUP;
+}
+
+@compute @workgroup_size(256)
+fn index_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let p = linear_index(gid, groups);
+    if (p >= params.numel) {
+        return;
+    }
+    let i = p % params.inner;
+    let row = p / params.inner; // = o · d + r of the (outer, d, inner) output
+    let o = row / params.d;
+    let r = i32(row % params.d);
+    var acc = x[p];
+    for (var j = 0u; j < params.k; j = j + 1u) {
+        if (index[j] == r) {
+            acc = acc + src[(o * params.k + j) * params.inner + i]; // row o·k + j of src
+        }
+    }
+    out[p] = acc;
+}
+
+@compute @workgroup_size(256)
+fn scatter_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let q = linear_index(gid, groups);
+    if (q >= params.numel) {
+        return;
+    }
+    // Unravel q over the out shape. The sources that can land on q are the index elements with
+    // q's coordinates off `dim` (which must lie inside the index shape) and any coordinate j
+    // along it: flat index base + j · dim_stride in the index (= src) shape.
+    var rem = q;
+    var base = 0u;
+    var stride = 1u;
+    var dim_stride = 0u;
+    var wanted = 0;
+    var inside = true;
+    for (var d = i32(params.rank) - 1; d >= 0; d = d - 1) {
+        let out_size = shapes[u32(d)];
+        let index_size = shapes[params.rank + u32(d)];
+        let coord = rem % out_size;
+        rem = rem / out_size;
+        if (u32(d) == params.dim) {
+            wanted = i32(coord);
+            dim_stride = stride;
+        } else {
+            inside = inside && coord < index_size;
+            base = base + coord * stride;
+        }
+        stride = stride * index_size;
+    }
+    var acc = x[q];
+    if (inside) {
+        let along = shapes[params.rank + params.dim];
+        for (var j = 0u; j < along; j = j + 1u) {
+            let p = base + j * dim_stride;
+            if (index[p] == wanted) {
+                acc = acc + src[p];
+            }
+        }
+    }
+    out[q] = acc;
+}
