@@ -39,7 +39,8 @@ impl Var {
     /// the vector-Jacobian product `doutᵀ · ∂self/∂leaf` for every leaf.
     ///
     /// # Errors
-    /// [`Error::GradShape`] when `dout`'s shape differs, [`Error::NoGradRequired`] as above.
+    /// [`Error::GradShape`] when `dout`'s shape differs, [`Error::GradDevice`] when it is on
+    /// another device than the output, [`Error::NoGradRequired`] as above.
     pub fn backward_with(&self, dout: &Tensor) -> Result<Grads> {
         let mut grads = Grads::new();
         self.backward_with_into(dout, &mut grads)?;
@@ -54,9 +55,13 @@ impl Var {
         if !self.requires_grad() {
             return Err(Error::NoGradRequired);
         }
-        let shape = self.shape();
-        if dout.shape() != &shape {
-            return Err(Error::GradShape { expected: format!("{shape:?}"), got: format!("{:?}", dout.shape()) });
+        let value = self.value();
+        if dout.shape() != value.shape() {
+            let (expected, got) = (format!("{:?}", value.shape()), format!("{:?}", dout.shape()));
+            return Err(Error::GradShape { expected, got });
+        }
+        if dout.device() != value.device() {
+            return Err(Error::GradDevice { expected: value.device().to_string(), got: dout.device().to_string() });
         }
         // Gradients of nodes not yet processed; each is removed (freed) once consumed, so at
         // any time only the frontier of the sweep holds intermediate gradients.

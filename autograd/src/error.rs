@@ -11,6 +11,9 @@ pub enum Error {
 
     #[error("backward: the upstream gradient has shape {got} but the output has shape {expected}")]
     GradShape { expected: String, got: String },
+
+    #[error("backward: the upstream gradient is on {got} but the output is on {expected}; move it with to_device")]
+    GradDevice { expected: String, got: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -2,7 +2,7 @@
 //! cheap finiteness check a trainer runs before stepping.
 
 use crate::var::{Var, VarId};
-use deltaw_tensor::Tensor;
+use deltaw_tensor::{Device, Tensor};
 use std::collections::HashMap;
 
 /// Gradients of the leaves that require grad, keyed by [`VarId`].
@@ -32,14 +32,17 @@ impl Grads {
     /// skipped, so backward rules can call this for every input.
     ///
     /// # Panics
-    /// If `grad`'s shape is not `var`'s.
+    /// If `grad`'s shape or device is not `var`'s (a backward rule that made a tensor on
+    /// the wrong device is caught here, where the op is still known).
     #[track_caller]
     pub fn accumulate(&mut self, var: &Var, grad: Tensor) {
         if !var.requires_grad() {
             return;
         }
-        let shape = var.shape();
-        assert_eq!(grad.shape(), &shape, "gradient of shape {:?} for {var:?} of shape {shape:?}", grad.shape());
+        let value = var.value();
+        assert_eq!(grad.shape(), value.shape(), "gradient of shape {:?} for {var:?}", grad.shape());
+        let (got, want) = (grad.device(), value.device());
+        assert!(got == want, "gradient on {got} for {var:?} on {want}");
         self.add_by_id(var.id(), grad);
     }
 
@@ -89,14 +92,16 @@ impl Grads {
     /// True when no gradient holds a NaN or an infinity. One reduction per tensor: a sum is
     /// finite only if every term is (NaN and ±inf propagate; +inf - inf is NaN). A sum of
     /// finite values that overflows reads as non-finite too, which a trainer wants to skip
-    /// just the same.
+    /// just the same. The sums stay on the gradients' device; one read per device.
     pub fn all_finite(&self) -> bool {
-        self.map.values().all(|g| g.sum_all().to_scalar().is_finite())
+        self.per_tensor(Tensor::sum_all).iter().all(|s| s.is_finite())
     }
 
-    /// `sqrt(Σ_tensors Σ g²)`, the L2 norm of all gradients seen as one vector (f64 sum).
+    /// `sqrt(Σ_tensors Σ g²)`, the L2 norm of all gradients seen as one vector. Each tensor's
+    /// `Σ g²` is an f32 reduction on its device; the sum over tensors is in f64, in var-id
+    /// order (so the same gradients give the same bits whatever the map's order).
     pub fn global_norm(&self) -> f32 {
-        let sq: f64 = self.map.values().map(|g| g.mul(g).sum_all().to_scalar() as f64).sum();
+        let sq: f64 = self.per_tensor(|g| g.mul(g).sum_all()).iter().map(|&s| s as f64).sum();
         sq.sqrt() as f32
     }
 
@@ -112,5 +117,34 @@ impl Grads {
             }
         }
         norm
+    }
+
+    /// `reduce(g)` (a 0-d tensor) for every gradient, in var-id order. The 0-d results are
+    /// stacked on their device and read back together: one wait for the GPU queue per device
+    /// instead of one per gradient.
+    fn per_tensor(&self, reduce: impl Fn(&Tensor) -> Tensor) -> Vec<f32> {
+        let mut ids: Vec<&VarId> = self.map.keys().collect();
+        ids.sort();
+        // (device, positions in `ids`, 0-d results) per device, in order of first appearance
+        let mut by_device: Vec<(Device, Vec<usize>, Vec<Tensor>)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let g = &self.map[*id];
+            let device = g.device();
+            let slot = match by_device.iter().position(|(d, _, _)| *d == device) {
+                Some(slot) => slot,
+                None => {
+                    by_device.push((device, Vec::new(), Vec::new()));
+                    by_device.len() - 1
+                }
+            };
+            by_device[slot].1.push(i);
+            by_device[slot].2.push(reduce(g));
+        }
+        let mut out = vec![0.0; ids.len()];
+        for (_, positions, parts) in by_device {
+            let values = Tensor::stack(&parts.iter().collect::<Vec<_>>(), 0).to_vec(); // (n,)
+            positions.into_iter().zip(values).for_each(|(i, v)| out[i] = v);
+        }
+        out
     }
 }

@@ -78,6 +78,8 @@ pub enum Kernel {
     CrossEntropyBackward,
     /// `scatter.wgsl`: `torch.index_add` (backward of `index_select`, embedding).
     IndexAdd,
+    /// `scatter.wgsl`: `torch.index_add` from the sources (fewer indices than rows).
+    IndexAddSources,
     /// `scatter.wgsl`: `torch.scatter_add` (backward of `gather`).
     ScatterAdd,
     /// `optim.wgsl`: the fused AdamW step.
@@ -116,6 +118,7 @@ impl Kernel {
         Kernel::GeluTanhBackward,
         Kernel::CrossEntropyBackward,
         Kernel::IndexAdd,
+        Kernel::IndexAddSources,
         Kernel::ScatterAdd,
         Kernel::AdamWUpdate,
     ];
@@ -144,7 +147,7 @@ impl Kernel {
             | Kernel::GeluBackward
             | Kernel::GeluTanhBackward
             | Kernel::CrossEntropyBackward => "backward.wgsl",
-            Kernel::IndexAdd | Kernel::ScatterAdd => "scatter.wgsl",
+            Kernel::IndexAdd | Kernel::IndexAddSources | Kernel::ScatterAdd => "scatter.wgsl",
             Kernel::AdamWUpdate => "optim.wgsl",
         }
     }
@@ -197,6 +200,7 @@ impl Kernel {
             Kernel::GeluTanhBackward => "gelu_tanh_backward",
             Kernel::CrossEntropyBackward => "cross_entropy_backward",
             Kernel::IndexAdd => "index_add",
+            Kernel::IndexAddSources => "index_add_sources",
             Kernel::ScatterAdd => "scatter_add",
             Kernel::AdamWUpdate => "adamw_update",
             Kernel::I32ToF32 => "i32_to_f32",

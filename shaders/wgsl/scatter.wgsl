@@ -6,12 +6,17 @@
 //   scatter_add: out = x, then out[q] += src[p] for every element p of src, where q is p's
 //                coordinates with the `dim` coordinate replaced by index[p]: torch.scatter_add,
 //                the backward of gather. index and src share a shape (in `shapes`).
-// Deterministic, without atomics: one invocation per output element starts from x and adds the
-// sources that land on it in increasing source order, which is the CPU's order, so GPU and CPU
-// agree to the bit. index_add scans all k indices per output element: O(numel · k) compares in
-// all, fine for our sizes (GPT-2's embedding backward, 38.6M outputs × k = 8192 tokens, would be
-// ~3e11: a bucketed version would be needed there). scatter_add scans only the line along
-// `dim` that can reach its element: index_dims[dim] compares.
+// Deterministic, without atomics, in the CPU's order (each sum starts from x and adds the
+// sources that land on it in increasing source order), so GPU and CPU agree to the bit:
+//   index_add:         one invocation per output element scans all k indices:
+//                      O(outer · d · k · inner) compares, the cheaper form when k ≥ d.
+//   index_add_sources: one invocation per source element; only the first source of each
+//                      destination row (no earlier j with the same index) works, summing the
+//                      later ones: O(outer · k² · inner), the cheaper form when k < d (an
+//                      embedding backward: d = vocabulary, k = tokens). `out` must already be a
+//                      copy of x, since rows no index names are not written.
+//   scatter_add:       one invocation per output element scans only the line along `dim`
+//                      that can reach it: index_dims[dim] compares.
 // Indices are i32 and checked on the host before dispatch.
 // Bindings: 0 `params` (uniform), 1 `x` (storage, read), 2 `index` (storage, read, i32), 3 `src`
 // (storage, read), 4 `out` (storage, read_write), 5 `shapes` (storage, read: out dims then index
@@ -59,6 +64,32 @@ fn index_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         }
     }
     out[p] = acc;
+}
+
+@compute @workgroup_size(256)
+fn index_add_sources(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let p = linear_index(gid, groups);
+    if (p >= params.outer * params.k * params.inner) {
+        return;
+    }
+    let i = p % params.inner;
+    let row = p / params.inner; // = o · k + j of the (outer, k, inner) source
+    let o = row / params.k;
+    let j = row % params.k;
+    let r = index[j];
+    for (var earlier = 0u; earlier < j; earlier = earlier + 1u) {
+        if (index[earlier] == r) {
+            return; // an earlier source owns this destination row
+        }
+    }
+    let dst = (o * params.d + u32(r)) * params.inner + i;
+    var acc = x[dst];
+    for (var later = j; later < params.k; later = later + 1u) {
+        if (index[later] == r) {
+            acc = acc + src[(o * params.k + later) * params.inner + i];
+        }
+    }
+    out[dst] = acc;
 }
 
 @compute @workgroup_size(256)

@@ -26,6 +26,10 @@
 //! - Kernels live in [`cpu`]: elementwise maps over coalesced strided operands, row-parallel
 //!   reductions and nn kernels, and a packed, cache-blocked GEMM with an AVX-512 / AVX2+FMA /
 //!   NEON micro-kernel chosen at run time ([`cpu::gemm`]).
+//! - With the `gpu` feature (on by default), `Device::gpu()` opens a wgpu device and the same
+//!   ops run there: `gpu` holds the launches of the WGSL kernels of `deltaw-shaders`, the
+//!   pipeline cache and the buffer pool; each op checks its first operand's device and calls
+//!   the GPU kernel or the CPU one. Nothing falls back to the CPU inside a GPU op.
 
 pub mod cpu;
 mod device;

@@ -105,8 +105,9 @@ impl safetensors::View for &Entry {
     }
 }
 
-fn entry(t: &Tensor) -> Entry {
-    let c = t.contiguous();
+/// The row-major bytes of `t`, read back first when it lives on a GPU.
+fn entry(t: &Tensor) -> Result<Entry> {
+    let c = t.to_device(&crate::Device::Cpu)?.contiguous();
     let width = c.dtype().size_in_bytes();
     let start = c.layout().offset() * width;
     let bytes = c.cpu_storage().as_bytes()[start..start + c.numel() * width].to_vec();
@@ -116,7 +117,7 @@ fn entry(t: &Tensor) -> Entry {
         DType::BF16 => StDtype::BF16,
         DType::I32 => StDtype::I32,
     };
-    Entry { dtype, shape: c.dims().to_vec(), bytes }
+    Ok(Entry { dtype, shape: c.dims().to_vec(), bytes })
 }
 
 /// Writes named tensors (any layout; stored row-major in their own dtype) with optional
@@ -139,7 +140,8 @@ pub fn save<'a, S: AsRef<str>>(
     path: impl AsRef<Path>,
 ) -> Result<()> {
     let path = path.as_ref();
-    let entries: Vec<(String, Entry)> = tensors.into_iter().map(|(n, t)| (n.as_ref().to_string(), entry(t))).collect();
+    let entries: Vec<(String, Entry)> =
+        tensors.into_iter().map(|(n, t)| Ok((n.as_ref().to_string(), entry(t)?))).collect::<Result<_>>()?;
     let views = entries.iter().map(|(n, e)| (n.as_str(), e));
     let bytes = safetensors::serialize(views, metadata)
         .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;

@@ -100,16 +100,20 @@ fn cross_entropy_backward_matches_cpu_and_zeroes_ignored_rows() {
 #[test]
 fn index_add_matches_cpu_to_the_bit_with_repeated_indices() {
     let Some(ctx) = context() else { return };
-    let (outer, d, inner) = (3, 10, 5);
-    let index = [9, 0, 3, 3, 7, 3];
-    let k = index.len();
-    let x = randn(outer * d * inner, 140);
-    let src = randn(outer * k * inner, 141);
-    let got =
-        gpu::index_add(ctx, &up(ctx, &x), (outer, d, inner), &ctx.upload(&index).unwrap(), k, &up(ctx, &src)).unwrap();
-    let mut expected = x.clone();
-    cpu::backward::index_add(&mut expected, (outer, d, inner), &index, &src);
-    assert_close(&down(ctx, &got, x.len()), &expected, Tol::EXACT, "index_add");
+    // Fewer indices than rows (the per-source kernel) and more (the per-output kernel).
+    let few: &[i32] = &[9, 0, 3, 3, 7, 3];
+    let many: &[i32] = &[2, 0, 3, 3, 1, 3, 0, 2, 2, 9, 3, 1, 0, 3, 5, 5, 3];
+    for index in [few, many] {
+        let (outer, d, inner) = (3, 10, 5);
+        let k = index.len();
+        let x = randn(outer * d * inner, 140);
+        let src = randn(outer * k * inner, 141);
+        let (xb, ib, sb) = (up(ctx, &x), ctx.upload(index).unwrap(), up(ctx, &src));
+        let got = gpu::index_add(ctx, &xb, (outer, d, inner), &ib, k, &sb).unwrap();
+        let mut expected = x.clone();
+        cpu::backward::index_add(&mut expected, (outer, d, inner), index, &src);
+        assert_close(&down(ctx, &got, x.len()), &expected, Tol::EXACT, &format!("index_add with k = {k}"));
+    }
     // Embedding backward: (1, V, C) from zeros, token ids as the index.
     let (vocab, c, ids) = (11, 7, [4, 10, 4, 0, 4, 9, 10]);
     let dy = randn(ids.len() * c, 142);

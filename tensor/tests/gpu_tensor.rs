@@ -287,6 +287,22 @@ fn tensors_of_every_dtype_and_layout_move_to_the_gpu_and_back_unchanged() {
 }
 
 #[test]
+fn safetensors_save_and_load_gpu_tensors() {
+    let Some(dev) = gpu() else { return };
+    let dir = std::env::temp_dir().join(format!("deltaw-gpu-st-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    let w = Tensor::randn((3, 5), Seed(9), &dev).t();
+    let h = w.to_dtype(DType::F16).unwrap();
+    deltaw_tensor::safetensors::save([("w", &w), ("h", &h)], None, &path).unwrap();
+    let loaded = deltaw_tensor::safetensors::load(&path, &dev).unwrap();
+    assert_eq!(loaded["w"].device(), dev);
+    assert_eq!(loaded["w"].to_vec(), w.to_vec());
+    assert_eq!((loaded["h"].dtype(), loaded["h"].to_vec()), (DType::F16, h.to_vec()));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn creation_ops_place_their_values_on_the_gpu() {
     let Some(dev) = gpu() else { return };
     assert_eq!(Tensor::arange(0.0, 5.0, &dev).to_vec(), Tensor::arange(0.0, 5.0, &Device::Cpu).to_vec());

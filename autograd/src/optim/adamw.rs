@@ -2,7 +2,7 @@
 //! weight decay applied to the parameter first, bias-corrected moments, and `eps` added after
 //! the square root of the corrected second moment.
 
-use super::{updates, Optimizer, ParamGroup};
+use super::{on_device, updates, Optimizer, ParamGroup};
 use crate::grads::Grads;
 use crate::var::{no_grad, Var, VarId};
 use deltaw_tensor::{AdamWScalars, Tensor};
@@ -63,10 +63,11 @@ impl AdamW {
     }
 
     /// Restores a parameter's state from a checkpoint, so the next step continues exactly as
-    /// the saved run would have.
+    /// the saved run would have. The moments are moved to the parameter's device (a
+    /// checkpoint loads on the host).
     ///
     /// # Panics
-    /// If `m` or `v` does not have the parameter's shape.
+    /// If `m` or `v` does not have the parameter's shape, or cannot be copied to its device.
     #[track_caller]
     pub fn set_state(&mut self, param: &Var, step: u64, m: Tensor, v: Tensor) {
         assert!(
@@ -76,6 +77,8 @@ impl AdamW {
             v.shape(),
             param.shape()
         );
+        let device = param.value().device();
+        let (m, v) = (on_device(&m, &device, "AdamW::set_state"), on_device(&v, &device, "AdamW::set_state"));
         self.state.insert(param.id(), Moments { step, m, v });
     }
 
@@ -93,8 +96,14 @@ impl AdamW {
         let (b1, b2) = (c.betas.0 as f64, c.betas.1 as f64);
         let lr = c.lr as f64;
         let p = param.value();
-        let s =
-            self.state.remove(&param.id()).unwrap_or_else(|| Moments { step: 0, m: p.zeros_like(), v: p.zeros_like() });
+        // State is made on, and follows, the parameter's device (it may have been moved).
+        let s = match self.state.remove(&param.id()) {
+            Some(Moments { step, m, v }) => {
+                let device = p.device();
+                Moments { step, m: on_device(&m, &device, "AdamW"), v: on_device(&v, &device, "AdamW") }
+            }
+            None => Moments { step: 0, m: p.zeros_like(), v: p.zeros_like() },
+        };
         let step = s.step + 1;
         let scalars = AdamWScalars {
             decay: (weight_decay != 0.0).then_some((1.0 - lr * weight_decay as f64) as f32),

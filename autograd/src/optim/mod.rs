@@ -4,7 +4,8 @@
 //!
 //! Updates compute on the parameters' own device with tensor ops (no graph is recorded) and
 //! replace each parameter's value: tensors are immutable, so a graph built before the step
-//! still holds the values it used.
+//! still holds the values it used. Optimizer state (moments, momentum buffers) is created on
+//! the parameter's device and moves with it if the parameter is moved between steps.
 
 mod adamw;
 mod schedule;
@@ -16,7 +17,7 @@ pub use sgd::{Sgd, SgdConfig};
 
 use crate::grads::Grads;
 use crate::var::Var;
-use deltaw_tensor::Tensor;
+use deltaw_tensor::{Device, Tensor};
 
 /// What a trainer needs from any optimizer.
 pub trait Optimizer {
@@ -66,4 +67,13 @@ fn updates(groups: &[ParamGroup], grads: &Grads, default_decay: f32) -> Vec<(Var
         }
     }
     out
+}
+
+/// `state` on `device`: itself when it is already there (the usual case), else a copy.
+///
+/// # Panics
+/// When the copy fails (a GPU out of memory or lost), naming `who`.
+#[track_caller]
+fn on_device(state: &Tensor, device: &Device, who: &str) -> Tensor {
+    state.to_device(device).unwrap_or_else(|e| panic!("{who}: cannot move optimizer state to {device}: {e}"))
 }

@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum and (coupled) weight decay,
 //! step for step as `torch.optim.SGD`.
 
-use super::{updates, Optimizer, ParamGroup};
+use super::{on_device, updates, Optimizer, ParamGroup};
 use crate::grads::Grads;
 use crate::var::{no_grad, Var, VarId};
 use deltaw_tensor::Tensor;
@@ -63,7 +63,10 @@ impl Sgd {
         if c.momentum != 0.0 {
             let buf = match self.momentum.remove(&param.id()) {
                 None => d.clone(),
-                Some(buf) => buf.mul_scalar(c.momentum).add(&d.mul_scalar(1.0 - c.dampening)),
+                Some(buf) => {
+                    let buf = on_device(&buf, &p.device(), "Sgd"); // follows a moved parameter
+                    buf.mul_scalar(c.momentum).add(&d.mul_scalar(1.0 - c.dampening))
+                }
             };
             d = if c.nesterov { d.add(&buf.mul_scalar(c.momentum)) } else { buf.clone() };
             self.momentum.insert(param.id(), buf);

@@ -7,9 +7,11 @@ use deltaw_shaders::params::{BackwardParams, ScatterParams};
 use deltaw_shaders::Kernel;
 
 use super::context::GpuContext;
+use super::elementwise::copy_strided;
 use super::error::GpuError;
 use super::launch::{u32_arg, Grid, Launch};
 use super::pool::GpuBuffer;
+use crate::layout::Layout;
 
 /// Dispatches a `backward.wgsl` row kernel (one workgroup per row; `Grid::Linear` folds past
 /// 65,535 rows as the kernels expect) reading `inputs` and writing a new `(rows, C)` `dx`.
@@ -166,8 +168,11 @@ pub fn cross_entropy_backward(
 /// lookup (`(1, V, C)` with `x` zeros). As [`crate::cpu::backward::index_add`], summing in the
 /// same order, so the results agree to the bit.
 ///
-/// Deterministic, without atomics: one invocation per output element scans all `k` indices
-/// (O(outer·d·inner·k) compares). Indices must be in `0..d`: the caller checks them on the host.
+/// Deterministic, without atomics, in the CPU's order. With `k ≥ d` one invocation per output
+/// element scans all `k` indices (`outer·d·k·inner` compares); with fewer indices than rows (an
+/// embedding backward: `d` = vocabulary) the output starts as a copy of `x` and one invocation
+/// per source element sums the sources of its destination row when it is that row's first
+/// (`outer·k²·inner`). Indices must be in `0..d`: the caller checks them on the host.
 pub fn index_add(
     ctx: &GpuContext,
     x: &GpuBuffer,
@@ -177,8 +182,7 @@ pub fn index_add(
     src: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
     let numel = u32_arg(outer * d * inner, "numel");
-    let _ = u32_arg(outer * k * inner, "source numel");
-    let out = ctx.alloc(u64::from(numel) * 4)?;
+    let sources = u32_arg(outer * k * inner, "source numel");
     let params = ScatterParams {
         outer: outer as u32,
         d: d as u32,
@@ -187,12 +191,17 @@ pub fn index_add(
         numel,
         ..Default::default()
     };
+    let (kernel, out, grid) = if k >= d {
+        (Kernel::IndexAdd, ctx.alloc(u64::from(numel) * 4)?, numel)
+    } else {
+        (Kernel::IndexAddSources, copy_strided(ctx, x, &Layout::contiguous(numel as usize))?, sources)
+    };
     let buffers = [(1, x), (2, index), (3, src), (4, &out)];
     ctx.launch(&Launch {
-        kernel: Kernel::IndexAdd,
+        kernel,
         params: bytemuck::bytes_of(&params),
         buffers: &buffers,
-        grid: Grid::Linear(numel.div_ceil(256)),
+        grid: Grid::Linear(grid.div_ceil(256)),
     })?;
     Ok(out)
 }
