@@ -216,6 +216,17 @@ fn ops() -> Vec<(&'static str, Tol, OpFn)> {
             let scattered = x.scatter_add(i.d, &i.ids(&i.dims, n, 4), &i.randn(&i.dims, 5));
             vec![added, scattered, x.sum_to_shape(i.y().shape().clone())]
         }),
+        ("attention and its backward", Tol::REDUCTION, |i| {
+            // Heads (B, NH, T, HS) from the random dims; keys masked at random (a row with every
+            // key masked is NaN on both devices).
+            let (b, t, s, hs) = (i.dims[0], i.last(), i.dims[i.d] + 1, 3);
+            let (q, k, v) = (i.randn(&[b, 2, t, hs], 2), i.randn(&[b, 2, s, hs], 3), i.randn(&[b, 2, s, hs], 4));
+            let mask = i
+                .put(Tensor::rand((b, 1, t, s), Seed(i.seed + 5), &Device::Cpu).gt(&Tensor::scalar(0.7, &Device::Cpu)));
+            let out = q.attention(&k, &v, &mask, 0.5);
+            let (dq, dk, dv) = q.attention_backward(&k, &v, &out.probs, &i.randn(&[b, 2, t, hs], 6), 0.5);
+            vec![out.output, out.probs, dq, dk, dv]
+        }),
         ("adamw_update", Tol::ARITH, |i| {
             let (p, g, m) = (i.x(), i.randn(&i.dims, 2), i.randn(&i.dims, 3));
             let v = i.randn(&i.dims, 4).abs();

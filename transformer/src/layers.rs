@@ -189,9 +189,16 @@ fn attend(
         k = Var::cat(&[&Var::constant(pk), &k], 2);
         v = Var::cat(&[&Var::constant(pv), &v], 2);
     }
-    let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(1.0 / (hs as f32).sqrt()); // (B, NH, T, T_all)
-    let att = scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1).dropout(attn_pdrop);
-    let y = att.matmul(&v).permute(&[0, 2, 1, 3]).reshape((b, t, c)); // (B, T, C)
+    let scale = 1.0 / (hs as f32).sqrt();
+    let y = if attn_pdrop > 0.0 && deltaw_autograd::is_training() {
+        // Dropout acts on the probabilities themselves, so they are formed as a tensor of the
+        // graph here: the same steps as the fused op, with a dropout before the weighted sum.
+        let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(scale); // (B, NH, T, T_all)
+        scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1).dropout(attn_pdrop).matmul(&v)
+    } else {
+        q.attention(&k, &v, mask, scale) // one op: softmax(q kᵀ · scale, masked) v, own backward
+    };
+    let y = y.permute(&[0, 2, 1, 3]).reshape((b, t, c)); // (B, T, C)
     (y, k, v)
 }
 

@@ -1,6 +1,7 @@
 //! Neural-network ops with fused backward kernels: softmax and log-softmax (backward from the
 //! saved output), layer norm (from the saved `mean` and `rstd`), cross-entropy with
-//! `ignore_index`, and embedding lookup (whose backward is a scatter-add into the table).
+//! `ignore_index`, embedding lookup (whose backward is a scatter-add into the table), and
+//! scaled dot-product attention as one op (backward from the saved probabilities).
 
 use crate::grads::Grads;
 use crate::op::{Family, Op};
@@ -14,6 +15,7 @@ pub(crate) enum Nn {
     LayerNorm { input: Var, weight: Var, bias: Var, mean: Tensor, rstd: Tensor },
     CrossEntropy { logits: Var, targets: Tensor, ignore_index: i32 },
     Embedding { table: Var, ids: Tensor },
+    Attention { q: Var, k: Var, v: Var, mask: Tensor, scale: f32, probs: Tensor },
 }
 
 impl Var {
@@ -56,6 +58,18 @@ impl Var {
         Var::from_op(value, Op::Nn(Nn::CrossEntropy { logits: self.clone(), targets: targets.clone(), ignore_index }))
     }
 
+    /// Scaled dot-product attention as one op, as [`Tensor::attention`]: `self` = queries
+    /// `(B, NH, T, HS)`, `k`, `v` `(B, NH, S, HS)`, `mask` broadcastable to `(B, NH, T, S)`
+    /// (nonzero = may not attend). Saves q, k, v and the probabilities `(B, NH, T, S)`; the
+    /// backward is [`Tensor::attention_backward`] (no scores or masked copies are kept).
+    #[track_caller]
+    pub fn attention(&self, k: &Var, v: &Var, mask: &Tensor, scale: f32) -> Var {
+        let out = self.value().attention(&k.value(), &v.value(), mask, scale);
+        let op =
+            Nn::Attention { q: self.clone(), k: k.clone(), v: v.clone(), mask: mask.clone(), scale, probs: out.probs };
+        Var::from_op(out.output, Op::Nn(op))
+    }
+
     /// Embedding lookup: `self` is the `(V, C)` table, `ids` i32 of any shape; the result is
     /// `ids.shape + (C,)`.
     #[track_caller]
@@ -89,6 +103,13 @@ fn nn_backward(op: &Nn, y: &Tensor, dout: &Tensor, grads: &mut Grads) {
             let rows = dout.reshape((ids.numel(), c));
             grads.accumulate(table, table_value.zeros_like().index_add(0, &ids.flatten_all(), &rows));
         }
+        // dV = Pᵀ·dO, dS = P ⊙ (dO·Vᵀ − rowsum), dQ = scale·dS·K, dK = scale·dSᵀ·Q
+        Nn::Attention { q, k, v, scale, probs, .. } => {
+            let (dq, dk, dv) = q.value().attention_backward(&k.value(), &v.value(), probs, dout, *scale);
+            grads.accumulate(q, dq);
+            grads.accumulate(k, dk);
+            grads.accumulate(v, dv);
+        }
     }
 }
 
@@ -100,6 +121,7 @@ impl Family for Nn {
             Nn::LayerNorm { .. } => "layer_norm".into(),
             Nn::CrossEntropy { ignore_index, .. } => format!("cross_entropy(ignore_index={ignore_index})"),
             Nn::Embedding { .. } => "embedding".into(),
+            Nn::Attention { scale, .. } => format!("attention(scale={scale})"),
         }
     }
 
@@ -109,6 +131,7 @@ impl Family for Nn {
             Nn::LayerNorm { input, weight, bias, .. } => vec![input, weight, bias],
             Nn::CrossEntropy { logits, .. } => vec![logits],
             Nn::Embedding { table, .. } => vec![table],
+            Nn::Attention { q, k, v, .. } => vec![q, k, v],
         }
     }
 
@@ -118,6 +141,7 @@ impl Family for Nn {
             Nn::LayerNorm { input, weight, bias, .. } => vec![input, weight, bias],
             Nn::CrossEntropy { logits, .. } => vec![logits],
             Nn::Embedding { table, .. } => vec![table],
+            Nn::Attention { q, k, v, .. } => vec![q, k, v],
         }
     }
 
@@ -129,6 +153,9 @@ impl Family for Nn {
             }
             Nn::CrossEntropy { logits, targets, .. } => vec![logits.value(), targets.clone()],
             Nn::Embedding { ids, .. } => vec![ids.clone()],
+            Nn::Attention { q, k, v, mask, probs, .. } => {
+                vec![q.value(), k.value(), v.value(), mask.clone(), probs.clone()]
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! The CPU backend: kernels over host buffers, parallel with rayon. The front end (`ops/`)
 //! hands them contiguous data or explicit strides plus small dimension structs.
 
+pub mod attention;
 pub mod backward;
 pub mod convert;
 pub mod copy;

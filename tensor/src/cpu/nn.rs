@@ -29,6 +29,14 @@ pub fn softmax_forward(x: &[f32], c: usize) -> Vec<f32> {
     y
 }
 
+/// [`softmax_forward`] of one row in place, with the same passes and so the same bits.
+pub fn softmax_row_in_place(row: &mut [f32]) {
+    let max = vectorized(|| row_max(row));
+    vectorized(|| row.iter_mut().for_each(|v| *v = exp_fast(*v - max)));
+    let inv = 1.0 / vectorized(|| sum(row));
+    vectorized(|| row.iter_mut().for_each(|o| *o *= inv));
+}
+
 /// `y = exp(x - max)` elementwise over one row.
 #[inline(always)]
 fn exp_shifted(yr: &mut [f32], xr: &[f32], max: f32) {

@@ -2,6 +2,7 @@
 //! misuse), resolves broadcasting and views, then calls a backend kernel.
 
 mod arith;
+mod attention;
 mod backward;
 mod elementwise;
 mod index;
@@ -13,4 +14,5 @@ mod optim;
 mod reduce;
 mod views;
 
+pub use attention::AttentionOutput;
 pub use nn::LayerNormOutput;

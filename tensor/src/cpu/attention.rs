@@ -1,0 +1,134 @@
+//! Fused scaled dot-product attention, forward and backward, one head at a time.
+//!
+//! For one head, with `Q` `(T, HS)`, `K` and `V` `(S, HS)`, a mask `M` `(T, S)` (nonzero where
+//! query `i` may not see key `j`) and `scale = 1/√HS`:
+//!
+//! ```text
+//! forward:   Sᵢⱼ = scale · Qᵢ·Kⱼ, or -∞ where Mᵢⱼ ≠ 0
+//!            P = softmax(S) row by row            (T, S)   saved for the backward
+//!            O = P · V                            (T, HS)
+//! backward:  dV = Pᵀ · dO                         (S, HS)
+//!            dP = dO · Vᵀ                         (T, S)
+//!            dS = P ⊙ (dP − rowsum(dP ⊙ P))      (T, S)   softmax's backward; 0 where masked
+//!            dQ = scale · dS · K                  (T, HS)
+//!            dK = scale · dSᵀ · Q                 (S, HS)
+//! ```
+//!
+//! "Fused" here means one pass per head with the `(T, S)` block in a buffer of its own, rather
+//! than five tensor ops each streaming the whole `(B, NH, T, S)` tensor through memory. Heads
+//! run in parallel; each product is the packed [`sgemm`] reading `Q`, `K`, `V` and `dO` in place
+//! through their strides (the heads of a `(B, T, NH, HS)` projection need no copy). The steps
+//! are the same as the unfused ops' in the same order, so the results are the same bits.
+
+use super::gemm::{sgemm, MatRef};
+use super::nn::softmax_row_in_place;
+use super::pool;
+use crate::layout::Layout;
+use rayon::prelude::*;
+
+/// Sizes: `heads = B·NH` pairs `(b, h)`, `nh` heads per batch row, `t` queries, `s` keys, `hs`
+/// the head size.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionDims {
+    pub b: usize,
+    pub nh: usize,
+    pub t: usize,
+    pub s: usize,
+    pub hs: usize,
+}
+
+/// A rank-4 operand `(B, NH, rows, cols)` read through its layout.
+#[derive(Clone, Copy)]
+pub struct Operand<'a> {
+    pub data: &'a [f32],
+    pub layout: &'a Layout,
+}
+
+impl<'a> Operand<'a> {
+    /// Head `(b, h)` as a matrix (rows along dim 2, columns along dim 3).
+    fn head(&self, b: usize, h: usize) -> MatRef<'a> {
+        let st = self.layout.strides();
+        MatRef {
+            data: self.data,
+            offset: self.layout.offset() + b * st[0] + h * st[1],
+            row_stride: st[2],
+            col_stride: st[3],
+        }
+    }
+}
+
+/// `(O, P)`: the output `(B, NH, T, HS)` and the probabilities `(B, NH, T, S)`, both
+/// contiguous. `mask` is already broadcast to `(B, NH, T, S)` (stride 0 on broadcast dims).
+pub fn attention_forward(
+    q: Operand<'_>,
+    k: Operand<'_>,
+    v: Operand<'_>,
+    mask: Operand<'_>,
+    d: AttentionDims,
+    scale: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let AttentionDims { nh, t, s, hs, .. } = d;
+    let mut out = pool::take(d.b * nh * t * hs);
+    let mut probs = pool::take(d.b * nh * t * s);
+    let heads = out.par_chunks_mut((t * hs).max(1)).zip(probs.par_chunks_mut((t * s).max(1))).enumerate();
+    heads.for_each(|(head, (o, p))| {
+        let (b, h) = (head / nh, head % nh);
+        if s == 0 || hs == 0 {
+            o.fill(0.0);
+            p.fill(f32::NAN); // softmax over no keys, as the unfused ops give
+            return;
+        }
+        sgemm(t, s, hs, q.head(b, h), k.head(b, h).t(), p, s, false);
+        let m = mask.head(b, h);
+        for (i, row) in p.chunks_mut(s).enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                let masked = m.at(i, j) != 0.0;
+                *x = if masked { f32::NEG_INFINITY } else { *x * scale };
+            }
+            softmax_row_in_place(row);
+        }
+        let probs_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
+        sgemm(t, hs, s, probs_head, v.head(b, h), o, hs, false);
+    });
+    (out, probs)
+}
+
+/// `(dQ, dK, dV)`, contiguous `(B, NH, T, HS)`, `(B, NH, S, HS)`, `(B, NH, S, HS)`, from the
+/// saved probabilities `probs` (contiguous `(B, NH, T, S)`) and the output gradient `dout`.
+pub fn attention_backward(
+    q: Operand<'_>,
+    k: Operand<'_>,
+    v: Operand<'_>,
+    probs: &[f32],
+    dout: Operand<'_>,
+    d: AttentionDims,
+    scale: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let AttentionDims { nh, t, s, hs, .. } = d;
+    let mut dq = vec![0.0; d.b * nh * t * hs];
+    let mut dk = vec![0.0; d.b * nh * s * hs];
+    let mut dv = vec![0.0; d.b * nh * s * hs];
+    if t * s * hs == 0 {
+        return (dq, dk, dv);
+    }
+    let grads = dq.par_chunks_mut(t * hs).zip(dk.par_chunks_mut(s * hs)).zip(dv.par_chunks_mut(s * hs));
+    grads.enumerate().for_each(|(head, ((dq, dk), dv))| {
+        let (b, h) = (head / nh, head % nh);
+        let p = &probs[head * t * s..(head + 1) * t * s];
+        let p_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
+        let d_o = dout.head(b, h);
+        sgemm(s, hs, t, p_head.t(), d_o, dv, hs, false);
+        let mut ds = vec![0.0; t * s];
+        sgemm(t, s, hs, d_o, v.head(b, h).t(), &mut ds, s, false);
+        for (dsr, pr) in ds.chunks_mut(s).zip(p.chunks(s)) {
+            let dot: f32 = pr.iter().zip(dsr.iter()).map(|(&p, &g)| p * g).sum();
+            for (g, &p) in dsr.iter_mut().zip(pr) {
+                *g = p * (*g - dot) * scale;
+            }
+        }
+        let ds_head = MatRef { data: &ds, offset: 0, row_stride: s, col_stride: 1 };
+        sgemm(t, hs, s, ds_head, k.head(b, h), dq, hs, false);
+        sgemm(s, hs, t, ds_head.t(), q.head(b, h), dk, hs, false);
+    });
+    (dq, dk, dv)
+}
