@@ -1,6 +1,6 @@
 //! The engine's contract: errors, grad mode, detach, accumulation across backward calls,
 //! shared subgraphs, deep graphs, the finiteness check, clipping, the graph dump, and SGD's
-//! update rules worked by hand.
+//! update rules worked by hand. `devices.rs` checks the device side of it on a GPU.
 
 use deltaw_autograd::{no_grad, Error, Grads, Sgd, SgdConfig, Var};
 use deltaw_tensor::{Device, Seed, Tensor};
@@ -104,6 +104,19 @@ fn clip_global_norm_scales_to_max_norm_and_returns_the_old_norm() {
     assert!((grads.global_norm() - 1.0).abs() < 1e-5);
     assert!((grads.get(&a).unwrap().to_vec()[0] - 0.6).abs() < 1e-6);
     assert_eq!(grads.clip_global_norm(10.0), grads.global_norm()); // under the limit: unchanged
+}
+
+#[test]
+fn global_norm_does_not_depend_on_the_order_gradients_were_stored() {
+    let vars: Vec<Var> = (0..16).map(|_| Var::parameter(t(&[0.0], &[1]))).collect();
+    let norm_of = |order: &mut dyn Iterator<Item = usize>| {
+        let mut grads = Grads::new();
+        order.for_each(|i| grads.insert(&vars[i], t(&[1.0 / (i as f32 + 3.0)], &[1])));
+        grads.global_norm()
+    };
+    let forward = norm_of(&mut (0..16));
+    assert_eq!(norm_of(&mut (0..16).rev()).to_bits(), forward.to_bits());
+    assert_eq!(norm_of(&mut (0..16).map(|i| (i * 7) % 16)).to_bits(), forward.to_bits());
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
-use commands::{demo, embed, generate, info, inspect_data, merge, plot, sft, GlobalArgs};
+use commands::{demo, embed, generate, info, inspect_data, merge, plot, sft, train, GlobalArgs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -28,6 +28,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Supervised fine-tuning of a GPT-2 folder on Alpaca / ShareGPT data, LoRA or --full.
     Sft(Box<sft::SftArgs>),
+    /// Pretrain a GPT-2-style model from scratch on text files (bytes or a tokenizer.json).
+    Train(Box<train::TrainArgs>),
     /// Fold a LoRA adapter (PEFT format) into its base model and write a model folder.
     Merge(merge::MergeArgs),
     /// Show how a dataset is tokenized and which tokens are trained on.
@@ -53,16 +55,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = cli.global.device().and_then(|device| match &cli.command {
-        Command::Embed(args) => embed::run(args, &device, &mut out),
-        Command::Generate(args) => generate::run(args, &device, &mut out),
+    let device = || cli.global.device();
+    let result = match &cli.command {
+        Command::Embed(args) => device().and_then(|d| embed::run(args, &d, &mut out)),
+        Command::Generate(args) => device().and_then(|d| generate::run(args, &d, &mut out)),
         Command::Info(args) => info::run(args, &mut out),
-        Command::Sft(args) => sft::run(args, &device, &mut out),
-        Command::Merge(args) => merge::run(args, &device, &mut out),
+        Command::Sft(args) => device().and_then(|d| sft::run(args, &d, &mut out)),
+        Command::Train(args) => device().and_then(|d| train::run(args, &d, &mut out)),
+        Command::Merge(args) => device().and_then(|d| merge::run(args, &d, &mut out)),
         Command::InspectData(args) => inspect_data::run(args, &mut out),
         Command::Plot(args) => plot::run(args, &mut out),
-        Command::Demo(args) => demo::run(args, &device, &mut out),
-    });
+        Command::Demo(args) => device().and_then(|d| demo::run(args, &d, &mut out)),
+    };
     match result.and_then(|()| out.flush().map_err(anyhow::Error::from)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if commands::is_broken_pipe(&e) => ExitCode::SUCCESS, // `deltaw ... | head`

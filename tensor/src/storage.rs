@@ -144,13 +144,14 @@ impl GpuStorage {
         Ok(GpuStorage { ctx: ctx.clone(), buffer, dtype, len })
     }
 
-    /// Copies the whole buffer back into host memory (waits for the queue).
-    pub(crate) fn download(&self) -> Result<CpuStorage, crate::gpu::GpuError> {
+    /// Copies the first `len` elements back into host memory (waits for the queue).
+    pub(crate) fn download(&self, len: usize) -> Result<CpuStorage, crate::gpu::GpuError> {
+        assert!(len <= self.len, "download of {len} elements from a buffer of {}", self.len);
         Ok(match self.dtype {
-            DType::F32 => CpuStorage::F32(self.ctx.read_back(&self.buffer, self.len)?),
-            DType::I32 => CpuStorage::I32(self.ctx.read_back(&self.buffer, self.len)?),
-            DType::F16 => CpuStorage::F16(self.ctx.read_back(&self.buffer, self.len)?),
-            DType::BF16 => CpuStorage::BF16(self.ctx.read_back(&self.buffer, self.len)?),
+            DType::F32 => CpuStorage::F32(self.ctx.read_back(&self.buffer, len)?),
+            DType::I32 => CpuStorage::I32(self.ctx.read_back(&self.buffer, len)?),
+            DType::F16 => CpuStorage::F16(self.ctx.read_back(&self.buffer, len)?),
+            DType::BF16 => CpuStorage::BF16(self.ctx.read_back(&self.buffer, len)?),
         })
     }
 }

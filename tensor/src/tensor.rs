@@ -399,7 +399,8 @@ impl Tensor {
             #[cfg(feature = "gpu")]
             (Storage::Gpu(_), _) => {
                 let dense = crate::ops::on_gpu::dense(self, "to_device");
-                let host = dense.gpu_storage().expect("dense keeps the device").download()?;
+                // A dense view may be a prefix of its buffer: read just its elements.
+                let host = dense.gpu_storage().expect("dense keeps the device").download(self.numel())?;
                 Tensor::from_cpu(host, self.shape()).to_device(device)
             }
             // Host to host is the early return above.

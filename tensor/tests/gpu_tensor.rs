@@ -278,7 +278,8 @@ proptest! {
 fn tensors_of_every_dtype_and_layout_move_to_the_gpu_and_back_unchanged() {
     let Some(dev) = gpu() else { return };
     let x = Tensor::randn((5, 7), Seed(1), &Device::Cpu).mul_scalar(100.0);
-    let views = [x.clone(), x.t(), x.narrow(0, 1, 3), x.narrow(1, 2, 5).t()];
+    // Whole, transposed, at an offset, a prefix of the buffer, and strided.
+    let views = [x.clone(), x.t(), x.narrow(0, 1, 3), x.narrow(0, 0, 2), x.narrow(1, 2, 5).t()];
     for v in &views {
         for dtype in [DType::F32, DType::F16, DType::BF16] {
             let host = v.to_dtype(dtype).unwrap();
@@ -289,6 +290,7 @@ fn tensors_of_every_dtype_and_layout_move_to_the_gpu_and_back_unchanged() {
             assert_eq!(back.to_vec(), host.to_vec(), "{dtype} {:?}", v.layout());
             // And views taken on the device read the same as on the host.
             assert_eq!(there.t().to_vec(), host.t().to_vec(), "{dtype} transposed on the GPU");
+            assert_eq!(there.narrow(0, 0, 1).to_vec(), host.narrow(0, 0, 1).to_vec(), "{dtype} prefix on the GPU");
         }
     }
     let ids = Tensor::from_vec(vec![3i32, -1, 7], 3, &Device::Cpu).unwrap();

@@ -10,6 +10,7 @@ pub mod merge;
 pub mod outdir;
 pub mod plot;
 pub mod sft;
+pub mod train;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
@@ -19,7 +20,7 @@ use std::path::Path;
 /// Options every subcommand takes.
 #[derive(Args)]
 pub struct GlobalArgs {
-    /// Where the model runs.
+    /// Where the model runs (embed, generate, train, sft, merge, demo; the other commands read files only).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
     pub device: DeviceArg,
 }
@@ -29,25 +30,34 @@ pub struct GlobalArgs {
 pub enum DeviceArg {
     /// All CPU cores (rayon), SIMD GEMM.
     Cpu,
-    /// The wgpu backend (Vulkan, Metal, DX12), once it is wired into tensors.
+    /// The wgpu backend (Vulkan, Metal, DX12): `WGPU_BACKEND` limits the backends tried and
+    /// `DELTAW_GPU_ADAPTER` picks an adapter by name.
     Gpu,
 }
 
 impl GlobalArgs {
-    /// The tensor device for `--device`.
+    /// The tensor device for `--device`; opening the GPU takes a moment, so only the commands
+    /// that run a model call this.
     ///
     /// # Errors
-    /// For `gpu`: deltaw-tensor's WGSL kernels exist, but `Tensor` has only the CPU device
-    /// so far, so no model can run on a GPU in this build.
+    /// For `gpu`: no adapter (the message names the backends tried and the adapters seen),
+    /// a device that cannot be opened, or a build without the `gpu` feature.
     pub fn device(&self) -> Result<Device> {
         match self.device {
             DeviceArg::Cpu => Ok(Device::Cpu),
-            DeviceArg::Gpu => bail!(
-                "--device gpu: the GPU device is not available for models in this build (the GPU backend is not \
-                 wired into deltaw's tensors yet); use --device cpu"
-            ),
+            DeviceArg::Gpu => gpu_device(),
         }
     }
+}
+
+#[cfg(feature = "gpu")]
+fn gpu_device() -> Result<Device> {
+    Device::gpu().map_err(|e| anyhow::anyhow!("--device gpu: {e}; use --device cpu to run on the CPU"))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_device() -> Result<Device> {
+    bail!("--device gpu: this deltaw was built without the `gpu` feature; use --device cpu")
 }
 
 /// Fails with a plain message when `dir` is not an existing folder, before any loader's

@@ -61,6 +61,7 @@ pub mod formats;
 mod render;
 mod shuffle;
 mod template;
+mod text;
 
 pub use batch::{collate, Batch};
 pub use codec::{ByteCodec, HfCodec, TextCodec};
@@ -68,3 +69,4 @@ pub use conversation::{Conversation, Role};
 pub use dataset::{LoadReport, Sample, SftDataset};
 pub use formats::DataFormat;
 pub use template::{PromptTemplate, SftOptions, IGNORE_INDEX};
+pub use text::{TextDataset, TextReport};

@@ -1,0 +1,179 @@
+//! `deltaw train`: pretrain a GPT-2-style model from scratch on plain text files, with the
+//! trainer `sft` uses (AdamW, warmup + cosine, clipping, evaluation, checkpoints, exact resume,
+//! metrics and loss curves), then write a model folder.
+//!
+//! Tokens come from the built-in byte-level codec (ids 0–255 are UTF-8 bytes, 256 is EOS: no
+//! file needed, any text) or from a `tokenizer.json` (`--tokenizer DIR`, e.g. GPT-2's folder).
+
+use super::outdir;
+use super::sft::interrupt_flag;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use deltaw_tensor::{Device, Seed};
+use deltaw_train::data::{ByteCodec, TextCodec, TextDataset};
+use deltaw_train::{HfCodec, Trainer, TrainerConfig};
+use deltaw_transformer::{Gpt2, Gpt2Config};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Text to train on: files, or folders whose .txt / .md / .text files are read (sorted).
+    #[arg(long, required = true, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// A folder with tokenizer.json (and config.json naming eos_token_id, or a tokenizer with
+    /// <|endoftext|>); default: bytes as tokens, EOS = 256.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Tokens per training sequence (also the model's context length, n_positions).
+    #[arg(long, default_value_t = 128)]
+    pub block_size: usize,
+    #[arg(long, default_value_t = 4)]
+    pub n_layer: usize,
+    #[arg(long, default_value_t = 4)]
+    pub n_head: usize,
+    #[arg(long, default_value_t = 128)]
+    pub n_embd: usize,
+    /// Hold out this fraction of the blocks (the end of the text) for validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_split: f64,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Optimizer steps for the whole run (overrides --epochs).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub weight_decay: f32,
+    #[arg(long, default_value_t = 0.05)]
+    pub warmup_ratio: f32,
+    /// Clip the gradient norm (0 turns clipping off).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f32,
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    #[arg(long)]
+    pub save_every: Option<usize>,
+    /// Seeds the initial weights, the shuffling and dropout.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Stop this invocation after this many steps in total (the schedule still spans the whole
+    /// run); continue later with --resume. For time-boxed sessions.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Output folder: metrics.jsonl, loss.png, checkpoints/, then model/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Replace deltaw's outputs in a non-empty --out.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl TrainArgs {
+    fn trainer_config(&self) -> TrainerConfig {
+        TrainerConfig {
+            epochs: self.epochs,
+            max_steps: self.max_steps,
+            batch_size: self.batch_size,
+            grad_accum: self.grad_accum,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_ratio: self.warmup_ratio,
+            max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
+            eval_every: self.eval_every,
+            save_every: self.save_every,
+            seed: self.seed,
+            stop_after: self.stop_after,
+            ..TrainerConfig::default()
+        }
+    }
+
+    fn codec(&self) -> Result<Box<dyn TextCodec>> {
+        match &self.tokenizer {
+            None => Ok(Box::new(ByteCodec)),
+            Some(dir) => {
+                super::check_model_dir(dir)?;
+                Ok(Box::new(HfCodec::from_dir(dir).with_context(|| format!("--tokenizer {}", dir.display()))?))
+            }
+        }
+    }
+}
+
+pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()> {
+    if !(0.0..1.0).contains(&args.val_split) {
+        bail!("--val-split {} must be in [0, 1)", args.val_split);
+    }
+    let codec = args.codec()?;
+    let config = Gpt2Config::new(codec.vocab_size(), args.block_size, args.n_embd, args.n_layer, args.n_head)?;
+    let data = TextDataset::load(&args.data, codec.as_ref(), args.block_size)?;
+    writeln!(out, "{}", data.report)?;
+    let (train, val) = data.split(args.val_split)?;
+    outdir::prepare(&args.out, args.overwrite, args.resume)?;
+    let model = Gpt2::init(config, Seed(args.seed), device);
+    let params = model.parameters();
+    let count: usize = params.iter().map(|p| p.value().numel()).sum();
+    writeln!(
+        out,
+        "GPT-2 from scratch: {} layers, n_embd {}, {} heads, context {}, vocabulary {}: {count} parameters",
+        args.n_layer,
+        args.n_embd,
+        args.n_head,
+        args.block_size,
+        codec.vocab_size()
+    )?;
+    let ids = (codec.eos_id(), codec.eos_id());
+    let mut trainer =
+        Trainer::new(&model, params, args.trainer_config(), &args.out, ids)?.with_interrupt(interrupt_flag());
+    if args.resume {
+        match trainer.resume()? {
+            Some(step) => writeln!(out, "resuming from step {step}")?,
+            None => writeln!(out, "no checkpoint in {} yet: starting from step 0", args.out.display())?,
+        }
+    }
+    let summary = trainer.fit(&train, val.as_ref())?;
+    writeln!(
+        out,
+        "{} steps, final loss {:.4}, {:.0} tokens/s, {:.1} s",
+        summary.steps,
+        summary.losses.last().copied().unwrap_or(f32::NAN),
+        summary.tokens_per_second,
+        summary.seconds
+    )?;
+    if let Some(e) = &summary.last_eval {
+        writeln!(out, "validation: loss {:.4}, perplexity {:.2}", e.val_loss, e.val_perplexity)?;
+    }
+    if summary.interrupted {
+        let at = summary.last_checkpoint.map(|p| p.display().to_string()).unwrap_or_default();
+        writeln!(out, "stopped early; checkpoint {at}. Continue with the same command plus --resume")?;
+        return Ok(());
+    }
+    let dir = args.out.join("model");
+    model.save_dir(&dir)?;
+    describe_tokens(args, &dir)?;
+    writeln!(out, "wrote {}", dir.display())?;
+    Ok(())
+}
+
+/// Copies the tokenizer files next to the model, or for the byte codec writes a README saying
+/// how ids map to text (there is no tokenizer.json to copy).
+fn describe_tokens(args: &TrainArgs, dir: &Path) -> Result<()> {
+    if let Some(tokenizer) = &args.tokenizer {
+        return outdir::copy_tokenizer_files(tokenizer, dir);
+    }
+    let readme = format!(
+        "# A GPT-2 pretrained by `deltaw train`\n\nByte-level: there is no tokenizer.json. Token ids 0-255 are the \
+         UTF-8 bytes of the text and id {} is end-of-sequence (EOS, also the padding id); every training file \
+         ended with EOS.\n",
+        ByteCodec::EOS_ID
+    );
+    deltaw_tensor::safetensors::write_atomic(&dir.join("README.md"), readme.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! `deltaw train` end to end: pretraining a tiny byte-level GPT-2 from scratch on a text file
+//! lowers its loss, writes the metrics, the loss curve and a loadable model folder, resumes,
+//! takes a tokenizer.json, and refuses bad input with clear errors.
+
+use deltaw_tensor::Device;
+use deltaw_transformer::Gpt2;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn deltaw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deltaw"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
+}
+
+#[track_caller]
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn fails_with(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "{stderr}");
+    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("deltaw-cli-train-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A small text with plenty of repetition, so 60 steps of a tiny model learn something.
+fn corpus(dir: &Path) -> String {
+    let text: String = (0..200).map(|i| format!("the cat sat on mat number {}.\n", i % 7)).collect();
+    let path = dir.join("corpus.txt");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn train(data: &str, out: &Path, steps: &str, extra: &[&str]) -> Output {
+    let out = out.display().to_string();
+    let mut args = vec![
+        "train",
+        "--data",
+        data,
+        "--out",
+        &out,
+        "--block-size",
+        "32",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "32",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        steps,
+        "--lr",
+        "3e-3",
+        "--eval-every",
+        "30",
+    ];
+    args.extend_from_slice(extra);
+    deltaw(&args)
+}
+
+/// The training losses logged in `metrics.jsonl`, in order.
+fn losses(out: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn pretraining_on_a_text_file_learns_and_writes_a_model_folder() {
+    let dir = temp("learn");
+    let (data, out) = (corpus(&dir), dir.join("run"));
+    let stdout = ok(&train(&data, &out, "60", &[]));
+    assert!(stdout.contains("1 files") && stdout.contains("parameters"), "{stdout}");
+    assert!(stdout.contains("validation: loss"), "{stdout}");
+    let losses = losses(&out);
+    assert_eq!(losses.len(), 60);
+    // Bytes start near ln(257) ≈ 5.5; a repetitive text is learnt well below half of that.
+    let (first, last) = (losses[0], losses[losses.len() - 5..].iter().sum::<f64>() / 5.0);
+    assert!(first > 5.0 && last < 2.5, "loss {first} → {last}");
+    assert!(out.join("loss.png").exists());
+    let model = Gpt2::from_dir(out.join("model"), &Device::Cpu).unwrap();
+    assert_eq!(model.config.vocab_size, 257);
+    assert!(std::fs::read_to_string(out.join("model/README.md")).unwrap().contains("id 256 is end-of-sequence"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_stopped_run_resumes_to_the_same_losses() {
+    let dir = temp("resume");
+    let data = corpus(&dir);
+    let (whole, parts) = (dir.join("whole"), dir.join("parts"));
+    ok(&train(&data, &whole, "12", &["--save-every", "6"]));
+    let first = ok(&train(&data, &parts, "12", &["--save-every", "6", "--stop-after", "6"]));
+    assert!(first.contains("stopped early") && !parts.join("model").exists(), "{first}");
+    // A second run in the same folder must ask for --resume or --overwrite.
+    fails_with(&train(&data, &parts, "12", &[]), "--overwrite");
+    let second = ok(&train(&data, &parts, "12", &["--save-every", "6", "--resume"]));
+    assert!(second.contains("resuming from step 6"), "{second}");
+    assert_eq!(losses(&whole), losses(&parts), "a resumed run repeats the uninterrupted one exactly");
+    assert!(parts.join("model").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_tokenizer_json_sets_the_vocabulary_and_is_copied() {
+    let dir = temp("tokenizer");
+    let (data, out) = (corpus(&dir), dir.join("run"));
+    let tokenizer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny_gpt2");
+    ok(&train(&data, &out, "4", &["--tokenizer", &tokenizer.display().to_string()]));
+    assert!(out.join("model/tokenizer.json").exists());
+    let model = Gpt2::from_dir(out.join("model"), &Device::Cpu).unwrap();
+    let tiny = Gpt2::from_dir(&tokenizer, &Device::Cpu).unwrap();
+    assert_eq!(model.config.vocab_size, tiny.config.vocab_size);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn missing_or_empty_data_and_bad_sizes_are_clear_errors() {
+    let dir = temp("errors");
+    let out = dir.join("run");
+    fails_with(&train("/no/such/corpus.txt", &out, "4", &[]), "/no/such/corpus.txt");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails_with(&train(&empty.display().to_string(), &out, "4", &[]), "no .txt, .md, .text file");
+    std::fs::write(empty.join("blank.txt"), "").unwrap();
+    fails_with(&train(&empty.display().to_string(), &out, "4", &[]), "no text to train on");
+    let data = corpus(&dir);
+    let out = out.display().to_string();
+    let odd_heads = ["train", "--data", &data, "--out", &out, "--n-embd", "32", "--n-head", "3"];
+    fails_with(&deltaw(&odd_heads), "not divisible by n_head");
+    std::fs::remove_dir_all(&dir).ok();
+}
