@@ -1,10 +1,12 @@
 //! GPT-2 against transformers: the tiny random model in `fixtures/tiny_gpt2` (made by
 //! `fixtures/models.py`) on a right-padded batch of two. Every hidden state, the logits, the
 //! shifted LM loss and every parameter's gradient must match `models.safetensors`; a
-//! mismatch names the first layer that diverges.
+//! mismatch names the first layer that diverges. Every model test runs on each device of
+//! `deltaw_tests::devices()` (the CPU, and the GPU where there is an adapter), failures
+//! prefixed by the device.
 
 use deltaw_tensor::{Device, Tensor};
-use deltaw_tests::{check_close, Fixtures, Tol};
+use deltaw_tests::{check_close, on_each_device, Case, Fixtures, Tol};
 use deltaw_transformer::{GenerateOptions, Gpt2};
 use std::path::PathBuf;
 
@@ -13,20 +15,31 @@ use std::path::PathBuf;
 /// over the batch, by a few e-5 relative.
 const MODEL: Tol = Tol { name: "MODEL", abs: 2e-5, rel: 1e-4 };
 
-fn tiny_gpt2() -> Gpt2 {
+fn tiny_gpt2(dev: &Device) -> Gpt2 {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("tiny_gpt2");
-    Gpt2::from_dir(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("loading tiny_gpt2: {e}"))
+    Gpt2::from_dir(&dir, dev).unwrap_or_else(|e| panic!("loading tiny_gpt2: {e}"))
+}
+
+/// An i32 `(1, T)` batch of `ids` on `dev`.
+fn row(ids: Vec<i32>, dev: &Device) -> Tensor {
+    let t = ids.len();
+    Tensor::from_vec(ids, (1, t), dev).unwrap()
 }
 
 #[test]
 fn gpt2_forward_loss_and_gradients_match_transformers() {
     let fixtures = Fixtures::load("models.safetensors");
-    let cases = fixtures.cases();
-    let case = cases.iter().find(|c| c.name == "gpt2_forward.batch2_padded").expect("gpt2_forward case");
-    let model = tiny_gpt2();
-    let ids = case.stored("input_ids");
-    let out = model.forward(&ids, Some(&case.stored("attention_mask")));
-    let loss = Gpt2::loss(&out.logits, &case.stored("labels"));
+    on_each_device(|dev| {
+        let case = fixtures.cases().into_iter().find(|c| c.name == "gpt2_forward.batch2_padded");
+        check_gpt2_forward_and_gradients(&case.expect("gpt2_forward case").on(dev));
+    });
+}
+
+fn check_gpt2_forward_and_gradients(case: &Case) {
+    let model = tiny_gpt2(case.device());
+    let ids = case.operand("input_ids");
+    let out = model.forward(&ids, Some(&case.operand("attention_mask")));
+    let loss = Gpt2::loss(&out.logits, &case.operand("labels"));
 
     // In forward order, so the first failure is the first layer that diverges.
     let n = out.hidden_states.len();
@@ -59,8 +72,13 @@ fn gpt2_forward_loss_and_gradients_match_transformers() {
 
 #[test]
 fn checkpoint_problems_are_reported_by_name() {
+    on_each_device(check_checkpoint_problems);
+}
+
+fn check_checkpoint_problems(dev: &Device) {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("tiny_gpt2");
-    let dir = std::env::temp_dir().join(format!("deltaw-gpt2-bad-{}", std::process::id()));
+    let tag = if dev.is_gpu() { "gpu" } else { "cpu" };
+    let dir = std::env::temp_dir().join(format!("deltaw-gpt2-bad-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
     let mut tensors = deltaw_tensor::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
@@ -69,7 +87,7 @@ fn checkpoint_problems_are_reported_by_name() {
     tensors.insert("transformer.extra".into(), Tensor::zeros(1, &Device::Cpu));
     deltaw_tensor::safetensors::save(tensors.iter().map(|(k, v)| (k.as_str(), v)), None, dir.join("model.safetensors"))
         .unwrap();
-    let err = Gpt2::from_dir(&dir, &Device::Cpu).err().expect("a bad checkpoint must not load").to_string();
+    let err = Gpt2::from_dir(&dir, dev).err().expect("a bad checkpoint must not load").to_string();
     for needle in [
         "'transformer.ln_f.bias' is missing",
         "'transformer.wpe.weight' has shape (3, 3)",
@@ -78,7 +96,7 @@ fn checkpoint_problems_are_reported_by_name() {
         assert!(err.contains(needle), "{err}");
     }
     std::fs::write(dir.join("config.json"), r#"{"model_type": "bert"}"#).unwrap();
-    let err = Gpt2::from_dir(&dir, &Device::Cpu).err().expect("wrong config").to_string();
+    let err = Gpt2::from_dir(&dir, dev).err().expect("wrong config").to_string();
     assert!(err.contains("config.json: invalid config"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
@@ -89,21 +107,28 @@ fn checkpoint_problems_are_reported_by_name() {
 #[test]
 fn greedy_generation_matches_transformers_with_and_without_cache() {
     let fixtures = Fixtures::load("models.safetensors");
-    let model = tiny_gpt2();
-    for case in fixtures.cases().iter().filter(|c| c.name.starts_with("gpt2_generate.prompt")) {
-        let prompt = case.stored("input_ids").to_vec_i32();
-        let expected = case.stored("output_ids").to_vec_i32();
-        for use_cache in [true, false] {
-            let options = GenerateOptions { use_cache, ..GenerateOptions::greedy(case.int("max_new_tokens") as usize) };
-            let new = model.generate(&prompt, &options);
-            assert_eq!([prompt.clone(), new].concat(), expected, "{} (use_cache {use_cache})", case.name);
+    on_each_device(|dev| {
+        let model = tiny_gpt2(dev);
+        for case in fixtures.cases().iter().filter(|c| c.name.starts_with("gpt2_generate.prompt")) {
+            let prompt = case.stored("input_ids").to_vec_i32();
+            let expected = case.stored("output_ids").to_vec_i32();
+            for use_cache in [true, false] {
+                let max_new_tokens = case.int("max_new_tokens") as usize;
+                let options = GenerateOptions { use_cache, ..GenerateOptions::greedy(max_new_tokens) };
+                let new = model.generate(&prompt, &options);
+                assert_eq!([prompt.clone(), new].concat(), expected, "{} (use_cache {use_cache})", case.name);
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn sampling_is_seeded_and_top_k_1_is_greedy() {
-    let model = tiny_gpt2();
+    on_each_device(check_sampling);
+}
+
+fn check_sampling(dev: &Device) {
+    let model = tiny_gpt2(dev);
     let prompt = [5, 17, 42];
     let sample = |seed| {
         let options = GenerateOptions { temperature: 1.0, top_p: Some(0.9), seed, ..GenerateOptions::greedy(12) };
@@ -143,7 +168,10 @@ fn batched_left_padded_generation_matches_transformers() {
     let fixtures = Fixtures::load("models.safetensors");
     let cases = fixtures.cases();
     let case = cases.iter().find(|c| c.name == "gpt2_generate.batch2_left_padded").expect("batch case");
-    let model = tiny_gpt2();
+    on_each_device(|dev| check_batched_generation(case, &tiny_gpt2(dev)));
+}
+
+fn check_batched_generation(case: &Case, model: &Gpt2) {
     let (ids, mask) = (case.stored("input_ids"), case.stored("attention_mask"));
     let (b, t) = (ids.dims()[0], ids.dims()[1]);
     let expected = case.stored("output_ids");
@@ -174,12 +202,17 @@ fn batched_left_padded_generation_matches_transformers() {
 /// its real positions, the logits of the same prompt alone.
 #[test]
 fn left_padded_forward_with_mask_positions_matches_the_unpadded_row() {
-    let model = tiny_gpt2();
-    let dev = Device::Cpu;
-    let alone = Tensor::from_vec(vec![5i32, 17, 42], (1, 3), &dev).unwrap();
-    let padded = Tensor::from_vec(vec![0i32, 0, 5, 17, 42], (1, 5), &dev).unwrap();
-    let mask = Tensor::from_vec(vec![0i32, 0, 1, 1, 1], (1, 5), &dev).unwrap();
+    on_each_device(check_left_padded_forward);
+}
+
+fn check_left_padded_forward(dev: &Device) {
+    let model = tiny_gpt2(dev);
+    let alone = row(vec![5, 17, 42], dev);
+    let padded = row(vec![0, 0, 5, 17, 42], dev);
+    let mask = row(vec![0, 0, 1, 1, 1], dev);
     let positions = deltaw_transformer::position_ids_from_mask(&mask);
+    assert_eq!(positions.device(), *dev, "positions stay on the mask's device");
+    assert_eq!(positions.to_vec_i32(), vec![1, 1, 0, 1, 2]);
     let expected = model.forward(&alone, None).logits.value().to_vec();
     let logits = model.forward_with_positions(&padded, Some(&mask), &positions).logits.value();
     let actual = logits.narrow(1, 2, 3).contiguous().to_vec();
@@ -192,7 +225,11 @@ fn left_padded_forward_with_mask_positions_matches_the_unpadded_row() {
 /// Prompts from outside are checked, not trusted: each error names the numbers and the limit.
 #[test]
 fn try_generate_refuses_bad_prompts_with_the_limit_named() {
-    let model = tiny_gpt2();
+    on_each_device(check_try_generate);
+}
+
+fn check_try_generate(dev: &Device) {
+    let model = tiny_gpt2(dev);
     let options = GenerateOptions::greedy(4);
     let err = |prompt: &[i32], options: &GenerateOptions| model.try_generate(prompt, options).unwrap_err().to_string();
     assert!(err(&[], &options).contains("empty"));
@@ -207,7 +244,11 @@ fn try_generate_refuses_bad_prompts_with_the_limit_named() {
 /// (row 0: the seed itself), and stopping at eos on its own while the other row goes on.
 #[test]
 fn batch_rows_sample_and_stop_as_they_would_alone() {
-    let model = tiny_gpt2();
+    on_each_device(check_batch_rows);
+}
+
+fn check_batch_rows(dev: &Device) {
+    let model = tiny_gpt2(dev);
     let prompts = vec![vec![5, 17, 42, 8, 9], vec![33, 2]];
     let sampled = GenerateOptions { temperature: 0.9, top_k: Some(20), seed: 11, ..GenerateOptions::greedy(10) };
     let batch = model.generate_batch(&prompts, &sampled).unwrap();
@@ -224,9 +265,13 @@ fn batch_rows_sample_and_stop_as_they_would_alone() {
 
 #[test]
 fn dropout_acts_only_in_train_mode_and_is_seeded() {
-    let model = tiny_gpt2(); // config.json: resid, embd and attn dropout 0.1
+    on_each_device(check_dropout);
+}
+
+fn check_dropout(dev: &Device) {
+    let model = tiny_gpt2(dev); // config.json: resid, embd and attn dropout 0.1
     assert_eq!(model.config.resid_pdrop, 0.1);
-    let ids = Tensor::from_vec(vec![5i32, 9, 2, 44, 17, 3], (1, 6), &Device::Cpu).unwrap();
+    let ids = row(vec![5, 9, 2, 44, 17, 3], dev);
     let eval = model.forward(&ids, None).logits.value().to_vec();
     let train = |seed| deltaw_autograd::train_mode(seed, || model.forward(&ids, None).logits.value().to_vec());
     assert_ne!(train(1), eval, "dropout changes the logits in train mode");

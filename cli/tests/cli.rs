@@ -157,10 +157,115 @@ fn the_wrong_model_kind_and_bad_sampling_flags_are_errors() {
     assert_fails_with(&out, &["no text to embed"]);
 }
 
+/// `deltaw` with extra environment variables.
+fn deltaw_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deltaw"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
+}
+
+/// Whether this machine has a GPU adapter; without one the GPU tests print a notice and pass,
+/// unless `DELTAW_REQUIRE_GPU=1` (as in CI, which installs a software Vulkan driver).
+fn gpu_available() -> bool {
+    #[cfg(feature = "gpu")]
+    let found = Device::gpu().map(|_| ()).map_err(|e| e.to_string());
+    #[cfg(not(feature = "gpu"))]
+    let found: Result<(), String> = Err("deltaw-cli was built without the `gpu` feature".into());
+    match found {
+        Ok(()) => true,
+        Err(e) if std::env::var("DELTAW_REQUIRE_GPU").as_deref() == Ok("1") => panic!("DELTAW_REQUIRE_GPU=1 but {e}"),
+        Err(e) => {
+            eprintln!("notice: --device gpu CLI tests skipped: {e}");
+            false
+        }
+    }
+}
+
 #[test]
-fn device_gpu_is_a_clear_error() {
-    let out = deltaw(&["--device", "gpu", "embed", "--model", &path("tiny_bert"), "x"]);
-    assert_fails_with(&out, &["--device gpu", "not available"]);
-    let out = deltaw(&["generate", "--model", &path("tiny_gpt2"), "--prompt", "x", "--device", "gpu"]);
-    assert_fails_with(&out, &["GPU device is not available for models in this build"]);
+fn device_gpu_embeds_and_generates_as_the_cpu_does() {
+    if !gpu_available() {
+        return;
+    }
+    let embed = |device: &str| {
+        let out =
+            deltaw(&["embed", "--model", &path("tiny_bert"), "--json", "--device", device, "the cat sat", "a dog"]);
+        let rows = stdout_json(&out);
+        let rows = rows.as_array().expect("an array of vectors").clone();
+        rows.iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect::<Vec<f64>>()
+    };
+    let (cpu, gpu) = (embed("cpu"), embed("gpu"));
+    assert_eq!(cpu.len(), gpu.len());
+    // Unit vectors through two f32 layers: the devices' rounding differs by ~1e-6.
+    let worst = cpu.iter().zip(&gpu).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-4, "embed --device gpu vs cpu: max abs diff {worst}");
+
+    let generate = |device: &str| {
+        let args = ["generate", "--model", &path("tiny_gpt2"), "--prompt", "hello world", "--greedy", "--json"];
+        stdout_json(&deltaw(&[&args[..], &["--device", device]].concat()))
+    };
+    let (cpu, gpu) = (generate("cpu"), generate("gpu"));
+    assert_eq!(gpu["new_ids"], cpu["new_ids"], "greedy ids on the GPU");
+    assert_eq!(gpu["text"], cpu["text"]);
+}
+
+#[test]
+fn device_gpu_without_a_matching_adapter_is_a_clear_error() {
+    let env = [("DELTAW_GPU_ADAPTER", "no-such-adapter-deltaw")];
+    let out = deltaw_with_env(&["--device", "gpu", "embed", "--model", &path("tiny_bert"), "x"], &env);
+    assert_fails_with(&out, &["--device gpu: ", "--device cpu"]);
+    #[cfg(feature = "gpu")]
+    assert_fails_with(&out, &["no GPU adapter found", "backends tried", "no-such-adapter-deltaw"]);
+    let out = deltaw_with_env(&["generate", "--model", &path("tiny_gpt2"), "--prompt", "x", "--device", "gpu"], &env);
+    assert_fails_with(&out, &["--device gpu: "]);
+    // Commands that only read files never open the device.
+    let out = deltaw_with_env(&["info", "--model", &path("tiny_gpt2"), "--device", "gpu"], &env);
+    assert!(out.status.success(), "info --device gpu: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The `"loss"` of every train line of a run's `metrics.jsonl`.
+fn train_losses(run: &std::path::Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics.jsonl");
+    let lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"));
+    lines.filter(|v| v["kind"] == "train").map(|v| v["loss"].as_f64().expect("a loss")).collect()
+}
+
+#[test]
+fn device_gpu_fine_tunes_and_merges_as_the_cpu_does() {
+    if !gpu_available() {
+        return;
+    }
+    let tmp = |name: &str| std::env::temp_dir().join(format!("deltaw-cli-gpu-{name}-{}", std::process::id()));
+    let (model, data) = (path("tiny_gpt2"), path("sft/alpaca.jsonl"));
+    let mut merged_weights = Vec::new();
+    for device in ["cpu", "gpu"] {
+        let (run, merged) = (tmp(&format!("sft-{device}")), tmp(&format!("merged-{device}")));
+        let run_s = run.display().to_string();
+        let sft = ["sft", "--model", &model, "--data", &data, "--max-steps", "4", "--batch-size", "2", "--lr", "1e-2"];
+        let out = deltaw(&[&sft[..], &["--seed", "3", "--overwrite", "--out", &run_s, "--device", device]].concat());
+        assert!(out.status.success(), "sft --device {device}: {}", String::from_utf8_lossy(&out.stderr));
+        let adapter = run.join("adapter").display().to_string();
+        let merge_args = ["merge", "--model", &model, "--adapter", &adapter, "--overwrite", "--device", device];
+        let out = deltaw(&[&merge_args[..], &["--out", &merged.display().to_string()]].concat());
+        assert!(out.status.success(), "merge --device {device}: {}", String::from_utf8_lossy(&out.stderr));
+        merged_weights.push((
+            train_losses(&run),
+            deltaw_tensor::safetensors::load(merged.join("model.safetensors"), &Device::Cpu).unwrap(),
+        ));
+        std::fs::remove_dir_all(run).ok();
+        std::fs::remove_dir_all(merged).ok();
+    }
+    let ((cpu_losses, cpu_weights), (gpu_losses, gpu_weights)) = (&merged_weights[0], &merged_weights[1]);
+    assert_eq!(cpu_losses.len(), 4);
+    // Four f32 AdamW steps apart from rounding: the devices' losses agree to ~1e-6 relative.
+    for (step, (c, g)) in cpu_losses.iter().zip(gpu_losses).enumerate() {
+        assert!((c - g).abs() <= 1e-4 * c.abs(), "step {}: loss {g} on the GPU, {c} on the CPU", step + 1);
+    }
+    for (name, c) in cpu_weights {
+        let (c, g) = (c.to_vec(), gpu_weights[name].to_vec());
+        let worst = c.iter().zip(&g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5, "merged {name}: max abs diff {worst} between the GPU and CPU runs");
+    }
 }

@@ -245,3 +245,24 @@ pub fn gpu() -> Option<Device> {
         None
     }
 }
+
+/// Runs `check` once on each of [`devices`], every device even after one fails, then panics
+/// listing each failure prefixed by its device (`[cpu] ...`, `[gpu (llvmpipe ...)] ...`). Each
+/// device's wall time goes to stderr (shown with `--nocapture`).
+pub fn on_each_device(check: impl Fn(&Device)) {
+    let mut failures = Vec::new();
+    for device in devices() {
+        let started = std::time::Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&device)));
+        eprintln!("[{device}] {:.2} s", started.elapsed().as_secs_f64());
+        if let Err(payload) = result {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("[{device}] {message}"));
+        }
+    }
+    assert!(failures.is_empty(), "failed on {} device(s):\n{}", failures.len(), failures.join("\n"));
+}

@@ -4,6 +4,11 @@
 //! With the cache, step s feeds only the newest token: each layer appends its key and value
 //! `(1, NH, 1, HS)` to the cached `(1, NH, T, HS)` ones, and the new query attends to all of
 //! them (no causal mask is needed for a single query at the end).
+//!
+//! The logits stay on the model's device: the repetition penalty is applied there, and greedy
+//! decoding takes the argmax there, so a step reads back one i32 per row. Sampling reads the
+//! last position's logits `(V,)` per row and draws on the host, with a host RNG, so a seed
+//! gives the same tokens on every device (up to the devices' rounding).
 
 use crate::error::{Error, Result};
 use crate::gpt2::{Block, Gpt2};
@@ -109,9 +114,9 @@ impl Gpt2 {
         no_grad(|| {
             let mut ids = prompt.to_vec();
             let mut cache = KvCache { layers: vec![None; self.h.len()] };
-            let mut logits = self.step_logits(&ids, 0, &mut cache, options.use_cache);
+            let mut logits = self.step_logits(&ids, 0, &mut cache, options.use_cache); // (1, V)
             for step in 0..options.max_new_tokens {
-                let next = pick_token(&logits, &ids, options, step);
+                let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
                 ids.push(next);
                 if Some(next) == options.eos_token_id || step + 1 == options.max_new_tokens {
                     break;
@@ -126,8 +131,9 @@ impl Gpt2 {
         })
     }
 
-    /// Logits `(V,)` of the last of `new_ids`, which start at position `past`.
-    fn step_logits(&self, new_ids: &[i32], past: usize, cache: &mut KvCache, use_cache: bool) -> Vec<f32> {
+    /// Logits `(1, V)` of the last of `new_ids`, which start at position `past`, on the model's
+    /// device.
+    fn step_logits(&self, new_ids: &[i32], past: usize, cache: &mut KvCache, use_cache: bool) -> Tensor {
         let dev = self.wte.value().device();
         let t = new_ids.len();
         let ids = Tensor::from_vec(new_ids.to_vec(), (1, t), &dev).expect("length matches");
@@ -138,7 +144,7 @@ impl Gpt2 {
             x = block_forward_cached(block, &x, &mask, slot, use_cache);
         }
         let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (1, 1, C)
-        last.matmul(&self.wte.t()).value().to_vec()
+        last.matmul(&self.wte.t()).value().reshape((1, self.config.vocab_size)) // (1, V)
     }
 }
 
@@ -170,18 +176,42 @@ pub(crate) fn block_forward_cached(
     x.add(&block.mlp_c_proj.forward(&h))
 }
 
-/// The next token from the last position's logits.
-pub(crate) fn pick_token(logits: &[f32], context: &[i32], options: &GenerateOptions, step: usize) -> i32 {
-    let mut logits = logits.to_vec();
-    if options.repetition_penalty != 1.0 {
-        for &id in context {
-            let l = &mut logits[id as usize];
-            *l = if *l > 0.0 { *l / options.repetition_penalty } else { *l * options.repetition_penalty };
+/// The next token of every row from the last position's logits `(B, V)` (on any device):
+/// `contexts[r]` is row r's prompt and tokens so far (for the repetition penalty), `options[r]`
+/// its decoding options (rows differ only in their seeds). Greedy rows read back only the
+/// argmax, one i32 per row; when any row samples, the logits are read back once.
+pub(crate) fn pick_tokens(logits: &Tensor, contexts: &[&[i32]], options: &[&GenerateOptions], step: usize) -> Vec<i32> {
+    let penalty = options[0].repetition_penalty;
+    let logits = if penalty == 1.0 { logits.clone() } else { penalize(logits, contexts, penalty) };
+    if options.iter().all(|o| o.temperature <= 0.0) {
+        return logits.argmax(-1).to_vec_i32(); // (B,): the first maximum, as on the host
+    }
+    let v = logits.dims()[1];
+    let values = logits.to_vec(); // (B·V)
+    values.chunks(v).zip(options).map(|(row, o)| sample(row, o, step)).collect()
+}
+
+/// transformers' CTRL-style repetition penalty on the device: where token j occurs in row r's
+/// context, a positive logit is divided by `penalty` and a negative one multiplied. The
+/// occurrence flags `(B, V)` are built on the host and uploaded (no read back).
+fn penalize(logits: &Tensor, contexts: &[&[i32]], penalty: f32) -> Tensor {
+    let (b, v) = (logits.dims()[0], logits.dims()[1]);
+    let mut seen = vec![0.0f32; b * v]; // row r of (B, V): 1.0 at every id of context r
+    for (r, context) in contexts.iter().enumerate() {
+        for &id in context.iter() {
+            seen[r * v + id as usize] = 1.0;
         }
     }
-    if options.temperature <= 0.0 {
-        return argmax(&logits) as i32;
-    }
+    let dev = logits.device();
+    let seen = Tensor::from_vec(seen, (b, v), &dev).expect("one flag per logit");
+    let positive = logits.gt(&Tensor::scalar(0.0, &dev));
+    let penalised = positive.where_(&logits.div_scalar(penalty), &logits.mul_scalar(penalty)); // (B, V)
+    seen.where_(&penalised, logits)
+}
+
+/// Samples one token from a row's logits `(V,)`: temperature, then top-k and top-p over the
+/// tokens sorted by probability, then a draw from what is kept.
+fn sample(logits: &[f32], options: &GenerateOptions, step: usize) -> i32 {
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
     let scaled: Vec<f32> = order.iter().map(|&i| logits[i] / options.temperature).collect();
@@ -200,6 +230,7 @@ pub(crate) fn pick_token(logits: &[f32], context: &[i32], options: &GenerateOpti
         keep = keep.min(nucleus.count().max(1));
     }
     let kept = &probs[..keep];
+    // The host RNG whatever the model's device: the same seed draws the same number everywhere.
     let u = Tensor::rand(1, Seed(options.seed.wrapping_add(step as u64)), &Device::Cpu).to_vec()[0]
         * kept.iter().sum::<f32>();
     let mut acc = 0.0;
@@ -210,8 +241,4 @@ pub(crate) fn pick_token(logits: &[f32], context: &[i32], options: &GenerateOpti
         }
     }
     order[keep - 1] as i32
-}
-
-fn argmax(xs: &[f32]) -> usize {
-    xs.iter().enumerate().fold(0, |best, (i, &x)| if x > xs[best] { i } else { best })
 }

@@ -11,14 +11,18 @@
 //! So a query always sees its own key: pad positions hold finite values that no real token reads.
 
 use crate::error::{Error, Result};
-use crate::generate::{block_forward_cached, pick_token, GenerateOptions, KvCache};
+use crate::generate::{block_forward_cached, pick_tokens, GenerateOptions, KvCache};
 use crate::gpt2::{Gpt2, Gpt2Output};
 use deltaw_autograd::no_grad;
-use deltaw_tensor::{DType, Device, Tensor};
+use deltaw_tensor::{DType, Tensor};
 
 /// transformers' position ids for a padded batch: per row `cumsum(attention_mask) - 1`, and 1
 /// where the mask is 0. `attention_mask` is `(B, T)` (1 = token, 0 = padding, any dtype);
-/// returns i32 `(B, T)`. For a left-padded row `[0, 0, 1, 1, 1]` that is `[1, 1, 0, 1, 2]`.
+/// returns i32 `(B, T)` on the mask's device. For a left-padded row `[0, 0, 1, 1, 1]` that is
+/// `[1, 1, 0, 1, 2]`.
+///
+/// The cumulative sum is a matmul with the upper-triangular ones `U[i, j] = (i <= j)`, so it
+/// runs on the mask's device; counts below 2²⁴ are exact in f32.
 ///
 /// # Panics
 /// If the mask is not 2-D.
@@ -30,17 +34,12 @@ pub fn position_ids_from_mask(attention_mask: &Tensor) -> Tensor {
         "position_ids_from_mask: mask must be (B, T), got {:?}",
         attention_mask.shape()
     );
-    let (b, t) = (attention_mask.dims()[0], attention_mask.dims()[1]);
-    let mask = attention_mask.to_dtype(DType::F32).expect("a 0/1 mask converts to f32").to_vec();
-    let mut positions = Vec::with_capacity(b * t);
-    for row in mask.chunks(t.max(1)).take(b) {
-        let mut seen = 0;
-        for &m in row {
-            positions.push(if m != 0.0 { seen } else { 1 });
-            seen += i32::from(m != 0.0);
-        }
-    }
-    Tensor::from_vec(positions, (b, t), &attention_mask.device()).expect("one position per token")
+    let (t, dev) = (attention_mask.dims()[1], attention_mask.device());
+    let real = attention_mask.to_dtype(DType::F32).expect("a 0/1 mask converts to f32").ne(&Tensor::scalar(0.0, &dev));
+    let idx = Tensor::arange(0.0, t as f32, &dev);
+    let upper = idx.reshape((t, 1)).le(&idx.reshape((1, t))); // (T, T): U[i, j] = 1 when i <= j
+    let counts = real.matmul(&upper); // (B, T): real tokens up to and including j
+    real.where_(&counts.sub_scalar(1.0), &Tensor::scalar(1.0, &dev)).to_dtype(DType::I32).expect("small integers")
 }
 
 impl Gpt2 {
@@ -60,18 +59,19 @@ impl Gpt2 {
     ) -> Gpt2Output {
         let (b, t) = (input_ids.dims()[0], input_ids.dims()[1]);
         assert_eq!(position_ids.dims(), &[b, t], "gpt2: position_ids {:?} vs ids ({b}, {t})", position_ids.shape());
+        // A bad id would index outside `wpe`: checked here, at the cost of one read back.
         let limit = self.config.n_positions as i32;
         let bad = position_ids.to_vec_i32().into_iter().find(|&p| p < 0 || p >= limit);
         assert!(bad.is_none(), "gpt2: position id {} is outside 0..{limit} (n_positions)", bad.unwrap_or_default());
+        let dev = input_ids.device();
         let key_real = match attention_mask {
             Some(m) => {
                 assert_eq!(m.dims(), &[b, t], "gpt2: attention_mask {:?} vs ids ({b}, {t})", m.shape());
-                m.to_dtype(DType::F32).expect("a 0/1 mask converts").to_vec().iter().map(|&x| x != 0.0).collect()
+                m.to_dtype(DType::F32).expect("a 0/1 mask converts").ne(&Tensor::scalar(0.0, &dev))
             }
-            None => vec![true; b * t],
+            None => Tensor::ones((b, t), &dev),
         };
-        let dev = input_ids.device();
-        let mask = padded_causal_mask(b, t, 0, &key_real, &dev); // (B, 1, T, T)
+        let mask = padded_causal_mask(t, 0, &key_real); // (B, 1, T, T)
         self.run(input_ids, position_ids, &mask)
     }
 
@@ -104,19 +104,21 @@ impl Gpt2 {
         let pad = options.eos_token_id.filter(|&id| id >= 0 && (id as usize) < v).unwrap_or(0);
         let mut batch = PaddedBatch::left_padded(prompts, pad);
         let mut cache = KvCache { layers: vec![None; self.h.len()] };
-        let mut logits = self.batch_logits(&batch, 0, &mut cache, options.use_cache); // (B·V)
+        let mut logits = self.batch_logits(&batch, 0, &mut cache, options.use_cache); // (B, V)
         let row_options: Vec<GenerateOptions> = (0..prompts.len())
             .map(|r| GenerateOptions { seed: row_seed(options.seed, r), ..options.clone() })
             .collect();
+        let row_options: Vec<&GenerateOptions> = row_options.iter().collect();
         let mut contexts = prompts.to_vec();
         let mut finished = vec![false; prompts.len()];
         for step in 0..options.max_new_tokens {
             let mut column = vec![pad; prompts.len()];
-            for (r, row_logits) in logits.chunks(v).enumerate() {
+            let rows: Vec<&[i32]> = contexts.iter().map(Vec::as_slice).collect();
+            let picked = pick_tokens(&logits, &rows, &row_options, step); // one per row, finished ones too
+            for (r, next) in picked.into_iter().enumerate() {
                 if finished[r] {
                     continue;
                 }
-                let next = pick_token(row_logits, &contexts[r], &row_options[r], step);
                 contexts[r].push(next);
                 column[r] = next;
                 finished[r] = Some(next) == options.eos_token_id;
@@ -135,22 +137,23 @@ impl Gpt2 {
         contexts.iter().zip(prompts).map(|(all, prompt)| all[prompt.len()..].to_vec()).collect()
     }
 
-    /// Logits `(B·V)` of the last column, feeding columns `past..` of `batch` (the earlier ones
-    /// are in `cache` when `use_cache`).
-    fn batch_logits(&self, batch: &PaddedBatch, past: usize, cache: &mut KvCache, use_cache: bool) -> Vec<f32> {
+    /// Logits `(B, V)` of the last column, on the model's device, feeding columns `past..` of
+    /// `batch` (the earlier ones are in `cache` when `use_cache`).
+    fn batch_logits(&self, batch: &PaddedBatch, past: usize, cache: &mut KvCache, use_cache: bool) -> Tensor {
         let dev = self.wte.value().device();
-        let (b, t) = (batch.ids.len(), batch.width() - past);
+        let (b, t, n) = (batch.ids.len(), batch.width() - past, batch.width());
         let columns = |rows: &[Vec<i32>]| rows.iter().flat_map(|row| row[past..].iter().copied()).collect::<Vec<_>>();
         let ids = Tensor::from_vec(columns(&batch.ids), (b, t), &dev).expect("one id per slot");
         let positions = Tensor::from_vec(columns(&batch.positions), (b, t), &dev).expect("one position per slot");
-        let key_real: Vec<bool> = batch.real.iter().flatten().copied().collect();
-        let mask = padded_causal_mask(b, t, past, &key_real, &dev); // (B, 1, t, past + t)
+        let key_real: Vec<f32> = batch.real.iter().flatten().map(|&real| f32::from(u8::from(real))).collect();
+        let key_real = Tensor::from_vec(key_real, (b, n), &dev).expect("one flag per slot"); // (B, past + t)
+        let mask = padded_causal_mask(t, past, &key_real); // (B, 1, t, past + t)
         let mut x = self.wte.embedding(&ids).add(&self.wpe.embedding(&positions)); // (B, t, C)
         for (block, slot) in self.h.iter().zip(cache.layers.iter_mut()) {
             x = block_forward_cached(block, &x, &mask, slot, use_cache);
         }
         let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (B, 1, C)
-        last.matmul(&self.wte.t()).value().to_vec() // (B, 1, V)
+        last.matmul(&self.wte.t()).value().reshape((b, self.config.vocab_size)) // (B, V)
     }
 }
 
@@ -196,26 +199,22 @@ impl PaddedBatch {
 }
 
 /// 1.0 where query i (absolute position `past + i`) may not see key j: j is later, or j is
-/// padding other than the query's own slot. `key_real` is `(B, past + t)` row-major, true for
-/// tokens; returns `(B, 1, t, past + t)`.
-fn padded_causal_mask(b: usize, t: usize, past: usize, key_real: &[bool], dev: &Device) -> Tensor {
-    let n = past + t;
-    let mut mask = vec![0.0f32; b * t * n];
-    for r in 0..b {
-        for i in 0..t {
-            let q = past + i;
-            for j in 0..n {
-                let hidden = j > q || (!key_real[r * n + j] && j != q);
-                mask[(r * t + i) * n + j] = if hidden { 1.0 } else { 0.0 }; // row (r, i) of (B, t, n)
-            }
-        }
-    }
-    Tensor::from_vec(mask, (b, 1, t, n), dev).expect("one flag per (row, query, key)")
+/// padding other than the query's own slot. `key_real` is `(B, past + t)`, 1.0 for tokens and
+/// 0.0 for padding; returns `(B, 1, t, past + t)` on its device.
+fn padded_causal_mask(t: usize, past: usize, key_real: &Tensor) -> Tensor {
+    let (b, n, dev) = (key_real.dims()[0], key_real.dims()[1], key_real.device());
+    let keys = Tensor::arange(0.0, n as f32, &dev).reshape((1, 1, 1, n));
+    let queries = Tensor::arange(past as f32, (past + t) as f32, &dev).reshape((1, 1, t, 1));
+    let later = keys.gt(&queries); // (1, 1, t, n)
+    let other = keys.ne(&queries); // (1, 1, t, n): not the query's own slot
+    let padding = key_real.eq(&Tensor::scalar(0.0, &dev)).reshape((b, 1, 1, n));
+    later.maximum(&padding.mul(&other)) // (B, 1, t, n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use deltaw_tensor::Device;
 
     #[test]
     fn positions_count_real_tokens_and_pads_get_one() {
@@ -225,10 +224,10 @@ mod tests {
 
     #[test]
     fn a_pad_query_sees_only_itself_and_real_queries_skip_pads() {
-        let real = [false, true, true];
-        let mask = padded_causal_mask(1, 3, 0, &real, &Device::Cpu).to_vec();
+        let real = Tensor::from_vec(vec![0.0f32, 1.0, 1.0], (1, 3), &Device::Cpu).unwrap();
+        let mask = padded_causal_mask(3, 0, &real).to_vec();
         assert_eq!(mask, vec![0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
-        let step = padded_causal_mask(1, 1, 2, &real, &Device::Cpu).to_vec(); // one new query at position 2
+        let step = padded_causal_mask(1, 2, &real).to_vec(); // one new query at position 2
         assert_eq!(step, vec![1.0, 0.0, 0.0]);
     }
 }

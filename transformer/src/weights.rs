@@ -14,6 +14,8 @@ pub struct Checkpoint {
     /// head models), found once and stripped.
     prefix: String,
     problems: Vec<String>,
+    /// Where the tensors were loaded, and where stand-ins for bad ones are made.
+    device: Device,
 }
 
 impl Checkpoint {
@@ -22,7 +24,7 @@ impl Checkpoint {
         let path = dir.join("model.safetensors");
         let tensors = safetensors::load(&path, device)?;
         let prefix = if tensors.keys().any(|k| k.starts_with(prefix)) { prefix.to_string() } else { String::new() };
-        Ok(Checkpoint { path, tensors, prefix, problems: Vec::new() })
+        Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone() })
     }
 
     /// Removes and returns `name` as f32 with the expected shape, or records why it cannot.
@@ -32,11 +34,11 @@ impl Checkpoint {
             Some(t) if t.dims() == shape => t.to_dtype(DType::F32).unwrap_or(t),
             Some(t) => {
                 self.problems.push(format!("'{key}' has shape {:?}, expected {shape:?}", t.shape()));
-                Tensor::zeros(shape.to_vec(), &t.device())
+                Tensor::zeros(shape.to_vec(), &self.device)
             }
             None => {
                 self.problems.push(format!("'{key}' is missing"));
-                Tensor::zeros(shape.to_vec(), &Device::Cpu)
+                Tensor::zeros(shape.to_vec(), &self.device)
             }
         }
     }

@@ -51,10 +51,13 @@ impl Tensor {
         let on_device = super::on_gpu::softmax_rows_backward(&y, &g, c, log, op);
         #[cfg(not(feature = "gpu"))]
         let on_device = None;
-        let dx = on_device.unwrap_or_else(|| {
-            let kernel = if log { kernels::log_softmax_backward } else { kernels::softmax_backward };
-            Tensor::from_f32(kernel(&y.f32_values(op), &g.f32_values(op), c), y.shape())
-        });
+        let dx = match on_device {
+            Some(t) => t,
+            None => {
+                let kernel = if log { kernels::log_softmax_backward } else { kernels::softmax_backward };
+                Tensor::from_f32(kernel(&y.f32_values(op), &g.f32_values(op), c), y.shape())
+            }
+        };
         match self.rank() {
             0 => dx.reshape(()),
             _ if d == last => dx,

@@ -53,10 +53,13 @@ impl Tensor {
         let on_device = super::on_gpu::softmax_rows(&moved, c, log, op);
         #[cfg(not(feature = "gpu"))]
         let on_device = None;
-        let out = on_device.unwrap_or_else(|| {
-            let kernel = if log { kernels::log_softmax_forward } else { kernels::softmax_forward };
-            Tensor::from_f32(kernel(&moved.f32_values(op), c), moved.shape())
-        });
+        let out = match on_device {
+            Some(t) => t,
+            None => {
+                let kernel = if log { kernels::log_softmax_forward } else { kernels::softmax_forward };
+                Tensor::from_f32(kernel(&moved.f32_values(op), c), moved.shape())
+            }
+        };
         match self.rank() {
             0 => out.reshape(()),
             _ if d == last => out,
