@@ -228,28 +228,7 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     write_run_json(args, &config)?;
     let ids = (codec.eos_id(), codec.eos_id());
     let mut trainer = Trainer::new(&model, params, config, &args.out, ids)?.with_interrupt(interrupt_flag());
-    if args.resume {
-        match trainer.resume()? {
-            Some(step) => writeln!(out, "resuming from step {step}")?,
-            None => writeln!(out, "no checkpoint in {} yet: starting from step 0", args.out.display())?,
-        }
-    }
-    let summary = trainer.fit(&train, val.as_ref())?;
-    writeln!(
-        out,
-        "{} steps, final loss {:.4}, {:.0} tokens/s, {:.1} s",
-        summary.steps,
-        summary.losses.last().copied().unwrap_or(f32::NAN),
-        summary.tokens_per_second,
-        summary.seconds
-    )?;
-    if let Some(e) = &summary.last_eval {
-        let em = e.exact_match.map(|x| format!(", exact match {:.1}%", 100.0 * x)).unwrap_or_default();
-        writeln!(out, "validation: loss {:.4}, perplexity {:.2}{em}", e.val_loss, e.val_perplexity)?;
-    }
-    if summary.interrupted {
-        let at = summary.last_checkpoint.map(|p| p.display().to_string()).unwrap_or_default();
-        writeln!(out, "stopped early; checkpoint {at}. Continue with the same command plus --resume")?;
+    if fit_and_report(&mut trainer, args.resume, &args.out, (&train, val.as_ref()), out)? {
         return Ok(());
     }
     let dest = match &lora {
@@ -267,6 +246,41 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     };
     writeln!(out, "wrote {}", dest.display())?;
     Ok(())
+}
+
+/// Resumes from `out_dir`'s last checkpoint when asked, trains, and prints the summary; true
+/// when the run stopped early (Ctrl-C or `stop_after`) and said how to continue.
+pub fn fit_and_report(
+    trainer: &mut Trainer<'_>,
+    resume: bool,
+    out_dir: &Path,
+    (train, val): (&SftDataset, Option<&SftDataset>),
+    out: &mut impl Write,
+) -> Result<bool> {
+    if resume {
+        match trainer.resume()? {
+            Some(step) => writeln!(out, "resuming from step {step}")?,
+            None => writeln!(out, "no checkpoint in {} yet: starting from step 0", out_dir.display())?,
+        }
+    }
+    let summary = trainer.fit(train, val)?;
+    writeln!(
+        out,
+        "{} steps, final loss {:.4}, {:.0} tokens/s, {:.1} s",
+        summary.steps,
+        summary.losses.last().copied().unwrap_or(f32::NAN),
+        summary.tokens_per_second,
+        summary.seconds
+    )?;
+    if let Some(e) = &summary.last_eval {
+        let em = e.exact_match.map(|x| format!(", exact match {:.1}%", 100.0 * x)).unwrap_or_default();
+        writeln!(out, "validation: loss {:.4}, perplexity {:.2}{em}", e.val_loss, e.val_perplexity)?;
+    }
+    if summary.interrupted {
+        let at = summary.last_checkpoint.map(|p| p.display().to_string()).unwrap_or_default();
+        writeln!(out, "stopped early; checkpoint {at}. Continue with the same command plus --resume")?;
+    }
+    Ok(summary.interrupted)
 }
 
 /// Records what the run was (`run.json`) next to its outputs.

@@ -6,7 +6,7 @@
 //! file needed, any text) or from a `tokenizer.json` (`--tokenizer DIR`, e.g. GPT-2's folder).
 
 use super::outdir;
-use super::sft::interrupt_flag;
+use super::sft::{fit_and_report, interrupt_flag};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deltaw_tensor::{Device, Seed};
@@ -132,27 +132,7 @@ pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()
     let ids = (codec.eos_id(), codec.eos_id());
     let mut trainer =
         Trainer::new(&model, params, args.trainer_config(), &args.out, ids)?.with_interrupt(interrupt_flag());
-    if args.resume {
-        match trainer.resume()? {
-            Some(step) => writeln!(out, "resuming from step {step}")?,
-            None => writeln!(out, "no checkpoint in {} yet: starting from step 0", args.out.display())?,
-        }
-    }
-    let summary = trainer.fit(&train, val.as_ref())?;
-    writeln!(
-        out,
-        "{} steps, final loss {:.4}, {:.0} tokens/s, {:.1} s",
-        summary.steps,
-        summary.losses.last().copied().unwrap_or(f32::NAN),
-        summary.tokens_per_second,
-        summary.seconds
-    )?;
-    if let Some(e) = &summary.last_eval {
-        writeln!(out, "validation: loss {:.4}, perplexity {:.2}", e.val_loss, e.val_perplexity)?;
-    }
-    if summary.interrupted {
-        let at = summary.last_checkpoint.map(|p| p.display().to_string()).unwrap_or_default();
-        writeln!(out, "stopped early; checkpoint {at}. Continue with the same command plus --resume")?;
+    if fit_and_report(&mut trainer, args.resume, &args.out, (&train, val.as_ref()), out)? {
         return Ok(());
     }
     let dir = args.out.join("model");
