@@ -202,11 +202,11 @@ mod tests {
         assert!(err.to_string().starts_with("/no/such/file.txt:"), "{err}");
         let dir = std::env::temp_dir().join(format!("deltaw-text-empty-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let err = TextDataset::load(&[dir.clone()], &ByteCodec, 8).unwrap_err();
+        let err = TextDataset::load(std::slice::from_ref(&dir), &ByteCodec, 8).unwrap_err();
         assert!(err.to_string().contains("no .txt, .md, .text file"), "{err}");
         std::fs::write(dir.join("a.md"), "# Title\nbody").unwrap();
         std::fs::write(dir.join("skip.json"), "{}").unwrap();
-        let data = TextDataset::load(&[dir.clone()], &ByteCodec, 8).unwrap();
+        let data = TextDataset::load(std::slice::from_ref(&dir), &ByteCodec, 8).unwrap();
         assert_eq!(data.report.files, 1);
         std::fs::remove_dir_all(&dir).ok();
     }
