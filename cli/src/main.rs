@@ -4,7 +4,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
-use commands::{demo, embed, generate, info, inspect_data, merge, plot, sft, train, GlobalArgs};
+use commands::{demo, embed, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -38,6 +38,8 @@ enum Command {
     Plot(plot::PlotArgs),
     /// The whole job offline: pretrain a tiny GPT-2, LoRA-fine-tune it on a new task, merge, report.
     Demo(demo::DemoArgs),
+    /// Retrieval over .md / .txt notes: `rag index` embeds them, `rag query` ranks chunks (and answers).
+    Rag(rag::RagArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::InspectData(args) => inspect_data::run(args, &mut out),
         Command::Plot(args) => plot::run(args, &mut out),
         Command::Demo(args) => device().and_then(|d| demo::run(args, &d, &mut out)),
+        Command::Rag(args) => device().and_then(|d| rag::run(args, &d, &mut out)),
     };
     match result.and_then(|()| out.flush().map_err(anyhow::Error::from)) {
         Ok(()) => ExitCode::SUCCESS,

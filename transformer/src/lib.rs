@@ -23,6 +23,7 @@ mod gpt2;
 mod init;
 mod layers;
 mod pooling;
+pub mod rag;
 mod save;
 mod sentence;
 mod tokenizer;

@@ -9,6 +9,7 @@ pub mod inspect_data;
 pub mod merge;
 pub mod outdir;
 pub mod plot;
+pub mod rag;
 pub mod sft;
 pub mod train;
 

@@ -1,0 +1,185 @@
+//! `deltaw rag index` and `deltaw rag query` end to end on the shipped notes
+//! (`tests/fixtures/rag_docs`): with the committed tiny BERT for the mechanics and errors, and
+//! with all-MiniLM-L6-v2, when it has been fetched (`scripts/fetch_minilm.sh`), for hits
+//! that must include the right file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+}
+
+fn path(name: &str) -> String {
+    fixture(name).display().to_string()
+}
+
+fn deltaw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deltaw"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
+}
+
+fn stdout_json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", out.stdout))
+}
+
+/// Exit code 1, stderr starting `error: ` and containing every needle, and no panic.
+#[track_caller]
+fn assert_fails_with(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("deltaw-cli-rag-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[test]
+fn rag_index_then_query_json_with_the_tiny_bert() {
+    let root = scratch("tiny");
+    let index = s(&root.join("index"));
+    let out = deltaw(&[
+        "rag",
+        "index",
+        "--model",
+        &path("tiny_bert"),
+        "--docs",
+        &path("rag_docs"),
+        "--out",
+        &index,
+        "--json",
+    ]);
+    let stats = stdout_json(&out);
+    assert_eq!(stats["files_embedded"].as_array().unwrap().len(), 18, "{stats}");
+    let total = stats["chunks_total"].as_u64().unwrap();
+    assert!(total >= 18 && stats["chunks_embedded"] == total, "{stats}");
+
+    let again = deltaw(&["rag", "index", "--model", &path("tiny_bert"), "--docs", &path("rag_docs"), "--out", &index]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let line = String::from_utf8(again.stdout).unwrap();
+    assert!(line.starts_with("index: 0 files embedded (0 chunks), 18 reused, 0 removed"), "{line}");
+
+    // The model is found through index.json; BM25 alone needs none.
+    let json =
+        stdout_json(&deltaw(&["rag", "query", "--index", &index, "-k", "3", "--json", "decoupled weight decay"]));
+    let hits = json["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3, "{json}");
+    for (i, hit) in hits.iter().enumerate() {
+        assert_eq!(hit["rank"], i + 1);
+        assert!(hit["dense"].is_number() && hit["bm25"].is_number() && hit["text"].is_string(), "{hit}");
+        assert!(hit["start_line"].as_u64().unwrap() <= hit["end_line"].as_u64().unwrap(), "{hit}");
+    }
+    let bm25 =
+        stdout_json(&deltaw(&["rag", "query", "--index", &index, "--hybrid", "1", "--json", "decoupled weight decay"]));
+    assert_eq!(bm25["hits"][0]["path"], "adamw.md", "{bm25}");
+    assert!(bm25["hits"][0]["dense"].is_null(), "no dense score without a model: {bm25}");
+
+    let plain = deltaw(&["rag", "query", "--index", &index, "--hybrid", "1", "-k", "2", "decoupled weight decay"]);
+    let text = String::from_utf8(plain.stdout).unwrap();
+    assert!(text.starts_with("1. ") && text.contains("adamw.md:") && text.contains("\n2. "), "{text}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn rag_query_generate_answers_within_the_generator_s_context() {
+    let root = scratch("generate");
+    let index = s(&root.join("index"));
+    let built = deltaw(&["rag", "index", "--model", &path("tiny_bert"), "--docs", &path("rag_docs"), "--out", &index]);
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let args = ["rag", "query", "--index", &index, "--generate", &path("tiny_gpt2"), "--max-new-tokens", "8", "--json"];
+    let json = stdout_json(&deltaw(&[&args[..], &["what is lora"]].concat()));
+    let prompt = json["prompt"].as_str().unwrap();
+    assert!(prompt.ends_with("Question: what is lora\nAnswer:"), "{prompt}");
+    assert!(json["answer"].is_string(), "{json}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn rag_errors_are_one_clear_line() {
+    let root = scratch("errors");
+    let index = root.join("index");
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let tiny = path("tiny_bert");
+    assert_fails_with(
+        &deltaw(&["rag", "index", "--model", &tiny, "--docs", &s(&empty), "--out", &s(&index)]),
+        &["empty", "no .md or .txt files"],
+    );
+    assert_fails_with(
+        &deltaw(&["rag", "index", "--model", &path("tiny_gpt2"), "--docs", &path("rag_docs"), "--out", &s(&index)]),
+        &["tiny_gpt2", "not a sentence-embedding model", "gpt2"],
+    );
+    assert_fails_with(&deltaw(&["rag", "query", "--index", &s(&root.join("none")), "q"]), &["none", "index.json"]);
+
+    let built = deltaw(&["rag", "index", "--model", &tiny, "--docs", &path("rag_docs"), "--out", &s(&index)]);
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert_fails_with(&deltaw(&["rag", "query", "--index", &s(&index), "--hybrid", "2", "q"]), &["--hybrid", "[0, 1]"]);
+    assert_fails_with(&deltaw(&["rag", "query", "--index", &s(&index), "-k", "0", "q"]), &["k must be at least 1"]);
+    let embeddings = index.join("embeddings.safetensors");
+    std::fs::write(&embeddings, b"\x10\x00\x00\x00\x00\x00\x00\x00{").unwrap();
+    assert_fails_with(
+        &deltaw(&["rag", "query", "--index", &s(&index), "q"]),
+        &["embeddings.safetensors", "corrupt index", "--rebuild"],
+    );
+    std::fs::write(index.join("chunks.json"), "[{").unwrap();
+    assert_fails_with(&deltaw(&["rag", "query", "--index", &s(&index), "q"]), &["chunks.json", "corrupt index"]);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+fn minilm_dir() -> Option<PathBuf> {
+    let dir = match std::env::var("DELTAW_MINILM_DIR") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => std::env::var("DELTAW_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/deltaw"))
+            .join("all-MiniLM-L6-v2"),
+    };
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    let required = std::env::var("DELTAW_REQUIRE_MINILM").is_ok_and(|v| v == "1");
+    assert!(!required, "all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
+    eprintln!("notice: skipping, all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
+    None
+}
+
+#[test]
+fn rag_with_minilm_finds_the_right_note_in_the_top_5() {
+    let Some(model) = minilm_dir() else { return };
+    let root = scratch("minilm");
+    let index = s(&root.join("index"));
+    let built = deltaw(&["rag", "index", "--model", &s(&model), "--docs", &path("rag_docs"), "--out", &index]);
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    for (question, file) in [
+        ("Which trick lets me fine-tune a big network by training only two skinny matrices?", "lora.md"),
+        ("How can I make generated text less predictable and more creative?", "sampling.txt"),
+    ] {
+        let json =
+            stdout_json(&deltaw(&["rag", "query", "--index", &index, "--model", &s(&model), "--json", question]));
+        let hits = json["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 5, "{json}");
+        assert!(hits.iter().any(|h| h["path"] == file), "{question}: {file} not in the top 5: {json}");
+    }
+    // A query with another model than the index's is refused.
+    assert_fails_with(
+        &deltaw(&["rag", "query", "--index", &index, "--model", &path("tiny_bert"), "anything"]),
+        &["index.json", "all-MiniLM-L6-v2", "tiny_bert"],
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
