@@ -1,43 +1,12 @@
 //! The `deltaw` binary end to end on the committed tiny models: output shapes, agreement with
 //! the library, and every error path exiting 1 with one `error:` line and no panic.
 
+mod support;
+
 use deltaw_tensor::Device;
 use deltaw_transformer::{GenerateOptions, Gpt2, Tokenizer};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
-}
-
-fn deltaw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deltaw"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
-}
-
-fn stdout_json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", out.stdout))
-}
-
-/// Exit code 1, stderr starting `error: ` and containing every needle, and no panic.
-#[track_caller]
-fn assert_fails_with(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "{stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
-    }
-}
-
-fn path(name: &str) -> String {
-    fixture(name).display().to_string()
-}
+use support::{assert_fails_with, deltaw, fixture, path, stdout_json};
 
 #[test]
 fn embed_json_gives_one_unit_vector_per_text() {

@@ -3,16 +3,10 @@
 //! the adapter, and every artefact the report names is on disk (the plots as decodable PNGs).
 //! Also `deltaw plot` on the demo's metrics, and the demo's refusal of a non-empty folder.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod support;
 
-fn deltaw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deltaw"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
-}
+use std::path::{Path, PathBuf};
+use support::deltaw;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("deltaw-cli-{name}-{}", std::process::id()));

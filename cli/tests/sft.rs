@@ -2,22 +2,17 @@
 //! the SFT fixture files: outputs written, nothing overwritten without a flag, resume, merge
 //! into a loadable model folder, and clear errors.
 
+mod support;
+
 use deltaw_lora::Lora;
 use deltaw_tensor::{Device, Tensor};
 use deltaw_transformer::Gpt2;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+use support::deltaw;
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name).display().to_string()
-}
-
-fn deltaw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deltaw"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
 }
 
 #[track_caller]

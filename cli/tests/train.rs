@@ -2,18 +2,13 @@
 //! lowers its loss, writes the metrics, the loss curve and a loadable model folder, resumes,
 //! takes a tokenizer.json, and refuses bad input with clear errors.
 
+mod support;
+
 use deltaw_tensor::Device;
 use deltaw_transformer::Gpt2;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn deltaw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deltaw"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
-}
+use std::process::Output;
+use support::deltaw;
 
 #[track_caller]
 fn ok(out: &Output) -> String {

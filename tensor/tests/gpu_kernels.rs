@@ -9,31 +9,8 @@ mod gpu_support;
 use deltaw_tensor::cpu::{self, gemm::MatRef, reduce::ReduceDims};
 use deltaw_tensor::gpu::{self, GpuContext, GpuError, MatmulArgs};
 use deltaw_tensor::{BinaryOp, Device, Layout, ReduceOp, Tensor, UnaryOp};
-use gpu_support::{assert_close, context, down, new_context, randn, up, view, Tol};
+use gpu_support::{assert_close, context, down, new_context, randn, up, view, Tol, UNARY_OPS};
 use half::{bf16, f16};
-
-const UNARY_OPS: [UnaryOp; 20] = [
-    UnaryOp::Neg,
-    UnaryOp::Abs,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Rsqrt,
-    UnaryOp::Tanh,
-    UnaryOp::Sigmoid,
-    UnaryOp::Relu,
-    UnaryOp::Silu,
-    UnaryOp::Gelu,
-    UnaryOp::GeluTanh,
-    UnaryOp::Powf(2.0),
-    UnaryOp::Powf(3.0),
-    UnaryOp::Powf(0.5),
-    UnaryOp::Powf(-1.0),
-    UnaryOp::AddScalar(0.25),
-    UnaryOp::MulScalar(-3.0),
-    UnaryOp::DivScalar(7.0),
-    UnaryOp::ScalarDiv(2.0),
-];
 
 #[test]
 fn unary_ops_match_cpu_on_a_transposed_narrowed_view() {

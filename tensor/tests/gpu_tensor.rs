@@ -9,8 +9,8 @@
 mod gpu_support;
 
 use deltaw_tensor::gpu::{GpuContext, GpuError, GpuOptions};
-use deltaw_tensor::{AdamWScalars, DType, Device, Error, ReduceOp, Seed, Tensor, UnaryOp};
-use gpu_support::{assert_close, context, Tol};
+use deltaw_tensor::{AdamWScalars, DType, Device, Error, ReduceOp, Seed, Tensor};
+use gpu_support::{assert_close, context, Tol, UNARY_OPS};
 use proptest::prelude::*;
 
 /// The shared context as a device.
@@ -73,36 +73,13 @@ impl Inputs {
 
 type OpFn = fn(&Inputs) -> Vec<Tensor>;
 
-const UNARY: [UnaryOp; 20] = [
-    UnaryOp::Neg,
-    UnaryOp::Abs,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Rsqrt,
-    UnaryOp::Tanh,
-    UnaryOp::Sigmoid,
-    UnaryOp::Relu,
-    UnaryOp::Silu,
-    UnaryOp::Gelu,
-    UnaryOp::GeluTanh,
-    UnaryOp::Powf(2.0),
-    UnaryOp::Powf(0.5),
-    UnaryOp::Powf(-1.5),
-    UnaryOp::AddScalar(0.25),
-    UnaryOp::MulScalar(-3.0),
-    UnaryOp::DivScalar(7.0),
-    UnaryOp::ScalarDiv(2.0),
-    UnaryOp::Relu,
-];
-
 /// Every op with the tolerance GPU results are held to against the CPU's (see `Tol`).
 fn ops() -> Vec<(&'static str, Tol, OpFn)> {
     vec![
         ("unary", Tol::TRANSCENDENTAL, |i| {
             // Positive inputs, so log/sqrt/fractional powers are defined on both devices.
             let x = i.x().abs().add_scalar(0.1);
-            UNARY.iter().map(|&op| x.unary(op)).collect()
+            UNARY_OPS.iter().map(|&op| x.unary(op)).collect()
         }),
         ("add sub mul maximum minimum", Tol::ARITH, |i| {
             let (x, y) = (i.x(), i.y());

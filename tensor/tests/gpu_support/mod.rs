@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use deltaw_tensor::gpu::{self, GpuContext, GpuOptions};
-use deltaw_tensor::{Device, Layout, Seed, Tensor};
+use deltaw_tensor::{Device, Layout, Seed, Tensor, UnaryOp};
 
 /// Named tolerances: |actual - expected| <= abs + rel · |expected|.
 #[derive(Clone, Copy, Debug)]
@@ -91,3 +91,27 @@ pub fn up(ctx: &GpuContext, data: &[f32]) -> gpu::GpuBuffer {
 pub fn down(ctx: &GpuContext, buffer: &gpu::GpuBuffer, len: usize) -> Vec<f32> {
     ctx.read_back(buffer, len).unwrap()
 }
+
+/// Every unary op, with several exponents and scalars.
+pub const UNARY_OPS: [UnaryOp; 20] = [
+    UnaryOp::Neg,
+    UnaryOp::Abs,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Rsqrt,
+    UnaryOp::Tanh,
+    UnaryOp::Sigmoid,
+    UnaryOp::Relu,
+    UnaryOp::Silu,
+    UnaryOp::Gelu,
+    UnaryOp::GeluTanh,
+    UnaryOp::Powf(2.0),
+    UnaryOp::Powf(3.0),
+    UnaryOp::Powf(0.5),
+    UnaryOp::Powf(-1.0),
+    UnaryOp::AddScalar(0.25),
+    UnaryOp::MulScalar(-3.0),
+    UnaryOp::DivScalar(7.0),
+    UnaryOp::ScalarDiv(2.0),
+];
