@@ -3,7 +3,7 @@
 //!
 //! Each text is [`WORDS`] words drawn from [`VOCAB`] by a 64-bit LCG (Knuth's MMIX constants,
 //! index = bits 33.. of the state mod 64), joined by spaces and ended by ".". Every word is one
-//! WordPiece of BERT's uncased vocabulary, so a text is 125 words + "." + [CLS] + [SEP] = 128.
+//! WordPiece of BERT's uncased vocabulary, so a text is 125 words + "." + `[CLS]` + `[SEP]` = 128.
 
 use std::path::PathBuf;
 

@@ -5,8 +5,7 @@ mod support;
 
 use deltaw_tensor::Device;
 use deltaw_transformer::{GenerateOptions, Gpt2, Tokenizer};
-use std::process::{Command, Output, Stdio};
-use support::{assert_fails_with, deltaw, fixture, path, stdout_json};
+use support::{assert_fails_with, deltaw, deltaw_with_env, fixture, gpu_available, path, stdout_json, train_losses};
 
 #[test]
 fn embed_json_gives_one_unit_vector_per_text() {
@@ -126,33 +125,6 @@ fn the_wrong_model_kind_and_bad_sampling_flags_are_errors() {
     assert_fails_with(&out, &["no text to embed"]);
 }
 
-/// `deltaw` with extra environment variables.
-fn deltaw_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deltaw"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
-}
-
-/// Whether this machine has a GPU adapter; without one the GPU tests print a notice and pass,
-/// unless `DELTAW_REQUIRE_GPU=1` (as in CI, which installs a software Vulkan driver).
-fn gpu_available() -> bool {
-    #[cfg(feature = "gpu")]
-    let found = Device::gpu().map(|_| ()).map_err(|e| e.to_string());
-    #[cfg(not(feature = "gpu"))]
-    let found: Result<(), String> = Err("deltaw-cli was built without the `gpu` feature".into());
-    match found {
-        Ok(()) => true,
-        Err(e) if std::env::var("DELTAW_REQUIRE_GPU").as_deref() == Ok("1") => panic!("DELTAW_REQUIRE_GPU=1 but {e}"),
-        Err(e) => {
-            eprintln!("notice: --device gpu CLI tests skipped: {e}");
-            false
-        }
-    }
-}
-
 #[test]
 fn device_gpu_embeds_and_generates_as_the_cpu_does() {
     if !gpu_available() {
@@ -192,13 +164,6 @@ fn device_gpu_without_a_matching_adapter_is_a_clear_error() {
     // Commands that only read files never open the device.
     let out = deltaw_with_env(&["info", "--model", &path("tiny_gpt2"), "--device", "gpu"], &env);
     assert!(out.status.success(), "info --device gpu: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// The `"loss"` of every train line of a run's `metrics.jsonl`.
-fn train_losses(run: &std::path::Path) -> Vec<f64> {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics.jsonl");
-    let lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"));
-    lines.filter(|v| v["kind"] == "train").map(|v| v["loss"].as_f64().expect("a loss")).collect()
 }
 
 #[test]

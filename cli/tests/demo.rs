@@ -1,12 +1,13 @@
 //! `deltaw demo --quick` end to end: it pretrains, fine-tunes with LoRA and merges offline,
 //! the fine-tuned task's exact match goes from near 0 to ≥ 90%, the merged model agrees with
 //! the adapter, and every artefact the report names is on disk (the plots as decodable PNGs).
-//! Also `deltaw plot` on the demo's metrics, and the demo's refusal of a non-empty folder.
+//! Also `deltaw plot` on the demo's metrics, the demo's refusal of a non-empty folder, Ctrl-C
+//! and `--resume`, and `--device gpu`.
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use support::deltaw;
+use support::{deltaw, gpu_available, stdout_json, train_losses};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("deltaw-cli-{name}-{}", std::process::id()));
@@ -48,6 +49,9 @@ fn demo_quick_learns_the_new_task_merges_and_writes_every_artefact() {
         "base/config.json",
         "base/model.safetensors",
         "base/README.md",
+        "base/tokenizer.json",
+        "model/tokenizer.json",
+        "model/generation_config.json",
         "model/model.safetensors",
         "model/README.md",
         "adapter/adapter_config.json",
@@ -74,4 +78,99 @@ fn plot_of_a_missing_file_fails_with_one_error_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.starts_with("error: ") && stderr.contains("/nonexistent/metrics.jsonl"), "{stderr}");
+}
+
+/// A short demo's arguments: enough LoRA steps (60, ~5 s in a debug build) that a Ctrl-C sent
+/// after its third step lands mid-phase.
+fn short_demo(out: &Path, extra: &[&str]) -> Vec<String> {
+    let args = ["demo", "--quick", "--json", "--pretrain-steps", "40", "--lora-steps", "60", "--held-out", "8"];
+    let out = ["--out", out.to_str().unwrap()];
+    [&args[..], &out, extra].concat().iter().map(|s| s.to_string()).collect()
+}
+
+/// Lines in `path`, 0 while it does not exist.
+fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_keeps_a_checkpoint_and_resume_ends_as_an_uninterrupted_run() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let (reference, stopped) = (temp_dir("demo-ref"), temp_dir("demo-stopped"));
+    let out = deltaw(&short_demo(&reference, &[]).iter().map(String::as_str).collect::<Vec<_>>());
+    let uninterrupted = stdout_json(&out);
+
+    let child = Command::new(env!("CARGO_BIN_EXE_deltaw"))
+        .args(short_demo(&stopped, &[]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("deltaw demo starts");
+    let (lora_metrics, started) = (stopped.join("lora/metrics.jsonl"), Instant::now());
+    while line_count(&lora_metrics) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(600), "the LoRA phase never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("deltaw demo ends");
+    let report = stdout_json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted: finishing this step"), "{stderr}");
+    assert_eq!(report["stopped"]["phase"], "LoRA fine-tuning", "{report}");
+    assert!(report["resume"].as_str().unwrap().contains("--resume"), "{report}");
+    let step = report["stopped"]["step"].as_u64().unwrap();
+    assert!((3..60).contains(&step), "stopped at step {step}: {report}");
+    let checkpoint = PathBuf::from(report["stopped"]["checkpoint"].as_str().unwrap());
+    assert!(checkpoint.ends_with(format!("lora/checkpoints/step-{step:06}")), "{}", checkpoint.display());
+    assert!(checkpoint.is_dir() && !stopped.join("adapter").exists());
+
+    let pretrain_log = std::fs::read_to_string(stopped.join("pretrain/metrics.jsonl")).unwrap();
+    let out = deltaw(&short_demo(&stopped, &["--resume"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let resumed = stdout_json(&out);
+    assert_eq!(resumed["phases"]["lora"]["resumed_from"], step, "{resumed}");
+    assert_eq!(resumed["phases"]["pretrain"]["resumed_from"], 40, "pretraining is restored, not redone");
+    assert!(std::fs::read_to_string(stopped.join("pretrain/metrics.jsonl")).unwrap() == pretrain_log, "log rewritten");
+    // Every step is a function of the seeds: the same losses, scores and merged weights.
+    for phase in ["pretrain", "lora"] {
+        assert_eq!(train_losses(&stopped.join(phase)), train_losses(&reference.join(phase)), "{phase} losses");
+    }
+    assert_eq!(resumed["exact_match"], uninterrupted["exact_match"]);
+    let weights = |dir: &Path| std::fs::read(dir.join("model/model.safetensors")).unwrap();
+    assert!(weights(&stopped) == weights(&reference), "the merged models differ");
+    std::fs::remove_dir_all(&reference).ok();
+    std::fs::remove_dir_all(&stopped).ok();
+}
+
+#[test]
+fn demo_on_the_gpu_trains_and_merges_as_on_the_cpu() {
+    if !gpu_available() {
+        return;
+    }
+    // A few steps only: software Vulkan runs this model's step in seconds, not milliseconds.
+    let run = |device: &str| {
+        let dir = temp_dir(&format!("demo-{device}"));
+        let args = ["demo", "--json", "--pretrain-steps", "2", "--lora-steps", "2", "--held-out", "2"];
+        let report = stdout_json(&deltaw(&[&args[..], &["--device", device, "--out", dir.to_str().unwrap()]].concat()));
+        (dir, report)
+    };
+    let ((cpu_dir, cpu), (gpu_dir, gpu)) = (run("cpu"), run("gpu"));
+    for report in [&cpu, &gpu] {
+        assert_eq!(report["merge"]["answers_agree"], true, "{report}");
+    }
+    assert!(gpu_dir.join("model/model.safetensors").is_file() && gpu_dir.join("adapter").is_dir());
+    // The first loss is one forward pass (devices agree to ~1e-6 relative); later ones follow
+    // f32 AdamW steps whose updates amplify rounding at most to ~1e-5 here.
+    for phase in ["pretrain", "lora"] {
+        let (c, g) = (train_losses(&cpu_dir.join(phase)), train_losses(&gpu_dir.join(phase)));
+        assert_eq!(c.len(), g.len());
+        for (step, (c, g)) in c.iter().zip(&g).enumerate() {
+            assert!((c - g).abs() <= 1e-4 * c.abs(), "{phase} step {}: {g} on the GPU, {c} on the CPU", step + 1);
+        }
+    }
+    std::fs::remove_dir_all(&cpu_dir).ok();
+    std::fs::remove_dir_all(&gpu_dir).ok();
 }

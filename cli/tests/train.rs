@@ -94,6 +94,11 @@ fn pretraining_on_a_text_file_learns_and_writes_a_model_folder() {
     let model = Gpt2::from_dir(out.join("model"), &Device::Cpu).unwrap();
     assert_eq!(model.config.vocab_size, 257);
     assert!(std::fs::read_to_string(out.join("model/README.md")).unwrap().contains("id 256 is end-of-sequence"));
+    // The byte-level tokenizer.json makes the folder runnable: the prompt's ids are its bytes.
+    let model_dir = out.join("model").display().to_string();
+    let args = ["generate", "--model", &model_dir, "--prompt", "the é", "--max-new-tokens", "4", "--json"];
+    let generated = support::stdout_json(&deltaw(&args));
+    assert_eq!(generated["prompt_ids"], serde_json::json!([116, 104, 101, 32, 0xc3, 0xa9]), "{generated}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

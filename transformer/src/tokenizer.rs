@@ -42,7 +42,7 @@ impl Tokenizer {
         Ok(Tokenizer { inner, path })
     }
 
-    /// The ids of `text`, with the special tokens the tokenizer adds (e.g. BERT's [CLS] … [SEP]).
+    /// The ids of `text`, with the special tokens the tokenizer adds (e.g. BERT's `[CLS]` … `[SEP]`).
     pub fn encode(&self, text: &str) -> Result<Vec<i32>> {
         let enc = self.inner.encode(text, true).map_err(|e| self.error(e))?;
         Ok(enc.get_ids().iter().map(|&id| id as i32).collect())
@@ -88,7 +88,7 @@ impl Tokenizer {
         Error::Config { path: self.path.clone(), message: e.to_string() }
     }
 
-    /// The ids of `text` without the special tokens the tokenizer would add (no [CLS]/[SEP],
+    /// The ids of `text` without the special tokens the tokenizer would add (no `[CLS]`/`[SEP]`,
     /// no BOS), as `tokenizer.encode(text, add_special_tokens=False)`: for building sequences
     /// piece by piece, as SFT templates do. Added tokens written in the text (`<|endoftext|>`)
     /// are still recognised.

@@ -92,7 +92,7 @@ fn sampling_options(args: &GenerateArgs) -> Result<GenerateOptions> {
 
 /// `eos_token_id` of `generation_config.json` when the folder has one, else of `config.json`
 /// (`config`); a list (as some models write) gives its first id.
-fn eos_token_id(dir: &Path, config: &Value) -> Result<Option<i32>> {
+pub fn eos_token_id(dir: &Path, config: &Value) -> Result<Option<i32>> {
     let path = dir.join("generation_config.json");
     let generation: Option<Value> = if path.exists() {
         let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;

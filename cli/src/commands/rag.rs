@@ -78,7 +78,7 @@ pub struct QueryArgs {
     /// of each; 0 = embeddings only, 1 = BM25 only (no model loaded).
     #[arg(long, default_value_t = SearchOptions::default().hybrid, value_name = "W")]
     pub hybrid: f32,
-    /// Answer with this GPT-2 folder from a prompt "Context:\n<chunks>\n\nQuestion: <q>\nAnswer:"
+    /// Answer with this GPT-2 folder from a prompt `Context:\n<chunks>\n\nQuestion: <q>\nAnswer:`
     /// (the best chunks that fit in its context).
     #[arg(long, value_name = "GPT_DIR")]
     pub generate: Option<PathBuf>,
@@ -241,7 +241,7 @@ fn answer(
     let (prompt, _) = fit_prompt(question, &texts, |p| Ok::<bool, anyhow::Error>(tokenizer.encode(p)?.len() <= limit))?;
     let ids = tokenizer.encode(&prompt)?;
     let mut options = GenerateOptions::greedy(max_new_tokens);
-    options.eos_token_id = model.config.raw.get("eos_token_id").and_then(Value::as_i64).map(|id| id as i32);
+    options.eos_token_id = super::generate::eos_token_id(dir, &model.config.raw)?;
     let new_ids = model.try_generate(&ids, &options).with_context(|| format!("generating with {}", dir.display()))?;
     Ok((prompt, tokenizer.decode(&new_ids)?))
 }

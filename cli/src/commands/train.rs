@@ -142,16 +142,17 @@ pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()
     Ok(())
 }
 
-/// Copies the tokenizer files next to the model, or for the byte codec writes a README saying
-/// how ids map to text (there is no tokenizer.json to copy).
+/// Copies the tokenizer files next to the model, or for the byte codec writes its
+/// `tokenizer.json` (a byte-level BPE with no merges) and a README saying how ids map to text.
 fn describe_tokens(args: &TrainArgs, dir: &Path) -> Result<()> {
     if let Some(tokenizer) = &args.tokenizer {
         return outdir::copy_tokenizer_files(tokenizer, dir);
     }
+    ByteCodec::save_files(dir)?;
     let readme = format!(
-        "# A GPT-2 pretrained by `deltaw train`\n\nByte-level: there is no tokenizer.json. Token ids 0-255 are the \
-         UTF-8 bytes of the text and id {} is end-of-sequence (EOS, also the padding id); every training file \
-         ended with EOS.\n",
+        "# A GPT-2 pretrained by `deltaw train`\n\nByte-level: token ids 0-255 are the UTF-8 bytes of the text and \
+         id {} is end-of-sequence (EOS, also the padding id); every training file ended with EOS. tokenizer.json \
+         spells this as a byte-level BPE with no merges, so `deltaw generate` and transformers read the same ids.\n",
         ByteCodec::EOS_ID
     );
     deltaw_tensor::safetensors::write_atomic(&dir.join("README.md"), readme.as_bytes())?;

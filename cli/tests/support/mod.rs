@@ -37,3 +37,37 @@ pub fn assert_fails_with(out: &Output, needles: &[&str]) {
         assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
     }
 }
+
+/// `deltaw` with extra environment variables.
+pub fn deltaw_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deltaw"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running deltaw {args:?}: {e}"))
+}
+
+/// Whether this machine has a GPU adapter; without one the GPU tests print a notice and pass,
+/// unless `DELTAW_REQUIRE_GPU=1` (as in CI, which installs a software Vulkan driver).
+pub fn gpu_available() -> bool {
+    #[cfg(feature = "gpu")]
+    let found = deltaw_tensor::Device::gpu().map(|_| ()).map_err(|e| e.to_string());
+    #[cfg(not(feature = "gpu"))]
+    let found: Result<(), String> = Err("deltaw-cli was built without the `gpu` feature".into());
+    match found {
+        Ok(()) => true,
+        Err(e) if std::env::var("DELTAW_REQUIRE_GPU").as_deref() == Ok("1") => panic!("DELTAW_REQUIRE_GPU=1 but {e}"),
+        Err(e) => {
+            eprintln!("notice: --device gpu CLI tests skipped: {e}");
+            false
+        }
+    }
+}
+
+/// The `"loss"` of every train line of a run's `metrics.jsonl`.
+pub fn train_losses(run: &std::path::Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics.jsonl");
+    let lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"));
+    lines.filter(|v| v["kind"] == "train").map(|v| v["loss"].as_f64().expect("a loss")).collect()
+}

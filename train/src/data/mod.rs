@@ -54,6 +54,7 @@
 //! ```
 
 mod batch;
+mod byte_tokenizer;
 mod codec;
 mod conversation;
 mod dataset;

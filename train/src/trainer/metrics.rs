@@ -62,13 +62,19 @@ pub struct MetricsLog {
 
 impl MetricsLog {
     /// Opens `path` for appending, first dropping lines past `resume_step` (a run resumed from
-    /// step N repeats the steps after N, and their old lines would be duplicates).
+    /// step N repeats the steps after N, and their old lines would be duplicates). Kept lines
+    /// keep their bytes: parsing and re-printing could change the last digit of an f64.
     pub fn open(path: &Path, resume_step: usize) -> Result<MetricsLog> {
         let io = |source| Error::Io { path: path.into(), source };
         if path.exists() {
-            let kept: Vec<MetricsLine> = read_metrics(path)?.into_iter().filter(|l| l.step() <= resume_step).collect();
-            let text: String = kept.iter().map(|l| serde_json::to_string(l).expect("serialises") + "\n").collect();
-            deltaw_tensor::safetensors::write_atomic(path, text.as_bytes())?;
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            let steps = read_metrics(path)?.into_iter().map(|l| l.step());
+            let lines = text.lines().filter(|l| !l.trim().is_empty());
+            let kept: String =
+                lines.zip(steps).filter(|(_, step)| *step <= resume_step).map(|(l, _)| format!("{l}\n")).collect();
+            if kept != text {
+                deltaw_tensor::safetensors::write_atomic(path, kept.as_bytes())?;
+            }
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
         Ok(MetricsLog { path: path.into(), file })

@@ -10,12 +10,21 @@
 //!    held-out prompts exactly as the adapter did;
 //! 5. the base model, the adapter (PEFT format), the merged model, both runs' metrics and
 //!    loss plots are written to `--out`, and a report is printed (`--json` for a machine).
+//!
+//! Ctrl-C during either training phase finishes the step, writes a checkpoint into that
+//! phase's folder and stops, saying so; `--resume` then continues from the checkpoints. Every
+//! step is a function of the seeds alone, so a resumed demo ends with the same weights, losses
+//! and scores as one never stopped: a finished pretraining is restored from its last
+//! checkpoint, not retrained, and the LoRA phase resumes mid-run.
+
+mod report;
 
 use super::outdir;
+use super::sft::interrupt_flag;
 use anyhow::{bail, Result};
 use clap::Args;
 use deltaw_autograd::no_grad;
-use deltaw_lora::{Lora, LoraConfig, MergeReport, ParamCount, TargetModules};
+use deltaw_lora::{Lora, LoraConfig, ParamCount, TargetModules};
 use deltaw_tensor::{Device, Seed, Tensor};
 use deltaw_train::data::{collate, ByteCodec, SftDataset, TextCodec};
 use deltaw_train::synthetic::{compact_template, dataset, Task};
@@ -25,6 +34,8 @@ use deltaw_transformer::{Gpt2, Gpt2Config};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 const EOS: i32 = ByteCodec::EOS_ID;
@@ -45,8 +56,20 @@ pub struct DemoArgs {
     #[arg(long)]
     pub quick: bool,
     /// Replace deltaw's outputs in a non-empty --out.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// Continue a demo stopped by Ctrl-C from the checkpoints in --out (same other options).
+    #[arg(long)]
+    pub resume: bool,
+    /// Pretraining steps (default 800, or 300 with --quick).
+    #[arg(long, value_name = "N")]
+    pub pretrain_steps: Option<usize>,
+    /// LoRA fine-tuning steps (default 400, or 200 with --quick).
+    #[arg(long, value_name = "N")]
+    pub lora_steps: Option<usize>,
+    /// Held-out prompts per task, scored for exact match (default 200, or 50 with --quick).
+    #[arg(long, value_name = "N")]
+    pub held_out: Option<usize>,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -62,12 +85,19 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(quick: bool) -> Plan {
-        if quick {
+    fn new(args: &DemoArgs) -> Result<Plan> {
+        let mut plan = if args.quick {
             Plan { pretrain_steps: 300, lora_steps: 200, train_records: 2000, held_out: 50 }
         } else {
             Plan { pretrain_steps: 800, lora_steps: 400, train_records: 4000, held_out: 200 }
+        };
+        plan.pretrain_steps = args.pretrain_steps.unwrap_or(plan.pretrain_steps);
+        plan.lora_steps = args.lora_steps.unwrap_or(plan.lora_steps);
+        plan.held_out = args.held_out.unwrap_or(plan.held_out);
+        if plan.pretrain_steps == 0 || plan.lora_steps == 0 || plan.held_out == 0 {
+            bail!("--pretrain-steps, --lora-steps and --held-out must be at least 1");
         }
+        Ok(plan)
     }
 }
 
@@ -120,28 +150,6 @@ impl Scores {
     }
 }
 
-/// What one training phase did.
-struct Phase {
-    params: ParamCount,
-    summary: TrainSummary,
-    dir: PathBuf,
-}
-
-impl Phase {
-    fn json(&self) -> Value {
-        json!({
-            "trainable_params": self.params.trainable,
-            "total_params": self.params.all,
-            "steps": self.summary.steps,
-            "final_loss": self.summary.losses.last(),
-            "seconds": self.summary.seconds,
-            "tokens_per_second": self.summary.tokens_per_second,
-            "metrics": self.dir.join("metrics.jsonl"),
-            "plot": self.dir.join("loss.png"),
-        })
-    }
-}
-
 fn trainer_config(steps: usize, lr: f32) -> TrainerConfig {
     TrainerConfig {
         max_steps: Some(steps),
@@ -149,25 +157,51 @@ fn trainer_config(steps: usize, lr: f32) -> TrainerConfig {
         lr,
         warmup_ratio: 0.05,
         min_lr_ratio: 0.1,
-        eval_every: Some(steps / 5),
+        eval_every: Some((steps / 5).max(1)),
         progress: true,
         ..TrainerConfig::default()
     }
 }
 
-/// Trains `params` of `model` on `train`, evaluating on `val`, writing into `dir`.
+/// How a training phase runs: resumed or not, and the Ctrl-C flag it stops on.
+struct Control {
+    resume: bool,
+    interrupt: Arc<AtomicBool>,
+    json: bool,
+}
+
+/// What one training phase did: its parameter counts, and where it wrote.
+struct Phase {
+    name: &'static str,
+    params: ParamCount,
+    summary: TrainSummary,
+    /// The step the phase resumed from, when it did.
+    resumed_from: Option<usize>,
+    total_steps: usize,
+    dir: PathBuf,
+}
+
+/// Trains `params` of `model` on `train`, evaluating on `val`, writing into `dir`; with
+/// `control.resume`, first restores the newest checkpoint there (all of the phase, when it
+/// had finished).
 fn train(
     model: &Gpt2,
-    params: ParamCount,
+    (name, params): (&'static str, ParamCount),
     lora: Option<&Lora>,
     cfg: TrainerConfig,
     dir: PathBuf,
     sets: (&SftDataset, &SftDataset),
+    control: &Control,
 ) -> Result<Phase> {
     let vars = lora.map_or_else(|| model.parameters(), Lora::parameters);
-    let mut trainer = Trainer::new(model, vars, cfg, &dir, (EOS, EOS))?;
+    let total_steps = cfg.max_steps.unwrap_or_default();
+    let mut trainer = Trainer::new(model, vars, cfg, &dir, (EOS, EOS))?.with_interrupt(control.interrupt.clone());
+    let resumed_from = if control.resume { trainer.resume()? } else { None };
+    if let Some(step) = resumed_from {
+        progress(control.json, &format!("{name}: resuming from the checkpoint of step {step}"));
+    }
     let summary = trainer.fit(sets.0, Some(sets.1))?;
-    Ok(Phase { params, summary, dir })
+    Ok(Phase { name, params, summary, resumed_from, total_steps, dir })
 }
 
 /// Greedy answers to every held-out prompt of `set`.
@@ -198,17 +232,20 @@ fn probe(set: &SftDataset, device: &Device) -> Result<impl Fn(&Gpt2) -> Tensor> 
     Ok(move |m: &Gpt2| no_grad(|| m.forward(&batch.input_ids, Some(&batch.attention_mask)).logits.value()))
 }
 
-/// Saves `model` to `dir` with a README: a byte-level model has no tokenizer.json, so the
-/// folder says in words how text becomes ids.
+/// Saves `model` to `dir` with the byte codec's `tokenizer.json` (so `deltaw generate` runs it)
+/// and a README saying in words how text becomes ids.
 fn save_model(model: &Gpt2, dir: &Path, what: &str) -> Result<()> {
     model.save_dir(dir)?;
+    ByteCodec::save_files(dir)?;
+    let (prompt, answer) = FINETUNE.record_with(0, 0, WORD_LEN..=WORD_LEN);
+    let prompt = format!("{prompt}="); // the compact template's
     let readme = format!(
         "# deltaw demo: {what}\n\nA GPT-2 (2 layers, n_embd 64, 4 heads, 32 positions) trained from scratch by \
-         `deltaw demo`.\n\nIt is byte-level, so there is no tokenizer.json: token ids 0-255 are the UTF-8 bytes of \
-         the text, and id 256 is end-of-sequence (EOS, also the padding id).\nA prompt is `<task> <word>=`; the \
-         answer follows and ends with EOS, e.g. `{} abcd=` → `{}`.\n",
-        FINETUNE.name(),
-        FINETUNE.record_with(0, 0, WORD_LEN..=WORD_LEN).1,
+         `deltaw demo`.\n\nIt is byte-level: token ids 0-255 are the UTF-8 bytes of the text and id 256 is \
+         end-of-sequence (EOS, also the padding id); tokenizer.json spells this as a byte-level BPE with no \
+         merges.\nA prompt is `<task> <word>=`; the answer follows and ends with EOS, e.g. `{prompt}` → `{answer}`:\n\n\
+         ```sh\ndeltaw generate --model {} --prompt \"{prompt}\" --max-new-tokens 8\n```\n",
+        dir.display(),
     );
     deltaw_tensor::safetensors::write_atomic(&dir.join("README.md"), readme.as_bytes())?;
     Ok(())
@@ -221,8 +258,9 @@ fn progress(json: bool, message: &str) {
 }
 
 pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()> {
-    outdir::prepare(&args.out, args.overwrite, false)?;
-    let (started, plan) = (Instant::now(), Plan::new(args.quick));
+    let (started, plan) = (Instant::now(), Plan::new(args)?);
+    outdir::prepare(&args.out, args.overwrite, args.resume)?;
+    let control = Control { resume: args.resume, interrupt: interrupt_flag(), json: args.json };
     let data = Data::new(&plan)?;
     let config = Gpt2Config::new(ByteCodec.vocab_size(), 32, 64, 2, 4)?;
     let mut model = Gpt2::init(config, Seed(0), device);
@@ -232,7 +270,11 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
     let all: usize = model.parameters().iter().map(|p| p.value().numel()).sum();
     let cfg = trainer_config(plan.pretrain_steps, 3e-3);
     let sets = (&data.pretrain, &data.pretrain_test);
-    let pre = train(&model, ParamCount { trainable: all, all }, None, cfg, args.out.join("pretrain"), sets)?;
+    let count = ParamCount { trainable: all, all };
+    let pre = train(&model, ("pretraining", count), None, cfg, args.out.join("pretrain"), sets, &control)?;
+    if pre.summary.interrupted {
+        return report::stopped(out, &pre, args.json);
+    }
     let pretrained = Scores::measure(&model, &data);
     let mut examples = example_prompts(&data.finetune_test, 3)?;
     examples.extend(example_prompts(&data.pretrain_test, 1)?);
@@ -250,7 +292,12 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
     let mut lora = Lora::inject(&mut model, lora_config, Seed(3))?;
     let cfg = trainer_config(plan.lora_steps, 5e-3);
     let sets = (&data.finetune, &data.finetune_test);
-    let tuned_phase = train(&model, lora.param_count(&model), Some(&lora), cfg, args.out.join("lora"), sets)?;
+    let count = lora.param_count(&model);
+    let tuned_phase =
+        train(&model, ("LoRA fine-tuning", count), Some(&lora), cfg, args.out.join("lora"), sets, &control)?;
+    if tuned_phase.summary.interrupted {
+        return report::stopped(out, &tuned_phase, args.json);
+    }
     let tuned = Scores::measure(&model, &data);
     let after = example_answers(&model, &examples)?;
     let base = args.out.join("base");
@@ -272,8 +319,8 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
         "finetune_task": FINETUNE.name(),
         "held_out_prompts": plan.held_out,
         "exact_match": { "initial": initial.json(), "pretrained": pretrained.json(), "finetuned": tuned.json() },
-        "phases": { "pretrain": pre.json(), "lora": tuned_phase.json() },
-        "merge": merge_json(&merge, agree),
+        "phases": { "pretrain": report::phase_json(&pre)?, "lora": report::phase_json(&tuned_phase)? },
+        "merge": report::merge_json(&merge, agree),
         "examples": examples.iter().zip(before.iter().zip(&after)).map(|((_, prompt, expected), (b, a))| {
             json!({ "prompt": prompt, "expected": expected, "before": b, "after": a })
         }).collect::<Vec<_>>(),
@@ -283,82 +330,7 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
     if args.json {
         writeln!(out, "{report}")?;
     } else {
-        write_report(out, &report)?;
+        report::write(out, &report)?;
     }
-    Ok(())
-}
-
-fn merge_json(merge: &MergeReport, agree: bool) -> Value {
-    json!({
-        "modules": merge.modules,
-        "max_weight_error": merge.max_weight_error,
-        "max_logit_change": merge.max_output_change,
-        "answers_agree": agree,
-    })
-}
-
-/// The report for people, from the same numbers as `--json`.
-fn write_report(out: &mut impl Write, r: &Value) -> Result<()> {
-    let (pt, ft) = (PRETRAIN.name(), FINETUNE.name());
-    let pct = |stage: &str, task: &str| r["exact_match"][stage][task].as_f64().unwrap_or(f64::NAN) * 100.0;
-    writeln!(
-        out,
-        "\ndeltaw demo: pretrain on `{pt}`, LoRA fine-tune on `{ft}` ({} held-out prompts each)\n",
-        r["held_out_prompts"]
-    )?;
-    writeln!(out, "exact match        {pt:>8} {ft:>8}")?;
-    for (stage, label) in [("initial", "random init"), ("pretrained", "pretrained"), ("finetuned", "+ LoRA")] {
-        writeln!(out, "  {label:<16} {:>7.1}% {:>7.1}%", pct(stage, pt), pct(stage, ft))?;
-    }
-    writeln!(out)?;
-    for (phase, label) in [("pretrain", "pretraining"), ("lora", "LoRA")] {
-        let p = &r["phases"][phase];
-        let (trainable, total) =
-            (p["trainable_params"].as_f64().unwrap_or(0.0), p["total_params"].as_f64().unwrap_or(1.0));
-        writeln!(
-            out,
-            "{label:<12} {} of {} parameters trained ({:.2}%), {} steps in {:.1} s, {:.0} tokens/s, final loss {:.4}",
-            p["trainable_params"],
-            p["total_params"],
-            100.0 * trainable / total,
-            p["steps"],
-            p["seconds"].as_f64().unwrap_or(0.0),
-            p["tokens_per_second"].as_f64().unwrap_or(0.0),
-            p["final_loss"].as_f64().unwrap_or(f64::NAN),
-        )?;
-    }
-    let m = &r["merge"];
-    writeln!(
-        out,
-        "merge        {} layers, max weight error {:.1e}, max logit change {:.1e}; merged and adapter answers agree: {}",
-        m["modules"],
-        m["max_weight_error"].as_f64().unwrap_or(f64::NAN),
-        m["max_logit_change"].as_f64().unwrap_or(f64::NAN),
-        m["answers_agree"],
-    )?;
-    writeln!(out, "\nexamples (before = pretrained, after = + LoRA):")?;
-    for e in r["examples"].as_array().into_iter().flatten() {
-        let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
-        writeln!(
-            out,
-            "  {:<16} expected {:<6} before {:<6} after {}",
-            s("prompt"),
-            s("expected"),
-            s("before"),
-            s("after")
-        )?;
-    }
-    let dir = Path::new(r["out"].as_str().unwrap_or_default());
-    writeln!(out, "\nartefacts in {}:", dir.display())?;
-    for (name, what) in [
-        ("base/", "the pretrained model (config.json, model.safetensors, README.md: ids are UTF-8 bytes, EOS = 256)"),
-        ("adapter/", "the LoRA adapter in PEFT format (adapter_config.json, adapter_model.safetensors)"),
-        ("model/", "the merged model"),
-        ("pretrain/", "pretraining: metrics.jsonl, loss.png, checkpoints/"),
-        ("lora/", "fine-tuning: metrics.jsonl, loss.png, checkpoints/"),
-    ] {
-        writeln!(out, "  {name:<10} {what}")?;
-    }
-    writeln!(out, "\ntotal time {:.1} s", r["seconds"].as_f64().unwrap_or(0.0))?;
     Ok(())
 }
