@@ -207,15 +207,29 @@ impl SftDataset {
         epoch: usize,
     ) -> impl Iterator<Item = Vec<&Sample>> + '_ {
         assert!(batch_size > 0, "batches: batch_size must be at least 1");
+        let order = self.epoch_order(shuffle_seed, epoch);
+        (0..self.samples.len().div_ceil(batch_size)).map(move |b| self.batch_of(&order, batch_size, b))
+    }
+
+    /// The sample indices of one epoch in the order [`SftDataset::batches`] visits them.
+    pub fn epoch_order(&self, shuffle_seed: Option<u64>, epoch: usize) -> Vec<usize> {
         let n = self.samples.len();
-        let order = match shuffle_seed {
+        match shuffle_seed {
             Some(seed) => permutation(n, seed ^ mix64(epoch as u64)),
             None => (0..n).collect(),
-        };
-        (0..n.div_ceil(batch_size)).map(move |b| {
-            let chunk = &order[b * batch_size..((b + 1) * batch_size).min(n)];
-            chunk.iter().map(|&i| &self.samples[i]).collect()
-        })
+        }
+    }
+
+    /// Batch `index` of an epoch whose [`SftDataset::epoch_order`] is `order`: what
+    /// `batches(..).nth(index)` gives, without building the batches before it.
+    ///
+    /// # Panics
+    /// If `batch_size` is 0 or the batch is past the end.
+    pub fn batch_of(&self, order: &[usize], batch_size: usize, index: usize) -> Vec<&Sample> {
+        assert!(batch_size > 0, "batch_of: batch_size must be at least 1");
+        let start = index * batch_size;
+        assert!(start < order.len(), "batch_of: batch {index} of {batch_size} starts past {} samples", order.len());
+        order[start..(start + batch_size).min(order.len())].iter().map(|&i| &self.samples[i]).collect()
     }
 }
 
@@ -256,5 +270,14 @@ mod tests {
         let mut sorted = epoch1.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batch_of_is_the_nth_batch() {
+        let data = numbered(7);
+        let order = data.epoch_order(Some(5), 2);
+        for (i, batch) in data.batches(3, Some(5), 2).enumerate() {
+            assert_eq!(ids(&data.batch_of(&order, 3, i)), ids(&batch));
+        }
     }
 }

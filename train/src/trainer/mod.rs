@@ -86,6 +86,9 @@ pub struct Trainer<'m> {
     eos_id: i32,
     interrupt: Option<Arc<AtomicBool>>,
     last_checkpoint: Option<PathBuf>,
+    /// The current epoch's sample order, keyed by (epoch, samples): built once an epoch rather
+    /// than once a step (the order depends on nothing else).
+    order: Option<((usize, usize), Vec<usize>)>,
 }
 
 impl<'m> Trainer<'m> {
@@ -122,6 +125,7 @@ impl<'m> Trainer<'m> {
             eos_id,
             interrupt: None,
             last_checkpoint: None,
+            order: None,
         })
     }
 
@@ -235,10 +239,12 @@ impl<'m> Trainer<'m> {
         for micro in 0..accum {
             let g = self.step * accum + micro; // the run's micro-batch index
             let (epoch, index) = (g / n_batches, g % n_batches);
-            let samples = train
-                .batches(self.config.batch_size, Some(self.config.seed), epoch)
-                .nth(index)
-                .expect("index < batches per epoch");
+            let key = (epoch, train.len());
+            if self.order.as_ref().is_none_or(|(k, _)| *k != key) {
+                self.order = Some((key, train.epoch_order(Some(self.config.seed), epoch)));
+            }
+            let order = &self.order.as_ref().expect("the order was just built").1;
+            let samples = train.batch_of(order, self.config.batch_size, index);
             tokens += eval::target_count(&samples);
             processed += samples.iter().map(|s| s.len()).sum::<usize>();
             let batch = collate(&samples, self.pad_id, &dev)?;
