@@ -10,6 +10,7 @@ pub mod merge;
 pub mod outdir;
 pub mod plot;
 pub mod rag;
+pub mod run_args;
 pub mod sft;
 pub mod train;
 

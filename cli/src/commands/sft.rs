@@ -1,6 +1,7 @@
 //! `deltaw sft`: supervised fine-tuning of a GPT-2 folder on `<input, output>` data, with LoRA
 //! (the default) or fully, then the adapter (PEFT format) or the model folder written out.
 
+use super::run_args::{fit_and_report, interrupt_flag, Optim, RunArgs};
 use super::{check_model_dir, outdir};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -11,8 +12,6 @@ use deltaw_train::{HfCodec, Trainer, TrainerConfig};
 use deltaw_transformer::Gpt2;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// `--format` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -108,61 +107,30 @@ pub struct SftArgs {
     /// Rank-stabilised scaling alpha / sqrt(r).
     #[arg(long)]
     pub rslora: bool,
-    #[arg(long, default_value_t = 1)]
-    pub epochs: usize,
-    /// Optimizer steps for the whole run (overrides --epochs).
-    #[arg(long)]
-    pub max_steps: Option<usize>,
     #[arg(long, default_value_t = 2e-4)]
     pub lr: f32,
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 1)]
-    pub grad_accum: usize,
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f32,
     #[arg(long, default_value_t = 0.03)]
     pub warmup_ratio: f32,
-    /// Clip the gradient norm (0 turns clipping off).
-    #[arg(long, default_value_t = 1.0)]
-    pub max_grad_norm: f32,
-    #[arg(long)]
-    pub eval_every: Option<usize>,
-    #[arg(long)]
-    pub save_every: Option<usize>,
     /// Greedy exact-match accuracy on this many validation samples at each evaluation.
     #[arg(long, default_value_t = 0)]
     pub exact_match: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Output folder: metrics.jsonl, checkpoints/, then adapter/ (LoRA) or model/ (--full).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
-    /// Replace deltaw's outputs in a non-empty --out.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 impl SftArgs {
     fn trainer_config(&self) -> TrainerConfig {
-        TrainerConfig {
-            epochs: self.epochs,
-            max_steps: self.max_steps,
-            batch_size: self.batch_size,
-            grad_accum: self.grad_accum,
+        let optim = Optim {
             lr: self.lr,
+            batch_size: self.batch_size,
             weight_decay: self.weight_decay,
             warmup_ratio: self.warmup_ratio,
-            max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
-            eval_every: self.eval_every,
-            save_every: self.save_every,
-            exact_match_samples: self.exact_match,
-            seed: self.seed,
-            ..TrainerConfig::default()
-        }
+        };
+        self.run.trainer_config(optim, self.exact_match)
     }
 
     fn lora_config(&self) -> LoraConfig {
@@ -177,28 +145,12 @@ impl SftArgs {
     }
 }
 
-/// A flag set by Ctrl-C: the trainer finishes its step, writes a checkpoint and stops.
-pub fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler = flag.clone();
-    // A second handler cannot be installed (tests run several commands in one process):
-    // then Ctrl-C keeps its default meaning.
-    ctrlc::set_handler(move || {
-        if handler.swap(true, Ordering::Relaxed) {
-            std::process::exit(130); // a second Ctrl-C: stop now
-        }
-        eprintln!("\ninterrupted: finishing this step and writing a checkpoint (Ctrl-C again to quit now)");
-    })
-    .ok();
-    flag
-}
-
 pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> {
     check_model_dir(&args.model)?;
     if let Some(f) = args.val_split.filter(|f| !(0.0..1.0).contains(f)) {
         bail!("--val-split {f} must be in [0, 1)");
     }
-    outdir::prepare(&args.out, args.overwrite, args.resume)?;
+    outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
     let mut model = Gpt2::from_dir(&args.model, device)?;
     let codec = HfCodec::from_dir(&args.model)?;
     let (data, report) = args.data.load(&args.data.data, &codec)?;
@@ -210,7 +162,7 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
             (data, Some(val))
         }
         (None, Some(f)) if f > 0.0 => {
-            let (train, val) = data.split(f, args.seed);
+            let (train, val) = data.split(f, args.run.seed);
             (train, Some(val))
         }
         _ => (data, None),
@@ -219,7 +171,7 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     let lora = if args.full {
         None
     } else {
-        let lora = Lora::inject(&mut model, args.lora_config(), Seed(args.seed))?;
+        let lora = Lora::inject(&mut model, args.lora_config(), Seed(args.run.seed))?;
         writeln!(out, "{}", lora.param_count(&model))?;
         Some(lora)
     };
@@ -227,18 +179,18 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     let config = args.trainer_config();
     write_run_json(args, &config)?;
     let ids = (codec.eos_id(), codec.eos_id());
-    let mut trainer = Trainer::new(&model, params, config, &args.out, ids)?.with_interrupt(interrupt_flag());
-    if fit_and_report(&mut trainer, args.resume, &args.out, (&train, val.as_ref()), out)? {
+    let mut trainer = Trainer::new(&model, params, config, &args.run.out, ids)?.with_interrupt(interrupt_flag());
+    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? {
         return Ok(());
     }
     let dest = match &lora {
         Some(lora) => {
-            let dir = args.out.join("adapter");
+            let dir = args.run.out.join("adapter");
             lora.save_peft(&dir, &args.model.display().to_string(), "gpt2")?;
             dir
         }
         None => {
-            let dir = args.out.join("model");
+            let dir = args.run.out.join("model");
             model.save_dir(&dir)?;
             outdir::copy_tokenizer_files(&args.model, &dir)?;
             dir
@@ -246,41 +198,6 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     };
     writeln!(out, "wrote {}", dest.display())?;
     Ok(())
-}
-
-/// Resumes from `out_dir`'s last checkpoint when asked, trains, and prints the summary; true
-/// when the run stopped early (Ctrl-C or `stop_after`) and said how to continue.
-pub fn fit_and_report(
-    trainer: &mut Trainer<'_>,
-    resume: bool,
-    out_dir: &Path,
-    (train, val): (&SftDataset, Option<&SftDataset>),
-    out: &mut impl Write,
-) -> Result<bool> {
-    if resume {
-        match trainer.resume()? {
-            Some(step) => writeln!(out, "resuming from step {step}")?,
-            None => writeln!(out, "no checkpoint in {} yet: starting from step 0", out_dir.display())?,
-        }
-    }
-    let summary = trainer.fit(train, val)?;
-    writeln!(
-        out,
-        "{} steps, final loss {:.4}, {:.0} tokens/s, {:.1} s",
-        summary.steps,
-        summary.losses.last().copied().unwrap_or(f32::NAN),
-        summary.tokens_per_second,
-        summary.seconds
-    )?;
-    if let Some(e) = &summary.last_eval {
-        let em = e.exact_match.map(|x| format!(", exact match {:.1}%", 100.0 * x)).unwrap_or_default();
-        writeln!(out, "validation: loss {:.4}, perplexity {:.2}{em}", e.val_loss, e.val_perplexity)?;
-    }
-    if summary.interrupted {
-        let at = summary.last_checkpoint.map(|p| p.display().to_string()).unwrap_or_default();
-        writeln!(out, "stopped early; checkpoint {at}. Continue with the same command plus --resume")?;
-    }
-    Ok(summary.interrupted)
 }
 
 /// Records what the run was (`run.json`) next to its outputs.
@@ -301,6 +218,6 @@ fn write_run_json(args: &SftArgs, config: &TrainerConfig) -> Result<()> {
         "trainer": config,
     });
     let text = serde_json::to_string_pretty(&run)?;
-    deltaw_tensor::safetensors::write_atomic(&args.out.join("run.json"), text.as_bytes())?;
+    deltaw_tensor::safetensors::write_atomic(&args.run.out.join("run.json"), text.as_bytes())?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! file needed, any text) or from a `tokenizer.json` (`--tokenizer DIR`, e.g. GPT-2's folder).
 
 use super::outdir;
-use super::sft::{fit_and_report, interrupt_flag};
+use super::run_args::{fit_and_report, interrupt_flag, Optim, RunArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deltaw_tensor::{Device, Seed};
@@ -37,63 +37,27 @@ pub struct TrainArgs {
     /// Hold out this fraction of the blocks (the end of the text) for validation.
     #[arg(long, default_value_t = 0.1)]
     pub val_split: f64,
-    #[arg(long, default_value_t = 1)]
-    pub epochs: usize,
-    /// Optimizer steps for the whole run (overrides --epochs).
-    #[arg(long)]
-    pub max_steps: Option<usize>,
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 1)]
-    pub grad_accum: usize,
     #[arg(long, default_value_t = 0.1)]
     pub weight_decay: f32,
     #[arg(long, default_value_t = 0.05)]
     pub warmup_ratio: f32,
-    /// Clip the gradient norm (0 turns clipping off).
-    #[arg(long, default_value_t = 1.0)]
-    pub max_grad_norm: f32,
-    #[arg(long)]
-    pub eval_every: Option<usize>,
-    #[arg(long)]
-    pub save_every: Option<usize>,
-    /// Seeds the initial weights, the shuffling and dropout.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Stop this invocation after this many steps in total (the schedule still spans the whole
-    /// run); continue later with --resume. For time-boxed sessions.
-    #[arg(long)]
-    pub stop_after: Option<usize>,
-    /// Output folder: metrics.jsonl, loss.png, checkpoints/, then model/.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
-    /// Replace deltaw's outputs in a non-empty --out.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 impl TrainArgs {
     fn trainer_config(&self) -> TrainerConfig {
-        TrainerConfig {
-            epochs: self.epochs,
-            max_steps: self.max_steps,
-            batch_size: self.batch_size,
-            grad_accum: self.grad_accum,
+        let optim = Optim {
             lr: self.lr,
+            batch_size: self.batch_size,
             weight_decay: self.weight_decay,
             warmup_ratio: self.warmup_ratio,
-            max_grad_norm: (self.max_grad_norm > 0.0).then_some(self.max_grad_norm),
-            eval_every: self.eval_every,
-            save_every: self.save_every,
-            seed: self.seed,
-            stop_after: self.stop_after,
-            ..TrainerConfig::default()
-        }
+        };
+        self.run.trainer_config(optim, 0)
     }
 
     fn codec(&self) -> Result<Box<dyn TextCodec>> {
@@ -116,8 +80,8 @@ pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()
     let data = TextDataset::load(&args.data, codec.as_ref(), args.block_size)?;
     writeln!(out, "{}", data.report)?;
     let (train, val) = data.split(args.val_split)?;
-    outdir::prepare(&args.out, args.overwrite, args.resume)?;
-    let model = Gpt2::init(config, Seed(args.seed), device);
+    outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
+    let model = Gpt2::init(config, Seed(args.run.seed), device);
     let params = model.parameters();
     let count: usize = params.iter().map(|p| p.value().numel()).sum();
     writeln!(
@@ -131,11 +95,11 @@ pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()
     )?;
     let ids = (codec.eos_id(), codec.eos_id());
     let mut trainer =
-        Trainer::new(&model, params, args.trainer_config(), &args.out, ids)?.with_interrupt(interrupt_flag());
-    if fit_and_report(&mut trainer, args.resume, &args.out, (&train, val.as_ref()), out)? {
+        Trainer::new(&model, params, args.trainer_config(), &args.run.out, ids)?.with_interrupt(interrupt_flag());
+    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? {
         return Ok(());
     }
-    let dir = args.out.join("model");
+    let dir = args.run.out.join("model");
     model.save_dir(&dir)?;
     describe_tokens(args, &dir)?;
     writeln!(out, "wrote {}", dir.display())?;

@@ -20,7 +20,7 @@
 mod report;
 
 use super::outdir;
-use super::sft::interrupt_flag;
+use super::run_args::interrupt_flag;
 use anyhow::{bail, Result};
 use clap::Args;
 use deltaw_autograd::no_grad;
