@@ -9,8 +9,9 @@
 use deltaw_tensor::Device;
 use deltaw_tests::on_each_device;
 use deltaw_transformer::rag::chunk::document_title;
+use deltaw_transformer::rag::search::dense_scores;
 use deltaw_transformer::rag::{
-    build_index, BuildOptions, Chunk, EmbeddingModel, Index, IndexStats, RagError, Retriever, SearchOptions,
+    build_index, BuildOptions, Chunk, EmbeddingModel, Hit, Index, IndexStats, RagError, Retriever, SearchOptions,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,59 @@ fn search_ranks_alike_on_every_device() {
             assert!((a.score - b.score).abs() < 1e-4, "score {} vs {} on {device}", a.score, b.score);
         }
     });
+    std::fs::remove_dir_all(out.parent().unwrap()).ok();
+}
+
+/// Ranking on the GPU (cosines, min-max fusion and top-k on the device, the k winners read
+/// back) returns the host's hits for dense, hybrid and BM25-only ranking, down to k = N. The
+/// query is embedded on the CPU for both, so that only the ranking path differs.
+///
+/// Tolerances, with u = 2⁻²⁴ the f32 unit roundoff: a cosine of unit D-vectors sums D products
+/// of total magnitude ≤ 1, so either device's sum is within (D − 1)·u of the exact one and
+/// the two within δ = 2·D·u (WGSL's + and · round correctly). Min-max `(d − lo) / r` moves by
+/// at most 4δ / r (δ in each of d, lo and hi, and d̂ ≤ 1), where r is the cosines' range, plus
+/// the GPU's division (2.5 ulp) and the mix (a few ulp): 4e-6 covers those for scores ≤ 1.
+/// BM25 is scored and normalised on the host for both, so it is exact.
+#[test]
+fn gpu_ranking_returns_the_host_hits_in_every_mode() {
+    let Some(gpu) = deltaw_tests::gpu() else { return };
+    let out = scratch("gpu-ranking").join("index");
+    build(&fixture("rag_docs"), &out, &tiny_bert()).unwrap();
+    let on_cpu = Retriever::open(&out, Some(tiny_bert()), &Device::Cpu).unwrap();
+    let on_gpu = Retriever::open(&out, Some(tiny_bert()), &gpu).unwrap();
+    assert!(on_gpu.index.embeddings.device().is_gpu());
+    let (n, d) = (on_cpu.index.chunks.len(), on_cpu.index.dim());
+    let delta = 2.0 * d as f32 * f32::EPSILON / 2.0;
+    let queries = ["how is the learning rate warmed up", "decoupled weight decay", "why do kernels batch dispatches"];
+    for query in queries {
+        let q = on_cpu.model.as_ref().unwrap().embed_query(query).unwrap();
+        let cosines = dense_scores(&on_cpu.index.embeddings, &q).unwrap();
+        let range = cosines.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+            - cosines.iter().copied().fold(f32::INFINITY, f32::min);
+        for hybrid in [0.0, 0.4, 1.0] {
+            let score_tol = match hybrid {
+                0.0 => delta,
+                1.0 => 0.0,
+                _ => 4.0 * delta / range + 4e-6,
+            };
+            for k in [1, 5, n] {
+                let options = SearchOptions { k, hybrid, ..Default::default() };
+                let want = on_cpu.search(query, &options).unwrap();
+                let got = on_gpu.search(query, &options).unwrap();
+                let what = format!("{query:?}, hybrid {hybrid}, k {k}");
+                let chunks = |h: &[Hit]| h.iter().map(|h| h.chunk).collect::<Vec<_>>();
+                assert_eq!(chunks(&got), chunks(&want), "{what}: chunks on the gpu vs the cpu");
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g.score - w.score).abs() <= score_tol, "{what}: score {g:?} vs {w:?} (tol {score_tol})");
+                    assert_eq!(g.bm25, w.bm25, "{what}: BM25 is host-side on both");
+                    assert_eq!(g.dense.is_some(), w.dense.is_some(), "{what}");
+                    if let (Some(a), Some(b)) = (g.dense, w.dense) {
+                        assert!((a - b).abs() <= delta, "{what}: cosine {a} vs {b} (tol {delta})");
+                    }
+                }
+            }
+        }
+    }
     std::fs::remove_dir_all(out.parent().unwrap()).ok();
 }
 

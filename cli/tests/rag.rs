@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use support::{assert_fails_with, deltaw, path, stdout_json};
+use support::{assert_fails_with, deltaw, gpu_available, path, stdout_json};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("deltaw-cli-rag-{name}-{}", std::process::id()));
@@ -62,6 +62,36 @@ fn rag_index_then_query_json_with_the_tiny_bert() {
     let plain = deltaw(&["rag", "query", "--index", &index, "--hybrid", "1", "-k", "2", "decoupled weight decay"]);
     let text = String::from_utf8(plain.stdout).unwrap();
     assert!(text.starts_with("1. ") && text.contains("adamw.md:") && text.contains("\n2. "), "{text}");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn rag_query_on_the_gpu_returns_the_cpu_s_hits() {
+    if !gpu_available() {
+        return;
+    }
+    let root = scratch("gpu");
+    let index = s(&root.join("index"));
+    let args = ["rag", "index", "--model", &path("tiny_bert"), "--docs", &path("rag_docs"), "--out", &index];
+    assert!(deltaw(&args).status.success());
+    for hybrid in ["0", "0.4", "1"] {
+        let query = |device: &str| {
+            let args = ["rag", "query", "--index", &index, "-k", "5", "--hybrid", hybrid, "--json", "--device", device];
+            stdout_json(&deltaw(&[&args[..], &["how is the adapter merged?"]].concat()))
+        };
+        let (cpu, gpu) = (query("cpu"), query("gpu"));
+        let chunks = |r: &serde_json::Value| {
+            let hits = r["hits"].as_array().unwrap().iter();
+            hits.map(|h| (h["path"].to_string(), h["start_line"].as_u64(), h["end_line"].as_u64())).collect::<Vec<_>>()
+        };
+        assert_eq!(chunks(&gpu), chunks(&cpu), "--hybrid {hybrid}: {gpu} vs {cpu}");
+        // Scores: cosines of unit vectors summed in another order, min-max fused (tests/rag.rs
+        // derives the bound); 1e-4 is far above it and far below the gaps between ranks.
+        for (c, g) in cpu["hits"].as_array().unwrap().iter().zip(gpu["hits"].as_array().unwrap()) {
+            let (c, g) = (c["score"].as_f64().unwrap(), g["score"].as_f64().unwrap());
+            assert!((c - g).abs() <= 1e-4, "--hybrid {hybrid}: score {g} on the GPU, {c} on the CPU");
+        }
+    }
     std::fs::remove_dir_all(&root).ok();
 }
 

@@ -84,6 +84,16 @@ pub enum Kernel {
     ScatterAdd,
     /// `optim.wgsl`: the fused AdamW step.
     AdamWUpdate,
+    /// `topk.wgsl`: each row's (sort key, index) pairs, padded to a power of two.
+    TopKKeys,
+    /// `topk.wgsl`: each segment of up to 512 pairs cut to its best K, sorted (small k).
+    TopKReduceLocal,
+    /// `topk.wgsl`: bitonic stages and steps that stay within a block of 512 pairs.
+    TopKSortLocal,
+    /// `topk.wgsl`: one bitonic compare-exchange step across blocks.
+    TopKSortStep,
+    /// `topk.wgsl`: the first k sorted pairs' values and i32 indices.
+    TopKGather,
 }
 
 impl Kernel {
@@ -121,6 +131,11 @@ impl Kernel {
         Kernel::IndexAddSources,
         Kernel::ScatterAdd,
         Kernel::AdamWUpdate,
+        Kernel::TopKKeys,
+        Kernel::TopKReduceLocal,
+        Kernel::TopKSortLocal,
+        Kernel::TopKSortStep,
+        Kernel::TopKGather,
     ];
 
     /// The WGSL file this kernel lives in.
@@ -149,6 +164,11 @@ impl Kernel {
             | Kernel::CrossEntropyBackward => "backward.wgsl",
             Kernel::IndexAdd | Kernel::IndexAddSources | Kernel::ScatterAdd => "scatter.wgsl",
             Kernel::AdamWUpdate => "optim.wgsl",
+            Kernel::TopKKeys
+            | Kernel::TopKReduceLocal
+            | Kernel::TopKSortLocal
+            | Kernel::TopKSortStep
+            | Kernel::TopKGather => "topk.wgsl",
         }
     }
 
@@ -166,6 +186,7 @@ impl Kernel {
             "backward.wgsl" => include_str!("../wgsl/backward.wgsl"),
             "scatter.wgsl" => include_str!("../wgsl/scatter.wgsl"),
             "optim.wgsl" => include_str!("../wgsl/optim.wgsl"),
+            "topk.wgsl" => include_str!("../wgsl/topk.wgsl"),
             _ => include_str!("../wgsl/convert.wgsl"),
         }
     }
@@ -205,6 +226,11 @@ impl Kernel {
             Kernel::AdamWUpdate => "adamw_update",
             Kernel::I32ToF32 => "i32_to_f32",
             Kernel::F32ToI32 => "f32_to_i32",
+            Kernel::TopKKeys => "topk_keys",
+            Kernel::TopKReduceLocal => "topk_reduce_local",
+            Kernel::TopKSortLocal => "topk_sort_local",
+            Kernel::TopKSortStep => "topk_sort_step",
+            Kernel::TopKGather => "topk_gather",
         }
     }
 

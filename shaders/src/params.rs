@@ -138,3 +138,19 @@ pub struct AdamWParams {
     pub eps: f32,
     pub step_size: f32,
 }
+
+/// `topk.wgsl`: `rows` rows of `n` elements, padded to `p` (a power of two; the current row
+/// length of the pairs buffer), `k` outputs per row; the run length K as `size` (reduce), the
+/// bitonic stages `size ..= size_end` (local sort) or the one `step` of stage `size`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct TopKParams {
+    pub rows: u32,
+    pub n: u32,
+    pub p: u32,
+    pub k: u32,
+    pub size: u32,
+    pub size_end: u32,
+    pub step: u32,
+    pub _pad: u32,
+}

@@ -13,7 +13,7 @@ fn parse(kernel: Kernel) -> naga::Module {
 #[test]
 fn every_shader_parses_and_validates() {
     let files: HashSet<&str> = Kernel::ALL.iter().map(|k| k.file()).collect();
-    assert_eq!(files.len(), 12, "one file per op family");
+    assert_eq!(files.len(), 13, "one file per op family");
     for &kernel in Kernel::ALL {
         let module = parse(kernel);
         let caps = if kernel.needs_f16() { Capabilities::all() } else { Capabilities::default() };
@@ -66,6 +66,7 @@ fn rust_params_mirror_wgsl_sizes() {
         (Kernel::SoftmaxBackward, size_of::<params::BackwardParams>()),
         (Kernel::IndexAdd, size_of::<params::ScatterParams>()),
         (Kernel::AdamWUpdate, size_of::<params::AdamWParams>()),
+        (Kernel::TopKKeys, size_of::<params::TopKParams>()),
     ];
     for (kernel, rust) in cases {
         assert_eq!(wgsl_params_size(kernel) as usize, rust, "{} Params", kernel.file());

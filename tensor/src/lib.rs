@@ -54,7 +54,7 @@ pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use layout::{Layout, StridedOffsets};
-pub use ops::{AttentionOutput, LayerNormOutput};
+pub use ops::{AttentionOutput, LayerNormOutput, TopK};
 pub use rng::Seed;
 pub use shape::{Dim, Shape};
 pub use storage::{CpuStorage, IntoStorage, Storage};

@@ -111,6 +111,11 @@ fn ops() -> Vec<(&'static str, Tol, OpFn)> {
             assert_eq!(argmax.dtype(), DType::I32);
             vec![x.max(i.d), x.min_keepdim(i.d), argmax, x.max_all(), x.min_all()]
         }),
+        ("topk", Tol::EXACT, |i| {
+            // Along the last dim of the transposed view: half the row, and all of it.
+            let (half, all) = (i.x().topk(i.last().div_ceil(2)), i.x().topk(i.last()));
+            vec![half.values, half.indices, all.values, all.indices]
+        }),
         ("softmax log_softmax", Tol::REDUCTION, |i| vec![i.x().softmax(i.d), i.x().log_softmax(i.d)]),
         ("layer_norm", Tol::REDUCTION, |i| {
             let (w, b) = (i.randn(&[i.last()], 2), i.randn(&[i.last()], 3));

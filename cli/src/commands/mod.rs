@@ -22,7 +22,7 @@ use std::path::Path;
 /// Options every subcommand takes.
 #[derive(Args)]
 pub struct GlobalArgs {
-    /// Where the model runs (embed, generate, train, sft, merge, demo; the other commands read files only).
+    /// Where the model runs (embed, generate, train, sft, merge, demo, rag; the others read files only).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
     pub device: DeviceArg,
 }

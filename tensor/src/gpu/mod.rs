@@ -8,7 +8,7 @@
 //!   on first use.
 //! - launches (`launch.rs`): bind group + uniform params + dispatch, recorded into a pending
 //!   command encoder and submitted in batches; [`GpuContext::read_back`] is the only wait.
-//! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `index.rs`, `matmul.rs`, `convert.rs`, and
+//! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `index.rs`, `matmul.rs`, `convert.rs`, `topk.rs`, and
 //!   for training `backward.rs`, `optim.rs`): one function per kernel family, mirroring the CPU
 //!   kernels in [`crate::cpu`] on contiguous or strided buffers.
 //!
@@ -35,6 +35,7 @@ mod optim;
 mod pipelines;
 mod pool;
 mod reduce;
+mod topk;
 
 pub use backward::{
     cross_entropy_backward, gelu_backward, gelu_tanh_backward, index_add, layer_norm_backward, log_softmax_backward,
@@ -52,3 +53,4 @@ pub use nn::{cross_entropy, layer_norm, log_softmax, softmax, GpuLayerNorm};
 pub use optim::{adamw_update, GpuAdamW};
 pub use pool::{GpuBuffer, PoolStats};
 pub use reduce::reduce;
+pub use topk::{topk, GpuTopK};

@@ -12,7 +12,9 @@ mod nn;
 pub(crate) mod on_gpu;
 mod optim;
 mod reduce;
+mod topk;
 mod views;
 
 pub use attention::AttentionOutput;
 pub use nn::LayerNormOutput;
+pub use topk::TopK;

@@ -12,7 +12,8 @@
 //!   hash changed are embedded again), opened with every cross-file consistency checked.
 //! - [`bm25`]: Okapi BM25 over lower-cased alphanumeric tokens.
 //! - [`search`]: cosine scores by one matmul on the embeddings' device, min-max fusion with
-//!   BM25, top-k, and the prompt template for answering with a GPT-2-style model.
+//!   BM25 and the top k (on that device too when it is a GPU, reading back only the k
+//!   winners), and the prompt template for answering with a GPT-2-style model.
 //!
 //! An index folder holds three files:
 //! - `embeddings.safetensors`: one f32 tensor `embeddings` of shape `(N, D)`, row `i` the

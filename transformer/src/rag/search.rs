@@ -3,8 +3,7 @@
 //!
 //! Dense: chunk rows `E` `(N, D)` and the query `q` `(1, D)` are L2-normalised, so the cosine
 //! similarity is a dot product and all `N` of them are one matmul, `s = E · qᵀ` `(N, 1)`, run on
-//! the device the embeddings live on; only the `N` scores are read back, and the top k is
-//! picked on the host.
+//! the device the embeddings live on.
 //!
 //! Hybrid: both score lists are min-max normalised over the `N` chunks,
 //! `ŝ_i = (s_i − min s) / (max s − min s)` (all 0 when `max s = min s`), then mixed with the
@@ -13,6 +12,21 @@
 //! needed) and reports the raw BM25 score. Min-max keeps the margins of each list, which
 //! reciprocal-rank fusion (`Σ 1 / (60 + rank)`) throws away; on a small corpus the margins
 //! are most of the signal.
+//!
+//! Where the ranking runs: BM25 is always scored on the host (from its inverted index).
+//! - Embeddings on the host: the `N` cosines are a host vector; [`fuse`] and [`top_k`] rank
+//!   there.
+//! - Embeddings on a GPU: the ranking vector stays on the device. The dense min and max are
+//!   device reductions and the normalisation and mix device element-wise ops
+//!   ([`fuse_on_device`]; the BM25 scores are normalised on the host and uploaded, `N` floats),
+//!   and [`Tensor::topk`] picks the winners there. Only the k indices, the k ranking scores
+//!   and the k winners' cosines (an `index_select` on the device, which also reads the k
+//!   indices to check them) come back, not `N` scores.
+//! - BM25 alone ranks on the host whatever the device: there is no dense side to keep there.
+//!
+//! Both rank by the same total order (larger first, ties to the lower chunk, NaN last), so
+//! they pick the same chunks unless two scores lie within the devices' rounding differences
+//! (the matmul's sums in another order, a few ulp of the GPU's division).
 
 use super::bm25::{Bm25, Bm25Params};
 use super::index::{Chunk, Index};
@@ -82,34 +96,29 @@ impl Retriever {
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<Hit>> {
         check_options(query, options)?;
         let h = options.hybrid;
-        let dense = if h < 1.0 {
+        let sparse = (h > 0.0).then(|| self.bm25_scores(options, query));
+        let query = if h < 1.0 {
             let model = self.model.as_ref().ok_or_else(|| {
                 RagError::Input("dense retrieval needs the embedding model (or use BM25 alone, hybrid = 1)".into())
             })?;
-            Some(dense_scores(&self.index.embeddings, &model.embed_query(query)?)?)
+            Some(model.embed_query(query)?) // (1, D)
         } else {
             None
         };
-        let sparse = if h > 0.0 {
-            let bm25 =
-                if options.bm25 == self.bm25.params { self.bm25.scores(query) } else { self.bm25_with(options, query) };
-            Some(bm25)
+        let embeddings = &self.index.embeddings; // (N, D)
+        match query {
+            Some(q) if embeddings.device().is_gpu() => rank_on_device(embeddings, &q, sparse.as_deref(), h, options.k),
+            Some(q) => Ok(rank_on_host(Some(dense_scores(embeddings, &q)?), sparse, h, options.k)),
+            None => Ok(rank_on_host(None, sparse, h, options.k)),
+        }
+    }
+
+    fn bm25_scores(&self, options: &SearchOptions, query: &str) -> Vec<f32> {
+        if options.bm25 == self.bm25.params {
+            self.bm25.scores(query)
         } else {
-            None
-        };
-        let score = match (&dense, &sparse) {
-            (Some(d), None) => d.clone(),
-            (None, Some(s)) => s.clone(),
-            (Some(d), Some(s)) => fuse(d, s, h),
-            (None, None) => unreachable!("h is in [0, 1]"),
-        };
-        let hit = |i: usize| Hit {
-            chunk: i,
-            score: score[i],
-            dense: dense.as_ref().map(|d| d[i]),
-            bm25: sparse.as_ref().map(|s| s[i]),
-        };
-        Ok(top_k(&score, options.k).into_iter().map(hit).collect())
+            self.bm25_with(options, query)
+        }
     }
 
     fn bm25_with(&self, options: &SearchOptions, query: &str) -> Vec<f32> {
@@ -136,6 +145,46 @@ fn check_options(query: &str, options: &SearchOptions) -> Result<()> {
     Ok(())
 }
 
+/// Ranks on the host: the ranking scores (cosine, BM25 or [`fuse`]d), then [`top_k`].
+fn rank_on_host(dense: Option<Vec<f32>>, sparse: Option<Vec<f32>>, h: f32, k: usize) -> Vec<Hit> {
+    let score = match (&dense, &sparse) {
+        (Some(d), None) => d.clone(),
+        (None, Some(s)) => s.clone(),
+        (Some(d), Some(s)) => fuse(d, s, h),
+        (None, None) => unreachable!("h is in [0, 1]"),
+    };
+    let hit = |i: usize| Hit {
+        chunk: i,
+        score: score[i],
+        dense: dense.as_ref().map(|d| d[i]),
+        bm25: sparse.as_ref().map(|s| s[i]),
+    };
+    top_k(&score, k).into_iter().map(hit).collect()
+}
+
+/// Ranks on the embeddings' device: the cosines `(N,)`, fused there with `sparse` when given,
+/// [`Tensor::topk`]; reads back k indices and `(2, k)` winners' scores and cosines.
+fn rank_on_device(embeddings: &Tensor, query: &Tensor, sparse: Option<&[f32]>, h: f32, k: usize) -> Result<Vec<Hit>> {
+    let dense = dense_scores_on_device(embeddings, query)?; // (N,)
+    let score = match sparse {
+        Some(s) => fuse_on_device(&dense, s, h)?, // (N,)
+        None => dense.clone(),
+    };
+    let k = k.min(score.numel());
+    let top = score.topk(k); // (k,) values and i32 indices, on the device
+    let winners = Tensor::stack(&[&top.values, &dense.index_select(0, &top.indices)], 0); // (2, k)
+    let ids = top.indices.to_vec_i32();
+    let winners = winners.to_vec();
+    let (scores, cosines) = winners.split_at(k);
+    let hit = |(r, &i): (usize, &i32)| Hit {
+        chunk: i as usize,
+        score: scores[r],
+        dense: Some(cosines[r]),
+        bm25: sparse.map(|s| s[i as usize]),
+    };
+    Ok(ids.iter().enumerate().map(hit).collect())
+}
+
 /// Cosine similarity of every row of `embeddings` `(N, D)` with `query` `(1, D)`, both unit
 /// rows: `E · qᵀ` by one matmul on `embeddings`' device (`query` is moved there), read back.
 ///
@@ -154,12 +203,23 @@ fn check_options(query: &str, options: &SearchOptions) -> Result<()> {
 /// # Panics
 /// If the widths differ.
 pub fn dense_scores(embeddings: &Tensor, query: &Tensor) -> Result<Vec<f32>> {
+    Ok(dense_scores_on_device(embeddings, query)?.to_vec())
+}
+
+/// [`dense_scores`] left on the embeddings' device: a tensor `(N,)`.
+///
+/// # Errors
+/// When `query` cannot be moved to the embeddings' device.
+///
+/// # Panics
+/// If the widths differ.
+pub fn dense_scores_on_device(embeddings: &Tensor, query: &Tensor) -> Result<Tensor> {
     let (n, d) = (embeddings.dims()[0], embeddings.dims()[1]);
     assert_eq!(query.numel(), d, "dense_scores: query {:?} vs embeddings {:?}", query.shape(), embeddings.shape());
     let query = query.to_device(&embeddings.device()).map_err(crate::Error::from)?.reshape((d, 1)); // (D, 1)
     let scores = embeddings.matmul(&query); // (N, 1)
     debug_assert_eq!(scores.dims(), &[n, 1]);
-    Ok(scores.to_vec())
+    Ok(scores.reshape(n))
 }
 
 /// `(s − min s) / (max s − min s)`, or all zeros when every score is the same.
@@ -182,19 +242,55 @@ pub fn fuse(dense: &[f32], sparse: &[f32], hybrid: f32) -> Vec<f32> {
     d.iter().zip(&s).map(|(d, s)| (1.0 - hybrid) * d + hybrid * s).collect()
 }
 
-/// The indices of the `k` largest scores, largest first; ties go to the lower index and NaNs
-/// rank last.
+/// [`min_max`] of a tensor `(N,)` on its own device: the min and max are reductions there, the
+/// rest element-wise ops, and nothing is read back. Bit for bit [`min_max`] on the host for
+/// finite scores; on a GPU the division may differ by a few ulp. (A NaN score, which unit
+/// embeddings never give, makes the whole row 0 here, where [`min_max`] skips it.)
+pub fn min_max_on_device(scores: &Tensor) -> Tensor {
+    let zero = Tensor::zeros((), &scores.device());
+    let (lo, hi) = (scores.min_all(), scores.max_all()); // () each
+    let range = hi.sub(&lo);
+    let scaled = scores.sub(&lo).div(&range); // 0/0 = NaN when range = 0, masked out next
+    range.gt(&zero).where_(&scaled, &zero)
+}
+
+/// [`fuse`] with the dense scores a tensor `(N,)` on any device: dense min-max by
+/// [`min_max_on_device`], BM25 min-max on the host and uploaded (`N` floats), mixed on the
+/// device. The result stays there, `(N,)`.
+///
+/// ```
+/// use deltaw_tensor::{Device, Tensor};
+/// use deltaw_transformer::rag::search::{fuse, fuse_on_device};
+/// let (dense, sparse) = ([0.9, 0.5, 0.1], [0.0, 4.0, 2.0]);
+/// let on_device = fuse_on_device(&Tensor::from_slice(&dense, 3, &Device::Cpu)?, &sparse, 0.75)?;
+/// assert_eq!(on_device.to_vec(), fuse(&dense, &sparse, 0.75));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// When the BM25 scores cannot be uploaded.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn fuse_on_device(dense: &Tensor, sparse: &[f32], hybrid: f32) -> Result<Tensor> {
+    assert_eq!(dense.numel(), sparse.len(), "fuse: {} dense scores vs {} BM25 scores", dense.numel(), sparse.len());
+    let sparse = Tensor::from_vec(min_max(sparse), sparse.len(), &dense.device()).map_err(crate::Error::from)?;
+    Ok(min_max_on_device(dense).mul_scalar(1.0 - hybrid).add(&sparse.mul_scalar(hybrid)))
+}
+
+/// The indices of the `k` largest scores (all of them when `k` exceeds their number), largest
+/// first; ties go to the lower index and NaN ranks last, below -inf: [`Tensor::topk`]'s order,
+/// so that a search ranks alike on every device.
 ///
 /// ```
 /// use deltaw_transformer::rag::search::top_k;
 /// assert_eq!(top_k(&[0.1, f32::NAN, 0.7, 0.7, 0.3], 3), [2, 3, 4]);
+/// assert_eq!(top_k(&[f32::NAN, f32::NEG_INFINITY], 5), [1, 0]);
 /// ```
 pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
-    let key = |i: usize| if scores[i].is_nan() { f32::NEG_INFINITY } else { scores[i] };
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
-    order.truncate(k);
-    order
+    let n = scores.len();
+    let scores = Tensor::from_slice(scores, n, &Device::Cpu).expect("n scores make a tensor (n,)");
+    scores.topk(k.min(n)).indices.to_vec_i32().into_iter().map(|i| i as usize).collect()
 }
 
 /// The prompt for answering `question` from `chunks` with a GPT-2-style model:

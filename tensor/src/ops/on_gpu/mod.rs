@@ -21,7 +21,7 @@ use crate::cpu::elementwise::{BinaryOp, UnaryOp};
 use crate::cpu::reduce::{ReduceDims, ReduceOp};
 use crate::gpu::{self, GpuBuffer, GpuContext, GpuError, MatmulArgs};
 use crate::layout::Layout;
-use crate::ops::LayerNormOutput;
+use crate::ops::{LayerNormOutput, TopK};
 use crate::shape::Shape;
 use crate::storage::{GpuStorage, Storage};
 use crate::{DType, Result, Tensor};
@@ -194,6 +194,20 @@ pub(crate) fn reduce(x: &Tensor, op: ReduceOp, rdims: ReduceDims, shape: Vec<usi
             wrap(&g.ctx, ids, DType::I32, shape)
         }
         _ => wrap(&g.ctx, out, DType::F32, shape),
+    })
+}
+
+/// The `k` largest along the last dim (`n`) of f32 `x` into outputs of `shape`, by the
+/// bitonic kernels; never read back.
+#[track_caller]
+pub(crate) fn topk(x: &Tensor, n: usize, k: usize, shape: Vec<usize>) -> Option<TopK> {
+    x.gpu_storage()?;
+    let g = f32_of(x, "topk");
+    let src = dense_buffer(x, "topk");
+    let out = ok("topk", gpu::topk(&g.ctx, &src, x.numel() / n, n, k));
+    Some(TopK {
+        values: wrap(&g.ctx, out.values, DType::F32, shape.clone()),
+        indices: wrap(&g.ctx, out.indices, DType::I32, shape),
     })
 }
 
