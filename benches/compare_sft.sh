@@ -14,7 +14,7 @@ steps="${1:-5}"
 python="${2:-/work/venv/bin/python}"
 cd "$root"
 cargo build --release -q -p deltaw-benches --example sft_step
-bin="$root/target/release/examples/sft_step"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/sft_step"
 out=$(mktemp)
 for mode in full lora; do
   "$bin" "$mode" "$steps" | tee -a "$out"
