@@ -84,7 +84,12 @@ fn map<F: Fn(f32) -> f32 + Sync>(src: &[f32], layout: &Layout, f: F) -> Vec<f32>
     plan.for_each_segment(&mut out, |dst, [o], [s]| {
         if s == 1 {
             let n = dst.len();
-            vectorized(|| dst.iter_mut().zip(&src[o..o + n]).for_each(|(d, &x)| *d = f(x)));
+            // Forced inline: with a large `f` (GELU's erfc) LLVM otherwise compiled this
+            // closure as a function of its own, at baseline width, outside the AVX2 wrapper.
+            vectorized(
+                #[inline(always)]
+                || apply(dst, &src[o..o + n], &f),
+            );
         } else {
             for (j, d) in dst.iter_mut().enumerate() {
                 *d = f(src[o + j * s]);
@@ -92,6 +97,15 @@ fn map<F: Fn(f32) -> f32 + Sync>(src: &[f32], layout: &Layout, f: F) -> Vec<f32>
         }
     });
     out
+}
+
+/// `dst[i] = f(src[i])`, forced inline so that the loop lands inside [`vectorized`]'s
+/// wide-register function instead of being compiled on its own at baseline width.
+#[inline(always)]
+fn apply<F: Fn(f32) -> f32>(dst: &mut [f32], src: &[f32], f: &F) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = f(x);
+    }
 }
 
 /// `op(a, b)` elementwise, with `la` and `lb` already broadcast to the output shape.
