@@ -18,25 +18,9 @@ use deltaw_tensor::{safetensors, Device};
 use deltaw_transformer::{mean_pool_normalize, Bert, Tokenizer};
 use std::path::PathBuf;
 
-fn model_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("DELTAW_MINILM_DIR") {
-        return dir.into();
-    }
-    let cache = std::env::var("DELTAW_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/deltaw"));
-    cache.join("all-MiniLM-L6-v2")
-}
-
 #[test]
 fn minilm_embeddings_match_sentence_transformers() {
-    let dir = model_dir();
-    if !dir.join("model.safetensors").exists() {
-        let required = std::env::var("DELTAW_REQUIRE_MINILM").is_ok_and(|v| v == "1");
-        assert!(!required, "all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
-        eprintln!("notice: skipping, all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
-        return;
-    }
+    let Some(dir) = deltaw_tests::minilm_dir() else { return };
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/minilm_embeddings.safetensors");
     let (reference, meta) = safetensors::load_with_metadata(&fixture, &Device::Cpu).expect("fixture");
     let sentences: Vec<String> = serde_json::from_str(&meta["sentences"]).expect("sentences");

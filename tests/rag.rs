@@ -371,23 +371,6 @@ fn bad_docs_folders_and_models_give_clear_errors() {
     std::fs::remove_dir_all(&root).ok();
 }
 
-fn minilm_dir() -> Option<PathBuf> {
-    let dir = match std::env::var("DELTAW_MINILM_DIR") {
-        Ok(dir) => PathBuf::from(dir),
-        Err(_) => std::env::var("DELTAW_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/deltaw"))
-            .join("all-MiniLM-L6-v2"),
-    };
-    if dir.join("model.safetensors").exists() {
-        return Some(dir);
-    }
-    let required = std::env::var("DELTAW_REQUIRE_MINILM").is_ok_and(|v| v == "1");
-    assert!(!required, "all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
-    eprintln!("notice: skipping, all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
-    None
-}
-
 /// `fixtures/rag_queries.json`: (question, relevant files).
 fn labelled_queries() -> Vec<(String, Vec<String>)> {
     let labelled: serde_json::Value =
@@ -432,7 +415,7 @@ fn recall_at_5(retriever: &Retriever, queries: &[(String, Vec<String>)], hybrid:
 /// chars, one chunk each) 0.939 / 0.962 / 0.977 / 0.977 / 0.886.
 #[test]
 fn minilm_recall_at_5_on_the_labelled_questions() {
-    let Some(dir) = minilm_dir() else { return };
+    let Some(dir) = deltaw_tests::minilm_dir() else { return };
     let model = EmbeddingModel::load(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
     let out = fresh_index("minilm", &model);
     let queries = labelled_queries();

@@ -5,7 +5,9 @@ mod support;
 
 use deltaw_tensor::Device;
 use deltaw_transformer::{GenerateOptions, Gpt2, Tokenizer};
-use support::{assert_fails_with, deltaw, deltaw_with_env, fixture, gpu_available, path, stdout_json, train_losses};
+use support::{
+    assert_fails_with, deltaw, deltaw_with_env, fixture, fresh_path, gpu_available, path, stdout_json, train_losses,
+};
 
 #[test]
 fn embed_json_gives_one_unit_vector_per_text() {
@@ -171,11 +173,10 @@ fn device_gpu_fine_tunes_and_merges_as_the_cpu_does() {
     if !gpu_available() {
         return;
     }
-    let tmp = |name: &str| std::env::temp_dir().join(format!("deltaw-cli-gpu-{name}-{}", std::process::id()));
     let (model, data) = (path("tiny_gpt2"), path("sft/alpaca.jsonl"));
     let mut merged_weights = Vec::new();
     for device in ["cpu", "gpu"] {
-        let (run, merged) = (tmp(&format!("sft-{device}")), tmp(&format!("merged-{device}")));
+        let (run, merged) = (fresh_path(&format!("gpu-sft-{device}")), fresh_path(&format!("gpu-merged-{device}")));
         let run_s = run.display().to_string();
         let sft = ["sft", "--model", &model, "--data", &data, "--max-steps", "4", "--batch-size", "2", "--lr", "1e-2"];
         let out = deltaw(&[&sft[..], &["--seed", "3", "--overwrite", "--out", &run_s, "--device", device]].concat());

@@ -7,13 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use support::{deltaw, gpu_available, stdout_json, train_losses};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("deltaw-cli-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    dir
-}
+use support::{deltaw, fresh_path, gpu_available, stdout_json, train_losses};
 
 /// The PNG signature, then a header that decodes to a non-empty image.
 #[track_caller]
@@ -28,7 +22,7 @@ fn assert_png(path: &Path) {
 
 #[test]
 fn demo_quick_learns_the_new_task_merges_and_writes_every_artefact() {
-    let dir = temp_dir("demo");
+    let dir = fresh_path("demo");
     let out = deltaw(&["demo", "--quick", "--json", "--out", dir.to_str().unwrap()]);
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints one JSON object");
@@ -98,7 +92,7 @@ fn line_count(path: &Path) -> usize {
 fn ctrl_c_keeps_a_checkpoint_and_resume_ends_as_an_uninterrupted_run() {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
-    let (reference, stopped) = (temp_dir("demo-ref"), temp_dir("demo-stopped"));
+    let (reference, stopped) = (fresh_path("demo-ref"), fresh_path("demo-stopped"));
     let out = deltaw(&short_demo(&reference, &[]).iter().map(String::as_str).collect::<Vec<_>>());
     let uninterrupted = stdout_json(&out);
 
@@ -152,7 +146,7 @@ fn demo_on_the_gpu_trains_and_merges_as_on_the_cpu() {
     }
     // A few steps only: software Vulkan runs this model's step in seconds, not milliseconds.
     let run = |device: &str| {
-        let dir = temp_dir(&format!("demo-{device}"));
+        let dir = fresh_path(&format!("demo-{device}"));
         let args = ["demo", "--json", "--pretrain-steps", "2", "--lora-steps", "2", "--held-out", "2"];
         let report = stdout_json(&deltaw(&[&args[..], &["--device", device, "--out", dir.to_str().unwrap()]].concat()));
         (dir, report)

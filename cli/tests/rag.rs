@@ -5,15 +5,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use support::{assert_fails_with, deltaw, gpu_available, path, stdout_json};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("deltaw-cli-rag-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use std::path::Path;
+use support::{assert_fails_with, deltaw, gpu_available, minilm_dir, path, scratch, stdout_json};
 
 fn s(path: &Path) -> String {
     path.display().to_string()
@@ -21,7 +14,7 @@ fn s(path: &Path) -> String {
 
 #[test]
 fn rag_index_then_query_json_with_the_tiny_bert() {
-    let root = scratch("tiny");
+    let root = scratch("rag-tiny");
     let index = s(&root.join("index"));
     let out = deltaw(&[
         "rag",
@@ -70,7 +63,7 @@ fn rag_query_on_the_gpu_returns_the_cpu_s_hits() {
     if !gpu_available() {
         return;
     }
-    let root = scratch("gpu");
+    let root = scratch("rag-gpu");
     let index = s(&root.join("index"));
     let args = ["rag", "index", "--model", &path("tiny_bert"), "--docs", &path("rag_docs"), "--out", &index];
     assert!(deltaw(&args).status.success());
@@ -97,7 +90,7 @@ fn rag_query_on_the_gpu_returns_the_cpu_s_hits() {
 
 #[test]
 fn rag_query_generate_answers_within_the_generator_s_context() {
-    let root = scratch("generate");
+    let root = scratch("rag-generate");
     let index = s(&root.join("index"));
     let built = deltaw(&["rag", "index", "--model", &path("tiny_bert"), "--docs", &path("rag_docs"), "--out", &index]);
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
@@ -111,7 +104,7 @@ fn rag_query_generate_answers_within_the_generator_s_context() {
 
 #[test]
 fn rag_errors_are_one_clear_line() {
-    let root = scratch("errors");
+    let root = scratch("rag-errors");
     let index = root.join("index");
     let empty = root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -141,27 +134,10 @@ fn rag_errors_are_one_clear_line() {
     std::fs::remove_dir_all(&root).ok();
 }
 
-fn minilm_dir() -> Option<PathBuf> {
-    let dir = match std::env::var("DELTAW_MINILM_DIR") {
-        Ok(dir) => PathBuf::from(dir),
-        Err(_) => std::env::var("DELTAW_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/deltaw"))
-            .join("all-MiniLM-L6-v2"),
-    };
-    if dir.join("model.safetensors").exists() {
-        return Some(dir);
-    }
-    let required = std::env::var("DELTAW_REQUIRE_MINILM").is_ok_and(|v| v == "1");
-    assert!(!required, "all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
-    eprintln!("notice: skipping, all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
-    None
-}
-
 #[test]
 fn rag_with_minilm_finds_the_right_note_in_the_top_5() {
     let Some(model) = minilm_dir() else { return };
-    let root = scratch("minilm");
+    let root = scratch("rag-minilm");
     let index = s(&root.join("index"));
     let built = deltaw(&["rag", "index", "--model", &s(&model), "--docs", &path("rag_docs"), "--out", &index]);
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));

@@ -9,7 +9,7 @@ use deltaw_tensor::{Device, Tensor};
 use deltaw_transformer::Gpt2;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::deltaw;
+use support::{deltaw, fresh_path};
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name).display().to_string()
@@ -31,12 +31,6 @@ fn fails_with(out: &Output, needles: &[&str]) {
     }
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("deltaw-cli-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    dir
-}
-
 fn sft(out: &Path, extra: &[&str]) -> Output {
     let out = out.display().to_string();
     let model = fixture("tiny_gpt2");
@@ -53,7 +47,7 @@ fn train_lines(out: &Path) -> usize {
 
 #[test]
 fn lora_sft_writes_a_peft_adapter_and_merge_gives_a_model_with_the_same_logits() {
-    let out = temp("sft-lora");
+    let out = fresh_path("sft-lora");
     let stdout = ok(&sft(&out, &["--lr", "1e-2", "--save-every", "2", "--val-split", "0.25", "--seed", "3"]));
     assert!(stdout.contains("trainable params: "), "{stdout}");
     assert!(stdout.contains("validation: loss"), "{stdout}");
@@ -67,7 +61,7 @@ fn lora_sft_writes_a_peft_adapter_and_merge_gives_a_model_with_the_same_logits()
     ok(&sft(&out, &["--lr", "1e-2", "--save-every", "2", "--val-split", "0.25", "--seed", "3", "--resume"]));
     assert_eq!(train_lines(&out), 4);
 
-    let merged = temp("merged");
+    let merged = fresh_path("merged");
     let adapter = out.join("adapter").display().to_string();
     let stdout = ok(&deltaw(&[
         "merge",
@@ -104,7 +98,7 @@ fn lora_sft_writes_a_peft_adapter_and_merge_gives_a_model_with_the_same_logits()
 
 #[test]
 fn full_sft_writes_a_model_folder_and_resume_continues_an_interrupted_run() {
-    let out = temp("sft-full");
+    let out = fresh_path("sft-full");
     // A time-boxed first run is not possible from the command line, so run 4 of 4 steps with
     // checkpoints, point `latest` back at step 2 and resume: the log keeps 4 train lines.
     ok(&sft(&out, &["--full", "--save-every", "2"]));
@@ -137,12 +131,12 @@ fn inspect_data_marks_trained_tokens() {
 #[test]
 fn bad_data_and_bad_targets_are_clear_errors() {
     let bad = fixture("sft/bad.jsonl");
-    let out = temp("sft-bad");
+    let out = fresh_path("sft-bad");
     let o = out.display().to_string();
     let model = fixture("tiny_gpt2");
     fails_with(&deltaw(&["sft", "--model", &model, "--data", &bad, "--out", &o]), &["bad.jsonl", "line 2"]);
     let stdout = ok(&deltaw(&["inspect-data", "--model", &model, "--data", &bad, "--skip-bad-lines"]));
     assert!(stdout.contains("1 skipped"), "{stdout}");
-    let o2 = temp("sft-target").display().to_string();
+    let o2 = fresh_path("sft-target").display().to_string();
     fails_with(&sft(Path::new(&o2), &["--target", "q_proj"]), &["q_proj", "transformer.h.0.attn.c_attn"]);
 }

@@ -8,7 +8,7 @@ use deltaw_tensor::Device;
 use deltaw_transformer::Gpt2;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::deltaw;
+use support::{deltaw, scratch, train_losses};
 
 #[track_caller]
 fn ok(out: &Output) -> String {
@@ -22,13 +22,6 @@ fn fails_with(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "{stderr}");
     assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("deltaw-cli-train-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A small text with plenty of repetition, so 60 steps of a tiny model learn something.
@@ -68,24 +61,14 @@ fn train(data: &str, out: &Path, steps: &str, extra: &[&str]) -> Output {
     deltaw(&args)
 }
 
-/// The training losses logged in `metrics.jsonl`, in order.
-fn losses(out: &Path) -> Vec<f64> {
-    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "train")
-        .map(|v| v["loss"].as_f64().unwrap())
-        .collect()
-}
-
 #[test]
 fn pretraining_on_a_text_file_learns_and_writes_a_model_folder() {
-    let dir = temp("learn");
+    let dir = scratch("train-learn");
     let (data, out) = (corpus(&dir), dir.join("run"));
     let stdout = ok(&train(&data, &out, "60", &[]));
     assert!(stdout.contains("1 files") && stdout.contains("parameters"), "{stdout}");
     assert!(stdout.contains("validation: loss"), "{stdout}");
-    let losses = losses(&out);
+    let losses = train_losses(&out);
     assert_eq!(losses.len(), 60);
     // Bytes start near ln(257) ≈ 5.5; a repetitive text is learnt well below half of that.
     let (first, last) = (losses[0], losses[losses.len() - 5..].iter().sum::<f64>() / 5.0);
@@ -104,7 +87,7 @@ fn pretraining_on_a_text_file_learns_and_writes_a_model_folder() {
 
 #[test]
 fn a_stopped_run_resumes_to_the_same_losses() {
-    let dir = temp("resume");
+    let dir = scratch("train-resume");
     let data = corpus(&dir);
     let (whole, parts) = (dir.join("whole"), dir.join("parts"));
     ok(&train(&data, &whole, "12", &["--save-every", "6"]));
@@ -114,14 +97,14 @@ fn a_stopped_run_resumes_to_the_same_losses() {
     fails_with(&train(&data, &parts, "12", &[]), "--overwrite");
     let second = ok(&train(&data, &parts, "12", &["--save-every", "6", "--resume"]));
     assert!(second.contains("resuming from step 6"), "{second}");
-    assert_eq!(losses(&whole), losses(&parts), "a resumed run repeats the uninterrupted one exactly");
+    assert_eq!(train_losses(&whole), train_losses(&parts), "a resumed run repeats the uninterrupted one exactly");
     assert!(parts.join("model").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn a_tokenizer_json_sets_the_vocabulary_and_is_copied() {
-    let dir = temp("tokenizer");
+    let dir = scratch("train-tokenizer");
     let (data, out) = (corpus(&dir), dir.join("run"));
     let tokenizer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny_gpt2");
     ok(&train(&data, &out, "4", &["--tokenizer", &tokenizer.display().to_string()]));
@@ -134,7 +117,7 @@ fn a_tokenizer_json_sets_the_vocabulary_and_is_copied() {
 
 #[test]
 fn missing_or_empty_data_and_bad_sizes_are_clear_errors() {
-    let dir = temp("errors");
+    let dir = scratch("train-errors");
     let out = dir.join("run");
     fails_with(&train("/no/such/corpus.txt", &out, "4", &[]), "/no/such/corpus.txt");
     let empty = dir.join("empty");

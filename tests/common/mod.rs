@@ -266,3 +266,24 @@ pub fn on_each_device(check: impl Fn(&Device)) {
     }
     assert!(failures.is_empty(), "failed on {} device(s):\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The all-MiniLM-L6-v2 folder (`$DELTAW_MINILM_DIR`, else
+/// `${DELTAW_CACHE:-$HOME/.cache/deltaw}/all-MiniLM-L6-v2`, as `scripts/fetch_minilm.sh`
+/// writes it), or `None` with a notice when it is absent; with `DELTAW_REQUIRE_MINILM=1` (as
+/// in CI, which runs the fetch script first) a missing model fails instead.
+pub fn minilm_dir() -> Option<PathBuf> {
+    let dir = match std::env::var("DELTAW_MINILM_DIR") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => std::env::var("DELTAW_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/deltaw"))
+            .join("all-MiniLM-L6-v2"),
+    };
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    let required = std::env::var("DELTAW_REQUIRE_MINILM").is_ok_and(|v| v == "1");
+    assert!(!required, "all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
+    eprintln!("notice: skipping, all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
+    None
+}

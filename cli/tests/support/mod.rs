@@ -13,6 +13,20 @@ pub fn path(name: &str) -> String {
     fixture(name).display().to_string()
 }
 
+/// `deltaw-cli-<name>-<pid>` in the temp folder, with nothing there yet (a test's own path).
+pub fn fresh_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("deltaw-cli-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    dir
+}
+
+/// [`fresh_path`], created as an empty folder.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = fresh_path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn deltaw(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_deltaw"))
         .args(args)
@@ -70,4 +84,23 @@ pub fn train_losses(run: &std::path::Path) -> Vec<f64> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics.jsonl");
     let lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"));
     lines.filter(|v| v["kind"] == "train").map(|v| v["loss"].as_f64().expect("a loss")).collect()
+}
+
+/// The all-MiniLM-L6-v2 folder, found and required as `deltaw_tests::minilm_dir` does (the
+/// workspace `tests/` crate is not a dependency of this one).
+pub fn minilm_dir() -> Option<PathBuf> {
+    let dir = match std::env::var("DELTAW_MINILM_DIR") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => std::env::var("DELTAW_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/deltaw"))
+            .join("all-MiniLM-L6-v2"),
+    };
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    let required = std::env::var("DELTAW_REQUIRE_MINILM").is_ok_and(|v| v == "1");
+    assert!(!required, "all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
+    eprintln!("notice: skipping, all-MiniLM-L6-v2 not found in {} (run scripts/fetch_minilm.sh)", dir.display());
+    None
 }

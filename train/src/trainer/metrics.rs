@@ -68,10 +68,13 @@ impl MetricsLog {
         let io = |source| Error::Io { path: path.into(), source };
         if path.exists() {
             let text = std::fs::read_to_string(path).map_err(io)?;
-            let steps = read_metrics(path)?.into_iter().map(|l| l.step());
-            let lines = text.lines().filter(|l| !l.trim().is_empty());
-            let kept: String =
-                lines.zip(steps).filter(|(_, step)| *step <= resume_step).map(|(l, _)| format!("{l}\n")).collect();
+            let mut kept = String::with_capacity(text.len());
+            for (line, parsed) in parse_lines(&text, path) {
+                if parsed?.step() <= resume_step {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
             if kept != text {
                 deltaw_tensor::safetensors::write_atomic(path, kept.as_bytes())?;
             }
@@ -95,15 +98,18 @@ impl MetricsLog {
 /// An unreadable file or a line that is not a metrics object (named by line number).
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::Record {
-                path: path.into(),
-                location: crate::Location::Line(i + 1),
-                message: e.to_string(),
-            })
-        })
-        .collect()
+    parse_lines(&text, path).map(|(_, parsed)| parsed).collect()
+}
+
+/// Each non-blank line of a metrics file's `text` with its parse; errors name `path` and the
+/// line number.
+fn parse_lines<'t>(text: &'t str, path: &'t Path) -> impl Iterator<Item = (&'t str, Result<MetricsLine>)> + 't {
+    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(move |(i, l)| {
+        let parsed = serde_json::from_str(l).map_err(|e| Error::Record {
+            path: path.into(),
+            location: crate::Location::Line(i + 1),
+            message: e.to_string(),
+        });
+        (l, parsed)
+    })
 }
