@@ -4,6 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use deltaw_benches::generation::{model, options, prompt, NEW_TOKENS};
+use deltaw_transformer::CausalLm;
 use std::time::Duration;
 
 fn gpt2_generate(c: &mut Criterion) {

@@ -5,7 +5,7 @@
 use deltaw_autograd::{AdamW, AdamWConfig, Var};
 use deltaw_lora::{Lora, LoraConfig};
 use deltaw_tensor::{Device, Seed, Tensor};
-use deltaw_transformer::{Gpt2, Gpt2Config};
+use deltaw_transformer::{causal_lm_loss, Gpt2, Gpt2Config, Model};
 
 /// B and T of the target.
 pub const BATCH: usize = 4;
@@ -56,7 +56,7 @@ pub fn setup(mode: Mode) -> Setup {
 /// One training step; returns the loss.
 pub fn step(s: &mut Setup) -> f32 {
     let logits = s.model.forward(&s.ids, None).logits;
-    let loss = Gpt2::loss(&logits, &s.ids);
+    let loss = causal_lm_loss(&logits, &s.ids);
     let grads = loss.backward().expect("backward");
     s.opt.step(&grads);
     loss.value().to_vec()[0]

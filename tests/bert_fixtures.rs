@@ -7,7 +7,7 @@
 use deltaw_autograd::Var;
 use deltaw_tensor::Device;
 use deltaw_tests::{check_close, on_each_device, Case, Fixtures, Tol};
-use deltaw_transformer::{Bert, PoolingConfig, PoolingMode, SentenceEmbedder};
+use deltaw_transformer::{Bert, Model, PoolingConfig, PoolingMode, SentenceEmbedder};
 use std::path::PathBuf;
 
 /// As for GPT-2: a float64 reference, our f32 through two post-norm layers (eps 1e-12, so

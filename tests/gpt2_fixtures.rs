@@ -7,7 +7,7 @@
 
 use deltaw_tensor::{Device, Tensor};
 use deltaw_tests::{check_close, on_each_device, Case, Fixtures, Tol};
-use deltaw_transformer::{GenerateOptions, Gpt2};
+use deltaw_transformer::{causal_lm_loss, CausalLm, GenerateOptions, Gpt2, Model};
 use std::path::PathBuf;
 
 /// The reference ran in float64; our f32 forward through two blocks (layer norms, a softmax,
@@ -39,7 +39,7 @@ fn check_gpt2_forward_and_gradients(case: &Case) {
     let model = tiny_gpt2(case.device());
     let ids = case.operand("input_ids");
     let out = model.forward(&ids, Some(&case.operand("attention_mask")));
-    let loss = Gpt2::loss(&out.logits, &case.operand("labels"));
+    let loss = causal_lm_loss(&out.logits, &case.operand("labels"));
 
     // In forward order, so the first failure is the first layer that diverges.
     let n = out.hidden_states.len();

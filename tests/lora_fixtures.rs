@@ -7,7 +7,7 @@ use deltaw_autograd::Var;
 use deltaw_lora::{Error, Lora, LoraConfig, TargetModules};
 use deltaw_tensor::{safetensors, Device, Seed, Tensor};
 use deltaw_tests::{check_close, Tol};
-use deltaw_transformer::{Bert, Gpt2};
+use deltaw_transformer::{causal_lm_loss, Bert, Gpt2, Model};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -50,11 +50,11 @@ fn check_lora_grads(prefix: &str, lora: &Lora, grads: &deltaw_autograd::Grads, r
 fn gpt2_case(prefix: &str, adapter: &str) {
     let r = reference();
     let mut model = Gpt2::from_dir(fixture_dir("tiny_gpt2"), &Device::Cpu).unwrap();
-    let w0 = model.h[0].c_attn.weight.value();
+    let w0 = model.h[0].attn.c_attn.weight.value();
     let mut lora = Lora::load_peft(&mut model, fixture_dir(adapter), &Device::Cpu).unwrap();
     let (ids, mask) = (&r[&format!("{prefix}.input_ids")], &r[&format!("{prefix}.attention_mask")]);
     let logits = model.forward(ids, Some(mask)).logits;
-    let loss = Gpt2::loss(&logits, &r[&format!("{prefix}.labels")]);
+    let loss = causal_lm_loss(&logits, &r[&format!("{prefix}.labels")]);
     check("logits", &logits.value(), &r[&format!("{prefix}.logits")], MODEL);
     check("loss", &loss.value(), &r[&format!("{prefix}.loss")], MODEL);
 
@@ -70,10 +70,10 @@ fn gpt2_case(prefix: &str, adapter: &str) {
     let merged = model.forward(ids, Some(mask)).logits.value();
     check("merged logits vs adapter logits", &merged, &logits.value(), MERGED);
     check("merged logits", &merged, &r[&format!("{prefix}.merged_logits")], MODEL);
-    let w = model.h[0].c_attn.weight.value();
+    let w = model.h[0].attn.c_attn.weight.value();
     check("merged c_attn weight", &w, &r[&format!("{prefix}.merged.transformer.h.0.attn.c_attn.weight")], MODEL);
     lora.unmerge(&mut model);
-    check("W0 after merge + unmerge", &model.h[0].c_attn.weight.value(), &w0, ROUND_TRIP);
+    check("W0 after merge + unmerge", &model.h[0].attn.c_attn.weight.value(), &w0, ROUND_TRIP);
     check("logits after unmerge", &model.forward(ids, Some(mask)).logits.value(), &logits.value(), MERGED);
 }
 
@@ -101,7 +101,7 @@ fn bert_lora_matches_peft_in_hidden_states_grads_and_merge() {
     let merged = model.forward(ids, None, Some(mask)).last_hidden_state.value();
     check("merged vs adapter", &merged, &h.value(), MERGED);
     check("merged_last_hidden_state", &merged, &r["bert.merged_last_hidden_state"], MODEL);
-    let q = model.layers[0].query.weight.value();
+    let q = model.layers[0].attention.query.weight.value();
     check("merged query weight", &q, &r["bert.merged.encoder.layer.0.attention.self.query.weight"], MODEL);
 }
 

@@ -10,7 +10,7 @@ use deltaw_train::data::{ByteCodec, SftDataset, TextCodec};
 use deltaw_train::synthetic::{compact_template, dataset, Task};
 use deltaw_train::trainer::{exact_match, greedy_answer, prompt_and_answer};
 use deltaw_train::{Trainer, TrainerConfig};
-use deltaw_transformer::{Gpt2, Gpt2Config};
+use deltaw_transformer::{Gpt2, Gpt2Config, Model};
 use std::path::PathBuf;
 
 const EOS: i32 = ByteCodec::EOS_ID;
@@ -135,7 +135,7 @@ fn a_nan_loss_stops_training_and_names_the_last_good_checkpoint() {
     // over step 2.
     let mut trainer = Trainer::new(&model, model.parameters(), cfg, &dir, (EOS, EOS)).unwrap();
     assert_eq!(trainer.resume().unwrap(), Some(2));
-    let w = &model.h[0].c_fc.weight;
+    let w = &model.h[0].mlp.fc.weight;
     w.set_value(w.value().mul_scalar(f32::NAN));
     let err = trainer.fit(&data, None).expect_err("a NaN loss must stop training").to_string();
     assert!(err.contains("step 3") && err.contains("NaN"), "{err}");

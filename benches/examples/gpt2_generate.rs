@@ -9,6 +9,7 @@
 //! call, prompt pass included). `benches/compare_generate.sh` runs it beside transformers.
 
 use deltaw_benches::generation::{model, options, prompt, NEW_TOKENS, PROMPT_TOKENS};
+use deltaw_transformer::CausalLm;
 use std::time::Instant;
 
 fn main() {

@@ -15,7 +15,7 @@
 
 use deltaw_benches::generation::model;
 use deltaw_tensor::{Device, Tensor};
-use deltaw_transformer::Gpt2;
+use deltaw_transformer::{Gpt2, Model};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Where a GPT-2 124M full fine-tuning step spends its time: forward, backward, optimizer.
 //! `cargo run --release -p deltaw-benches --example sft_phases -- full|lora`
 use deltaw_benches::sft::{setup, Mode};
-use deltaw_transformer::Gpt2;
+use deltaw_transformer::causal_lm_loss;
 use std::time::Instant;
 
 fn main() {
@@ -10,7 +10,7 @@ fn main() {
     for i in 0..3 {
         let t = Instant::now();
         let logits = s.model.forward(&s.ids, None).logits;
-        let loss = Gpt2::loss(&logits, &s.ids);
+        let loss = causal_lm_loss(&logits, &s.ids);
         let t_fwd = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let grads = loss.backward().expect("backward");

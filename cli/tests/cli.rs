@@ -4,7 +4,7 @@
 mod support;
 
 use deltaw_tensor::Device;
-use deltaw_transformer::{GenerateOptions, Gpt2, Tokenizer};
+use deltaw_transformer::{CausalLm, GenerateOptions, Gpt2, Tokenizer};
 use support::{
     assert_fails_with, deltaw, deltaw_with_env, fixture, fresh_path, gpu_available, path, stdout_json, train_losses,
 };

@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // One layer by hand: h.0's c_attn on random inputs x (B, T, C).
-    let layer = &model.h[0].c_attn;
+    let layer = &model.h[0].attn.c_attn;
     let adapter = &lora.modules[0].adapter;
     let x = Var::constant(Tensor::randn((2, 8, 32), Seed(3), &dev));
     let w0 = layer.weight.value(); // (in, out) = (32, 96)
@@ -70,18 +70,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let adapted = logits(&model);
     let report = lora.merge_checked(&mut model, logits);
     println!("{report}");
-    let w_merged = model.h[0].c_attn.weight.value();
+    let w_merged = model.h[0].attn.c_attn.weight.value();
     let d = max_diff(&w_merged, &w_by_hand);
     println!("merged c_attn weight vs W0 + s·(BA)ᵀ by hand: max |diff| = {d:.2e}");
-    assert!(d < 1e-6 && model.h[0].c_attn.adapter.is_none());
+    assert!(d < 1e-6 && model.h[0].attn.c_attn.adapter.is_none());
     let d = max_diff(&logits(&model), &adapted);
     assert!(d < 1e-4, "merged logits differ from the adapter's by {d}");
 
     // Unmerge: W0 comes back (up to f32 rounding of (W0 + ΔW) - ΔW), the adapter is reattached.
     lora.unmerge(&mut model);
-    let d = max_diff(&model.h[0].c_attn.weight.value(), &w0);
-    println!("after unmerge: max |W - W0| = {d:.2e}, adapter attached again: {}", model.h[0].c_attn.adapter.is_some());
-    assert!(d < 1e-6 && model.h[0].c_attn.adapter.is_some());
+    let d = max_diff(&model.h[0].attn.c_attn.weight.value(), &w0);
+    println!(
+        "after unmerge: max |W - W0| = {d:.2e}, adapter attached again: {}",
+        model.h[0].attn.c_attn.adapter.is_some()
+    );
+    assert!(d < 1e-6 && model.h[0].attn.c_attn.adapter.is_some());
     assert!(max_diff(&logits(&model), &adapted) < 1e-4);
 
     lora.remove(&mut model);

@@ -15,7 +15,7 @@
 //! ```no_run
 //! use deltaw_lora::{Lora, LoraConfig};
 //! use deltaw_tensor::{Device, Seed};
-//! use deltaw_transformer::Gpt2;
+//! use deltaw_transformer::{Gpt2, Model};
 //! let mut model = Gpt2::from_dir("path/to/gpt2", &Device::Cpu)?;
 //! let mut lora = Lora::inject(&mut model, LoraConfig::new("gpt2"), Seed(0))?;
 //! println!("{}", lora.param_count(&model)); // trainable params: 294,912 || all params: ...
@@ -37,5 +37,5 @@ pub use config::{LoraConfig, TargetModules};
 pub use error::{Error, Result};
 pub use layer::LoraAdapter;
 pub use merge::MergeReport;
-pub use model::{Lora, LoraModule, LoraTarget, ParamCount};
+pub use model::{Lora, LoraModule, ParamCount};
 pub use peft::{CONFIG_FILE, WEIGHTS_FILE};

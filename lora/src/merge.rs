@@ -8,9 +8,10 @@
 //! merged weight from the exact `W0 + s·BA` (computed in f64), which is the rounding of the
 //! storage dtype, and, given a probe, the largest change of the model's output.
 
-use crate::model::{Lora, LoraTarget};
+use crate::model::Lora;
 use deltaw_tensor::{DType, Tensor};
 use deltaw_transformer::LinearModule;
+use deltaw_transformer::Model;
 use std::fmt;
 
 /// What merging cost.
@@ -46,7 +47,7 @@ impl Lora {
     /// # Panics
     /// If the adapters are already merged.
     #[track_caller]
-    pub fn merge<M: LoraTarget>(&mut self, model: &mut M) -> MergeReport {
+    pub fn merge<M: Model + ?Sized>(&mut self, model: &mut M) -> MergeReport {
         assert!(!self.merged, "merge: the adapters are already merged");
         let mut report = MergeReport { modules: 0, dtype: DType::F32, max_weight_error: 0.0, max_output_change: None };
         self.for_each_layer(model, |module, layer| {
@@ -64,7 +65,7 @@ impl Lora {
 
     /// [`Lora::merge`], plus the largest change of `probe`'s output (e.g. a forward pass's
     /// logits on a fixed batch) between the adapter path and the merged weights.
-    pub fn merge_checked<M: LoraTarget>(&mut self, model: &mut M, probe: impl Fn(&M) -> Tensor) -> MergeReport {
+    pub fn merge_checked<M: Model + ?Sized>(&mut self, model: &mut M, probe: impl Fn(&M) -> Tensor) -> MergeReport {
         let before = probe(model);
         let mut report = self.merge(model);
         let after = probe(model);
@@ -77,7 +78,7 @@ impl Lora {
     /// # Panics
     /// If the adapters are not merged.
     #[track_caller]
-    pub fn unmerge<M: LoraTarget>(&mut self, model: &mut M) {
+    pub fn unmerge<M: Model + ?Sized>(&mut self, model: &mut M) {
         assert!(self.merged, "unmerge: the adapters are not merged");
         self.for_each_layer(model, |module, layer| {
             let w = layer.weight().value();
@@ -87,7 +88,7 @@ impl Lora {
         self.merged = false;
     }
 
-    fn for_each_layer<M: LoraTarget>(
+    fn for_each_layer<M: Model + ?Sized>(
         &self,
         model: &mut M,
         mut f: impl FnMut(&crate::LoraModule, &mut dyn LinearModule),
@@ -151,7 +152,7 @@ mod tests {
     #[test]
     fn merging_into_f16_weights_accumulates_in_f32_and_reports_the_rounding() {
         let mut model = Gpt2::init(Gpt2Config::new(40, 8, 16, 1, 2).unwrap(), Seed(0), &Device::Cpu);
-        let w = &model.h[0].c_attn.weight;
+        let w = &model.h[0].attn.c_attn.weight;
         w.set_value(w.value().to_dtype(DType::F16).unwrap());
         let config = LoraConfig { r: 2, target_modules: TargetModules::parse("c_attn"), ..LoraConfig::new("gpt2") };
         let mut lora = Lora::inject(&mut model, config, Seed(1)).unwrap();
@@ -159,8 +160,9 @@ mod tests {
         b.set_value(Tensor::randn(b.dims(), Seed(2), &Device::Cpu).mul_scalar(0.1));
         let report = lora.merge(&mut model);
         assert_eq!(report.dtype, DType::F16);
-        let max_w = model.h[0].c_attn.weight.value().to_dtype(DType::F32).unwrap().abs().max_all().to_vec()[0] as f64;
+        let max_w =
+            model.h[0].attn.c_attn.weight.value().to_dtype(DType::F32).unwrap().abs().max_all().to_vec()[0] as f64;
         assert!(report.max_weight_error > 0.0 && report.max_weight_error <= max_w * 2f64.powi(-11), "{report}");
-        assert_eq!(model.h[0].c_attn.weight.value().dtype(), DType::F16);
+        assert_eq!(model.h[0].attn.c_attn.weight.value().dtype(), DType::F16);
     }
 }

@@ -1,47 +1,13 @@
-//! The models adapters attach to, and injection by target-module names.
+//! Injection by target-module names into any [`Model`], and what an injection holds.
 
 use crate::config::LoraConfig;
 use crate::error::{Error, Result};
 use crate::layer::LoraAdapter;
 use deltaw_autograd::Var;
 use deltaw_tensor::{Seed, Tensor};
-use deltaw_transformer::{Bert, Gpt2, LinearModule};
+use deltaw_transformer::{LinearModule, Model};
 use std::fmt;
 use std::sync::Arc;
-
-/// A model whose linear layers can carry adapters.
-pub trait LoraTarget {
-    /// `"gpt2"`, `"bert"`: picks default targets and the PEFT task type.
-    fn model_type(&self) -> &'static str;
-    /// Every linear layer with its transformers module path.
-    fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)>;
-    /// The base model's own parameters (adapters excluded).
-    fn base_parameters(&self) -> Vec<Var>;
-}
-
-impl LoraTarget for Gpt2 {
-    fn model_type(&self) -> &'static str {
-        "gpt2"
-    }
-    fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)> {
-        Gpt2::linear_modules_mut(self)
-    }
-    fn base_parameters(&self) -> Vec<Var> {
-        self.parameters()
-    }
-}
-
-impl LoraTarget for Bert {
-    fn model_type(&self) -> &'static str {
-        "bert"
-    }
-    fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)> {
-        Bert::linear_modules_mut(self)
-    }
-    fn base_parameters(&self) -> Vec<Var> {
-        self.parameters()
-    }
-}
 
 /// One adapted layer: its module path and its adapter.
 #[derive(Clone)]
@@ -100,7 +66,7 @@ impl Lora {
     ///
     /// # Errors
     /// An invalid config, or targets that match no layer (the message lists the layers).
-    pub fn inject<M: LoraTarget>(model: &mut M, config: LoraConfig, seed: Seed) -> Result<Lora> {
+    pub fn inject<M: Model + ?Sized>(model: &mut M, config: LoraConfig, seed: Seed) -> Result<Lora> {
         let scaling = config.scaling();
         let (r, p) = (config.r, config.lora_dropout);
         let matcher = config.target_modules.matcher()?;
@@ -120,7 +86,7 @@ impl Lora {
     /// Installs adapters made by `make(path, layer)` on the layers whose path `matches` and
     /// freezes the base model. Shared by [`Lora::inject`] (which matches by target modules)
     /// and adapter loading (which matches the layers its file names).
-    pub(crate) fn attach<M: LoraTarget>(
+    pub(crate) fn attach<M: Model + ?Sized>(
         model: &mut M,
         config: LoraConfig,
         matches: impl Fn(&str) -> bool,
@@ -141,7 +107,7 @@ impl Lora {
                 return Err(Error::NoTarget { targets, available: available.join(", ") });
             }
         }
-        model.base_parameters().iter().for_each(|p| p.set_requires_grad(false));
+        model.parameters().iter().for_each(|p| p.set_requires_grad(false));
         Ok(Lora { config, modules, merged: false })
     }
 
@@ -157,10 +123,10 @@ impl Lora {
     }
 
     /// Trainable (adapter) and total (base + adapter) parameter counts.
-    pub fn param_count<M: LoraTarget>(&self, model: &M) -> ParamCount {
+    pub fn param_count<M: Model + ?Sized>(&self, model: &M) -> ParamCount {
         let numel = |vs: &[Var]| vs.iter().map(|v| v.dims().iter().product::<usize>()).sum::<usize>();
         let trainable = numel(&self.parameters());
-        ParamCount { trainable, all: trainable + numel(&model.base_parameters()) }
+        ParamCount { trainable, all: trainable + numel(&model.parameters()) }
     }
 
     /// Whether the adapters are currently folded into the base weights.
@@ -170,14 +136,14 @@ impl Lora {
 
     /// Removes the adapters from the model (unmerging first if needed) and unfreezes the base
     /// parameters: the model is the pretrained one again.
-    pub fn remove<M: LoraTarget>(mut self, model: &mut M) {
+    pub fn remove<M: Model + ?Sized>(mut self, model: &mut M) {
         if self.merged {
             self.unmerge(model);
         }
         for (_, layer) in model.linear_modules_mut() {
             layer.set_adapter(None);
         }
-        model.base_parameters().iter().for_each(|p| p.set_requires_grad(true));
+        model.parameters().iter().for_each(|p| p.set_requires_grad(true));
     }
 
     /// The adapters' tensors keyed by PEFT name (what `adapter_model.safetensors` holds).

@@ -6,8 +6,9 @@
 use crate::config::LoraConfig;
 use crate::error::{Error, Result};
 use crate::layer::LoraAdapter;
-use crate::model::{Lora, LoraTarget};
+use crate::model::Lora;
 use deltaw_tensor::{safetensors, DType, Device, Tensor};
+use deltaw_transformer::Model;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,7 +40,7 @@ impl Lora {
     /// Missing or malformed files; PEFT features deltaw does not implement (DoRA, trained
     /// biases, per-layer rank patterns, `modules_to_save`); a key naming a layer the model does
     /// not have; A or B shapes that do not fit the layer.
-    pub fn load_peft<M: LoraTarget>(model: &mut M, dir: impl AsRef<Path>, device: &Device) -> Result<Lora> {
+    pub fn load_peft<M: Model + ?Sized>(model: &mut M, dir: impl AsRef<Path>, device: &Device) -> Result<Lora> {
         let dir = dir.as_ref();
         let config = read_config(&dir.join(CONFIG_FILE))?;
         let weights_path = dir.join(WEIGHTS_FILE);

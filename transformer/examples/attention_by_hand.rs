@@ -1,6 +1,6 @@
 //! Causal self-attention by hand, one tensor op per step, against the fused kernel
-//! (`Tensor::attention`) and the model's own `multi_head_attention` (what every GPT-2 and BERT
-//! block calls), then the KV-cache path of generation.
+//! (`Tensor::attention`) and the model's own `attention` (what every GPT-2 and BERT block calls),
+//! then the KV-cache path of generation.
 //!
 //! Shapes are GPT-2 small's for the guide's batch: B = 2 sequences of T = 8 tokens, C = 768,
 //! NH = 12 heads of HS = 64. The second sequence has 3 padded positions at its end.
@@ -12,7 +12,7 @@
 
 use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Seed, Tensor};
-use deltaw_transformer::{attention_mask, multi_head_attention, multi_head_attention_with_cache};
+use deltaw_transformer::{attention, attention_mask};
 
 const B: usize = 2;
 const T: usize = 8;
@@ -30,7 +30,7 @@ fn heads(x: &Tensor) -> Tensor {
     x.reshape((B, T, NH, HS)).permute(&[0, 2, 1, 3]) // (B, NH, T, HS)
 }
 
-/// The attention of `multi_head_attention`, written out step by step on plain tensors;
+/// The attention of `deltaw_transformer::attention`, written out step by step on plain tensors;
 /// returns the output `(B, T, C)` and the probabilities `(B, NH, T, T)`.
 fn attention_by_hand(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> (Tensor, Tensor) {
     // 1. heads
@@ -58,7 +58,7 @@ fn main() {
 
     // 1.0 where query i may not see key j: j > i (causal), or key j is padding.
     let padding = Tensor::from_vec([[1i32; T], [1, 1, 1, 1, 1, 0, 0, 0]].concat(), (B, T), &dev).expect("B·T ids");
-    let mask = attention_mask(B, T, Some(&padding), true, &dev); // (B, 1, T, T)
+    let mask = attention_mask(T, 0, Some(&padding), true, &dev); // (B, 1, T, T)
     let row = |b: usize, i: usize| mask.narrow(0, b, 1).narrow(2, i, 1).to_vec();
     println!("mask {:?}, 1 = hidden; query 2 of sequence 0 (causal): {:?}", mask.dims(), row(0, 2));
     println!("  query 7 of sequence 0: {:?}, of sequence 1 (3 padded keys): {:?}", row(0, 7), row(1, 7));
@@ -74,15 +74,15 @@ fn main() {
     assert!(d_out < 1e-5 && d_probs < 1e-6, "attention by hand differs from the fused kernel");
 
     let (qv, kv, vv) = (Var::constant(q.clone()), Var::constant(k.clone()), Var::constant(v.clone()));
-    let theirs = multi_head_attention(&qv, &kv, &vv, NH, &mask).value();
+    let theirs = attention((&qv, &kv, &vv), NH, &mask, None, 0.0).value();
     let diff = max_diff(&ours, &theirs);
-    println!("by hand vs multi_head_attention: max |diff| = {diff:.2e}");
-    assert!(diff < 1e-5, "attention by hand differs from multi_head_attention by {diff}");
+    println!("by hand vs attention: max |diff| = {diff:.2e}");
+    assert!(diff < 1e-5, "attention by hand differs from the model's attention by {diff}");
 
     // Causality: changing the last token's key and value cannot change any earlier output.
     let bump = |x: &Tensor| Tensor::cat(&[&x.narrow(1, 0, T - 1), &x.narrow(1, T - 1, 1).add_scalar(5.0)], 1);
     let (kb, vb) = (Var::constant(bump(&k)), Var::constant(bump(&v)));
-    let bumped = multi_head_attention(&qv, &kb, &vb, NH, &mask).value();
+    let bumped = attention((&qv, &kb, &vb), NH, &mask, None, 0.0).value();
     let earlier = max_diff(&bumped.narrow(1, 0, T - 1), &theirs.narrow(1, 0, T - 1));
     println!("changing position {}'s k, v moves positions 0..{} by {earlier:.1e}", T - 1, T - 1);
     assert_eq!(earlier, 0.0, "a future key leaked into an earlier position");
@@ -91,21 +91,21 @@ fn main() {
     // then feed only the last position. Its one query sees every key, so its mask is all zeros.
     let first = |x: &Tensor| Var::constant(x.narrow(1, 0, T - 1).contiguous());
     let last = |x: &Tensor| Var::constant(x.narrow(1, T - 1, 1).contiguous());
-    let prefix_mask = attention_mask(B, T - 1, None, true, &dev);
-    let (_, k_cache, v_cache) =
-        multi_head_attention_with_cache(&first(&q), &first(&k), &first(&v), NH, &prefix_mask, None);
-    println!("\nKV cache after {} positions: keys {:?}", T - 1, k_cache.dims());
-    let step_mask = Tensor::zeros((1, 1, 1, T), &dev);
-    let past = Some((k_cache.value(), v_cache.value()));
-    let (y_last, k_all, _) = multi_head_attention_with_cache(&last(&q), &last(&k), &last(&v), NH, &step_mask, past);
-    let causal = attention_mask(B, T, None, true, &dev);
-    let full = multi_head_attention(&qv, &kv, &vv, NH, &causal).value().narrow(1, T - 1, 1);
+    let mut cache = None; // this layer's slot: keys and values (B, NH, positions so far, HS)
+    let prefix_mask = attention_mask(T - 1, 0, None, true, &dev);
+    attention((&first(&q), &first(&k), &first(&v)), NH, &prefix_mask, Some(&mut cache), 0.0);
+    let cached = |c: &Option<(Tensor, Tensor)>| c.as_ref().map(|(k, _)| k.dims().to_vec()).unwrap_or_default();
+    println!("\nKV cache after {} positions: keys {:?}", T - 1, cached(&cache));
+    let step_mask = attention_mask(1, T - 1, None, true, &dev); // (1, 1, 1, T): all zeros
+    let y_last = attention((&last(&q), &last(&k), &last(&v)), NH, &step_mask, Some(&mut cache), 0.0);
+    let causal = attention_mask(T, 0, None, true, &dev);
+    let full = attention((&qv, &kv, &vv), NH, &causal, None, 0.0).value().narrow(1, T - 1, 1);
     let diff = max_diff(&y_last.value(), &full);
     println!(
         "last position with the cache {:?} (keys now {:?}) vs without: max |diff| = {diff:.2e}",
         y_last.dims(),
-        k_all.dims()
+        cached(&cache)
     );
     assert!(diff < 1e-5, "the cached step differs from the full pass by {diff}");
-    println!("\nok: by hand = fused kernel = multi_head_attention, causal, and the KV cache agrees");
+    println!("\nok: by hand = fused kernel = attention, causal, and the KV cache agrees");
 }

@@ -9,7 +9,7 @@
 
 use deltaw_autograd::{no_grad, AdamW, AdamWConfig};
 use deltaw_tensor::{Device, Tensor};
-use deltaw_transformer::{Gpt2, Tokenizer};
+use deltaw_transformer::{causal_lm_loss, Gpt2, Model, Tokenizer};
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keep = batch.attention_mask.to_dtype(deltaw_tensor::DType::F32)?;
     let labels = keep.where_(&batch.input_ids.to_dtype(deltaw_tensor::DType::F32)?, &Tensor::scalar(-100.0, &dev));
     let labels = labels.to_dtype(deltaw_tensor::DType::I32)?; // (B, T)
-    let loss = Gpt2::loss(&out.logits, &labels);
+    let loss = causal_lm_loss(&out.logits, &labels);
     let before = loss.value().to_scalar();
     println!(
         "loss (mean over {} scored positions) = {before:.4}; ln V = {:.4}",
@@ -68,7 +68,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 5. One AdamW step (08-adamw.md), then the same batch again: the loss went down.
     let mut opt = AdamW::new(params, AdamWConfig { lr: 1e-2, ..Default::default() });
     opt.step(&grads);
-    let after = no_grad(|| Gpt2::loss(&model.forward(&batch.input_ids, Some(&batch.attention_mask)).logits, &labels));
+    let after =
+        no_grad(|| causal_lm_loss(&model.forward(&batch.input_ids, Some(&batch.attention_mask)).logits, &labels));
     let after = after.value().to_scalar();
     println!("after one AdamW step (lr 1e-2): loss {before:.4} -> {after:.4}");
     assert!(after < before, "one step on the same batch should lower its loss");

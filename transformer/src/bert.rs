@@ -1,72 +1,143 @@
 //! BERT (transformers' `BertModel`): embeddings, a post-norm encoder, and the pooler.
 //!
-//! Field names follow the checkpoint keys (`embeddings.word_embeddings`,
+//! Modules nest as the checkpoint keys do (`embeddings.word_embeddings`,
 //! `encoder.layer.0.attention.self.query`...), which HF writes bare for `BertModel` and with a
 //! `bert.` prefix for head models; both load. Linear weights are stored `(out, in)`. Traps
 //! written down once: the GELU is the erf form and layer norm's eps is 1e-12.
 
+use crate::attention::{self, attention};
 use crate::config::BertConfig;
 use crate::error::Result;
-use crate::layers::{self, multi_head_attention_dropout, LayerNorm, Linear, LinearModule};
+use crate::layers::{Activation, Embedding, LayerNorm, Linear, Mlp, WeightLayout};
+use crate::model::Model;
+use crate::module::{Module, ParamSource};
 use crate::weights::Checkpoint;
 use deltaw_autograd::Var;
 use deltaw_tensor::{DType, Device, Tensor};
 use std::path::Path;
 
-/// One encoder layer: `x = LN(x + attn(x))`, then `x = LN(x + ffn(x))` (post-norm).
-pub struct BertLayer {
+/// Bidirectional self-attention with separate `query`, `key`, `value` projections, then
+/// `output.dense` (the residual add and `output.LayerNorm` are the layer's).
+pub struct BertAttention {
     pub query: Linear,
     pub key: Linear,
     pub value: Linear,
-    pub attention_output: Linear,
-    pub attention_norm: LayerNorm,
-    pub intermediate: Linear,
     pub output: Linear,
     pub output_norm: LayerNorm,
     n_head: usize,
-    /// Dropout on sublayer outputs and on attention probabilities (train mode only).
-    hidden_dropout: f32,
+    /// Dropout on the attention probabilities (train mode only).
     attn_dropout: f32,
 }
 
+impl BertAttention {
+    /// `x` `(B, T, C)` → `(B, T, C)`, before the residual add.
+    pub fn forward(&self, x: &Var, mask: &Tensor) -> Var {
+        let (q, k, v) = (self.query.forward(x), self.key.forward(x), self.value.forward(x));
+        self.output.forward(&attention((&q, &k, &v), self.n_head, mask, None, self.attn_dropout))
+    }
+}
+
+impl Module for BertAttention {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        let [q, k, v, o, n] =
+            ["self.query", "self.key", "self.value", "output.dense", "output.LayerNorm"].map(String::from);
+        vec![(q, &self.query), (k, &self.key), (v, &self.value), (o, &self.output), (n, &self.output_norm)]
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        let [q, k, v, o, n] =
+            ["self.query", "self.key", "self.value", "output.dense", "output.LayerNorm"].map(String::from);
+        let out: Vec<(String, &mut dyn Module)> = vec![
+            (q, &mut self.query),
+            (k, &mut self.key),
+            (v, &mut self.value),
+            (o, &mut self.output),
+            (n, &mut self.output_norm),
+        ];
+        out
+    }
+}
+
+/// One encoder layer: `x = LN(x + attn(x))`, then `x = LN(x + mlp(x))` (post-norm).
+pub struct BertLayer {
+    pub attention: BertAttention,
+    /// `intermediate.dense`, GELU (erf), `output.dense`.
+    pub mlp: Mlp,
+    /// `output.LayerNorm`.
+    pub output_norm: LayerNorm,
+    /// Dropout on sublayer outputs (train mode only).
+    hidden_dropout: f32,
+}
+
 impl BertLayer {
-    fn load(ck: &mut Checkpoint, i: usize, cfg: &BertConfig) -> BertLayer {
-        let (c, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
+    fn new(src: &mut dyn ParamSource, i: usize, cfg: &BertConfig) -> BertLayer {
+        let (c, eps, std) = (cfg.hidden_size, cfg.layer_norm_eps, 0.02);
         let p = |s: &str| format!("encoder.layer.{i}.{s}");
-        BertLayer {
-            query: Linear::load(ck, &p("attention.self.query"), (c, c)),
-            key: Linear::load(ck, &p("attention.self.key"), (c, c)),
-            value: Linear::load(ck, &p("attention.self.value"), (c, c)),
-            attention_output: Linear::load(ck, &p("attention.output.dense"), (c, c)),
-            attention_norm: LayerNorm::load(ck, &p("attention.output.LayerNorm"), c, eps),
-            intermediate: Linear::load(ck, &p("intermediate.dense"), (c, cfg.intermediate_size)),
-            output: Linear::load(ck, &p("output.dense"), (cfg.intermediate_size, c)),
-            output_norm: LayerNorm::load(ck, &p("output.LayerNorm"), c, eps),
+        let linear = |src: &mut dyn ParamSource, key: &str| Linear::new(src, &p(key), (c, c), WeightLayout::OutIn, std);
+        let attention = BertAttention {
+            query: linear(src, "attention.self.query"),
+            key: linear(src, "attention.self.key"),
+            value: linear(src, "attention.self.value"),
+            output: linear(src, "attention.output.dense"),
+            output_norm: LayerNorm::new(src, &p("attention.output.LayerNorm"), c, eps),
             n_head: cfg.num_attention_heads,
-            hidden_dropout: cfg.hidden_dropout_prob,
             attn_dropout: cfg.attention_probs_dropout_prob,
-        }
+        };
+        let keys = ["intermediate.dense", "output.dense"];
+        let kind = (WeightLayout::OutIn, Activation::Gelu);
+        let mlp = Mlp::new(src, &p(""), keys, (c, cfg.intermediate_size), kind, std);
+        let output_norm = LayerNorm::new(src, &p("output.LayerNorm"), c, eps);
+        BertLayer { attention, mlp, output_norm, hidden_dropout: cfg.hidden_dropout_prob }
     }
 
     /// `x` is `(B, T, C)`; `mask` is 1.0 on padded keys, `(B, 1, 1, T)`.
     pub fn forward(&self, x: &Var, mask: &Tensor) -> Var {
-        let (q, k, v) = (self.query.forward(x), self.key.forward(x), self.value.forward(x));
-        let att = multi_head_attention_dropout(&q, &k, &v, self.n_head, mask, self.attn_dropout);
-        let att = self.attention_output.forward(&att).dropout(self.hidden_dropout);
-        let x = self.attention_norm.forward(&x.add(&att));
-        let h = self.intermediate.forward(&x).gelu(); // (B, T, intermediate)
-        self.output_norm.forward(&x.add(&self.output.forward(&h).dropout(self.hidden_dropout)))
+        let att = self.attention.forward(x, mask).dropout(self.hidden_dropout);
+        let x = self.attention.output_norm.forward(&x.add(&att));
+        self.output_norm.forward(&x.add(&self.mlp.forward(&x).dropout(self.hidden_dropout)))
     }
+}
 
-    fn parameters(&self) -> Vec<Var> {
-        [&self.query, &self.key, &self.value, &self.attention_output]
-            .into_iter()
-            .flat_map(Linear::parameters)
-            .chain(self.attention_norm.parameters())
-            .chain(self.intermediate.parameters())
-            .chain(self.output.parameters())
-            .chain(self.output_norm.parameters())
-            .collect()
+impl Module for BertLayer {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        let [a, m, n] = ["attention", "", "output.LayerNorm"].map(String::from);
+        vec![(a, &self.attention), (m, &self.mlp), (n, &self.output_norm)]
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        let [a, m, n] = ["attention", "", "output.LayerNorm"].map(String::from);
+        vec![(a, &mut self.attention), (m, &mut self.mlp), (n, &mut self.output_norm)]
+    }
+}
+
+/// Word, position and token-type embeddings, summed and normalised.
+pub struct BertEmbeddings {
+    pub word_embeddings: Embedding,
+    pub position_embeddings: Embedding,
+    pub token_type_embeddings: Embedding,
+    /// `embeddings.LayerNorm`.
+    pub layer_norm: LayerNorm,
+}
+
+impl Module for BertEmbeddings {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        let [w, p, t, n] =
+            ["word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm"].map(String::from);
+        vec![
+            (w, &self.word_embeddings),
+            (p, &self.position_embeddings),
+            (t, &self.token_type_embeddings),
+            (n, &self.layer_norm),
+        ]
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        let [w, p, t, n] =
+            ["word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm"].map(String::from);
+        let out: Vec<(String, &mut dyn Module)> = vec![
+            (w, &mut self.word_embeddings),
+            (p, &mut self.position_embeddings),
+            (t, &mut self.token_type_embeddings),
+            (n, &mut self.layer_norm),
+        ];
+        out
     }
 }
 
@@ -83,11 +154,10 @@ pub struct BertOutput {
 /// BERT with its pooler.
 pub struct Bert {
     pub config: BertConfig,
-    pub word_embeddings: Var,
-    pub position_embeddings: Var,
-    pub token_type_embeddings: Var,
-    pub embeddings_norm: LayerNorm,
+    pub embeddings: BertEmbeddings,
+    /// `encoder.layer.{i}`.
     pub layers: Vec<BertLayer>,
+    /// `pooler.dense`.
     pub pooler: Linear,
 }
 
@@ -102,51 +172,26 @@ impl Bert {
         let config = BertConfig::from_dir(dir)?;
         let mut ck = Checkpoint::load(dir, "bert.", device)?;
         ck.skip_buffers(&["embeddings.position_ids"]);
-        let c = config.hidden_size;
-        let mut table = |name: &str, rows: usize| Var::parameter(ck.take(name, &[rows, c])).named(name);
-        let word_embeddings = table("embeddings.word_embeddings.weight", config.vocab_size);
-        let position_embeddings = table("embeddings.position_embeddings.weight", config.max_position_embeddings);
-        let token_type_embeddings = table("embeddings.token_type_embeddings.weight", config.type_vocab_size);
-        let embeddings_norm = LayerNorm::load(&mut ck, "embeddings.LayerNorm", c, config.layer_norm_eps);
-        let layers = (0..config.num_hidden_layers).map(|i| BertLayer::load(&mut ck, i, &config)).collect();
-        let pooler = Linear::load(&mut ck, "pooler.dense", (c, c));
+        let model = Bert::build(config, &mut ck);
         ck.finish()?;
-        Ok(Bert {
-            config,
-            word_embeddings,
-            position_embeddings,
-            token_type_embeddings,
-            embeddings_norm,
-            layers,
-            pooler,
-        })
+        Ok(model)
     }
 
-    /// Every parameter, named by its checkpoint key.
-    pub fn parameters(&self) -> Vec<Var> {
-        let mut params = vec![self.word_embeddings.clone(), self.position_embeddings.clone()];
-        params.push(self.token_type_embeddings.clone());
-        params.extend(self.embeddings_norm.parameters());
-        params.extend(self.layers.iter().flat_map(BertLayer::parameters));
-        params.extend(self.pooler.parameters());
-        params
-    }
-
-    /// Every linear layer with its module path as transformers names it in `BertModel`
-    /// (`encoder.layer.0.attention.self.query`), the path PEFT writes in adapter keys.
-    pub fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)> {
-        let mut out: Vec<(String, &mut dyn LinearModule)> = Vec::new();
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            let p = |s: &str| format!("encoder.layer.{i}.{s}");
-            out.push((p("attention.self.query"), &mut l.query));
-            out.push((p("attention.self.key"), &mut l.key));
-            out.push((p("attention.self.value"), &mut l.value));
-            out.push((p("attention.output.dense"), &mut l.attention_output));
-            out.push((p("intermediate.dense"), &mut l.intermediate));
-            out.push((p("output.dense"), &mut l.output));
-        }
-        out.push(("pooler.dense".into(), &mut self.pooler));
-        out
+    /// The model with every parameter from `src`.
+    fn build(config: BertConfig, src: &mut dyn ParamSource) -> Bert {
+        let c = config.hidden_size;
+        let table = |src: &mut dyn ParamSource, name: &str, rows: usize| {
+            Embedding::new(src, &format!("embeddings.{name}"), (rows, c), 0.02)
+        };
+        let embeddings = BertEmbeddings {
+            word_embeddings: table(src, "word_embeddings", config.vocab_size),
+            position_embeddings: table(src, "position_embeddings", config.max_position_embeddings),
+            token_type_embeddings: table(src, "token_type_embeddings", config.type_vocab_size),
+            layer_norm: LayerNorm::new(src, "embeddings.LayerNorm", c, config.layer_norm_eps),
+        };
+        let layers = (0..config.num_hidden_layers).map(|i| BertLayer::new(src, i, &config)).collect();
+        let pooler = Linear::new(src, "pooler.dense", (c, c), WeightLayout::OutIn, 0.02);
+        Bert { config, embeddings, layers, pooler }
     }
 
     /// `input_ids` i32 `(B, T)`; `token_type_ids` (default all 0) and `attention_mask`
@@ -171,13 +216,17 @@ impl Bert {
         let zeros = Tensor::zeros((b, t), &dev).to_dtype(DType::I32).expect("zeros");
         let types = token_type_ids.unwrap_or(&zeros);
         let positions = Tensor::arange(0.0, t as f32, &dev).to_dtype(DType::I32).expect("small ints");
-        let embedded = self
+        let e = &self.embeddings;
+        let embedded = e
             .word_embeddings
-            .embedding(input_ids)
-            .add(&self.position_embeddings.embedding(&positions))
-            .add(&self.token_type_embeddings.embedding(types)); // (B, T, C)
-        let mut x = self.embeddings_norm.forward(&embedded).dropout(self.config.hidden_dropout_prob);
-        let mask = layers::attention_mask(b, t, attention_mask, false, &dev);
+            .forward(input_ids)
+            .add(&e.position_embeddings.forward(&positions))
+            .add(&e.token_type_embeddings.forward(types)); // (B, T, C)
+        let mut x = e.layer_norm.forward(&embedded).dropout(self.config.hidden_dropout_prob);
+        if let Some(m) = attention_mask {
+            assert_eq!(m.dims(), &[b, t], "attention_mask {:?} does not match ids ({b}, {t})", m.shape());
+        }
+        let mask = attention::attention_mask(t, 0, attention_mask, false, &dev);
         let mut hidden_states = vec![x.clone()];
         for layer in &self.layers {
             x = layer.forward(&x, &mask);
@@ -186,5 +235,46 @@ impl Bert {
         let cls = x.narrow(1, 0, 1).squeeze(1); // (B, C): the [CLS] position
         let pooler_output = self.pooler.forward(&cls).tanh();
         BertOutput { hidden_states, last_hidden_state: x, pooler_output }
+    }
+}
+
+impl Module for Bert {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        let mut out: Vec<(String, &dyn Module)> = vec![("embeddings".into(), &self.embeddings)];
+        out.extend(self.layers.iter().enumerate().map(|(i, l)| (format!("encoder.layer.{i}"), l as &dyn Module)));
+        out.push(("pooler.dense".into(), &self.pooler));
+        out
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        let mut out: Vec<(String, &mut dyn Module)> = vec![("embeddings".into(), &mut self.embeddings)];
+        out.extend(
+            self.layers.iter_mut().enumerate().map(|(i, l)| (format!("encoder.layer.{i}"), l as &mut dyn Module)),
+        );
+        out.push(("pooler.dense".into(), &mut self.pooler));
+        out
+    }
+}
+
+impl Model for Bert {
+    fn model_type(&self) -> &'static str {
+        "bert"
+    }
+    fn key_prefix(&self) -> &'static str {
+        ""
+    }
+    fn device(&self) -> Device {
+        self.embeddings.word_embeddings.weight.value().device()
+    }
+    fn save_dir(&self, dir: &Path) -> Result<()> {
+        crate::save::save_folder(self, dir, self.config.to_json())
+    }
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+    fn max_positions(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+    fn output(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Var {
+        self.forward(input_ids, None, attention_mask).last_hidden_state
     }
 }

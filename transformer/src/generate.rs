@@ -1,4 +1,4 @@
-//! Text generation for GPT-2: a KV cache so each new token costs one position's work, and
+//! Text generation for any [`CausalLm`]: a KV cache so each new token costs one position's work, and
 //! greedy, temperature, top-k, top-p and repetition-penalty decoding, seeded and reproducible.
 //!
 //! With the cache, step s feeds only the newest token: each layer appends its key and value
@@ -10,10 +10,10 @@
 //! last position's logits `(V,)` per row and draws on the host, with a host RNG, so a seed
 //! gives the same tokens on every device (up to the devices' rounding).
 
+use crate::attention::KvCache;
 use crate::error::{Error, Result};
-use crate::gpt2::{Block, Gpt2};
-use crate::layers::multi_head_attention_with_cache;
-use deltaw_autograd::{no_grad, Var};
+use crate::model::{CausalLm, DecodeInput};
+use deltaw_autograd::no_grad;
 use deltaw_tensor::{Device, Seed, Tensor};
 
 /// How to pick each next token.
@@ -53,127 +53,76 @@ impl GenerateOptions {
     }
 }
 
-/// Per layer, the keys and values of every position so far, `(B, NH, T, HS)`.
-pub(crate) struct KvCache {
-    pub(crate) layers: Vec<Option<(Tensor, Tensor)>>,
-}
-
-impl Gpt2 {
-    /// Checks that `prompt` can be continued by `max_new_tokens` tokens: it is not empty,
-    /// every id is inside the vocabulary, and prompt + new tokens fit in the context of
-    /// `n_positions` (the rows of the position embedding).
-    ///
-    /// # Errors
-    /// [`Error::Input`] naming the numbers and the limit they break.
-    pub fn check_prompt(&self, prompt: &[i32], max_new_tokens: usize) -> Result<()> {
-        if prompt.is_empty() {
-            return Err(Error::Input("generate: the prompt is empty (it needs at least one token)".into()));
-        }
-        let v = self.config.vocab_size;
-        if let Some((i, id)) = prompt.iter().enumerate().find(|(_, &id)| id < 0 || id as usize >= v) {
-            return Err(Error::Input(format!(
-                "generate: prompt token {i} has id {id}, outside the model's vocabulary of {v} (vocab_size)"
-            )));
-        }
-        let limit = self.config.n_positions;
-        if prompt.len() + max_new_tokens > limit {
-            return Err(Error::Input(format!(
-                "generate: {} prompt tokens + {max_new_tokens} new tokens = {} exceed the model's context of {limit} \
-                 positions (n_positions)",
-                prompt.len(),
-                prompt.len() + max_new_tokens
-            )));
-        }
-        Ok(())
+/// [`CausalLm::check_prompt`]: the prompt is not empty, its ids are in the vocabulary, and
+/// it fits with the new tokens in the model's context.
+pub(crate) fn check_prompt<M: CausalLm + ?Sized>(model: &M, prompt: &[i32], max_new_tokens: usize) -> Result<()> {
+    if prompt.is_empty() {
+        return Err(Error::Input("generate: the prompt is empty (it needs at least one token)".into()));
     }
-
-    /// [`Gpt2::generate`] for inputs from outside: checks the prompt first ([`Gpt2::check_prompt`]).
-    ///
-    /// # Errors
-    /// An empty prompt, an id outside the vocabulary, or prompt + new tokens over `n_positions`.
-    pub fn try_generate(&self, prompt: &[i32], options: &GenerateOptions) -> Result<Vec<i32>> {
-        self.check_prompt(prompt, options.max_new_tokens)?;
-        Ok(self.generate(prompt, options))
+    let v = model.vocab_size();
+    if let Some((i, id)) = prompt.iter().enumerate().find(|(_, &id)| id < 0 || id as usize >= v) {
+        return Err(Error::Input(format!(
+            "generate: prompt token {i} has id {id}, outside the model's vocabulary of {v} (vocab_size)"
+        )));
     }
-
-    /// Continues `prompt` (token ids) and returns only the new ids.
-    ///
-    /// # Panics
-    /// If the prompt is empty or prompt + new tokens exceed `n_positions`; use
-    /// [`Gpt2::try_generate`] for prompts from outside.
-    #[track_caller]
-    pub fn generate(&self, prompt: &[i32], options: &GenerateOptions) -> Vec<i32> {
-        assert!(!prompt.is_empty(), "generate: the prompt is empty");
-        let limit = self.config.n_positions;
-        assert!(
-            prompt.len() + options.max_new_tokens <= limit,
-            "generate: {} prompt tokens + {} new exceed the context of {limit}",
+    let limit = model.max_positions();
+    if prompt.len() + max_new_tokens > limit {
+        return Err(Error::Input(format!(
+            "generate: {} prompt tokens + {max_new_tokens} new tokens = {} exceed the model's context of {limit} \
+             positions (n_positions)",
             prompt.len(),
-            options.max_new_tokens
-        );
-        no_grad(|| {
-            let mut ids = prompt.to_vec();
-            let mut cache = KvCache { layers: vec![None; self.h.len()] };
-            let mut logits = self.step_logits(&ids, 0, &mut cache, options.use_cache); // (1, V)
-            for step in 0..options.max_new_tokens {
-                let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
-                ids.push(next);
-                if Some(next) == options.eos_token_id || step + 1 == options.max_new_tokens {
-                    break;
-                }
-                logits = if options.use_cache {
-                    self.step_logits(&ids[ids.len() - 1..], ids.len() - 1, &mut cache, true)
-                } else {
-                    self.step_logits(&ids, 0, &mut cache, false)
-                };
+            prompt.len() + max_new_tokens
+        )));
+    }
+    Ok(())
+}
+
+/// [`CausalLm::generate`]: one prompt, decoded step by step.
+#[track_caller]
+pub(crate) fn generate<M: CausalLm + ?Sized>(model: &M, prompt: &[i32], options: &GenerateOptions) -> Vec<i32> {
+    assert!(!prompt.is_empty(), "generate: the prompt is empty");
+    let limit = model.max_positions();
+    assert!(
+        prompt.len() + options.max_new_tokens <= limit,
+        "generate: {} prompt tokens + {} new exceed the context of {limit}",
+        prompt.len(),
+        options.max_new_tokens
+    );
+    no_grad(|| {
+        let mut ids = prompt.to_vec();
+        let mut cache = KvCache::new(model.num_layers());
+        let mut logits = step_logits(model, &ids, 0, &mut cache, options.use_cache); // (1, V)
+        for step in 0..options.max_new_tokens {
+            let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
+            ids.push(next);
+            if Some(next) == options.eos_token_id || step + 1 == options.max_new_tokens {
+                break;
             }
-            ids[prompt.len()..].to_vec()
-        })
-    }
-
-    /// Logits `(1, V)` of the last of `new_ids`, which start at position `past`, on the model's
-    /// device.
-    fn step_logits(&self, new_ids: &[i32], past: usize, cache: &mut KvCache, use_cache: bool) -> Tensor {
-        let dev = self.wte.value().device();
-        let t = new_ids.len();
-        let ids = Tensor::from_vec(new_ids.to_vec(), (1, t), &dev).expect("length matches");
-        let positions = Tensor::from_vec((past..past + t).map(|p| p as i32).collect(), t, &dev).expect("length");
-        let mut x = self.wte.embedding(&ids).add(&self.wpe.embedding(&positions)); // (1, t, C)
-        let mask = causal_mask(t, past, &dev);
-        for (block, slot) in self.h.iter().zip(cache.layers.iter_mut()) {
-            x = block_forward_cached(block, &x, &mask, slot, use_cache);
+            logits = if options.use_cache {
+                step_logits(model, &ids[ids.len() - 1..], ids.len() - 1, &mut cache, true)
+            } else {
+                step_logits(model, &ids, 0, &mut cache, false)
+            };
         }
-        let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (1, 1, C)
-        last.matmul(&self.wte.t()).value().reshape((1, self.config.vocab_size)) // (1, V)
-    }
+        ids[prompt.len()..].to_vec()
+    })
 }
 
-/// 1.0 where new query i (at position past + i) may not see key j (j > past + i); `(1, 1, t, past + t)`.
-fn causal_mask(t: usize, past: usize, dev: &Device) -> Tensor {
-    let keys = Tensor::arange(0.0, (past + t) as f32, dev).reshape((1, 1, 1, past + t));
-    let queries = Tensor::arange(past as f32, (past + t) as f32, dev).reshape((1, 1, t, 1));
-    keys.gt(&queries)
-}
-
-/// A block's forward that reads and extends the layer's cache (any batch size).
-pub(crate) fn block_forward_cached(
-    block: &Block,
-    x: &Var,
-    mask: &Tensor,
-    slot: &mut Option<(Tensor, Tensor)>,
+/// Logits `(1, V)` of the last of `new_ids`, which start at position `past`, on the model's
+/// device.
+fn step_logits<M: CausalLm + ?Sized>(
+    model: &M,
+    new_ids: &[i32],
+    past: usize,
+    cache: &mut KvCache,
     use_cache: bool,
-) -> Var {
-    let c = x.dims()[2];
-    let qkv = block.c_attn.forward(&block.ln_1.forward(x)); // (B, t, 3C)
-    let (q, k, v) = (qkv.narrow(-1, 0, c), qkv.narrow(-1, c, c), qkv.narrow(-1, 2 * c, c));
-    let past = if use_cache { slot.take() } else { None };
-    let (y, keys, values) = multi_head_attention_with_cache(&q, &k, &v, block.n_head(), mask, past);
-    if use_cache {
-        *slot = Some((keys.value(), values.value()));
-    }
-    let x = x.add(&block.attn_c_proj.forward(&y));
-    let h = block.c_fc.forward(&block.ln_2.forward(&x)).gelu_tanh();
-    x.add(&block.mlp_c_proj.forward(&h))
+) -> Tensor {
+    let dev = model.device();
+    let t = new_ids.len();
+    let ids = Tensor::from_vec(new_ids.to_vec(), (1, t), &dev).expect("length matches");
+    let positions = Tensor::from_vec((past..past + t).map(|p| p as i32).collect(), (1, t), &dev).expect("length");
+    let input = DecodeInput { ids: &ids, positions: &positions, key_real: None, past };
+    model.decode_step(&input, use_cache.then_some(cache))
 }
 
 /// The next token of every row from the last position's logits `(B, V)` (on any device):

@@ -1,4 +1,4 @@
-//! Batched GPT-2 generation over prompts of different lengths, left-padded as transformers does,
+//! Batched generation over prompts of different lengths, left-padded as transformers does,
 //! so that every row continues exactly as it would alone.
 //!
 //! Left padding puts every row's last real token in the last column, so one step appends one
@@ -10,9 +10,10 @@
 //! softmax over nothing is NaN, which would reach real rows through the cache as `0 · NaN`.
 //! So a query always sees its own key: pad positions hold finite values that no real token reads.
 
+use crate::attention::KvCache;
 use crate::error::{Error, Result};
-use crate::generate::{block_forward_cached, pick_tokens, GenerateOptions, KvCache};
-use crate::gpt2::{Gpt2, Gpt2Output};
+use crate::generate::{pick_tokens, GenerateOptions};
+use crate::model::{CausalLm, DecodeInput};
 use deltaw_autograd::no_grad;
 use deltaw_tensor::{DType, Tensor};
 
@@ -42,119 +43,89 @@ pub fn position_ids_from_mask(attention_mask: &Tensor) -> Tensor {
     real.where_(&counts.sub_scalar(1.0), &Tensor::scalar(1.0, &dev)).to_dtype(DType::I32).expect("small integers")
 }
 
-impl Gpt2 {
-    /// [`Gpt2::forward`] with explicit `position_ids` i32 `(B, T)`, for left-padded batches
-    /// (see [`position_ids_from_mask`]). `attention_mask` (1 = token, 0 = padding) hides padded
-    /// keys from every other query; a query always sees its own key, so outputs at padded
-    /// positions are finite but meaningless, and every real position matches transformers.
-    ///
-    /// # Panics
-    /// If a shape differs from the ids' or a position is not below `n_positions`.
-    #[track_caller]
-    pub fn forward_with_positions(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: Option<&Tensor>,
-        position_ids: &Tensor,
-    ) -> Gpt2Output {
-        let (b, t) = (input_ids.dims()[0], input_ids.dims()[1]);
-        assert_eq!(position_ids.dims(), &[b, t], "gpt2: position_ids {:?} vs ids ({b}, {t})", position_ids.shape());
-        // A bad id would index outside `wpe`: checked here, at the cost of one read back.
-        let limit = self.config.n_positions as i32;
-        let bad = position_ids.to_vec_i32().into_iter().find(|&p| p < 0 || p >= limit);
-        assert!(bad.is_none(), "gpt2: position id {} is outside 0..{limit} (n_positions)", bad.unwrap_or_default());
-        let dev = input_ids.device();
-        let key_real = match attention_mask {
-            Some(m) => {
-                assert_eq!(m.dims(), &[b, t], "gpt2: attention_mask {:?} vs ids ({b}, {t})", m.shape());
-                m.to_dtype(DType::F32).expect("a 0/1 mask converts").ne(&Tensor::scalar(0.0, &dev))
+/// [`CausalLm::generate_batch`]: continues every prompt of a batch at once and returns each
+/// row's new ids (up to and including `eos_token_id`, after which the row stops and is fed
+/// pads).
+///
+/// Rows are left-padded to the longest prompt with `eos_token_id` (or 0), positions come
+/// from the mask, and one KV cache holds every row, so row r yields what
+/// [`CausalLm::generate`] yields for it alone: the same tokens when greedy, and when sampling
+/// the tokens `generate` draws with seed `options.seed + r·0x9E3779B97F4A7C15` (row 0 uses
+/// `options.seed` itself; distinct rows draw independent streams). The repetition penalty
+/// sees a row's own tokens, not its pads.
+///
+/// # Errors
+/// A prompt that [`CausalLm::check_prompt`] refuses; the message names the row.
+pub(crate) fn generate_batch<M: CausalLm + ?Sized>(
+    model: &M,
+    prompts: &[Vec<i32>],
+    options: &GenerateOptions,
+) -> Result<Vec<Vec<i32>>> {
+    for (r, prompt) in prompts.iter().enumerate() {
+        model
+            .check_prompt(prompt, options.max_new_tokens)
+            .map_err(|e| Error::Input(format!("prompt {r} of the batch: {e}")))?;
+    }
+    if prompts.is_empty() || options.max_new_tokens == 0 {
+        return Ok(vec![Vec::new(); prompts.len()]);
+    }
+    Ok(no_grad(|| decode_batch(model, prompts, options)))
+}
+
+/// The decoding loop of [`generate_batch`], on checked prompts.
+fn decode_batch<M: CausalLm + ?Sized>(model: &M, prompts: &[Vec<i32>], options: &GenerateOptions) -> Vec<Vec<i32>> {
+    let v = model.vocab_size();
+    let pad = options.eos_token_id.filter(|&id| id >= 0 && (id as usize) < v).unwrap_or(0);
+    let mut batch = PaddedBatch::left_padded(prompts, pad);
+    let mut cache = KvCache::new(model.num_layers());
+    let mut logits = batch_logits(model, &batch, 0, options.use_cache.then_some(&mut cache)); // (B, V)
+    let row_options: Vec<GenerateOptions> =
+        (0..prompts.len()).map(|r| GenerateOptions { seed: row_seed(options.seed, r), ..options.clone() }).collect();
+    let row_options: Vec<&GenerateOptions> = row_options.iter().collect();
+    let mut contexts = prompts.to_vec();
+    let mut finished = vec![false; prompts.len()];
+    for step in 0..options.max_new_tokens {
+        let mut column = vec![pad; prompts.len()];
+        let rows: Vec<&[i32]> = contexts.iter().map(Vec::as_slice).collect();
+        let picked = pick_tokens(&logits, &rows, &row_options, step); // one per row, finished ones too
+        for (r, next) in picked.into_iter().enumerate() {
+            if finished[r] {
+                continue;
             }
-            None => Tensor::ones((b, t), &dev),
+            contexts[r].push(next);
+            column[r] = next;
+            finished[r] = Some(next) == options.eos_token_id;
+        }
+        if step + 1 == options.max_new_tokens || finished.iter().all(|&f| f) {
+            break;
+        }
+        let past = batch.width();
+        batch.push_column(&column);
+        logits = if options.use_cache {
+            batch_logits(model, &batch, past, Some(&mut cache))
+        } else {
+            batch_logits(model, &batch, 0, None)
         };
-        let mask = padded_causal_mask(t, 0, &key_real); // (B, 1, T, T)
-        self.run(input_ids, position_ids, &mask)
     }
+    contexts.iter().zip(prompts).map(|(all, prompt)| all[prompt.len()..].to_vec()).collect()
+}
 
-    /// Continues every prompt of a batch at once and returns each row's new ids (up to and
-    /// including `eos_token_id`, after which the row stops and is fed pads).
-    ///
-    /// Rows are left-padded to the longest prompt with `eos_token_id` (or 0), positions come
-    /// from the mask, and one KV cache holds every row, so row r yields what
-    /// [`Gpt2::generate`] yields for it alone: the same tokens when greedy, and when sampling
-    /// the tokens `generate` draws with seed `options.seed + r·0x9E3779B97F4A7C15` (row 0 uses
-    /// `options.seed` itself; distinct rows draw independent streams). The repetition penalty
-    /// sees a row's own tokens, not its pads.
-    ///
-    /// # Errors
-    /// A prompt that [`Gpt2::check_prompt`] refuses; the message names the row.
-    pub fn generate_batch(&self, prompts: &[Vec<i32>], options: &GenerateOptions) -> Result<Vec<Vec<i32>>> {
-        for (r, prompt) in prompts.iter().enumerate() {
-            self.check_prompt(prompt, options.max_new_tokens)
-                .map_err(|e| Error::Input(format!("prompt {r} of the batch: {e}")))?;
-        }
-        if prompts.is_empty() || options.max_new_tokens == 0 {
-            return Ok(vec![Vec::new(); prompts.len()]);
-        }
-        Ok(no_grad(|| self.decode_batch(prompts, options)))
-    }
-
-    /// The decoding loop of [`Gpt2::generate_batch`], on checked prompts.
-    fn decode_batch(&self, prompts: &[Vec<i32>], options: &GenerateOptions) -> Vec<Vec<i32>> {
-        let v = self.config.vocab_size;
-        let pad = options.eos_token_id.filter(|&id| id >= 0 && (id as usize) < v).unwrap_or(0);
-        let mut batch = PaddedBatch::left_padded(prompts, pad);
-        let mut cache = KvCache { layers: vec![None; self.h.len()] };
-        let mut logits = self.batch_logits(&batch, 0, &mut cache, options.use_cache); // (B, V)
-        let row_options: Vec<GenerateOptions> = (0..prompts.len())
-            .map(|r| GenerateOptions { seed: row_seed(options.seed, r), ..options.clone() })
-            .collect();
-        let row_options: Vec<&GenerateOptions> = row_options.iter().collect();
-        let mut contexts = prompts.to_vec();
-        let mut finished = vec![false; prompts.len()];
-        for step in 0..options.max_new_tokens {
-            let mut column = vec![pad; prompts.len()];
-            let rows: Vec<&[i32]> = contexts.iter().map(Vec::as_slice).collect();
-            let picked = pick_tokens(&logits, &rows, &row_options, step); // one per row, finished ones too
-            for (r, next) in picked.into_iter().enumerate() {
-                if finished[r] {
-                    continue;
-                }
-                contexts[r].push(next);
-                column[r] = next;
-                finished[r] = Some(next) == options.eos_token_id;
-            }
-            if step + 1 == options.max_new_tokens || finished.iter().all(|&f| f) {
-                break;
-            }
-            let past = batch.width();
-            batch.push_column(&column);
-            logits = if options.use_cache {
-                self.batch_logits(&batch, past, &mut cache, true)
-            } else {
-                self.batch_logits(&batch, 0, &mut KvCache { layers: vec![None; self.h.len()] }, false)
-            };
-        }
-        contexts.iter().zip(prompts).map(|(all, prompt)| all[prompt.len()..].to_vec()).collect()
-    }
-
-    /// Logits `(B, V)` of the last column, on the model's device, feeding columns `past..` of
-    /// `batch` (the earlier ones are in `cache` when `use_cache`).
-    fn batch_logits(&self, batch: &PaddedBatch, past: usize, cache: &mut KvCache, use_cache: bool) -> Tensor {
-        let dev = self.wte.value().device();
-        let (b, t, n) = (batch.ids.len(), batch.width() - past, batch.width());
-        let columns = |rows: &[Vec<i32>]| rows.iter().flat_map(|row| row[past..].iter().copied()).collect::<Vec<_>>();
-        let ids = Tensor::from_vec(columns(&batch.ids), (b, t), &dev).expect("one id per slot");
-        let positions = Tensor::from_vec(columns(&batch.positions), (b, t), &dev).expect("one position per slot");
-        let key_real: Vec<f32> = batch.real.iter().flatten().map(|&real| f32::from(u8::from(real))).collect();
-        let key_real = Tensor::from_vec(key_real, (b, n), &dev).expect("one flag per slot"); // (B, past + t)
-        let mask = padded_causal_mask(t, past, &key_real); // (B, 1, t, past + t)
-        let mut x = self.wte.embedding(&ids).add(&self.wpe.embedding(&positions)); // (B, t, C)
-        for (block, slot) in self.h.iter().zip(cache.layers.iter_mut()) {
-            x = block_forward_cached(block, &x, &mask, slot, use_cache);
-        }
-        let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (B, 1, C)
-        last.matmul(&self.wte.t()).value().reshape((b, self.config.vocab_size)) // (B, V)
-    }
+/// Logits `(B, V)` of the last column, on the model's device, feeding columns `past..` of
+/// `batch` (the earlier ones are in `cache`).
+fn batch_logits<M: CausalLm + ?Sized>(
+    model: &M,
+    batch: &PaddedBatch,
+    past: usize,
+    cache: Option<&mut KvCache>,
+) -> Tensor {
+    let dev = model.device();
+    let (b, t, n) = (batch.ids.len(), batch.width() - past, batch.width());
+    let columns = |rows: &[Vec<i32>]| rows.iter().flat_map(|row| row[past..].iter().copied()).collect::<Vec<_>>();
+    let ids = Tensor::from_vec(columns(&batch.ids), (b, t), &dev).expect("one id per slot");
+    let positions = Tensor::from_vec(columns(&batch.positions), (b, t), &dev).expect("one position per slot");
+    let key_real: Vec<f32> = batch.real.iter().flatten().map(|&real| f32::from(u8::from(real))).collect();
+    let key_real = Tensor::from_vec(key_real, (b, n), &dev).expect("one flag per slot"); // (B, past + t)
+    model.decode_step(&DecodeInput { ids: &ids, positions: &positions, key_real: Some(&key_real), past }, cache)
 }
 
 /// The seed of row r: a large odd stride keeps the rows' per-step seeds (`seed + step`) apart.
@@ -198,19 +169,6 @@ impl PaddedBatch {
     }
 }
 
-/// 1.0 where query i (absolute position `past + i`) may not see key j: j is later, or j is
-/// padding other than the query's own slot. `key_real` is `(B, past + t)`, 1.0 for tokens and
-/// 0.0 for padding; returns `(B, 1, t, past + t)` on its device.
-fn padded_causal_mask(t: usize, past: usize, key_real: &Tensor) -> Tensor {
-    let (b, n, dev) = (key_real.dims()[0], key_real.dims()[1], key_real.device());
-    let keys = Tensor::arange(0.0, n as f32, &dev).reshape((1, 1, 1, n));
-    let queries = Tensor::arange(past as f32, (past + t) as f32, &dev).reshape((1, 1, t, 1));
-    let later = keys.gt(&queries); // (1, 1, t, n)
-    let other = keys.ne(&queries); // (1, 1, t, n): not the query's own slot
-    let padding = key_real.eq(&Tensor::scalar(0.0, &dev)).reshape((b, 1, 1, n));
-    later.maximum(&padding.mul(&other)) // (B, 1, t, n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,14 +178,5 @@ mod tests {
     fn positions_count_real_tokens_and_pads_get_one() {
         let mask = Tensor::from_vec(vec![0i32, 0, 1, 1, 1, 1, 1, 1, 1, 1], (2, 5), &Device::Cpu).unwrap();
         assert_eq!(position_ids_from_mask(&mask).to_vec_i32(), vec![1, 1, 0, 1, 2, 0, 1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn a_pad_query_sees_only_itself_and_real_queries_skip_pads() {
-        let real = Tensor::from_vec(vec![0.0f32, 1.0, 1.0], (1, 3), &Device::Cpu).unwrap();
-        let mask = padded_causal_mask(3, 0, &real).to_vec();
-        assert_eq!(mask, vec![0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
-        let step = padded_causal_mask(1, 2, &real).to_vec(); // one new query at position 2
-        assert_eq!(step, vec![1.0, 0.0, 0.0]);
     }
 }

@@ -3,10 +3,9 @@
 
 use crate::config::Gpt2Config;
 use crate::error::{Error, Result};
-use crate::gpt2::{Block, Gpt2};
-use crate::layers::{Conv1D, LayerNorm};
-use deltaw_autograd::Var;
-use deltaw_tensor::{Device, Seed, Tensor};
+use crate::gpt2::Gpt2;
+use crate::module::FreshInit;
+use deltaw_tensor::{Device, Seed};
 use std::path::PathBuf;
 
 impl Gpt2Config {
@@ -40,52 +39,17 @@ impl Gpt2 {
     /// embeddings and linear weights `N(0, 0.02²)`, the residual projections (`c_proj`)
     /// `N(0, (0.02 / √(2·n_layer))²)` so the residual stream's variance does not grow with
     /// depth, biases 0, layer norms weight 1 and bias 0. Seeded: the same seed gives the same
-    /// model on any thread count.
+    /// model on any thread count. Built by the same constructor as a loaded checkpoint.
     pub fn init(config: Gpt2Config, seed: Seed, device: &Device) -> Gpt2 {
-        let mut stream = 0u64;
-        let mut normal = |dims: Vec<usize>, std: f32, name: String| {
-            stream += 1;
-            Var::parameter(Tensor::randn(dims, seed.derive(stream), device).mul_scalar(std)).named(name)
-        };
-        let (c, v, l) = (config.n_embd, config.vocab_size, config.n_layer);
-        let proj_std = 0.02 / (2.0 * l as f32).sqrt();
-        let wte = normal(vec![v, c], 0.02, "wte.weight".into());
-        let wpe = normal(vec![config.n_positions, c], 0.02, "wpe.weight".into());
-        let zeros = |n: usize, name: String| Var::parameter(Tensor::zeros(n, device)).named(name);
-        let norm = |name: String| LayerNorm {
-            weight: Var::parameter(Tensor::ones(c, device)).named(format!("{name}.weight")),
-            bias: zeros(c, format!("{name}.bias")),
-            eps: config.layer_norm_epsilon,
-        };
-        let mut conv = |name: String, (inp, out): (usize, usize), std: f32| Conv1D {
-            weight: normal(vec![inp, out], std, format!("{name}.weight")),
-            bias: zeros(out, format!("{name}.bias")),
-            adapter: None,
-        };
-        let h = (0..l)
-            .map(|i| {
-                let p = |s: &str| format!("h.{i}.{s}");
-                Block {
-                    ln_1: norm(p("ln_1")),
-                    c_attn: conv(p("attn.c_attn"), (c, 3 * c), 0.02),
-                    attn_c_proj: conv(p("attn.c_proj"), (c, c), proj_std),
-                    ln_2: norm(p("ln_2")),
-                    c_fc: conv(p("mlp.c_fc"), (c, config.inner()), 0.02),
-                    mlp_c_proj: conv(p("mlp.c_proj"), (config.inner(), c), proj_std),
-                    n_head: config.n_head,
-                    resid_pdrop: config.resid_pdrop,
-                    attn_pdrop: config.attn_pdrop,
-                }
-            })
-            .collect();
-        let ln_f = norm("ln_f".into());
-        Gpt2 { config, wte, wpe, h, ln_f }
+        Gpt2::build(config, &mut FreshInit::new(seed, device))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Model;
+    use deltaw_tensor::Tensor;
 
     #[test]
     fn init_is_seeded_and_shaped_like_a_checkpoint() {
@@ -96,7 +60,7 @@ mod tests {
         for (p, q) in a.parameters().iter().zip(b.parameters()) {
             assert_eq!(p.value().to_vec(), q.value().to_vec(), "{:?}", p.name());
         }
-        let w = a.h[0].c_fc.weight.value().to_vec();
+        let w = a.h[0].mlp.fc.weight.value().to_vec();
         let std = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
         assert!((std - 0.02).abs() < 0.002, "std {std}");
         let ids = Tensor::from_vec(vec![1i32, 2, 3], (1, 3), &Device::Cpu).unwrap();

@@ -1,8 +1,9 @@
-//! The layers models share, with parameters named by their checkpoint keys.
+//! The layers models share, with parameters named by their checkpoint keys: linear (in both
+//! storage orders), embedding, layer norm and the two-layer MLP.
 
-use crate::weights::Checkpoint;
+use crate::module::{Init, Module, ParamSource};
 use deltaw_autograd::Var;
-use deltaw_tensor::{DType, Device, Tensor};
+use deltaw_tensor::Tensor;
 use std::sync::Arc;
 
 /// A trainable addition to a linear layer's output, injected from outside the model (LoRA's
@@ -26,101 +27,116 @@ pub trait LinearModule {
     fn set_adapter(&mut self, adapter: Option<Arc<dyn Adapter>>);
 }
 
-/// `base + adapter(x)` when an adapter is installed.
-fn with_adapter(base: Var, adapter: Option<&Arc<dyn Adapter>>, x: &Var) -> Var {
-    match adapter {
-        Some(a) => base.add(&a.forward(x)),
-        None => base,
-    }
+/// How a linear layer's weight is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// `torch.nn.Linear`: `(out, in)`, so `y = x @ weightᵀ + bias` (BERT, Llama).
+    OutIn,
+    /// GPT-2's `Conv1D`: `(in, out)`, so `y = x @ weight + bias`, the weight used as stored.
+    InOut,
 }
 
-/// The parameters `name.weight` (in its stored shape) and `name.bias` `(out,)`, named by key.
-fn load_weight_bias(ck: &mut Checkpoint, name: &str, weight_shape: [usize; 2], out: usize) -> (Var, Var) {
-    let weight = Var::parameter(ck.take(&format!("{name}.weight"), &weight_shape)).named(format!("{name}.weight"));
-    let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[out])).named(format!("{name}.bias"));
-    (weight, bias)
-}
-
-/// `torch.nn.Linear`: `y = x @ weightᵀ + bias`, weight stored `(out, in)` (BERT's layout).
+/// A linear layer `y = x Wᵀ + b` (or `x W + b` for GPT-2's `Conv1D` storage), plus an optional
+/// adapter.
 pub struct Linear {
     pub weight: Var,
     pub bias: Var,
+    pub layout: WeightLayout,
     pub adapter: Option<Arc<dyn Adapter>>,
 }
 
 impl Linear {
-    pub(crate) fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Linear {
-        let (weight, bias) = load_weight_bias(ck, name, [out, inp], out);
-        Linear { weight, bias, adapter: None }
+    /// `key.weight` in the shape `layout` stores and `key.bias` `(out,)`; a fresh weight is
+    /// `N(0, std²)` and a fresh bias zero.
+    pub fn new(
+        src: &mut dyn ParamSource,
+        key: &str,
+        (inp, out): (usize, usize),
+        layout: WeightLayout,
+        std: f32,
+    ) -> Linear {
+        let shape = match layout {
+            WeightLayout::OutIn => [out, inp],
+            WeightLayout::InOut => [inp, out],
+        };
+        let weight = src.param(&format!("{key}.weight"), &shape, Init::Normal { std });
+        let bias = src.param(&format!("{key}.bias"), &[out], Init::Zeros);
+        Linear { weight, bias, layout, adapter: None }
     }
 
-    /// `(.., in) -> (.., out)`; the transpose is a view, so the GEMM reads W in place.
+    /// `(.., in) -> (.., out)`. For `(out, in)` storage the transpose is a view, so the GEMM
+    /// reads W in place.
     pub fn forward(&self, x: &Var) -> Var {
-        with_adapter(x.matmul(&self.weight.t()).add(&self.bias), self.adapter.as_ref(), x)
-    }
-
-    pub(crate) fn parameters(&self) -> [Var; 2] {
-        [self.weight.clone(), self.bias.clone()]
-    }
-}
-
-/// A `Conv1D` layer: `y = x @ weight + bias`, weight `(in, out)`.
-pub struct Conv1D {
-    pub weight: Var,
-    pub bias: Var,
-    pub adapter: Option<Arc<dyn Adapter>>,
-}
-
-impl Conv1D {
-    pub(crate) fn load(ck: &mut Checkpoint, name: &str, (inp, out): (usize, usize)) -> Conv1D {
-        let (weight, bias) = load_weight_bias(ck, name, [inp, out], out);
-        Conv1D { weight, bias, adapter: None }
-    }
-
-    /// `(.., in) -> (.., out)`.
-    pub fn forward(&self, x: &Var) -> Var {
-        with_adapter(x.matmul(&self.weight).add(&self.bias), self.adapter.as_ref(), x)
-    }
-
-    pub(crate) fn parameters(&self) -> [Var; 2] {
-        [self.weight.clone(), self.bias.clone()]
-    }
-}
-
-macro_rules! linear_module {
-    ($ty:ty, $fan_in_fan_out:expr) => {
-        impl LinearModule for $ty {
-            fn in_out(&self) -> (usize, usize) {
-                let d = self.weight.dims();
-                if $fan_in_fan_out {
-                    (d[0], d[1])
-                } else {
-                    (d[1], d[0])
-                }
-            }
-            fn fan_in_fan_out(&self) -> bool {
-                $fan_in_fan_out
-            }
-            fn weight(&self) -> &Var {
-                &self.weight
-            }
-            fn bias(&self) -> &Var {
-                &self.bias
-            }
-            fn adapter(&self) -> Option<&Arc<dyn Adapter>> {
-                self.adapter.as_ref()
-            }
-            fn set_adapter(&mut self, adapter: Option<Arc<dyn Adapter>>) {
-                self.adapter = adapter;
-            }
+        let base = match self.layout {
+            WeightLayout::OutIn => x.matmul(&self.weight.t()),
+            WeightLayout::InOut => x.matmul(&self.weight),
         }
-    };
+        .add(&self.bias);
+        match &self.adapter {
+            Some(a) => base.add(&a.forward(x)),
+            None => base,
+        }
+    }
 }
 
-linear_module!(Linear, false);
-linear_module!(Conv1D, true);
+impl LinearModule for Linear {
+    fn in_out(&self) -> (usize, usize) {
+        let d = self.weight.dims();
+        match self.layout {
+            WeightLayout::OutIn => (d[1], d[0]),
+            WeightLayout::InOut => (d[0], d[1]),
+        }
+    }
+    fn fan_in_fan_out(&self) -> bool {
+        self.layout == WeightLayout::InOut
+    }
+    fn weight(&self) -> &Var {
+        &self.weight
+    }
+    fn bias(&self) -> &Var {
+        &self.bias
+    }
+    fn adapter(&self) -> Option<&Arc<dyn Adapter>> {
+        self.adapter.as_ref()
+    }
+    fn set_adapter(&mut self, adapter: Option<Arc<dyn Adapter>>) {
+        self.adapter = adapter;
+    }
+}
 
-/// Layer norm parameters `(C,)`.
+impl Module for Linear {
+    fn own_parameters(&self) -> Vec<(&'static str, &Var)> {
+        vec![("weight", &self.weight), ("bias", &self.bias)]
+    }
+    fn as_linear_mut(&mut self) -> Option<&mut dyn LinearModule> {
+        Some(self)
+    }
+}
+
+/// A lookup table `(rows, C)`: `weight[ids]`.
+pub struct Embedding {
+    pub weight: Var,
+}
+
+impl Embedding {
+    /// `key.weight` `(rows, c)`, fresh `N(0, std²)`.
+    pub fn new(src: &mut dyn ParamSource, key: &str, (rows, c): (usize, usize), std: f32) -> Embedding {
+        Embedding { weight: src.param(&format!("{key}.weight"), &[rows, c], Init::Normal { std }) }
+    }
+
+    /// i32 ids of any shape `(..)` → `(.., C)`.
+    pub fn forward(&self, ids: &Tensor) -> Var {
+        self.weight.embedding(ids)
+    }
+}
+
+impl Module for Embedding {
+    fn own_parameters(&self) -> Vec<(&'static str, &Var)> {
+        vec![("weight", &self.weight)]
+    }
+}
+
+/// Layer norm over the last dimension with parameters `(C,)`.
 pub struct LayerNorm {
     pub weight: Var,
     pub bias: Var,
@@ -128,101 +144,75 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub(crate) fn load(ck: &mut Checkpoint, name: &str, c: usize, eps: f32) -> LayerNorm {
-        let weight = Var::parameter(ck.take(&format!("{name}.weight"), &[c])).named(format!("{name}.weight"));
-        let bias = Var::parameter(ck.take(&format!("{name}.bias"), &[c])).named(format!("{name}.bias"));
+    /// `key.weight` (fresh: ones) and `key.bias` (fresh: zeros), `(c,)`.
+    pub fn new(src: &mut dyn ParamSource, key: &str, c: usize, eps: f32) -> LayerNorm {
+        let weight = src.param(&format!("{key}.weight"), &[c], Init::Ones);
+        let bias = src.param(&format!("{key}.bias"), &[c], Init::Zeros);
         LayerNorm { weight, bias, eps }
     }
 
     pub fn forward(&self, x: &Var) -> Var {
         x.layer_norm(&self.weight, &self.bias, self.eps)
     }
+}
 
-    pub(crate) fn parameters(&self) -> [Var; 2] {
-        [self.weight.clone(), self.bias.clone()]
+impl Module for LayerNorm {
+    fn own_parameters(&self) -> Vec<(&'static str, &Var)> {
+        vec![("weight", &self.weight), ("bias", &self.bias)]
     }
 }
 
-/// Multi-head attention over projected `q`, `k`, `v` `(B, T, C)`:
-/// `softmax(q kᵀ / √HS, masked) v` per head, heads merged back to `(B, T, C)`.
-/// `mask` is 1.0 where a query may not see a key, broadcastable to `(B, NH, T, T)`.
-pub fn multi_head_attention(q: &Var, k: &Var, v: &Var, n_head: usize, mask: &Tensor) -> Var {
-    multi_head_attention_with_cache(q, k, v, n_head, mask, None).0
+/// The nonlinearity between an MLP's two layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// The erf form (BERT's `gelu`).
+    Gelu,
+    /// The tanh approximation (GPT-2's `gelu_new`).
+    GeluTanh,
 }
 
-/// [`multi_head_attention`] for decoding with a KV cache: `past` holds the earlier keys and
-/// values `(B, NH, T_past, HS)` (as tensors: generation records no graph); the new ones are
-/// appended along the time axis. Returns the output `(B, T, C)` and the full keys and values
-/// `(B, NH, T_past + T, HS)` to cache. `mask` is `(.., T, T_past + T)`.
-pub fn multi_head_attention_with_cache(
-    q: &Var,
-    k: &Var,
-    v: &Var,
-    n_head: usize,
-    mask: &Tensor,
-    past: Option<(Tensor, Tensor)>,
-) -> (Var, Var, Var) {
-    attend(q, k, v, n_head, mask, past, 0.0)
+/// The position-wise MLP `proj(act(fc(x)))`, `(.., C) -> (.., inner) -> (.., C)`. GPT-2 keys
+/// its layers `mlp.c_fc` / `mlp.c_proj`, BERT `intermediate.dense` / `output.dense`: the keys
+/// are kept beside the layers so the walk names them as the checkpoint does.
+pub struct Mlp {
+    pub fc: Linear,
+    pub proj: Linear,
+    pub activation: Activation,
+    keys: [&'static str; 2],
 }
 
-/// [`multi_head_attention`] with dropout `attn_pdrop` on the attention probabilities, active
-/// only in train mode (`deltaw_autograd::train_mode`), as transformers' `attn_dropout`.
-pub fn multi_head_attention_dropout(q: &Var, k: &Var, v: &Var, n_head: usize, mask: &Tensor, attn_pdrop: f32) -> Var {
-    attend(q, k, v, n_head, mask, None, attn_pdrop).0
-}
-
-fn attend(
-    q: &Var,
-    k: &Var,
-    v: &Var,
-    n_head: usize,
-    mask: &Tensor,
-    past: Option<(Tensor, Tensor)>,
-    attn_pdrop: f32,
-) -> (Var, Var, Var) {
-    let dims = q.dims();
-    let (b, t, c) = (dims[0], dims[1], dims[2]);
-    let hs = c / n_head;
-    let heads = |x: &Var| x.reshape((b, t, n_head, hs)).permute(&[0, 2, 1, 3]); // (B, NH, T, HS)
-    let (q, mut k, mut v) = (heads(q), heads(k), heads(v));
-    if let Some((pk, pv)) = past {
-        k = Var::cat(&[&Var::constant(pk), &k], 2);
-        v = Var::cat(&[&Var::constant(pv), &v], 2);
+impl Mlp {
+    /// Builds `fc` under `keys[0]` (fresh `N(0, 0.02²)`) and `proj` under `keys[1]` (fresh
+    /// `N(0, proj_std²)`), relative to `prefix`.
+    pub fn new(
+        src: &mut dyn ParamSource,
+        prefix: &str,
+        keys: [&'static str; 2],
+        (c, inner): (usize, usize),
+        (layout, activation): (WeightLayout, Activation),
+        proj_std: f32,
+    ) -> Mlp {
+        let fc = Linear::new(src, &format!("{prefix}{}", keys[0]), (c, inner), layout, 0.02);
+        let proj = Linear::new(src, &format!("{prefix}{}", keys[1]), (inner, c), layout, proj_std);
+        Mlp { fc, proj, activation, keys }
     }
-    let scale = 1.0 / (hs as f32).sqrt();
-    let y = if attn_pdrop > 0.0 && deltaw_autograd::is_training() {
-        // Dropout acts on the probabilities themselves, so they are formed as a tensor of the
-        // graph here: the same steps as the fused op, with a dropout before the weighted sum.
-        let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(scale); // (B, NH, T, T_all)
-        scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1).dropout(attn_pdrop).matmul(&v)
-    } else {
-        q.attention(&k, &v, mask, scale) // one op: softmax(q kᵀ · scale, masked) v, own backward
-    };
-    let y = y.permute(&[0, 2, 1, 3]).reshape((b, t, c)); // (B, T, C)
-    (y, k, v)
+
+    /// `(.., C) -> (.., C)`.
+    pub fn forward(&self, x: &Var) -> Var {
+        let h = self.fc.forward(x); // (.., inner)
+        let h = match self.activation {
+            Activation::Gelu => h.gelu(),
+            Activation::GeluTanh => h.gelu_tanh(),
+        };
+        self.proj.forward(&h)
+    }
 }
 
-/// The attention mask, 1.0 where query i may not attend key j: key j is padding
-/// (`attention_mask[b, j] == 0`, any dtype), or, when `causal`, j > i. Shape `(B, 1, T, T)`
-/// (or `(1, 1, T, T)` for a causal mask without padding).
-///
-/// # Panics
-/// If `attention_mask` is not `(B, T)`.
-#[track_caller]
-pub fn attention_mask(b: usize, t: usize, attention_mask: Option<&Tensor>, causal: bool, dev: &Device) -> Tensor {
-    let idx = Tensor::arange(0.0, t as f32, dev);
-    let base = if causal {
-        idx.reshape((1, 1, 1, t)).gt(&idx.reshape((1, 1, t, 1))) // (1, 1, T, T)
-    } else {
-        Tensor::zeros((1, 1, 1, t), dev)
-    };
-    match attention_mask {
-        None => base,
-        Some(m) => {
-            assert_eq!(m.dims(), &[b, t], "attention_mask {:?} does not match ids ({b}, {t})", m.shape());
-            let m = m.to_dtype(DType::F32).expect("an i32 or float mask converts to f32");
-            let padded = m.eq(&Tensor::scalar(0.0, dev)).reshape((b, 1, 1, t)); // (B, 1, 1, T)
-            base.maximum(&padded)
-        }
+impl Module for Mlp {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        vec![(self.keys[0].into(), &self.fc), (self.keys[1].into(), &self.proj)]
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        vec![(self.keys[0].into(), &mut self.fc), (self.keys[1].into(), &mut self.proj)]
     }
 }

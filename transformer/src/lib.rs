@@ -14,6 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod attention;
 mod bert;
 mod config;
 mod error;
@@ -22,6 +23,8 @@ mod generate_batch;
 mod gpt2;
 mod init;
 mod layers;
+mod model;
+mod module;
 mod pooling;
 pub mod rag;
 mod save;
@@ -29,16 +32,16 @@ mod sentence;
 mod tokenizer;
 mod weights;
 
-pub use bert::{Bert, BertLayer, BertOutput};
+pub use attention::{attention, attention_mask, KvCache};
+pub use bert::{Bert, BertAttention, BertEmbeddings, BertLayer, BertOutput};
 pub use config::{BertConfig, Gpt2Config, ModelType};
 pub use error::{Error, Result};
 pub use generate::GenerateOptions;
 pub use generate_batch::position_ids_from_mask;
-pub use gpt2::{Block, Gpt2, Gpt2Output};
-pub use layers::{
-    attention_mask, multi_head_attention, multi_head_attention_dropout, multi_head_attention_with_cache, Adapter,
-    Conv1D, LayerNorm, Linear, LinearModule,
-};
+pub use gpt2::{Block, Gpt2, Gpt2Attention, Gpt2Output};
+pub use layers::{Activation, Adapter, Embedding, LayerNorm, Linear, LinearModule, Mlp, WeightLayout};
+pub use model::{causal_lm_loss, load_causal_lm, load_model, CausalLm, DecodeInput, Model};
+pub use module::{linear_modules_mut, named_parameters, FreshInit, Init, Module, ParamSource};
 pub use pooling::{mean_pool_normalize, pool, PoolingConfig, PoolingMode};
 pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
 pub use tokenizer::{Encoding, Tokenizer};

@@ -2,57 +2,30 @@
 //! `model.safetensors` under the key names transformers writes, so a fine-tuned or merged model
 //! loads again here, in transformers and in sentence-transformers.
 
-use crate::bert::Bert;
 use crate::error::{Error, Result};
-use crate::gpt2::Gpt2;
-use deltaw_autograd::Var;
+use crate::model::Model;
+use crate::module::named_parameters;
 use deltaw_tensor::{safetensors, Tensor};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 
-impl Gpt2 {
-    /// Writes `dir/config.json` and `dir/model.safetensors` as `GPT2LMHeadModel.save_pretrained`
-    /// does: keys prefixed `transformer.`, the LM head tied to `transformer.wte.weight` and not
-    /// stored, no causal-mask buffers (transformers rebuilds them). Weights are stored in f32,
-    /// and the config's `dtype` / `torch_dtype` says so. Both files are written atomically;
-    /// `dir` is created if needed.
-    ///
-    /// # Errors
-    /// When a file cannot be written (the message names it) or a parameter lost its name.
-    pub fn save_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
-        save_folder(dir.as_ref(), self.config.to_json(), "transformer.", &self.parameters())
-    }
-}
-
-impl Bert {
-    /// Writes `dir/config.json` and `dir/model.safetensors` as `BertModel.save_pretrained`
-    /// does: bare keys (`embeddings.word_embeddings.weight`...; a `bert.` prefix read from a
-    /// head model is not written back), the pooler included, no `position_ids` buffer. Weights
-    /// are stored in f32; files are written atomically and `dir` is created if needed.
-    ///
-    /// # Errors
-    /// When a file cannot be written (the message names it) or a parameter lost its name.
-    pub fn save_dir(&self, dir: impl AsRef<Path>) -> Result<()> {
-        save_folder(dir.as_ref(), self.config.to_json(), "", &self.parameters())
-    }
-}
-
-/// Writes `config` and the named `params` (each key = `prefix` + the parameter's name).
-fn save_folder(dir: &Path, mut config: Value, prefix: &str, params: &[Var]) -> Result<()> {
+/// [`Model::save_dir`]: writes `config` and every parameter, keyed as transformers writes
+/// them: [`Model::key_prefix`] + the parameter's path (GPT-2: `transformer.h.0.attn.c_attn.weight`;
+/// its LM head is tied to `wte` and not stored; no causal-mask or `position_ids` buffers,
+/// which transformers rebuilds). Weights are stored in f32, and the config's `dtype` /
+/// `torch_dtype` says so.
+pub(crate) fn save_folder<M: Model + ?Sized>(model: &M, dir: &Path, mut config: Value) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    let weights = dir.join("model.safetensors");
-    let mut named: Vec<(String, Tensor)> = Vec::with_capacity(params.len());
-    for (i, param) in params.iter().enumerate() {
-        let Some(name) = param.name() else {
-            let message = format!("cannot save parameter {i} of shape {:?}: it has no name", param.value().shape());
-            return Err(Error::Input(format!("{}: {message}", weights.display())));
-        };
-        named.push((format!("{prefix}{name}"), param.value()));
-    }
+    let prefix = match model.key_prefix() {
+        "" => String::new(),
+        p => format!("{p}."),
+    };
+    let named: Vec<(String, Tensor)> =
+        named_parameters(model).into_iter().map(|(name, p)| (format!("{prefix}{name}"), p.value())).collect();
     // transformers refuses a safetensors file whose metadata lacks the framework tag.
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::save(named.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata), &weights)?;
+    safetensors::save(named.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata), &dir.join("model.safetensors"))?;
     if let Value::Object(map) = &mut config {
         for key in ["dtype", "torch_dtype"] {
             if map.contains_key(key) {
@@ -67,7 +40,7 @@ fn save_folder(dir: &Path, mut config: Value, prefix: &str, params: &[Var]) -> R
 
 #[cfg(test)]
 mod tests {
-    use crate::{Bert, Gpt2};
+    use crate::{Bert, Gpt2, Model};
     use deltaw_tensor::{safetensors, Device, Tensor};
     use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};

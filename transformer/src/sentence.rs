@@ -8,6 +8,7 @@
 
 use crate::bert::Bert;
 use crate::error::{Error, Result};
+use crate::model::Model;
 use crate::pooling::{find_module, pool, read_modules, PoolingConfig};
 use crate::tokenizer::Tokenizer;
 use deltaw_autograd::no_grad;
@@ -62,7 +63,7 @@ impl SentenceEmbedder {
     /// # Errors
     /// When the tokenizer fails on a text.
     pub fn embed(&self, texts: &[&str]) -> Result<Tensor> {
-        let dev = self.model.word_embeddings.value().device();
+        let dev = self.model.device();
         let mut parts = Vec::new();
         for chunk in texts.chunks(self.batch_size.max(1)) {
             let batch = self.tokenizer.encode_batch(chunk, self.max_length, self.pad_id, &dev)?;

@@ -2,6 +2,8 @@
 //! once: missing tensors, tensors of the wrong shape, and tensors nothing used.
 
 use crate::error::{Error, Result};
+use crate::module::{Init, ParamSource};
+use deltaw_autograd::Var;
 use deltaw_tensor::{safetensors, DType, Device, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,5 +61,12 @@ impl Checkpoint {
         } else {
             Err(Error::Checkpoint { path: self.path, problems: problems.join("; ") })
         }
+    }
+}
+
+impl ParamSource for Checkpoint {
+    /// The stored tensor (the init is for fresh models), as a parameter named `key`.
+    fn param(&mut self, key: &str, shape: &[usize], _init: Init) -> Var {
+        Var::parameter(self.take(key, shape)).named(key)
     }
 }

@@ -5,7 +5,7 @@ use super::check_model_dir;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deltaw_tensor::Device;
-use deltaw_transformer::{GenerateOptions, Gpt2, Tokenizer};
+use deltaw_transformer::{load_causal_lm, GenerateOptions, Tokenizer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,10 +48,10 @@ pub struct GenerateArgs {
 pub fn run(args: &GenerateArgs, device: &Device, out: &mut dyn Write) -> Result<()> {
     check_model_dir(&args.model)?;
     let mut options = sampling_options(args)?;
-    let model = Gpt2::from_dir(&args.model, device)?;
+    let model = load_causal_lm(&args.model, device)?;
     let tokenizer = Tokenizer::from_dir(&args.model)?;
-    tokenizer.check_vocab(model.config.vocab_size)?;
-    options.eos_token_id = eos_token_id(&args.model, &model.config.raw)?;
+    tokenizer.check_vocab(model.vocab_size())?;
+    options.eos_token_id = eos_token_id(&args.model)?;
     let prompt_ids = tokenizer.encode(&args.prompt)?;
     let new_ids = model.try_generate(&prompt_ids, &options)?;
     let text = tokenizer.decode(&[prompt_ids.as_slice(), &new_ids].concat())?;
@@ -90,18 +90,20 @@ fn sampling_options(args: &GenerateArgs) -> Result<GenerateOptions> {
     Ok(GenerateOptions { temperature, top_k: args.top_k, top_p: args.top_p, ..options })
 }
 
-/// `eos_token_id` of `generation_config.json` when the folder has one, else of `config.json`
-/// (`config`); a list (as some models write) gives its first id.
-pub fn eos_token_id(dir: &Path, config: &Value) -> Result<Option<i32>> {
-    let path = dir.join("generation_config.json");
-    let generation: Option<Value> = if path.exists() {
+/// `eos_token_id` of `generation_config.json` when the folder has one, else of `config.json`;
+/// a list (as some models write) gives its first id.
+pub fn eos_token_id(dir: &Path) -> Result<Option<i32>> {
+    let read = |name: &str| -> Result<Option<Value>> {
+        let path = dir.join(name);
+        if !path.exists() {
+            return Ok(None);
+        }
         let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        Some(serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?)
-    } else {
-        None
+        Ok(Some(serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?))
     };
+    let (generation, config) = (read("generation_config.json")?, read("config.json")?);
     let field = generation.as_ref().and_then(|g| g.get("eos_token_id")).filter(|v| !v.is_null());
-    let value = field.or_else(|| config.get("eos_token_id"));
+    let value = field.or_else(|| config.as_ref().and_then(|c| c.get("eos_token_id")));
     let id = match value {
         Some(Value::Array(ids)) => ids.first().and_then(Value::as_i64),
         Some(v) => v.as_i64(),

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use deltaw_lora::Lora;
 use deltaw_tensor::{DType, Device, Tensor};
-use deltaw_transformer::{Bert, Gpt2, ModelType};
+use deltaw_transformer::load_model;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -42,24 +42,11 @@ pub fn run(args: &MergeArgs, device: &Device, out: &mut impl Write) -> Result<()
         bail!("--out must differ from --model: merging never writes over the base model");
     }
     outdir::prepare(&args.out, args.overwrite, false)?;
-    let report = match ModelType::from_dir(&args.model)? {
-        ModelType::Gpt2 => {
-            let mut model = Gpt2::from_dir(&args.model, device)?;
-            let mut lora = Lora::load_peft(&mut model, &args.adapter, device)?;
-            let ids = probe_ids(model.config.vocab_size, model.config.n_positions, device)?;
-            let report = lora.merge_checked(&mut model, |m| m.forward(&ids, None).logits.value());
-            model.save_dir(&args.out)?;
-            report
-        }
-        ModelType::Bert => {
-            let mut model = Bert::from_dir(&args.model, device)?;
-            let mut lora = Lora::load_peft(&mut model, &args.adapter, device)?;
-            let ids = probe_ids(model.config.vocab_size, model.config.max_position_embeddings, device)?;
-            let report = lora.merge_checked(&mut model, |m| m.forward(&ids, None, None).last_hidden_state.value());
-            model.save_dir(&args.out)?;
-            report
-        }
-    };
+    let mut model = load_model(&args.model, device)?;
+    let mut lora = Lora::load_peft(model.as_mut(), &args.adapter, device)?;
+    let ids = probe_ids(model.vocab_size(), model.max_positions(), device)?;
+    let report = lora.merge_checked(model.as_mut(), |m| m.output(&ids, None).value());
+    model.save_dir(&args.out)?;
     outdir::copy_tokenizer_files(&args.model, &args.out)?;
     writeln!(out, "{report}")?;
     if report.dtype != DType::F32 {

@@ -10,7 +10,7 @@ use deltaw_transformer::rag::search::fit_prompt;
 use deltaw_transformer::rag::{
     build_index, BuildOptions, ChunkOptions, EmbeddingModel, Hit, Index, IndexStats, Retriever, SearchOptions,
 };
-use deltaw_transformer::{GenerateOptions, Gpt2, Tokenizer};
+use deltaw_transformer::{load_causal_lm, GenerateOptions, Tokenizer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -222,7 +222,7 @@ fn preview(text: &str) -> String {
     }
 }
 
-/// Greedy answer of the GPT-2 folder `dir` from the best hits that fit its context with
+/// Greedy answer of the decoder folder `dir` from the best hits that fit its context with
 /// `max_new_tokens` to spare ([`fit_prompt`]); returns (prompt, answer).
 fn answer(
     dir: &Path,
@@ -233,15 +233,15 @@ fn answer(
     device: &Device,
 ) -> Result<(String, String)> {
     check_model_dir(dir)?;
-    let model = Gpt2::from_dir(dir, device).with_context(|| format!("loading the generator {}", dir.display()))?;
+    let model = load_causal_lm(dir, device).with_context(|| format!("loading the generator {}", dir.display()))?;
     let tokenizer = Tokenizer::from_dir(dir)?;
-    tokenizer.check_vocab(model.config.vocab_size)?;
+    tokenizer.check_vocab(model.vocab_size())?;
     let texts: Vec<&str> = hits.iter().map(|h| retriever.chunk(h).text.as_str()).collect();
-    let limit = model.config.n_positions.saturating_sub(max_new_tokens);
+    let limit = model.max_positions().saturating_sub(max_new_tokens);
     let (prompt, _) = fit_prompt(question, &texts, |p| Ok::<bool, anyhow::Error>(tokenizer.encode(p)?.len() <= limit))?;
     let ids = tokenizer.encode(&prompt)?;
     let mut options = GenerateOptions::greedy(max_new_tokens);
-    options.eos_token_id = super::generate::eos_token_id(dir, &model.config.raw)?;
+    options.eos_token_id = super::generate::eos_token_id(dir)?;
     let new_ids = model.try_generate(&ids, &options).with_context(|| format!("generating with {}", dir.display()))?;
     Ok((prompt, tokenizer.decode(&new_ids)?))
 }

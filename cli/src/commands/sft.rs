@@ -9,7 +9,7 @@ use deltaw_lora::{Lora, LoraConfig, TargetModules};
 use deltaw_tensor::{Device, Seed};
 use deltaw_train::data::{DataFormat, LoadReport, PromptTemplate, SftDataset, SftOptions, TextCodec};
 use deltaw_train::{HfCodec, Trainer, TrainerConfig};
-use deltaw_transformer::Gpt2;
+use deltaw_transformer::load_causal_lm;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -151,7 +151,7 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
         bail!("--val-split {f} must be in [0, 1)");
     }
     outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
-    let mut model = Gpt2::from_dir(&args.model, device)?;
+    let mut model = load_causal_lm(&args.model, device)?;
     let codec = HfCodec::from_dir(&args.model)?;
     let (data, report) = args.data.load(&args.data.data, &codec)?;
     writeln!(out, "{}: {report}", args.data.data.display())?;
@@ -171,22 +171,23 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     let lora = if args.full {
         None
     } else {
-        let lora = Lora::inject(&mut model, args.lora_config(), Seed(args.run.seed))?;
-        writeln!(out, "{}", lora.param_count(&model))?;
+        let lora = Lora::inject(model.as_mut(), args.lora_config(), Seed(args.run.seed))?;
+        writeln!(out, "{}", lora.param_count(model.as_ref()))?;
         Some(lora)
     };
     let params = lora.as_ref().map_or_else(|| model.parameters(), Lora::parameters);
     let config = args.trainer_config();
     write_run_json(args, &config)?;
     let ids = (codec.eos_id(), codec.eos_id());
-    let mut trainer = Trainer::new(&model, params, config, &args.run.out, ids)?.with_interrupt(interrupt_flag());
+    let mut trainer =
+        Trainer::new(model.as_ref(), params, config, &args.run.out, ids)?.with_interrupt(interrupt_flag());
     if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? {
         return Ok(());
     }
     let dest = match &lora {
         Some(lora) => {
             let dir = args.run.out.join("adapter");
-            lora.save_peft(&dir, &args.model.display().to_string(), "gpt2")?;
+            lora.save_peft(&dir, &args.model.display().to_string(), model.model_type())?;
             dir
         }
         None => {

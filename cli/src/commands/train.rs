@@ -12,7 +12,7 @@ use clap::Args;
 use deltaw_tensor::{Device, Seed};
 use deltaw_train::data::{ByteCodec, TextCodec, TextDataset};
 use deltaw_train::{HfCodec, Trainer, TrainerConfig};
-use deltaw_transformer::{Gpt2, Gpt2Config};
+use deltaw_transformer::{Gpt2, Gpt2Config, Model};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

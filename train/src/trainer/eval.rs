@@ -5,7 +5,7 @@ use super::metrics::EvalMetrics;
 use crate::data::{collate, Sample, SftDataset, IGNORE_INDEX};
 use crate::error::Result;
 use deltaw_autograd::no_grad;
-use deltaw_transformer::{GenerateOptions, Gpt2};
+use deltaw_transformer::{causal_lm_loss, CausalLm, GenerateOptions};
 
 /// Trained targets in a batch's loss: labels after the first position (the loss shifts by
 /// one) that are not ignored.
@@ -15,8 +15,8 @@ pub(crate) fn target_count(samples: &[&Sample]) -> usize {
 
 /// Mean loss per trained token over the whole set (each batch's mean weighted by its token
 /// count, so the result does not depend on the batch size).
-pub(crate) fn validation_loss(model: &Gpt2, val: &SftDataset, batch_size: usize, pad_id: i32) -> Result<f32> {
-    let dev = model.wte.value().device();
+pub(crate) fn validation_loss(model: &dyn CausalLm, val: &SftDataset, batch_size: usize, pad_id: i32) -> Result<f32> {
+    let dev = model.device();
     no_grad(|| {
         let (mut sum, mut count) = (0.0f64, 0usize);
         for batch in val.batches(batch_size, None, 0) {
@@ -25,8 +25,8 @@ pub(crate) fn validation_loss(model: &Gpt2, val: &SftDataset, batch_size: usize,
                 continue;
             }
             let b = collate(&batch, pad_id, &dev)?;
-            let logits = model.forward(&b.input_ids, Some(&b.attention_mask)).logits;
-            let loss = Gpt2::loss(&logits, &b.labels).value().to_vec()[0];
+            let logits = model.output(&b.input_ids, Some(&b.attention_mask));
+            let loss = causal_lm_loss(&logits, &b.labels).value().to_vec()[0];
             sum += loss as f64 * n as f64;
             count += n;
         }
@@ -43,8 +43,8 @@ pub fn prompt_and_answer(sample: &Sample) -> Option<(&[i32], &[i32])> {
 }
 
 /// Greedy answer for one sample's prompt, at most as long as its reference, stopping at EOS.
-pub fn greedy_answer(model: &Gpt2, prompt: &[i32], max_new: usize, eos_id: i32) -> Vec<i32> {
-    let room = model.config.n_positions.saturating_sub(prompt.len());
+pub fn greedy_answer(model: &dyn CausalLm, prompt: &[i32], max_new: usize, eos_id: i32) -> Vec<i32> {
+    let room = model.max_positions().saturating_sub(prompt.len());
     let options = GenerateOptions { eos_token_id: Some(eos_id), ..GenerateOptions::greedy(max_new.min(room)) };
     if prompt.is_empty() || options.max_new_tokens == 0 {
         return Vec::new();
@@ -53,7 +53,7 @@ pub fn greedy_answer(model: &Gpt2, prompt: &[i32], max_new: usize, eos_id: i32) 
 }
 
 /// Fraction of the first `limit` samples whose greedy answer equals the reference exactly.
-pub fn exact_match(model: &Gpt2, samples: &[Sample], limit: usize, eos_id: i32) -> f32 {
+pub fn exact_match(model: &dyn CausalLm, samples: &[Sample], limit: usize, eos_id: i32) -> f32 {
     let scored: Vec<bool> = samples
         .iter()
         .filter_map(prompt_and_answer)
@@ -65,7 +65,7 @@ pub fn exact_match(model: &Gpt2, samples: &[Sample], limit: usize, eos_id: i32) 
 
 /// Validation loss, perplexity and (when `exact_match_samples > 0`) exact match.
 pub(crate) fn evaluate(
-    model: &Gpt2,
+    model: &dyn CausalLm,
     val: &SftDataset,
     step: usize,
     batch_size: usize,

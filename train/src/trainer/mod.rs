@@ -52,7 +52,7 @@ use crate::data::{collate, SftDataset};
 use crate::error::{Error, Result};
 use deltaw_autograd::{train_mode, AdamW, AdamWConfig, Grads, Optimizer, ParamGroup, Var};
 use deltaw_tensor::Seed;
-use deltaw_transformer::Gpt2;
+use deltaw_transformer::{causal_lm_loss, CausalLm};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -74,9 +74,9 @@ pub struct TrainSummary {
     pub interrupted: bool,
 }
 
-/// Trains `params` of a GPT-2 model on SFT samples.
+/// Trains `params` of a causal language model on SFT samples.
 pub struct Trainer<'m> {
-    model: &'m Gpt2,
+    model: &'m dyn CausalLm,
     params: Vec<Var>,
     opt: AdamW,
     config: TrainerConfig,
@@ -98,7 +98,7 @@ impl<'m> Trainer<'m> {
     /// # Errors
     /// Invalid settings, or a parameter that is unnamed or frozen.
     pub fn new(
-        model: &'m Gpt2,
+        model: &'m dyn CausalLm,
         params: Vec<Var>,
         config: TrainerConfig,
         out_dir: impl AsRef<Path>,
@@ -233,7 +233,7 @@ impl<'m> Trainer<'m> {
     fn train_step(&mut self, train: &SftDataset, n_batches: usize, total: usize) -> Result<StepMetrics> {
         let started = Instant::now();
         let accum = self.config.grad_accum;
-        let dev = self.model.wte.value().device();
+        let dev = self.model.device();
         let (mut grads, mut loss_sum) = (Grads::new(), 0.0f32);
         let (mut tokens, mut processed) = (0, 0);
         for micro in 0..accum {
@@ -250,8 +250,8 @@ impl<'m> Trainer<'m> {
             let batch = collate(&samples, self.pad_id, &dev)?;
             let dropout_seed = Seed(self.config.seed).derive(g as u64).0;
             let loss = train_mode(dropout_seed, || {
-                let logits = self.model.forward(&batch.input_ids, Some(&batch.attention_mask)).logits;
-                Gpt2::loss(&logits, &batch.labels)
+                let logits = self.model.output(&batch.input_ids, Some(&batch.attention_mask));
+                causal_lm_loss(&logits, &batch.labels)
             });
             let value = loss.value().to_vec()[0];
             if !value.is_finite() {

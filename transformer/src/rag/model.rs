@@ -3,6 +3,7 @@
 //! with vectors from another model.
 
 use super::{hash_string, Fnv1a64, RagError, Result};
+use crate::model::Model;
 use crate::pooling::{find_module, read_modules};
 use crate::sentence::SentenceEmbedder;
 use deltaw_tensor::{Device, Tensor};
@@ -95,7 +96,7 @@ impl EmbeddingModel {
     /// The unit embedding of one query, `(1, D)` on the model's device.
     pub fn embed_query(&self, query: &str) -> Result<Tensor> {
         let row = self.embed_normalized(&[query], &mut |_| {})?;
-        let dev = self.embedder.model.word_embeddings.value().device();
+        let dev = self.embedder.model.device();
         Ok(Tensor::from_vec(row, (1, self.identity.dim), &dev).map_err(crate::Error::from)?)
     }
 }

@@ -30,7 +30,7 @@ use deltaw_train::data::{collate, ByteCodec, SftDataset, TextCodec};
 use deltaw_train::synthetic::{compact_template, dataset, Task};
 use deltaw_train::trainer::{exact_match, greedy_answer, prompt_and_answer};
 use deltaw_train::{TrainSummary, Trainer, TrainerConfig};
-use deltaw_transformer::{Gpt2, Gpt2Config};
+use deltaw_transformer::{Gpt2, Gpt2Config, Model};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,151 @@
+//! Multi-head attention, written once: the mask every model builds ([`attention_mask`]), the
+//! one attention entry point ([`attention`]) with an optional KV cache and dropout, and the
+//! cache itself ([`KvCache`]).
+//!
+//! Training, cached decoding and left-padded batched decoding differ only in their inputs: how
+//! many positions are new (`t`), how many are already cached (`past`), and which keys are real
+//! tokens. The mask and the attention take exactly those.
+
+use deltaw_autograd::Var;
+use deltaw_tensor::{DType, Device, Tensor};
+
+/// The attention mask, 1.0 where new query i (absolute position `past + i`) may not see key j
+/// (`0 <= j < past + t`); shape `(B, 1, t, past + t)`, or `(1, 1, t, past + t)` without
+/// `key_real`, or `(B, 1, 1, T)` for a bidirectional mask with padding.
+///
+/// - `causal`: key j is hidden when it comes later, `j > past + i`.
+/// - `key_real` `(B, past + t)` (any dtype, nonzero = a real token): padded keys are hidden
+///   from every query, as transformers does.
+/// - One exception keeps the softmax finite: a causal query that would see no key at all (a
+///   leading pad of a left-padded row, whose earlier keys are pads too) sees its own slot, so
+///   its output is finite and, being a pad, read by no real token. Every other row is exactly
+///   the causal-and-padding mask.
+///
+/// # Panics
+/// If `key_real` is not 2-D with `past + t` columns.
+#[track_caller]
+pub fn attention_mask(t: usize, past: usize, key_real: Option<&Tensor>, causal: bool, dev: &Device) -> Tensor {
+    let n = past + t;
+    let keys = Tensor::arange(0.0, n as f32, dev).reshape((1, 1, 1, n));
+    let queries = Tensor::arange(past as f32, n as f32, dev).reshape((1, 1, t, 1));
+    let base = if causal { keys.gt(&queries) } else { Tensor::zeros((1, 1, 1, n), dev) }; // (1, 1, t|1, n)
+    let Some(real) = key_real else { return base };
+    assert!(
+        real.rank() == 2 && real.dims()[1] == n,
+        "attention_mask: key mask {:?} must be (B, {n}) for {past} cached + {t} new positions",
+        real.shape()
+    );
+    let b = real.dims()[0];
+    let real = real.to_dtype(DType::F32).expect("an i32 or float mask converts to f32");
+    let padding = real.eq(&Tensor::scalar(0.0, dev)).reshape((b, 1, 1, n)); // (B, 1, 1, n)
+    let hidden = base.maximum(&padding);
+    if !causal {
+        return hidden;
+    }
+    // Rows hiding every key (sum = n) get their own slot back: hidden - empty · own.
+    let empty = hidden.sum(-1).eq(&Tensor::scalar(n as f32, dev)).reshape((b, 1, t, 1)); // (B, 1, t, 1)
+    let own = keys.eq(&queries); // (1, 1, t, n)
+    hidden.sub(&empty.mul(&own))
+}
+
+/// Per layer, the keys and values of every position so far, `(B, NH, T, HS)` (tensors:
+/// decoding records no graph).
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// An empty cache for `n_layers` layers.
+    pub fn new(n_layers: usize) -> KvCache {
+        KvCache { layers: vec![None; n_layers] }
+    }
+
+    /// Positions cached so far (0 when empty).
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One slot per layer, in order, for the blocks to read and extend.
+    pub fn slots_mut(&mut self) -> impl Iterator<Item = &mut Option<(Tensor, Tensor)>> {
+        self.layers.iter_mut()
+    }
+}
+
+/// Multi-head attention over projected `q`, `k`, `v` `(B, t, C)`: per head,
+/// `softmax(q kᵀ / √HS, masked) v`, heads merged back to `(B, t, C)`.
+///
+/// - `mask` (from [`attention_mask`]) is 1.0 where a query may not see a key, broadcastable
+///   to `(B, NH, t, past + t)`.
+/// - `cache`: when given, the layer's earlier keys and values `(B, NH, past, HS)` are put
+///   before the new ones, and the slot then holds all `past + t` of them.
+/// - `dropout` acts on the attention probabilities in train mode only
+///   (`deltaw_autograd::train_mode`), as transformers' `attn_dropout`. Then the probabilities
+///   must be a tensor of the graph, so the steps run unfused; otherwise one fused op
+///   ([`Var::attention`]) computes them with its own backward. The two agree to the bit.
+pub fn attention(
+    (q, k, v): (&Var, &Var, &Var),
+    n_head: usize,
+    mask: &Tensor,
+    cache: Option<&mut Option<(Tensor, Tensor)>>,
+    dropout: f32,
+) -> Var {
+    let dims = q.dims();
+    let (b, t, c) = (dims[0], dims[1], dims[2]);
+    let hs = c / n_head;
+    let heads = |x: &Var| x.reshape((b, t, n_head, hs)).permute(&[0, 2, 1, 3]); // (B, NH, t, HS)
+    let (q, mut k, mut v) = (heads(q), heads(k), heads(v));
+    if let Some(slot) = cache {
+        if let Some((pk, pv)) = slot.take() {
+            k = Var::cat(&[&Var::constant(pk), &k], 2); // (B, NH, past + t, HS)
+            v = Var::cat(&[&Var::constant(pv), &v], 2);
+        }
+        *slot = Some((k.value(), v.value()));
+    }
+    let scale = 1.0 / (hs as f32).sqrt();
+    let y = if dropout > 0.0 && deltaw_autograd::is_training() {
+        let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(scale); // (B, NH, t, past + t)
+        scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1).dropout(dropout).matmul(&v)
+    } else {
+        q.attention(&k, &v, mask, scale) // one op: softmax(q kᵀ · scale, masked) v
+    };
+    y.permute(&[0, 2, 1, 3]).reshape((b, t, c)) // (B, t, C)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(t: usize, past: usize, real: Option<Vec<f32>>, causal: bool) -> Vec<f32> {
+        let real = real.map(|r| Tensor::from_vec(r.clone(), (1, r.len()), &Device::Cpu).unwrap());
+        attention_mask(t, past, real.as_ref(), causal, &Device::Cpu).to_vec()
+    }
+
+    #[test]
+    fn causal_mask_hides_later_keys_after_the_cached_ones() {
+        assert_eq!(mask(2, 0, None, true), vec![0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(mask(1, 2, None, true), vec![0.0, 0.0, 0.0]); // one new query sees all three
+    }
+
+    #[test]
+    fn a_leading_pad_sees_only_itself_and_real_queries_skip_pads() {
+        let got = mask(3, 0, Some(vec![0.0, 1.0, 1.0]), true);
+        assert_eq!(got, vec![0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(mask(1, 2, Some(vec![0.0, 1.0, 1.0]), true), vec![1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_trailing_pad_sees_the_real_keys_before_it_as_transformers() {
+        let got = mask(3, 0, Some(vec![1.0, 1.0, 0.0]), true);
+        assert_eq!(got, vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn a_bidirectional_mask_hides_only_padding() {
+        assert_eq!(mask(3, 0, Some(vec![1.0, 1.0, 0.0]), false), vec![0.0, 0.0, 1.0]);
+        assert_eq!(mask(2, 0, None, false), vec![0.0, 0.0]);
+    }
+}

@@ -1,0 +1,147 @@
+//! The model interface: what the trainer, generation, LoRA injection and the CLI need from a
+//! model, so GPT-2, BERT and the families to come plug in the same way and nothing above this
+//! crate has to name a concrete model.
+
+use crate::attention::KvCache;
+use crate::config::ModelType;
+use crate::error::Result;
+use crate::generate::{self, GenerateOptions};
+use crate::layers::LinearModule;
+use crate::module::{self, Module};
+use crate::{Bert, Gpt2};
+use deltaw_autograd::Var;
+use deltaw_tensor::{Device, Tensor};
+use std::path::Path;
+
+/// Any model: a module tree with a type, a device and a Hugging Face folder format.
+pub trait Model: Module + Send + Sync {
+    /// transformers' `model_type` (`"gpt2"`, `"bert"`): picks LoRA's default targets and
+    /// PEFT's task type.
+    fn model_type(&self) -> &'static str;
+    /// The module transformers puts the model under in its checkpoints and PEFT in adapter
+    /// keys (`"transformer"` for GPT-2's `GPT2LMHeadModel`), or `""` when keys are bare.
+    fn key_prefix(&self) -> &'static str;
+    /// Where the parameters live.
+    fn device(&self) -> Device;
+    /// V, the rows of the token embedding.
+    fn vocab_size(&self) -> usize;
+    /// The longest sequence the model can place (rows of its position table).
+    fn max_positions(&self) -> usize;
+    /// The model's main output for i32 `input_ids` `(B, T)` at positions `0..T`: logits
+    /// `(B, T, V)` for a causal LM, the last hidden state `(B, T, C)` for an encoder.
+    /// `attention_mask` (1 = token, 0 = padding, any dtype) hides padded keys.
+    fn output(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Var;
+    /// Writes `dir/config.json` and `dir/model.safetensors` as transformers'
+    /// `save_pretrained` does, both atomically; `dir` is created if needed.
+    ///
+    /// # Errors
+    /// When a file cannot be written (the message names it).
+    fn save_dir(&self, dir: &Path) -> Result<()>;
+
+    /// Every parameter, named by its checkpoint key (without [`Model::key_prefix`]).
+    fn parameters(&self) -> Vec<Var> {
+        module::named_parameters(self).into_iter().map(|(_, p)| p).collect()
+    }
+    /// Every linear layer with its module path as transformers names it
+    /// (`transformer.h.0.attn.c_attn`), which is also the path PEFT writes in adapter keys.
+    fn linear_modules_mut(&mut self) -> Vec<(String, &mut dyn LinearModule)> {
+        let prefix = self.key_prefix();
+        module::linear_modules_mut(self, prefix)
+    }
+}
+
+/// The new positions of one decoding step.
+pub struct DecodeInput<'a> {
+    /// i32 `(B, t)`: the new tokens.
+    pub ids: &'a Tensor,
+    /// i32 `(B, t)`: their positions.
+    pub positions: &'a Tensor,
+    /// `(B, past + t)`, nonzero where a key is a real token (`None`: all are).
+    pub key_real: Option<&'a Tensor>,
+    /// Positions already in the cache (0 without one).
+    pub past: usize,
+}
+
+/// A decoder that predicts the next token: what training and generation need. Its
+/// [`Model::output`] is the logits `(B, T, V)`.
+pub trait CausalLm: Model {
+    /// Layers, one KV cache slot each.
+    fn num_layers(&self) -> usize;
+    /// Logits `(B, V)` of the last new position, on the model's device, feeding only the new
+    /// positions when `cache` holds the earlier ones (and extending it).
+    fn decode_step(&self, input: &DecodeInput, cache: Option<&mut KvCache>) -> Tensor;
+
+    /// Checks that `prompt` can be continued by `max_new_tokens` tokens: it is not empty,
+    /// every id is inside the vocabulary, and prompt + new tokens fit in the context.
+    ///
+    /// # Errors
+    /// [`crate::Error::Input`] naming the numbers and the limit they break.
+    fn check_prompt(&self, prompt: &[i32], max_new_tokens: usize) -> Result<()> {
+        generate::check_prompt(self, prompt, max_new_tokens)
+    }
+    /// Continues `prompt` (token ids) and returns only the new ids.
+    ///
+    /// # Panics
+    /// If the prompt is empty or prompt + new tokens exceed the context; use
+    /// [`CausalLm::try_generate`] for prompts from outside.
+    #[track_caller]
+    fn generate(&self, prompt: &[i32], options: &GenerateOptions) -> Vec<i32> {
+        generate::generate(self, prompt, options)
+    }
+    /// [`CausalLm::generate`] for inputs from outside: checks the prompt first.
+    ///
+    /// # Errors
+    /// An empty prompt, an id outside the vocabulary, or prompt + new tokens over the context.
+    fn try_generate(&self, prompt: &[i32], options: &GenerateOptions) -> Result<Vec<i32>> {
+        self.check_prompt(prompt, options.max_new_tokens)?;
+        Ok(self.generate(prompt, options))
+    }
+    /// Continues every prompt of a batch at once (left-padded, one KV cache), each row as
+    /// [`CausalLm::generate`] would alone; see [`crate::generate_batch`] for the details.
+    ///
+    /// # Errors
+    /// A prompt that [`CausalLm::check_prompt`] refuses; the message names the row.
+    fn generate_batch(&self, prompts: &[Vec<i32>], options: &GenerateOptions) -> Result<Vec<Vec<i32>>> {
+        crate::generate_batch::generate_batch(self, prompts, options)
+    }
+}
+
+/// transformers' causal LM loss: mean cross-entropy of `logits[:, :-1]` `(B, T, V)` against
+/// `labels[:, 1:]` (i32 `(B, T)`), skipping -100.
+pub fn causal_lm_loss(logits: &Var, labels: &Tensor) -> Var {
+    let dims = logits.dims();
+    let (b, t, v) = (dims[0], dims[1], dims[2]);
+    let shifted = logits.narrow(1, 0, t - 1).reshape((b * (t - 1), v));
+    let targets = labels.narrow(1, 1, t - 1).contiguous().reshape(b * (t - 1));
+    shifted.cross_entropy(&targets, -100)
+}
+
+/// Loads the decoder in a Hugging Face folder, whatever its family (by `config.json`'s
+/// `model_type`).
+///
+/// # Errors
+/// A missing or malformed folder, or a model type that is not a decoder (the message names
+/// it and the supported ones).
+pub fn load_causal_lm(dir: impl AsRef<Path>, device: &Device) -> Result<Box<dyn CausalLm>> {
+    let dir = dir.as_ref();
+    match ModelType::from_dir(dir)? {
+        ModelType::Gpt2 => Ok(Box::new(Gpt2::from_dir(dir, device)?)),
+        other => Err(crate::Error::Input(format!(
+            "{}: model_type \"{}\" is not a causal language model (supported: gpt2)",
+            dir.display(),
+            other.as_str()
+        ))),
+    }
+}
+
+/// Loads the model in a Hugging Face folder, whatever its family.
+///
+/// # Errors
+/// A missing or malformed folder, or an unsupported model type.
+pub fn load_model(dir: impl AsRef<Path>, device: &Device) -> Result<Box<dyn Model>> {
+    let dir = dir.as_ref();
+    match ModelType::from_dir(dir)? {
+        ModelType::Gpt2 => Ok(Box::new(Gpt2::from_dir(dir, device)?)),
+        ModelType::Bert => Ok(Box::new(Bert::from_dir(dir, device)?)),
+    }
+}
