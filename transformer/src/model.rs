@@ -128,7 +128,7 @@ pub fn load_causal_lm(dir: impl AsRef<Path>, device: &Device) -> Result<Box<dyn 
         ModelType::Gpt2 => Ok(Box::new(Gpt2::from_dir(dir, device)?)),
         other => Err(crate::Error::Input(format!(
             "{}: model_type \"{}\" is not a causal language model (supported: gpt2)",
-            dir.display(),
+            dir.join("config.json").display(),
             other.as_str()
         ))),
     }
