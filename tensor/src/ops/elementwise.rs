@@ -98,13 +98,7 @@ impl Tensor {
     #[track_caller]
     fn pointwise_backward(&self, dy: &Tensor, tanh: bool) -> Tensor {
         let op = if tanh { "gelu_tanh_backward" } else { "gelu_backward" };
-        assert_eq!(
-            self.shape(),
-            dy.shape(),
-            "{op}: input {:?} and gradient {:?} differ in shape",
-            self.shape(),
-            dy.shape()
-        );
+        super::nn::check_gradient_shape(op, "input", self, dy);
         match self.storage() {
             Storage::Cpu(_) => {
                 let kernel = if tanh { kernels::gelu_tanh_backward } else { kernels::gelu_backward };

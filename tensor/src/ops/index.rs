@@ -116,12 +116,9 @@ impl Tensor {
             index.shape()
         );
         match self.storage() {
-            Storage::Cpu(_) => {
-                let mut out = self.f32_values("index_add").into_owned();
-                let (idx, src) = (index.i32_values("index_add"), source.f32_values("index_add"));
-                kernels::index_add(&mut out, around(self.dims(), d), &idx, &src);
-                Tensor::from_f32(out, self.shape())
-            }
+            Storage::Cpu(_) => scatter_on_cpu(self, index, source, "index_add", |out, idx, src| {
+                kernels::index_add(out, around(self.dims(), d), idx, src)
+            }),
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) => super::on_gpu::index_add(self, d, index, source),
         }
@@ -135,13 +132,7 @@ impl Tensor {
     #[track_caller]
     pub fn gather(&self, dim: impl Dim, index: &Tensor) -> Tensor {
         let d = dim.resolve(self.rank(), "gather", self.shape());
-        let fits = index.rank() == self.rank() && (0..self.rank()).all(|i| i == d || index.dims()[i] <= self.dims()[i]);
-        assert!(
-            fits,
-            "gather: index of shape {:?} does not fit input of shape {:?} along dim {d}",
-            index.shape(),
-            self.shape()
-        );
+        check_index_fits("gather", self, index, d);
         match self.storage() {
             Storage::Cpu(_) => {
                 let idx = index.i32_values("gather");
@@ -178,24 +169,37 @@ impl Tensor {
             index.shape(),
             source.shape()
         );
-        let fits = index.rank() == self.rank() && (0..self.rank()).all(|i| i == d || index.dims()[i] <= self.dims()[i]);
-        assert!(
-            fits,
-            "scatter_add: index of shape {:?} does not fit input of shape {:?} along dim {d}",
-            index.shape(),
-            self.shape()
-        );
+        check_index_fits("scatter_add", self, index, d);
         match self.storage() {
-            Storage::Cpu(_) => {
-                let mut out = self.f32_values("scatter_add").into_owned();
-                let (idx, src) = (index.i32_values("scatter_add"), source.f32_values("scatter_add"));
-                kernels::scatter_add(&mut out, self.dims(), d, &idx, index.dims(), &src);
-                Tensor::from_f32(out, self.shape())
-            }
+            Storage::Cpu(_) => scatter_on_cpu(self, index, source, "scatter_add", |out, idx, src| {
+                kernels::scatter_add(out, self.dims(), d, idx, index.dims(), src)
+            }),
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) => super::on_gpu::scatter_add(self, d, index, source),
         }
     }
+}
+
+/// Panics unless `index` has `x`'s rank and is no larger than `x` off dim `d`: the index
+/// shape of `gather` and `scatter_add`.
+#[track_caller]
+fn check_index_fits(op: &str, x: &Tensor, index: &Tensor, d: usize) {
+    let fits = index.rank() == x.rank() && (0..x.rank()).all(|i| i == d || index.dims()[i] <= x.dims()[i]);
+    assert!(fits, "{op}: index of shape {:?} does not fit input of shape {:?} along dim {d}", index.shape(), x.shape());
+}
+
+/// A scatter-add on the host: a copy of f32 `x` to which `kernel` adds `source` at `index`.
+#[track_caller]
+fn scatter_on_cpu(
+    x: &Tensor,
+    index: &Tensor,
+    source: &Tensor,
+    op: &str,
+    kernel: impl FnOnce(&mut [f32], &[i32], &[f32]),
+) -> Tensor {
+    let mut out = x.f32_values(op).into_owned();
+    kernel(&mut out, &index.i32_values(op), &source.f32_values(op));
+    Tensor::from_f32(out, x.shape())
 }
 
 /// Runs the `cat` kernel over the parts' buffers of element type `T`.

@@ -92,13 +92,7 @@ impl Tensor {
     #[track_caller]
     fn rows_backward(&self, dy: &Tensor, dim: impl Dim, log: bool) -> Tensor {
         let op = if log { "log_softmax_backward" } else { "softmax_backward" };
-        assert_eq!(
-            self.shape(),
-            dy.shape(),
-            "{op}: output {:?} and gradient {:?} differ in shape",
-            self.shape(),
-            dy.shape()
-        );
+        check_gradient_shape(op, "output", self, dy);
         let d = dim.resolve(self.rank().max(1), op, self.shape());
         let last = self.rank().saturating_sub(1);
         let (y, g) = match self.rank() {
@@ -196,13 +190,7 @@ impl Tensor {
         let op = "layer_norm_backward";
         let c = if self.rank() == 0 { 1 } else { self.dim(-1) };
         let rows = self.numel() / c.max(1);
-        assert_eq!(
-            self.shape(),
-            dy.shape(),
-            "{op}: input {:?} and gradient {:?} differ in shape",
-            self.shape(),
-            dy.shape()
-        );
+        check_gradient_shape(op, "input", self, dy);
         assert_eq!(
             weight.dims(),
             [c],
@@ -261,15 +249,7 @@ impl Tensor {
     /// If the shapes disagree or a target is outside `0..V` and not `ignore_index`.
     #[track_caller]
     pub fn cross_entropy(&self, targets: &Tensor, ignore_index: i32) -> Tensor {
-        let v = self.dim(-1);
-        if self.dims()[..self.rank() - 1] != *targets.dims() {
-            panic!(
-                "cross_entropy: logits {:?} need targets of shape {:?}, got {:?}",
-                self.shape(),
-                &self.dims()[..self.rank() - 1],
-                targets.shape()
-            );
-        }
+        let v = classes("cross_entropy", self, targets);
         match self.storage() {
             Storage::Cpu(_) => {
                 let (logits, targets) = (self.f32_values("cross_entropy"), targets.i32_values("cross_entropy"));
@@ -293,15 +273,7 @@ impl Tensor {
     #[track_caller]
     pub fn cross_entropy_backward(&self, targets: &Tensor, ignore_index: i32, dloss: &Tensor) -> Tensor {
         let op = "cross_entropy_backward";
-        let v = self.dim(-1);
-        if self.dims()[..self.rank() - 1] != *targets.dims() {
-            panic!(
-                "{op}: logits {:?} need targets of shape {:?}, got {:?}",
-                self.shape(),
-                &self.dims()[..self.rank() - 1],
-                targets.shape()
-            );
-        }
+        let v = classes(op, self, targets);
         assert_eq!(
             dloss.numel(),
             1,
@@ -320,6 +292,24 @@ impl Tensor {
             Storage::Gpu(_) => super::on_gpu::cross_entropy_backward(self, targets, ignore_index, dloss),
         }
     }
+}
+
+/// The number of classes `V` of `(.., V)` logits, whose targets must be `logits.shape[..-1]`.
+#[track_caller]
+fn classes(op: &str, logits: &Tensor, targets: &Tensor) -> usize {
+    let v = logits.dim(-1);
+    let rows = &logits.dims()[..logits.rank() - 1];
+    if rows != targets.dims() {
+        panic!("{op}: logits {:?} need targets of shape {rows:?}, got {:?}", logits.shape(), targets.shape());
+    }
+    v
+}
+
+/// Panics unless the upstream gradient `dy` has the shape of the forward's `x` (its `what`:
+/// input or output).
+#[track_caller]
+pub(super) fn check_gradient_shape(op: &str, what: &str, x: &Tensor, dy: &Tensor) {
+    assert_eq!(x.shape(), dy.shape(), "{op}: {what} {:?} and gradient {:?} differ in shape", x.shape(), dy.shape());
 }
 
 #[cfg(test)]
