@@ -62,7 +62,7 @@ impl Tensor {
                     probs: Tensor::from_f32(probs, full),
                 }
             }
-            // The composite ops, each already on the GPU (a fused WGSL kernel is future work).
+            // The unfused ops, each of which runs on the GPU.
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) => {
                 let probs = self.matmul(&k.transpose(-2, -1)).mul_scalar(scale).masked_fill(mask, f32::NEG_INFINITY);
@@ -105,7 +105,7 @@ impl Tensor {
                 );
                 (Tensor::from_f32(dq, self.shape()), Tensor::from_f32(dk, k.shape()), Tensor::from_f32(dv, v.shape()))
             }
-            // The composite ops, each already on the GPU (a fused WGSL kernel is future work).
+            // The unfused ops, each of which runs on the GPU.
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) => {
                 let dv = probs.transpose(-2, -1).matmul(dout);
