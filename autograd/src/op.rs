@@ -13,10 +13,6 @@ pub(crate) trait Family {
     fn name(&self) -> String;
     /// The vars this op read, in order.
     fn inputs(&self) -> Vec<&Var>;
-    /// The inputs, by value (used to unlink a graph without recursion when it is dropped).
-    fn into_inputs(self) -> Vec<Var>
-    where
-        Self: Sized;
     /// The tensors the backward rule reads (`out` is this op's own output value).
     fn saved(&self, out: &Tensor) -> Vec<Tensor>;
     /// Adds this op's input gradients to `grads`, given the output `out` and its gradient.
@@ -63,15 +59,9 @@ impl Op {
         self.family().backward(out, dout, grads)
     }
 
+    /// The inputs, by value, to unlink a graph without recursion when it is dropped: clones
+    /// (`Arc` bumps), so dropping `self` afterwards only decrements their counts.
     pub(crate) fn into_inputs(self) -> Vec<Var> {
-        match self {
-            Op::View(op) => op.into_inputs(),
-            Op::Unary(op) => op.into_inputs(),
-            Op::Binary(op) => op.into_inputs(),
-            Op::Reduce(op) => op.into_inputs(),
-            Op::Matmul(op) => op.into_inputs(),
-            Op::Nn(op) => op.into_inputs(),
-            Op::Index(op) => op.into_inputs(),
-        }
+        self.inputs().into_iter().cloned().collect()
     }
 }

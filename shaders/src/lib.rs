@@ -17,11 +17,16 @@
 
 pub mod params;
 
-/// One compute entry point of one WGSL file.
+/// One compute entry point of one WGSL file. Each op family's backward sits beside its
+/// forward, here as in the WGSL files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     /// `elementwise.wgsl`: `out = f(x)` over a strided view (op codes of `UnaryOp`).
     Unary,
+    /// `elementwise.wgsl`: exact (erf) GELU's backward, `dx = dy · gelu'(x)`.
+    GeluBackward,
+    /// `elementwise.wgsl`: tanh GELU's backward.
+    GeluTanhBackward,
     /// `elementwise.wgsl`: `out = g(a, b)` with broadcasting (op codes of `BinaryOp`).
     Binary,
     /// `elementwise.wgsl`: `out = cond != 0 ? a : b` (`where_`, `masked_fill`).
@@ -34,18 +39,35 @@ pub enum Kernel {
     ReduceColumns,
     /// `softmax.wgsl`
     SoftmaxForward,
+    /// `softmax.wgsl`: from the softmax output, one workgroup per row.
+    SoftmaxBackward,
     /// `softmax.wgsl`
     LogSoftmaxForward,
+    /// `softmax.wgsl`: from the log-softmax output, one workgroup per row.
+    LogSoftmaxBackward,
     /// `layer_norm.wgsl`: saves mean and rstd.
     LayerNormForward,
+    /// `layer_norm.wgsl`: `dx` from the saved mean and rstd, one workgroup per row.
+    LayerNormBackward,
+    /// `layer_norm.wgsl`: `dweight` and `dbias`, one workgroup per block of 32 columns.
+    LayerNormParamsBackward,
     /// `index.wgsl`: rows by index (`index_select`, `embedding`).
     IndexSelect,
+    /// `index.wgsl`: `torch.index_add` (backward of `index_select`, embedding).
+    IndexAdd,
+    /// `index.wgsl`: `torch.index_add` from the sources (fewer indices than rows).
+    IndexAddSources,
     /// `index.wgsl`: `torch.gather`.
     Gather,
+    /// `index.wgsl`: `torch.scatter_add` (backward of `gather`).
+    ScatterAdd,
     /// `index.wgsl`: one part of a `cat`.
     CopyBlock,
-    /// `loss.wgsl`: per-row cross-entropy and valid flags.
+    /// `cross_entropy.wgsl`: per-row cross-entropy and valid flags.
     CrossEntropyRows,
+    /// `cross_entropy.wgsl`: mean cross-entropy's backward with `ignore_index`, one workgroup
+    /// per row.
+    CrossEntropyBackward,
     /// `matmul.wgsl`: tiled, batched, strided f32 GEMM.
     Matmul,
     /// `matmul_f16.wgsl`: the same with f16 storage, f32 accumulation.
@@ -62,26 +84,6 @@ pub enum Kernel {
     I32ToF32,
     /// `convert.wgsl`: floats to indices, flagging the first that is not an integer.
     F32ToI32,
-    /// `backward.wgsl`: from the softmax output, one workgroup per row.
-    SoftmaxBackward,
-    /// `backward.wgsl`: from the log-softmax output, one workgroup per row.
-    LogSoftmaxBackward,
-    /// `backward.wgsl`: `dx` from the saved mean and rstd, one workgroup per row.
-    LayerNormBackward,
-    /// `backward.wgsl`: `dweight` and `dbias`, one workgroup per block of 32 columns.
-    LayerNormParamsBackward,
-    /// `backward.wgsl`: exact (erf) GELU.
-    GeluBackward,
-    /// `backward.wgsl`: tanh GELU.
-    GeluTanhBackward,
-    /// `backward.wgsl`: mean cross-entropy with `ignore_index`, one workgroup per row.
-    CrossEntropyBackward,
-    /// `scatter.wgsl`: `torch.index_add` (backward of `index_select`, embedding).
-    IndexAdd,
-    /// `scatter.wgsl`: `torch.index_add` from the sources (fewer indices than rows).
-    IndexAddSources,
-    /// `scatter.wgsl`: `torch.scatter_add` (backward of `gather`).
-    ScatterAdd,
     /// `optim.wgsl`: the fused AdamW step.
     AdamWUpdate,
     /// `topk.wgsl`: each row's (sort key, index) pairs, padded to a power of two.
@@ -100,18 +102,28 @@ impl Kernel {
     /// Every kernel, for tests and pipeline warm-up.
     pub const ALL: &'static [Kernel] = &[
         Kernel::Unary,
+        Kernel::GeluBackward,
+        Kernel::GeluTanhBackward,
         Kernel::Binary,
         Kernel::SelectWhere,
         Kernel::CopyStrided,
         Kernel::ReduceRows,
         Kernel::ReduceColumns,
         Kernel::SoftmaxForward,
+        Kernel::SoftmaxBackward,
         Kernel::LogSoftmaxForward,
+        Kernel::LogSoftmaxBackward,
         Kernel::LayerNormForward,
+        Kernel::LayerNormBackward,
+        Kernel::LayerNormParamsBackward,
         Kernel::IndexSelect,
+        Kernel::IndexAdd,
+        Kernel::IndexAddSources,
         Kernel::Gather,
+        Kernel::ScatterAdd,
         Kernel::CopyBlock,
         Kernel::CrossEntropyRows,
+        Kernel::CrossEntropyBackward,
         Kernel::Matmul,
         Kernel::MatmulF16,
         Kernel::F32ToF16,
@@ -120,16 +132,6 @@ impl Kernel {
         Kernel::Bf16ToF32,
         Kernel::I32ToF32,
         Kernel::F32ToI32,
-        Kernel::SoftmaxBackward,
-        Kernel::LogSoftmaxBackward,
-        Kernel::LayerNormBackward,
-        Kernel::LayerNormParamsBackward,
-        Kernel::GeluBackward,
-        Kernel::GeluTanhBackward,
-        Kernel::CrossEntropyBackward,
-        Kernel::IndexAdd,
-        Kernel::IndexAddSources,
-        Kernel::ScatterAdd,
         Kernel::AdamWUpdate,
         Kernel::TopKKeys,
         Kernel::TopKReduceLocal,
@@ -141,12 +143,25 @@ impl Kernel {
     /// The WGSL file this kernel lives in.
     pub fn file(self) -> &'static str {
         match self {
-            Kernel::Unary | Kernel::Binary | Kernel::SelectWhere | Kernel::CopyStrided => "elementwise.wgsl",
+            Kernel::Unary
+            | Kernel::GeluBackward
+            | Kernel::GeluTanhBackward
+            | Kernel::Binary
+            | Kernel::SelectWhere
+            | Kernel::CopyStrided => "elementwise.wgsl",
             Kernel::ReduceRows | Kernel::ReduceColumns => "reduce.wgsl",
-            Kernel::SoftmaxForward | Kernel::LogSoftmaxForward => "softmax.wgsl",
-            Kernel::LayerNormForward => "layer_norm.wgsl",
-            Kernel::IndexSelect | Kernel::Gather | Kernel::CopyBlock => "index.wgsl",
-            Kernel::CrossEntropyRows => "loss.wgsl",
+            Kernel::SoftmaxForward
+            | Kernel::SoftmaxBackward
+            | Kernel::LogSoftmaxForward
+            | Kernel::LogSoftmaxBackward => "softmax.wgsl",
+            Kernel::LayerNormForward | Kernel::LayerNormBackward | Kernel::LayerNormParamsBackward => "layer_norm.wgsl",
+            Kernel::IndexSelect
+            | Kernel::IndexAdd
+            | Kernel::IndexAddSources
+            | Kernel::Gather
+            | Kernel::ScatterAdd
+            | Kernel::CopyBlock => "index.wgsl",
+            Kernel::CrossEntropyRows | Kernel::CrossEntropyBackward => "cross_entropy.wgsl",
             Kernel::Matmul => "matmul.wgsl",
             Kernel::MatmulF16 => "matmul_f16.wgsl",
             Kernel::F32ToF16
@@ -155,14 +170,6 @@ impl Kernel {
             | Kernel::Bf16ToF32
             | Kernel::I32ToF32
             | Kernel::F32ToI32 => "convert.wgsl",
-            Kernel::SoftmaxBackward
-            | Kernel::LogSoftmaxBackward
-            | Kernel::LayerNormBackward
-            | Kernel::LayerNormParamsBackward
-            | Kernel::GeluBackward
-            | Kernel::GeluTanhBackward
-            | Kernel::CrossEntropyBackward => "backward.wgsl",
-            Kernel::IndexAdd | Kernel::IndexAddSources | Kernel::ScatterAdd => "scatter.wgsl",
             Kernel::AdamWUpdate => "optim.wgsl",
             Kernel::TopKKeys
             | Kernel::TopKReduceLocal
@@ -180,11 +187,9 @@ impl Kernel {
             "softmax.wgsl" => include_str!("../wgsl/softmax.wgsl"),
             "layer_norm.wgsl" => include_str!("../wgsl/layer_norm.wgsl"),
             "index.wgsl" => include_str!("../wgsl/index.wgsl"),
-            "loss.wgsl" => include_str!("../wgsl/loss.wgsl"),
+            "cross_entropy.wgsl" => include_str!("../wgsl/cross_entropy.wgsl"),
             "matmul.wgsl" => include_str!("../wgsl/matmul.wgsl"),
             "matmul_f16.wgsl" => include_str!("../wgsl/matmul_f16.wgsl"),
-            "backward.wgsl" => include_str!("../wgsl/backward.wgsl"),
-            "scatter.wgsl" => include_str!("../wgsl/scatter.wgsl"),
             "optim.wgsl" => include_str!("../wgsl/optim.wgsl"),
             "topk.wgsl" => include_str!("../wgsl/topk.wgsl"),
             _ => include_str!("../wgsl/convert.wgsl"),

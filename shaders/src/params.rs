@@ -28,7 +28,7 @@ pub struct ReduceParams {
     pub op: u32,
 }
 
-/// `softmax.wgsl`: `rows` rows of length `c`.
+/// `softmax.wgsl`: `rows` rows of length `c` (forward and backward).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct SoftmaxParams {
@@ -38,7 +38,8 @@ pub struct SoftmaxParams {
     pub _pad1: u32,
 }
 
-/// `layer_norm.wgsl`.
+/// `layer_norm.wgsl`: `rows` rows of length `c` and the forward's `eps` (unused by the
+/// backward).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct LayerNormParams {
@@ -48,9 +49,10 @@ pub struct LayerNormParams {
     pub _pad: u32,
 }
 
-/// `index.wgsl`: `(outer, d, inner)` views, `k` indices (or the output's total dim for
-/// `copy_block`), output `numel`, and for `gather` the `rank` and `dim`; `column` is where a
-/// `cat` part starts.
+/// `index.wgsl`: `(outer, d, inner)` views (`index_select`, `index_add`), `k` indices (or the
+/// output's total dim for `copy_block`), output `numel`, and for `gather` and `scatter_add` the
+/// `rank` and `dim` (their shapes travel in the `shapes` buffer); `column` is where a `cat`
+/// part starts.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct IndexParams {
@@ -64,7 +66,8 @@ pub struct IndexParams {
     pub column: u32,
 }
 
-/// `loss.wgsl`: `rows` rows of `v` logits.
+/// `cross_entropy.wgsl`: `rows` rows of `v` logits and the target to skip (forward and
+/// backward).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct CrossEntropyParams {
@@ -96,32 +99,6 @@ pub struct ConvertParams {
     pub _pad0: u32,
     pub _pad1: u32,
     pub _pad2: u32,
-}
-
-/// `backward.wgsl`: `rows` rows of length `c` for the row kernels, `numel` elements for the
-/// GELUs, and cross-entropy's `ignore_index`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct BackwardParams {
-    pub rows: u32,
-    pub c: u32,
-    pub numel: u32,
-    pub ignore_index: i32,
-}
-
-/// `scatter.wgsl`: `index_add`'s `(outer, d, inner)` view and `k` indices; the output `numel`;
-/// `scatter_add`'s `rank` and `dim` (its shapes travel in the `shapes` buffer).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct ScatterParams {
-    pub outer: u32,
-    pub d: u32,
-    pub inner: u32,
-    pub k: u32,
-    pub numel: u32,
-    pub rank: u32,
-    pub dim: u32,
-    pub _pad: u32,
 }
 
 /// `optim.wgsl`: element count and the AdamW scalars of `AdamWScalars` (`decay` is 1 when there

@@ -5,6 +5,10 @@
 //   binary: out[i] = g(in0[at(0, i)], in1[at(1, i)])   (g chosen by `op`, see BinaryOp)
 //   select: out[i] = in0[at(0, i)] != 0 ? in1[at(1, i)] : in2[at(2, i)]   (where_)
 //   copy:   out[i] = in0[at(0, i)]               (contiguous() of any view)
+//   gelu_backward, gelu_tanh_backward: out[i] = in1[i] · gelu'(in0[i]), the backward of the
+//           GELU unary ops (dx = dy · gelu'(x), x = in0 and dy = in1 contiguous, no `strided`):
+//           exact  gelu'(x) = Φ(x) + x · φ(x);
+//           tanh   gelu'(x) = d/dx [x/2 · (1 + tanh u)], u = √(2/π)(x + 0.044715 x³).
 // where at(k, i) is operand k's storage index of output element i: unravel i over the output
 // shape (row-major), then offset_k + Σ coord_d · stride_k[d]. Broadcast dims have stride 0,
 // so transposed, sliced and broadcast operands are all read in place, without a copy.
@@ -59,6 +63,18 @@ fn erfc_approx(x: f32) -> f32 {
         + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
     let r = t * exp(-z * z + p);
     return select(2.0 - r, r, x >= 0.0);
+}
+
+// Φ(x) and φ(x) sharing one exp(-x²/2), as the CPU: Φ(-|x|) = erfc(|x|/√2) / 2 with the
+// Chebyshev fit erfc(z) = t · exp(-z² + P(t)), t = 1 / (1 + z/2) (relative error < 1.2e-7).
+fn normal_cdf_pdf(v: f32) -> vec2<f32> {
+    let z = abs(v) * 0.70710678;
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+    let gauss = exp(-z * z); // exp(-x²/2)
+    let tail = 0.5 * t * gauss * exp(p);
+    return vec2<f32>(select(tail, 1.0 - tail, v >= 0.0), gauss * 0.39894228);
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -144,6 +160,35 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
         return;
     }
     out[i] = unary_op(params.op, in0[at(0u, i)], params.scalar);
+}
+
+@compute @workgroup_size(256)
+fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear_index(gid, groups);
+    if (i >= params.numel) {
+        return;
+    }
+    let v = in0[i]; // x
+    let cdf_pdf = normal_cdf_pdf(v);
+    out[i] = in1[i] * (cdf_pdf.x + v * cdf_pdf.y);
+}
+
+@compute @workgroup_size(256)
+fn gelu_tanh_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear_index(gid, groups);
+    if (i >= params.numel) {
+        return;
+    }
+    let v = in0[i]; // x
+    let u = 0.7978846 * (v + 0.044715 * v * v * v);
+    // 1 + t and 1 - t from e = exp(-2|u|), never from t: in the tails t ≈ ±1 and they cancel.
+    let e = exp(-2.0 * abs(u));
+    let near = 2.0 / (1.0 + e);
+    let far = 2.0 * e / (1.0 + e);
+    let one_plus_t = select(far, near, u >= 0.0);
+    let one_minus_t = select(near, far, u >= 0.0);
+    let du = 0.7978846 * (1.0 + 3.0 * 0.044715 * v * v);
+    out[i] = in1[i] * (0.5 * one_plus_t + 0.5 * v * (one_plus_t * one_minus_t) * du);
 }
 
 @compute @workgroup_size(256)

@@ -71,8 +71,10 @@ fn combine(slot: u32, other: u32) {
     }
 }
 
-// Tree reduction of the 256 partials; the result ends in partial[0].
-fn reduce_workgroup(lid: u32) {
+// Tree reduction of the 256 partials; the result ends in partial[0]. The row kernels' one
+// helper is `workgroup_reduce(lid, value, use_max)`; this file's carries each partial's index
+// too (argmax, and max/min with NaN and the first-maximum tie rule), so it has its own shape.
+fn workgroup_reduce_indexed(lid: u32) {
     for (var stride = WORKGROUP / 2u; stride > 0u; stride = stride / 2u) {
         workgroupBarrier();
         if (lid < stride) {
@@ -115,7 +117,7 @@ fn reduce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) g
     let base = row * params.d;
     let n = f32(params.d);
     row_partial(base, lid, false, 0.0);
-    reduce_workgroup(lid);
+    workgroup_reduce_indexed(lid);
     let total = partial[0];
     var result = total;
     switch params.op {
@@ -124,7 +126,7 @@ fn reduce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) g
             let mean = total / n;
             workgroupBarrier();
             row_partial(base, lid, true, mean);
-            reduce_workgroup(lid);
+            workgroup_reduce_indexed(lid);
             result = partial[0] / (n - 1.0);
         }
         case 5u: { result = f32(partial_index[0]); }

@@ -11,7 +11,7 @@
 //! 6. The same through tensors: `x.to_device(&gpu)?.softmax(-1)`, and a `matmul` whose right
 //!    operand is a transposed view, read in place through its strides by the tiled kernel.
 //!
-//! Guide: docs/guide/10-gpu-kernels.md. Without a GPU, Mesa's lavapipe runs it on the CPU
+//! Guide: docs/guide/11-gpu-kernels.md. Without a GPU, Mesa's lavapipe runs it on the CPU
 //! (`apt-get install mesa-vulkan-drivers`; set `XDG_RUNTIME_DIR` if Vulkan asks for it).
 //!
 //! ```sh

@@ -66,6 +66,17 @@ impl Layout {
     }
 
     /// Swaps two dims (already resolved to non-negative indices).
+    /// The element offset of matrix `i` (row-major over the leading `batch` dims) of a batched
+    /// layout, whose batch dims may be broadcast (stride 0): where a batched matmul finds it.
+    pub(crate) fn batch_offset(&self, batch: &[usize], mut i: usize) -> usize {
+        let mut offset = self.offset;
+        for d in (0..batch.len()).rev() {
+            offset += (i % batch[d]) * self.strides[d];
+            i /= batch[d];
+        }
+        offset
+    }
+
     pub(crate) fn transpose(&self, d0: usize, d1: usize) -> Layout {
         let mut dims = self.dims().to_vec();
         let mut strides = self.strides.clone();

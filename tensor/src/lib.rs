@@ -23,14 +23,20 @@
 //! - Compute is f32. f16 and bf16 are storage types ([`Tensor::to_dtype`]); i32 holds indices.
 //! - Data from outside (lengths, files, conversions) returns [`Result`]; API misuse (shapes
 //!   that do not fit, dims out of range) panics with the op name and the shapes.
-//! - Kernels live in [`cpu`]: elementwise maps over coalesced strided operands, row-parallel
-//!   reductions and nn kernels, and a packed, cache-blocked GEMM with an AVX-512 / AVX2+FMA /
-//!   NEON micro-kernel chosen at run time ([`cpu::gemm`]).
+//! - Kernels live in the crate's `cpu` module: elementwise maps over coalesced strided operands,
+//!   row-parallel reductions and nn kernels, and a packed, cache-blocked GEMM with an AVX-512 /
+//!   AVX2+FMA / NEON micro-kernel chosen at run time.
 //! - With the `gpu` feature (on by default), `Device::gpu()` opens a wgpu device and the same
-//!   ops run there: `gpu` holds the launches of the WGSL kernels of `deltaw-shaders`, the
-//!   pipeline cache and the buffer pool; each op checks its first operand's device and calls
-//!   the GPU kernel or the CPU one. Nothing falls back to the CPU inside a GPU op.
+//!   ops run there: `gpu` holds the [`gpu::GpuContext`] and the launches of the WGSL kernels of
+//!   `deltaw-shaders`, the pipeline cache and the buffer pool. Each op validates its shapes,
+//!   then matches once on its first operand's storage and runs the CPU or the GPU kernel;
+//!   nothing falls back to the CPU inside a GPU op.
+//! - Op descriptors ([`UnaryOp`], [`BinaryOp`], [`ReduceOp`], [`AdamWScalars`]) are
+//!   device-neutral: both backends read them.
 
+/// The raw CPU kernels over host slices. Not part of the API: public (and hidden from the
+/// docs) only for the crate's benches, examples and kernel tests; use [`Tensor`]'s ops.
+#[doc(hidden)]
 pub mod cpu;
 mod device;
 mod display;
@@ -38,6 +44,7 @@ mod dtype;
 mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+mod kinds;
 mod layout;
 mod ops;
 mod rng;
@@ -47,17 +54,17 @@ mod shape;
 mod storage;
 mod tensor;
 
-pub use cpu::elementwise::{BinaryOp, UnaryOp};
-pub use cpu::optim::AdamWScalars;
-pub use cpu::reduce::ReduceOp;
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
+pub use kinds::{AdamWScalars, BinaryOp, ReduceDims, ReduceOp, UnaryOp};
 pub use layout::{Layout, StridedOffsets};
-pub use ops::{AttentionOutput, LayerNormOutput, TopK};
-pub use rng::Seed;
+pub use ops::{AttentionOutput, LayerNormOutput, MatmulVectors, TopK};
+pub use rng::{mix64, Seed};
 pub use shape::{Dim, Shape};
-pub use storage::{CpuStorage, IntoStorage, Storage};
+#[doc(hidden)]
+pub use storage::CpuStorage;
+pub use storage::IntoStorage;
 pub use tensor::Tensor;
 
 /// The README's examples, compiled and run as doc tests so they stay true.

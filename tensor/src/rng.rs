@@ -17,8 +17,10 @@ impl Seed {
     }
 }
 
-/// SplitMix64's output function: a bijective mix with good avalanche.
-fn mix64(mut z: u64) -> u64 {
+/// SplitMix64's output function: a bijective mix of 64 bits with good avalanche (each input
+/// bit flips each output bit with probability about 1/2). The one mixer of the workspace: the
+/// tensor generators here and the data shuffles of `deltaw-train` both use it.
+pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

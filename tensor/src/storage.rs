@@ -91,16 +91,16 @@ impl IntoStorage for i32 {
     }
 }
 
-/// A buffer on some device.
+/// A buffer on some device: what each op matches on to pick its backend.
 #[derive(Debug)]
-pub enum Storage {
+pub(crate) enum Storage {
     Cpu(CpuStorage),
     #[cfg(feature = "gpu")]
     Gpu(GpuStorage),
 }
 
 impl Storage {
-    pub fn device(&self) -> Device {
+    pub(crate) fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
             #[cfg(feature = "gpu")]
@@ -108,7 +108,7 @@ impl Storage {
         }
     }
 
-    pub fn dtype(&self) -> DType {
+    pub(crate) fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
             #[cfg(feature = "gpu")]
@@ -122,7 +122,7 @@ impl Storage {
 /// the byte layout of a host `[f16]`, so uploads and read-backs copy bytes unchanged.
 #[cfg(feature = "gpu")]
 #[derive(Clone, Debug)]
-pub struct GpuStorage {
+pub(crate) struct GpuStorage {
     pub(crate) ctx: crate::gpu::GpuContext,
     pub(crate) buffer: crate::gpu::GpuBuffer,
     pub(crate) dtype: DType,

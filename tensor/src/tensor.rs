@@ -192,6 +192,11 @@ impl Tensor {
         self.layout.is_contiguous()
     }
 
+    /// The buffer behind this tensor: each op matches on it once to pick its backend.
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     /// The host buffer behind this tensor.
     ///
     /// # Panics
@@ -254,13 +259,7 @@ impl Tensor {
     /// If the dtype is not f32 (compute ops take f32; convert with `to_dtype` first).
     #[track_caller]
     pub(crate) fn f32_values(&self, op: &str) -> Cow<'_, [f32]> {
-        let data = self.f32_storage(op);
-        if self.is_contiguous() {
-            let start = self.layout.offset();
-            Cow::Borrowed(&data[start..start + self.numel()])
-        } else {
-            Cow::Owned(cpu::copy::gather(data, &self.layout))
-        }
+        self.row_major(self.f32_storage(op))
     }
 
     /// The i32 values in row-major order (index tensors).
@@ -269,6 +268,12 @@ impl Tensor {
         let CpuStorage::I32(data) = self.cpu_storage() else {
             panic!("{op}: expects an i32 index tensor, got {} of shape {:?}", self.dtype(), self.shape());
         };
+        self.row_major(data)
+    }
+
+    /// This view's elements of its host buffer `data`, row-major: borrowed when the layout is
+    /// contiguous, gathered into a new vector otherwise.
+    fn row_major<'a, T: Copy + Default + Send + Sync>(&self, data: &'a [T]) -> Cow<'a, [T]> {
         if self.is_contiguous() {
             let start = self.layout.offset();
             Cow::Borrowed(&data[start..start + self.numel()])
@@ -343,12 +348,11 @@ impl Tensor {
         if self.is_contiguous() {
             return self.clone();
         }
-        #[cfg(feature = "gpu")]
-        if let Some(dense) = crate::ops::on_gpu::contiguous(self) {
-            return dense;
+        match self.storage() {
+            Storage::Cpu(data) => Tensor::from_cpu(cpu::copy::gather_storage(data, &self.layout), self.shape()),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => crate::ops::on_gpu::dense(self, "contiguous"),
         }
-        let data = cpu::copy::gather_storage(self.cpu_storage(), &self.layout);
-        Tensor::from_cpu(data, self.shape())
     }
 
     /// Converts the elements to `dtype` (round to nearest for f16/bf16, as PyTorch).
@@ -359,14 +363,16 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        #[cfg(feature = "gpu")]
-        if let Some(converted) = crate::ops::on_gpu::to_dtype(self, dtype) {
-            return converted;
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let c = self.contiguous();
+                let start = c.layout.offset();
+                let data = cpu::convert::convert(c.cpu_storage(), start..start + c.numel(), dtype)?;
+                Ok(Tensor::from_cpu(data, self.shape()))
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => crate::ops::on_gpu::to_dtype(self, dtype),
         }
-        let c = self.contiguous();
-        let start = c.layout.offset();
-        let data = cpu::convert::convert(c.cpu_storage(), start..start + c.numel(), dtype)?;
-        Ok(Tensor::from_cpu(data, self.shape()))
     }
 
     /// Moves (copies) the data to `device`; returns `self` when it is already there. The copy

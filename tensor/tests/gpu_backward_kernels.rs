@@ -21,12 +21,12 @@ fn softmax_and_log_softmax_backward_match_cpu() {
 
         let y = cpu::nn::softmax_forward(&x, c);
         let got = gpu::softmax_backward(ctx, &up(ctx, &y), &up(ctx, &dy), rows, c).unwrap();
-        let expected = cpu::backward::softmax_backward(&y, &dy, c);
+        let expected = cpu::nn::softmax_backward(&y, &dy, c);
         assert_close(&down(ctx, &got, rows * c), &expected, Tol::REDUCTION, &format!("softmax_backward {what}"));
 
         let y = cpu::nn::log_softmax_forward(&x, c);
         let got = gpu::log_softmax_backward(ctx, &up(ctx, &y), &up(ctx, &dy), rows, c).unwrap();
-        let expected = cpu::backward::log_softmax_backward(&y, &dy, c);
+        let expected = cpu::nn::log_softmax_backward(&y, &dy, c);
         assert_close(&down(ctx, &got, rows * c), &expected, Tol::REDUCTION, &format!("log_softmax_backward {what}"));
     }
 }
@@ -42,7 +42,7 @@ fn layer_norm_backward_matches_cpu_for_dx_dweight_and_dbias() {
         let (mean, rstd) = (up(ctx, &saved.mean), up(ctx, &saved.rstd));
         let got =
             gpu::layer_norm_backward(ctx, &up(ctx, &dy), &up(ctx, &x), &up(ctx, &w), &mean, &rstd, rows, c).unwrap();
-        let expected = cpu::backward::layer_norm_backward(&dy, &x, &w, &saved.mean, &saved.rstd, c);
+        let expected = cpu::nn::layer_norm_backward(&dy, &x, &w, &saved.mean, &saved.rstd, c);
         let what = format!("layer_norm_backward {rows}x{c}");
         assert_close(&down(ctx, &got.dx, rows * c), &expected.dx, Tol::REDUCTION, &format!("{what} dx"));
         assert_close(&down(ctx, &got.dweight, c), &expected.dweight, Tol::REDUCTION, &format!("{what} dweight"));
@@ -59,11 +59,11 @@ fn gelu_backwards_match_cpu_in_the_tails_and_near_zero() {
     let dy = randn(n, 121);
     let (gx, gdy) = (up(ctx, &x), up(ctx, &dy));
     let got = gpu::gelu_backward(ctx, &gx, &gdy, n).unwrap();
-    assert_close(&down(ctx, &got, n), &cpu::backward::gelu_backward(&x, &dy), Tol::TRANSCENDENTAL, "gelu_backward");
+    assert_close(&down(ctx, &got, n), &cpu::elementwise::gelu_backward(&x, &dy), Tol::TRANSCENDENTAL, "gelu_backward");
     let got = gpu::gelu_tanh_backward(ctx, &gx, &gdy, n).unwrap();
     assert_close(
         &down(ctx, &got, n),
-        &cpu::backward::gelu_tanh_backward(&x, &dy),
+        &cpu::elementwise::gelu_tanh_backward(&x, &dy),
         Tol::TRANSCENDENTAL,
         "gelu_tanh_backward",
     );
@@ -89,8 +89,8 @@ fn cross_entropy_backward_matches_cpu_and_zeroes_ignored_rows() {
         )
         .unwrap();
         // The scale Tensor::cross_entropy_backward passes the CPU kernel.
-        let kept = cpu::backward::count_kept(targets, -100).max(1);
-        let expected = cpu::backward::cross_entropy_backward(&logits, targets, v, -100, dloss / kept as f32);
+        let kept = cpu::nn::count_kept(targets, -100).max(1);
+        let expected = cpu::nn::cross_entropy_backward(&logits, targets, v, -100, dloss / kept as f32);
         let got = down(ctx, &got, rows * v);
         assert_close(&got, &expected, Tol::TRANSCENDENTAL, &format!("cross_entropy_backward, {kept} kept"));
         assert!(got[v..2 * v].iter().all(|&d| d == 0.0), "an ignored row must get exact zeros");
@@ -111,7 +111,7 @@ fn index_add_matches_cpu_to_the_bit_with_repeated_indices() {
         let (xb, ib, sb) = (up(ctx, &x), ctx.upload(index).unwrap(), up(ctx, &src));
         let got = gpu::index_add(ctx, &xb, (outer, d, inner), &ib, k, &sb).unwrap();
         let mut expected = x.clone();
-        cpu::backward::index_add(&mut expected, (outer, d, inner), index, &src);
+        cpu::index::index_add(&mut expected, (outer, d, inner), index, &src);
         assert_close(&down(ctx, &got, x.len()), &expected, Tol::EXACT, &format!("index_add with k = {k}"));
     }
     // Embedding backward: (1, V, C) from zeros, token ids as the index.
@@ -122,7 +122,7 @@ fn index_add_matches_cpu_to_the_bit_with_repeated_indices() {
         gpu::index_add(ctx, &up(ctx, &zeros), (1, vocab, c), &ctx.upload(&ids).unwrap(), ids.len(), &up(ctx, &dy))
             .unwrap();
     let mut expected = zeros.clone();
-    cpu::backward::index_add(&mut expected, (1, vocab, c), &ids, &dy);
+    cpu::index::index_add(&mut expected, (1, vocab, c), &ids, &dy);
     assert_close(&down(ctx, &got, zeros.len()), &expected, Tol::EXACT, "embedding backward");
 }
 
@@ -147,7 +147,7 @@ fn scatter_add_matches_cpu_to_the_bit_along_each_dim() {
         )
         .unwrap();
         let mut expected = x.clone();
-        cpu::backward::scatter_add(&mut expected, &x_dims, dim, &index, &index_dims, &src);
+        cpu::index::scatter_add(&mut expected, &x_dims, dim, &index, &index_dims, &src);
         assert_close(&down(ctx, &got, x.len()), &expected, Tol::EXACT, &format!("scatter_add dim {dim}"));
     }
 }

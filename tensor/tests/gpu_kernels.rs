@@ -6,9 +6,9 @@
 
 mod gpu_support;
 
-use deltaw_tensor::cpu::{self, gemm::MatRef, reduce::ReduceDims};
+use deltaw_tensor::cpu::{self, gemm::MatRef};
 use deltaw_tensor::gpu::{self, GpuContext, GpuError, MatmulArgs};
-use deltaw_tensor::{BinaryOp, Device, Layout, ReduceOp, Tensor, UnaryOp};
+use deltaw_tensor::{BinaryOp, Device, Layout, ReduceDims, ReduceOp, Tensor, UnaryOp};
 use gpu_support::{assert_close, context, down, new_context, randn, up, view, Tol, UNARY_OPS};
 use half::{bf16, f16};
 

@@ -5,21 +5,11 @@
 use crate::grads::Grads;
 use crate::op::{Family, Op};
 use crate::var::Var;
-use deltaw_tensor::Tensor;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BinaryFn {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Maximum,
-    Minimum,
-}
+use deltaw_tensor::{BinaryOp, Tensor};
 
 /// A binary op on two vars of the same shape (expanded beforehand when they were not).
 pub(crate) struct Binary {
-    f: BinaryFn,
+    f: BinaryOp,
     lhs: Var,
     rhs: Var,
 }
@@ -35,56 +25,48 @@ pub(crate) fn broadcast_pair(op: &str, a: &Var, b: &Var) -> (Var, Var) {
 
 impl Var {
     #[track_caller]
-    fn binary(&self, rhs: &Var, f: BinaryFn) -> Var {
+    fn binary(&self, rhs: &Var, f: BinaryOp) -> Var {
         let (lhs, rhs) = broadcast_pair(&format!("{f:?}").to_lowercase(), self, rhs);
         let (a, b) = (lhs.value(), rhs.value());
-        let value = match f {
-            BinaryFn::Add => a.add(&b),
-            BinaryFn::Sub => a.sub(&b),
-            BinaryFn::Mul => a.mul(&b),
-            BinaryFn::Div => a.div(&b),
-            BinaryFn::Maximum => a.maximum(&b),
-            BinaryFn::Minimum => a.minimum(&b),
-        };
-        Var::from_op(value, Op::Binary(Binary { f, lhs, rhs }))
+        Var::from_op(a.binary(&b, f), Op::Binary(Binary { f, lhs, rhs }))
     }
 
     /// `self + rhs` with NumPy broadcasting.
     #[track_caller]
     pub fn add(&self, rhs: &Var) -> Var {
-        self.binary(rhs, BinaryFn::Add)
+        self.binary(rhs, BinaryOp::Add)
     }
 
     #[track_caller]
     pub fn sub(&self, rhs: &Var) -> Var {
-        self.binary(rhs, BinaryFn::Sub)
+        self.binary(rhs, BinaryOp::Sub)
     }
 
     #[track_caller]
     pub fn mul(&self, rhs: &Var) -> Var {
-        self.binary(rhs, BinaryFn::Mul)
+        self.binary(rhs, BinaryOp::Mul)
     }
 
     #[track_caller]
     pub fn div(&self, rhs: &Var) -> Var {
-        self.binary(rhs, BinaryFn::Div)
+        self.binary(rhs, BinaryOp::Div)
     }
 
     /// Elementwise max; at ties each side gets half the gradient, as PyTorch.
     #[track_caller]
     pub fn maximum(&self, rhs: &Var) -> Var {
-        self.binary(rhs, BinaryFn::Maximum)
+        self.binary(rhs, BinaryOp::Maximum)
     }
 
     #[track_caller]
     pub fn minimum(&self, rhs: &Var) -> Var {
-        self.binary(rhs, BinaryFn::Minimum)
+        self.binary(rhs, BinaryOp::Minimum)
     }
 }
 
 /// `(da, db)` for `y = f(a, b)`, all of one shape; a side is `None` when not `need`ed.
 fn binary_backward(
-    f: BinaryFn,
+    f: BinaryOp,
     (a, b): (&Tensor, &Tensor),
     y: &Tensor,
     dout: &Tensor,
@@ -92,21 +74,25 @@ fn binary_backward(
 ) -> (Option<Tensor>, Option<Tensor>) {
     let (need_a, need_b) = need;
     match f {
-        BinaryFn::Add => (need_a.then(|| dout.clone()), need_b.then(|| dout.clone())),
-        BinaryFn::Sub => (need_a.then(|| dout.clone()), need_b.then(|| dout.neg())),
+        BinaryOp::Add => (need_a.then(|| dout.clone()), need_b.then(|| dout.clone())),
+        BinaryOp::Sub => (need_a.then(|| dout.clone()), need_b.then(|| dout.neg())),
         // d(ab)/da = b, d(ab)/db = a
-        BinaryFn::Mul => (need_a.then(|| dout.mul(b)), need_b.then(|| dout.mul(a))),
-        BinaryFn::Div => {
+        BinaryOp::Mul => (need_a.then(|| dout.mul(b)), need_b.then(|| dout.mul(a))),
+        BinaryOp::Div => {
             // d(a/b)/da = 1/b, d(a/b)/db = -a/b² = -(1/b)·y
             let da = dout.div(b);
             let db = need_b.then(|| da.mul(y).neg());
             (need_a.then_some(da), db)
         }
-        BinaryFn::Maximum | BinaryFn::Minimum => {
+        BinaryOp::Maximum | BinaryOp::Minimum => {
             // The winner takes the gradient; ties split it: w = [a wins] + ½[a = b].
-            let wins = if f == BinaryFn::Maximum { a.gt(b) } else { a.lt(b) };
+            let wins = if f == BinaryOp::Maximum { a.gt(b) } else { a.lt(b) };
             let w = wins.add(&a.eq(b).mul_scalar(0.5));
             (need_a.then(|| dout.mul(&w)), need_b.then(|| dout.mul(&(1.0 - &w))))
+        }
+        // Comparisons make masks, which have no gradient: `Var` never records them.
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            unreachable!("{f:?} is not recorded")
         }
     }
 }
@@ -120,15 +106,11 @@ impl Family for Binary {
         vec![&self.lhs, &self.rhs]
     }
 
-    fn into_inputs(self) -> Vec<Var> {
-        vec![self.lhs, self.rhs]
-    }
-
     fn saved(&self, out: &Tensor) -> Vec<Tensor> {
         match self.f {
-            BinaryFn::Add | BinaryFn::Sub => Vec::new(),
-            BinaryFn::Div => vec![self.rhs.value(), out.clone()],
-            BinaryFn::Mul | BinaryFn::Maximum | BinaryFn::Minimum => vec![self.lhs.value(), self.rhs.value()],
+            BinaryOp::Add | BinaryOp::Sub => Vec::new(),
+            BinaryOp::Div => vec![self.rhs.value(), out.clone()],
+            _ => vec![self.lhs.value(), self.rhs.value()], // Mul, Maximum, Minimum
         }
     }
 

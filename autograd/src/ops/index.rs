@@ -136,16 +136,6 @@ impl Family for Indexing {
         }
     }
 
-    fn into_inputs(self) -> Vec<Var> {
-        match self {
-            Indexing::Cat { inputs, .. } => inputs,
-            Indexing::IndexSelect { input, .. }
-            | Indexing::Gather { input, .. }
-            | Indexing::MaskedFill { input, .. } => vec![input],
-            Indexing::Where { on_true, on_false, .. } => vec![on_true, on_false],
-        }
-    }
-
     fn saved(&self, _out: &Tensor) -> Vec<Tensor> {
         match self {
             Indexing::Cat { .. } => Vec::new(),

@@ -6,7 +6,7 @@
 use crate::grads::Grads;
 use crate::op::{Family, Op};
 use crate::var::Var;
-use deltaw_tensor::{Shape, Tensor};
+use deltaw_tensor::{MatmulVectors, Shape, Tensor};
 
 /// `a @ b` with `a` `(.., M, K)` and `b` either `(.., K, N)` with the same batch dims or `(K, N)`.
 pub(crate) struct Matmul {
@@ -22,23 +22,11 @@ impl Var {
     /// If the inner dims differ or the batch dims do not broadcast (naming both shapes).
     #[track_caller]
     pub fn matmul(&self, rhs: &Var) -> Var {
-        let (ra, rb) = (self.rank(), rhs.rank());
-        assert!(
-            ra >= 1 && rb >= 1,
-            "matmul: lhs {:?} and rhs {:?}: both need at least 1 dim",
-            self.shape(),
-            rhs.shape()
-        );
-        let a = if ra == 1 { self.unsqueeze(0) } else { self.clone() };
-        let b = if rb == 1 { rhs.unsqueeze(1) } else { rhs.clone() };
-        let mut out = matmul_2d_or_batched(&a, &b, self, rhs);
-        if rb == 1 {
-            out = out.squeeze(-1);
-        }
-        if ra == 1 {
-            out = out.squeeze(if rb == 1 { -1 } else { -2 });
-        }
-        out
+        let vectors = MatmulVectors::of(&self.shape(), &rhs.shape());
+        let a = if vectors.lhs { self.unsqueeze(0) } else { self.clone() };
+        let b = if vectors.rhs { rhs.unsqueeze(1) } else { rhs.clone() };
+        let out = matmul_2d_or_batched(&a, &b, self, rhs);
+        vectors.squeezed().fold(out, |out, d| out.squeeze(d))
     }
 }
 
@@ -92,10 +80,6 @@ impl Family for Matmul {
 
     fn inputs(&self) -> Vec<&Var> {
         vec![&self.a, &self.b]
-    }
-
-    fn into_inputs(self) -> Vec<Var> {
-        vec![self.a, self.b]
     }
 
     /// `da` reads `b` and `db` reads `a`: a frozen operand's partner is not needed.

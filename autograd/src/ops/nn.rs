@@ -135,16 +135,6 @@ impl Family for Nn {
         }
     }
 
-    fn into_inputs(self) -> Vec<Var> {
-        match self {
-            Nn::Softmax { input, .. } | Nn::LogSoftmax { input, .. } => vec![input],
-            Nn::LayerNorm { input, weight, bias, .. } => vec![input, weight, bias],
-            Nn::CrossEntropy { logits, .. } => vec![logits],
-            Nn::Embedding { table, .. } => vec![table],
-            Nn::Attention { q, k, v, .. } => vec![q, k, v],
-        }
-    }
-
     fn saved(&self, out: &Tensor) -> Vec<Tensor> {
         match self {
             Nn::Softmax { .. } | Nn::LogSoftmax { .. } => vec![out.clone()],

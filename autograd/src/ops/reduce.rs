@@ -130,10 +130,6 @@ impl Family for Reduce {
         vec![&self.input]
     }
 
-    fn into_inputs(self) -> Vec<Var> {
-        vec![self.input]
-    }
-
     fn saved(&self, out: &Tensor) -> Vec<Tensor> {
         match self.op {
             ReduceOp::Sum | ReduceOp::Mean | ReduceOp::ArgMax => Vec::new(),

@@ -152,10 +152,6 @@ impl Family for Unary {
         vec![&self.input]
     }
 
-    fn into_inputs(self) -> Vec<Var> {
-        vec![self.input]
-    }
-
     fn saved(&self, out: &Tensor) -> Vec<Tensor> {
         let (x, y) = reads(self.f);
         let mut saved = Vec::new();

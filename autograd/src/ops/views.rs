@@ -155,10 +155,6 @@ impl Family for View {
         vec![self.input()]
     }
 
-    fn into_inputs(self) -> Vec<Var> {
-        vec![self.input().clone()]
-    }
-
     fn saved(&self, _out: &Tensor) -> Vec<Tensor> {
         Vec::new()
     }

@@ -1,5 +1,6 @@
 //! Elementwise kernels over strided, broadcast operands: unary maps, binary ops with NumPy
-//! broadcasting, and the ternary select behind `where_`.
+//! broadcasting, and the ternary select behind `where_`; beside `unary`, the backward of its
+//! GELUs (`dx = dy · gelu'(x)`).
 //!
 //! Each op is a closure passed to a generic loop, so the compiler emits one tight loop per op;
 //! when the inner strides are 1 (or 0 for a broadcast scalar) the loop runs over slices and
@@ -9,50 +10,9 @@ use super::math;
 use super::pool;
 use super::simd::vectorized;
 use super::strided::StridedPlan;
+use crate::kinds::{BinaryOp, UnaryOp};
 use crate::layout::Layout;
-
-/// A one-input elementwise function. Scalar-parameter variants carry their constant.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    Neg,
-    Abs,
-    Exp,
-    Log,
-    Sqrt,
-    Rsqrt,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Silu,
-    /// GELU with the exact erf CDF (BERT).
-    Gelu,
-    /// GELU's tanh approximation (GPT-2).
-    GeluTanh,
-    Powf(f32),
-    AddScalar(f32),
-    MulScalar(f32),
-    DivScalar(f32),
-    /// `s / x`.
-    ScalarDiv(f32),
-}
-
-/// A two-input elementwise function; comparisons return 1.0 for true and 0.0 for false.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    /// Elementwise max; NaN in either input gives NaN, as `torch.maximum`.
-    Maximum,
-    Minimum,
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
+use rayon::prelude::*;
 
 /// Applies `op` to every element of the view `layout` over `src`; returns row-major output.
 pub fn unary(op: UnaryOp, src: &[f32], layout: &Layout) -> Vec<f32> {
@@ -106,6 +66,29 @@ fn apply<F: Fn(f32) -> f32>(dst: &mut [f32], src: &[f32], f: &F) {
     for (d, &x) in dst.iter_mut().zip(src) {
         *d = f(x);
     }
+}
+
+/// Exact-GELU backward: `dx = dy · gelu'(x)` with [`math::gelu_erf_grad`].
+pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
+    pointwise_backward(x, dy, math::gelu_erf_grad)
+}
+
+/// Tanh-GELU backward: `dx = dy · gelu'(x)` with [`math::gelu_tanh_grad`].
+pub fn gelu_tanh_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
+    pointwise_backward(x, dy, math::gelu_tanh_grad)
+}
+
+/// `dx = dy · f'(x)` elementwise, in parallel blocks whose inner loop is plain slice code the
+/// compiler can vectorise (`f'` must be branch-free for that).
+fn pointwise_backward(x: &[f32], dy: &[f32], derivative: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    const BLOCK: usize = 8192;
+    let mut dx = vec![0.0; x.len()];
+    dx.par_chunks_mut(BLOCK).zip(x.par_chunks(BLOCK).zip(dy.par_chunks(BLOCK))).for_each(|(d, (xs, gs))| {
+        for ((o, &v), &g) in d.iter_mut().zip(xs).zip(gs) {
+            *o = g * derivative(v);
+        }
+    });
+    dx
 }
 
 /// `op(a, b)` elementwise, with `la` and `lb` already broadcast to the output shape.

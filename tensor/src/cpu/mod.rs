@@ -2,7 +2,6 @@
 //! hands them contiguous data or explicit strides plus small dimension structs.
 
 pub mod attention;
-pub mod backward;
 pub mod convert;
 pub mod copy;
 pub mod elementwise;

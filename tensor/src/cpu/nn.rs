@@ -1,5 +1,7 @@
-//! Row-wise neural-network kernels over contiguous `(rows, C)` data, parallel over rows:
-//! softmax, log-softmax and layer norm (forward saving `mean` and `rstd` for the backward).
+//! Row-wise neural-network kernels over contiguous `(rows, C)` data, parallel over rows, each
+//! forward above its backward as llm.c pairs them: softmax, log-softmax, layer norm (the
+//! forward saves `mean` and `rstd` for the backward) and cross-entropy with `ignore_index`.
+//! Gradients are named `dx`, `dy`, `dweight`, `dbias`.
 
 use super::math::exp_fast;
 use super::pool;
@@ -89,6 +91,34 @@ pub fn log_sum_exp_shifted(xs: &[f32], max: f32) -> f32 {
     (acc.iter().sum::<f32>() + tail).ln()
 }
 
+/// Softmax backward over rows of length `c`, from the forward's output `y`:
+/// `dx_i = y_i · (dy_i - Σ_j dy_j · y_j)` (the Jacobian `diag(y) - y yᵀ` applied to `dy`).
+pub fn softmax_backward(y: &[f32], dy: &[f32], c: usize) -> Vec<f32> {
+    let mut dx = vec![0.0; y.len()];
+    let rows = dx.par_chunks_mut(c.max(1)).zip(y.par_chunks(c.max(1))).zip(dy.par_chunks(c.max(1)));
+    rows.with_min_len(min_rows(c)).for_each(|((dxr, yr), dyr)| {
+        let dot: f32 = yr.iter().zip(dyr).map(|(&p, &g)| p * g).sum();
+        for ((d, &p), &g) in dxr.iter_mut().zip(yr).zip(dyr) {
+            *d = p * (g - dot);
+        }
+    });
+    dx
+}
+
+/// Log-softmax backward over rows of length `c`, from the forward's output `y = log p`:
+/// `dx_i = dy_i - p_i · Σ_j dy_j` with `p_i = exp(y_i)`.
+pub fn log_softmax_backward(y: &[f32], dy: &[f32], c: usize) -> Vec<f32> {
+    let mut dx = vec![0.0; y.len()];
+    let rows = dx.par_chunks_mut(c.max(1)).zip(y.par_chunks(c.max(1))).zip(dy.par_chunks(c.max(1)));
+    rows.with_min_len(min_rows(c)).for_each(|((dxr, yr), dyr)| {
+        let total: f32 = dyr.iter().sum();
+        for ((d, &lp), &g) in dxr.iter_mut().zip(yr).zip(dyr) {
+            *d = g - lp.exp() * total;
+        }
+    });
+    dx
+}
+
 /// Layer norm's outputs: `y`, and per row `mean` and `rstd = 1 / sqrt(var + eps)`.
 pub struct LayerNormOut {
     pub y: Vec<f32>,
@@ -122,6 +152,55 @@ fn layer_norm_row(yr: &mut [f32], xr: &[f32], weight: &[f32], bias: &[f32], eps:
     (mean, rstd)
 }
 
+/// Layer norm's input and parameter gradients.
+pub struct LayerNormGrads {
+    pub dx: Vec<f32>,
+    pub dweight: Vec<f32>,
+    pub dbias: Vec<f32>,
+}
+
+/// Layer norm backward over rows of length `c`, from the saved per-row `mean` and `rstd`.
+///
+/// With `xhat = (x - mean) · rstd` and `g = dy · weight` (the gradient reaching `xhat`):
+/// `dx = rstd · (g - mean(g) - xhat · mean(g · xhat))`, `dweight = Σ_rows dy · xhat`,
+/// `dbias = Σ_rows dy`. Rows run in parallel; each task sums its own `dweight` / `dbias`
+/// partials, which are added at the end.
+pub fn layer_norm_backward(
+    dy: &[f32],
+    x: &[f32],
+    weight: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    c: usize,
+) -> LayerNormGrads {
+    let mut dx = vec![0.0; x.len()];
+    let rows = dx.par_chunks_mut(c).zip(x.par_chunks(c)).zip(dy.par_chunks(c)).zip(mean.par_iter().zip(rstd));
+    let zeros = || (vec![0.0f32; c], vec![0.0f32; c]);
+    let (dweight, dbias) = rows
+        .with_min_len(min_rows(c))
+        .fold(zeros, |(mut dw, mut db), (((dxr, xr), dyr), (&m, &r))| {
+            let xhat = |v: f32| (v - m) * r;
+            let (mut g_mean, mut gx_mean) = (0.0f32, 0.0f32);
+            for ((&v, &g), &w) in xr.iter().zip(dyr).zip(weight) {
+                g_mean += g * w;
+                gx_mean += g * w * xhat(v);
+            }
+            (g_mean, gx_mean) = (g_mean / c as f32, gx_mean / c as f32);
+            for (i, ((d, &v), &g)) in dxr.iter_mut().zip(xr).zip(dyr).enumerate() {
+                *d = r * (g * weight[i] - g_mean - xhat(v) * gx_mean);
+                dw[i] += g * xhat(v);
+                db[i] += g;
+            }
+            (dw, db)
+        })
+        .reduce(zeros, |(mut dw, mut db), (dw2, db2)| {
+            dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
+            db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
+            (dw, db)
+        });
+    LayerNormGrads { dx, dweight, dbias }
+}
+
 /// Mean over rows of `logsumexp(row) - row[target]`, skipping rows whose target is
 /// `ignore_index`; `(sum, count)` so the caller divides (0/0 = NaN when all are ignored,
 /// as PyTorch).
@@ -140,4 +219,51 @@ pub fn cross_entropy_forward(logits: &[f32], targets: &[i32], c: usize, ignore_i
             ((lse - row[t as usize]) as f64, 1)
         })
         .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// Mean cross-entropy backward over rows of `logits` (length `c`): for a kept row,
+/// `dlogits = (softmax(row) - onehot(target)) · scale`, where the caller passes
+/// `scale = dloss / n_valid`; rows whose target is `ignore_index` get zeros.
+///
+/// # Panics
+/// If a kept target is outside `0..c`.
+pub fn cross_entropy_backward(logits: &[f32], targets: &[i32], c: usize, ignore_index: i32, scale: f32) -> Vec<f32> {
+    let mut dx = vec![0.0; logits.len()];
+    let rows = dx.par_chunks_mut(c).zip(logits.par_chunks(c)).zip(targets.par_iter());
+    rows.with_min_len(min_rows(c)).for_each(|((dxr, row), &t)| {
+        if t == ignore_index {
+            return;
+        }
+        assert!(t >= 0 && (t as usize) < c, "cross_entropy_backward: target {t} is out of range for {c} classes");
+        // p_i = exp(x_i - lse): one shift, so a row of huge logits cannot overflow.
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
+        for (d, &v) in dxr.iter_mut().zip(row) {
+            *d = (v - lse).exp() * scale;
+        }
+        dxr[t as usize] -= scale;
+    });
+    dx
+}
+
+/// Number of targets that are not `ignore_index` (the mean's denominator).
+pub fn count_kept(targets: &[i32], ignore_index: i32) -> usize {
+    targets.iter().filter(|&&t| t != ignore_index).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_backward_of_uniform_row_centres_the_gradient() {
+        // y = (1/2, 1/2): dx = y · (dy - mean(dy)).
+        assert_eq!(softmax_backward(&[0.5, 0.5], &[1.0, 3.0], 2), vec![-0.5, 0.5]);
+    }
+
+    #[test]
+    fn cross_entropy_backward_skips_ignored_rows() {
+        let dx = cross_entropy_backward(&[0.0, 0.0, 1.0, 2.0], &[1, -100], 2, -100, 1.0);
+        assert_eq!(dx, vec![0.5, -0.5, 0.0, 0.0]);
+    }
 }

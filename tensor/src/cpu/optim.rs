@@ -4,24 +4,8 @@
 //! update is bound by memory traffic, and each separate op re-reads and re-writes 0.5 GB.
 
 use super::pool;
+use crate::kinds::AdamWScalars;
 use rayon::prelude::*;
-
-/// The update's scalars, each computed in f64 by the caller and rounded once to f32.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamWScalars {
-    /// `1 - lr · weight_decay`, applied to p first (decoupled decay); `None` when there is none.
-    pub decay: Option<f32>,
-    /// `1 - β1`
-    pub one_minus_beta1: f32,
-    pub beta2: f32,
-    /// `1 - β2`
-    pub one_minus_beta2: f32,
-    /// `√(1 - β2ᵗ)`
-    pub bias2_sqrt: f32,
-    pub eps: f32,
-    /// `-lr / (1 - β1ᵗ)`
-    pub step_size: f32,
-}
 
 /// Per element, in exactly the order (and so with exactly the rounding) of the composite
 /// tensor-op version: `p ← p·decay`; `m ← m + (g - m)(1 - β1)`; `v ← v·β2 + (g(1 - β2))·g`;

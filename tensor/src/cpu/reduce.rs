@@ -7,28 +7,8 @@
 //! otherwise each output block accumulates `d` contiguous rows of length `inner` elementwise,
 //! which is also unit-stride.
 
+use crate::kinds::{ReduceDims, ReduceOp};
 use rayon::prelude::*;
-
-/// What to compute over the reduced dim.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    Sum,
-    Mean,
-    Max,
-    Min,
-    /// Variance with Bessel's correction (divide by d - 1), as `torch.var`'s default.
-    Var,
-    /// Index of the first maximum (returned as f32 here; the front end converts to i32).
-    ArgMax,
-}
-
-/// Sizes of the `(outer, d, inner)` view.
-#[derive(Clone, Copy, Debug)]
-pub struct ReduceDims {
-    pub outer: usize,
-    pub d: usize,
-    pub inner: usize,
-}
 
 /// Columns per rayon task when reducing along a non-last dim.
 const COLS: usize = 2048;

@@ -121,6 +121,7 @@ impl GpuContext {
         self.inner.has_f16
     }
 
+    #[doc(hidden)]
     /// Buffer pool counters (buffers created, bytes allocated).
     pub fn pool_stats(&self) -> PoolStats {
         self.inner.pool.stats()

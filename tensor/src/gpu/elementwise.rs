@@ -1,14 +1,15 @@
-//! Elementwise kernels (`elementwise.wgsl`): unary maps, broadcast binary ops, `where_`, and
-//! the strided copy behind `contiguous()`. Operands are read in place through their layouts.
+//! Elementwise kernels (`elementwise.wgsl`): unary maps with the GELUs' backward beside them,
+//! broadcast binary ops, `where_`, and the strided copy behind `contiguous()`. Operands are
+//! read in place through their layouts.
 
 use deltaw_shaders::params::ElementwiseParams;
 use deltaw_shaders::Kernel;
 
 use super::context::GpuContext;
 use super::error::GpuError;
-use super::launch::{u32_arg, Grid, Launch};
+use super::launch::{u32_arg, Grid};
 use super::pool::GpuBuffer;
-use crate::cpu::elementwise::{BinaryOp, UnaryOp};
+use crate::kinds::{BinaryOp, UnaryOp};
 use crate::layout::Layout;
 
 /// The `strided` binding: the output dims, then for each operand its strides and offset.
@@ -87,12 +88,7 @@ fn launch_elementwise(
     let mut buffers = vec![(1, &strided)];
     buffers.extend(inputs.iter().enumerate().map(|(k, (b, _))| (2 + k as u32, *b)));
     buffers.push((5, &out));
-    ctx.launch(&Launch {
-        kernel,
-        params: bytemuck::bytes_of(&params),
-        buffers: &buffers,
-        grid: Grid::Linear(numel.div_ceil(256)),
-    })?;
+    ctx.run(kernel, &params, &buffers, Grid::per_element(numel))?;
     Ok(out)
 }
 
@@ -102,6 +98,36 @@ fn launch_elementwise(
 pub fn unary(ctx: &GpuContext, op: UnaryOp, src: &GpuBuffer, layout: &Layout) -> Result<GpuBuffer, GpuError> {
     let (code, scalar) = unary_code(op);
     launch_elementwise(ctx, Kernel::Unary, code, scalar, layout.dims(), &[(src, layout)])
+}
+
+/// `dx = dy · f'(x)` over `n` contiguous elements (`x` as in0, `dy` as in1), one invocation
+/// each.
+fn gelu_like_backward(
+    ctx: &GpuContext,
+    kernel: Kernel,
+    x: &GpuBuffer,
+    dy: &GpuBuffer,
+    n: usize,
+) -> Result<GpuBuffer, GpuError> {
+    let numel = u32_arg(n, "numel");
+    let dx = ctx.alloc(u64::from(numel) * 4)?;
+    let params = ElementwiseParams { numel, ..Default::default() };
+    ctx.run(kernel, &params, &[(2, x), (3, dy), (5, &dx)], Grid::per_element(numel))?;
+    Ok(dx)
+}
+
+/// Exact (erf) GELU backward over `n` elements: `dx = dy · (Φ(x) + x · φ(x))`, as
+/// [`crate::cpu::elementwise::gelu_backward`] (same erfc fit; the GPU's `exp` for the CPU's
+/// `exp_fast`).
+pub fn gelu_backward(ctx: &GpuContext, x: &GpuBuffer, dy: &GpuBuffer, n: usize) -> Result<GpuBuffer, GpuError> {
+    gelu_like_backward(ctx, Kernel::GeluBackward, x, dy, n)
+}
+
+/// Tanh-GELU backward over `n` elements: with `u = √(2/π)(x + 0.044715 x³)` and `t = tanh u`,
+/// `dx = dy · ((1 + t)/2 + x/2 · (1 - t²) · √(2/π)(1 + 3·0.044715 x²))`, forming `1 ± t` from
+/// `exp(-2|u|)` as [`crate::cpu::math::gelu_tanh_grad`] does.
+pub fn gelu_tanh_backward(ctx: &GpuContext, x: &GpuBuffer, dy: &GpuBuffer, n: usize) -> Result<GpuBuffer, GpuError> {
+    gelu_like_backward(ctx, Kernel::GeluTanhBackward, x, dy, n)
 }
 
 /// `op(a, b)` with both layouts already broadcast to the output shape (broadcast dims have

@@ -65,6 +65,13 @@ pub(crate) enum Grid {
     Xyz(u32, u32, u32),
 }
 
+impl Grid {
+    /// One invocation per element of `numel`, in workgroups of 256.
+    pub(crate) fn per_element(numel: u32) -> Grid {
+        Grid::Linear(numel.div_ceil(256))
+    }
+}
+
 /// `(x, y)` with `x · y >= groups` and both within the per-dimension limit; the few extra
 /// workgroups fail the kernels' bounds checks and do nothing.
 pub(crate) fn fold_grid(groups: u32) -> (u32, u32) {
@@ -81,12 +88,14 @@ pub(crate) fn u32_arg(n: usize, what: &str) -> u32 {
 }
 
 impl GpuContext {
+    #[doc(hidden)]
     /// A storage buffer of `bytes` (contents undefined until a kernel writes it).
     pub fn alloc(&self, bytes: u64) -> Result<GpuBuffer, GpuError> {
         self.check_failure()?;
         self.inner.pool.alloc(&self.inner.device, BufferKind::Storage, bytes)
     }
 
+    #[doc(hidden)]
     /// Copies `data` into a new storage buffer. The write is queued, not waited for.
     pub fn upload<T: Pod>(&self, data: &[T]) -> Result<GpuBuffer, GpuError> {
         self.upload_kind(BufferKind::Storage, bytemuck::cast_slice(data))
@@ -112,6 +121,17 @@ impl GpuContext {
     /// zero-sized binding is invalid.
     pub(crate) fn upload_meta(&self, words: &[u32]) -> Result<GpuBuffer, GpuError> {
         self.upload(if words.is_empty() { &[0u32][..] } else { words })
+    }
+
+    /// [`GpuContext::launch`] with the kernel's `Params` struct passed as a value.
+    pub(crate) fn run<P: Pod>(
+        &self,
+        kernel: Kernel,
+        params: &P,
+        buffers: &[(u32, &GpuBuffer)],
+        grid: Grid,
+    ) -> Result<(), GpuError> {
+        self.launch(&Launch { kernel, params: bytemuck::bytes_of(params), buffers, grid })
     }
 
     /// Records one dispatch: params into a uniform buffer (binding 0), a bind group of the
@@ -167,6 +187,7 @@ impl GpuContext {
         f(batch)
     }
 
+    #[doc(hidden)]
     /// Submits the pending batch (if any) and recycles the buffers retired before it.
     pub fn submit(&self) -> Option<wgpu::SubmissionIndex> {
         // Hold the lock until recycling is done: a batch opened meanwhile by another thread
@@ -180,6 +201,7 @@ impl GpuContext {
         Some(index)
     }
 
+    #[doc(hidden)]
     /// Copies the first `len` elements of `buffer` back to the host: submits everything
     /// pending, copies into a staging buffer, maps it and waits.
     ///

@@ -1,28 +1,26 @@
-//! The wgpu backend: kernels from `deltaw-shaders` run on `GpuBuffer`s (feature `gpu`).
+//! The wgpu backend (feature `gpu`): what an embedder needs is [`GpuContext`] (with
+//! [`GpuOptions`] and [`GpuError`]), usually through `Device::gpu()`; tensors on that device run
+//! every op here.
 //!
 //! The steps of wgpu's hello_compute, each in one small named place:
-//! - [`GpuContext`] (`context.rs`): instance → adapter → device and queue, with the adapter's
-//!   real limits and SHADER_F16 when it has it.
-//! - [`GpuBuffer`] (`pool.rs`): storage buffers recycled by size class.
-//! - pipelines (`pipelines.rs`): one compute pipeline per [`deltaw_shaders::Kernel`], compiled
-//!   on first use.
-//! - launches (`launch.rs`): bind group + uniform params + dispatch, recorded into a pending
-//!   command encoder and submitted in batches; [`GpuContext::read_back`] is the only wait.
-//! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `index.rs`, `matmul.rs`, `convert.rs`, `topk.rs`, and
-//!   for training `backward.rs`, `optim.rs`): one function per kernel family, mirroring the CPU
-//!   kernels in [`crate::cpu`] on contiguous or strided buffers.
+//! - `context.rs`: instance → adapter → device and queue, with the adapter's real limits and
+//!   SHADER_F16 when it has it.
+//! - `pool.rs`: storage buffers recycled by size class.
+//! - `pipelines.rs`: one compute pipeline per [`deltaw_shaders::Kernel`], compiled on first use.
+//! - `launch.rs`: bind group + uniform params + dispatch, recorded into a pending command
+//!   encoder and submitted in batches; reading back is the only wait.
+//! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `index.rs`, `matmul.rs`, `convert.rs`,
+//!   `topk.rs`, and for training `optim.rs`): one file per kernel family, each forward beside
+//!   its backward, mirroring the CPU kernels on contiguous or strided buffers.
 //!
 //! ```no_run
-//! use deltaw_tensor::gpu::{self, GpuContext, GpuOptions};
-//! use deltaw_tensor::{Layout, UnaryOp};
-//! let ctx = GpuContext::new(&GpuOptions::default())?;
-//! let x = ctx.upload(&[1.0f32, -2.0, 3.0])?;
-//! let y = gpu::unary(&ctx, UnaryOp::Relu, &x, &Layout::contiguous(3))?;
-//! assert_eq!(ctx.read_back::<f32>(&y, 3)?, vec![1.0, 0.0, 3.0]);
-//! # Ok::<(), deltaw_tensor::gpu::GpuError>(())
+//! use deltaw_tensor::{Device, Tensor};
+//! let dev = Device::gpu()?; // the first adapter wgpu finds
+//! let x = Tensor::from_vec(vec![1.0f32, -2.0, 3.0], 3, &dev)?;
+//! assert_eq!(x.relu().to_vec(), vec![1.0, 0.0, 3.0]); // computed on the GPU, then read back
+//! # Ok::<(), deltaw_tensor::Error>(())
 //! ```
 
-mod backward;
 mod context;
 mod convert;
 mod elementwise;
@@ -37,20 +35,32 @@ mod pool;
 mod reduce;
 mod topk;
 
-pub use backward::{
-    cross_entropy_backward, gelu_backward, gelu_tanh_backward, index_add, layer_norm_backward, log_softmax_backward,
-    scatter_add, softmax_backward, GpuLayerNormGrads,
-};
 pub use context::{GpuContext, GpuOptions};
+pub use error::GpuError;
+
+// The raw kernel launches on `GpuBuffer`s, mirroring `crate::cpu`: not part of the API, public
+// (and hidden from the docs) only for the crate's benches, examples and kernel tests. Tensors
+// reach them through their ops.
+#[doc(hidden)]
 pub use convert::{
     bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_i32, f32_to_i32_flagged, f32_to_i32_unchecked, i32_to_f32,
 };
-pub use elementwise::{binary, copy_strided, select_where, unary};
-pub use error::GpuError;
-pub use index::{cat, gather, index_select};
+#[doc(hidden)]
+pub use elementwise::{binary, copy_strided, gelu_backward, gelu_tanh_backward, select_where, unary};
+#[doc(hidden)]
+pub use index::{cat, gather, index_add, index_select, scatter_add};
+#[doc(hidden)]
 pub use matmul::{matmul, matmul_f16, MatmulArgs};
-pub use nn::{cross_entropy, layer_norm, log_softmax, softmax, GpuLayerNorm};
+#[doc(hidden)]
+pub use nn::{
+    cross_entropy, cross_entropy_backward, layer_norm, layer_norm_backward, log_softmax, log_softmax_backward, softmax,
+    softmax_backward, GpuLayerNorm, GpuLayerNormGrads,
+};
+#[doc(hidden)]
 pub use optim::{adamw_update, GpuAdamW};
+#[doc(hidden)]
 pub use pool::{GpuBuffer, PoolStats};
+#[doc(hidden)]
 pub use reduce::reduce;
+#[doc(hidden)]
 pub use topk::{topk, GpuTopK};

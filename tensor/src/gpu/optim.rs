@@ -8,7 +8,7 @@ use super::context::GpuContext;
 use super::error::GpuError;
 use super::launch::{u32_arg, Grid, Launch};
 use super::pool::GpuBuffer;
-use crate::cpu::optim::AdamWScalars;
+use crate::kinds::AdamWScalars;
 
 /// A parameter's state after one AdamW step, each `(n,)` like the inputs.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use super::context::GpuContext;
 use super::error::GpuError;
 use super::launch::{fold_grid, u32_arg, Grid, Launch};
 use super::pool::GpuBuffer;
-use crate::cpu::reduce::{ReduceDims, ReduceOp};
+use crate::kinds::{ReduceDims, ReduceOp};
 
 /// The op code: the index in `ReduceOp`.
 fn reduce_code(op: ReduceOp) -> u32 {

@@ -4,6 +4,7 @@
 
 use crate::cpu::attention::{self as kernels, AttentionDims, Operand};
 use crate::shape::Shape;
+use crate::storage::Storage;
 use crate::Tensor;
 
 /// The output of [`Tensor::attention`] and what its backward needs.
@@ -44,22 +45,31 @@ impl Tensor {
         for t in [k, v, mask] {
             assert_eq!(t.device(), self.device(), "attention: operands on {} and {}", self.device(), t.device());
         }
-        if self.device().is_gpu() {
-            let probs = self.matmul(&k.transpose(-2, -1)).mul_scalar(scale).masked_fill(mask, f32::NEG_INFINITY);
-            let probs = probs.softmax(-1);
-            return AttentionOutput { output: probs.matmul(v), probs };
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let op = "attention";
+                let (q_data, k_data, v_data) = (self.f32_storage(op), k.f32_storage(op), v.f32_storage(op));
+                let (out, probs) = kernels::attention_forward(
+                    Operand { data: q_data, layout: self.layout() },
+                    Operand { data: k_data, layout: k.layout() },
+                    Operand { data: v_data, layout: v.layout() },
+                    Operand { data: mask.f32_storage(op), layout: &mask_layout },
+                    d,
+                    scale,
+                );
+                AttentionOutput {
+                    output: Tensor::from_f32(out, [d.b, d.nh, d.t, d.hs]),
+                    probs: Tensor::from_f32(probs, full),
+                }
+            }
+            // The unfused ops, each of which runs on the GPU.
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => {
+                let probs = self.matmul(&k.transpose(-2, -1)).mul_scalar(scale).masked_fill(mask, f32::NEG_INFINITY);
+                let probs = probs.softmax(-1);
+                AttentionOutput { output: probs.matmul(v), probs }
+            }
         }
-        let op = "attention";
-        let (q_data, k_data, v_data) = (self.f32_storage(op), k.f32_storage(op), v.f32_storage(op));
-        let (out, probs) = kernels::attention_forward(
-            Operand { data: q_data, layout: self.layout() },
-            Operand { data: k_data, layout: k.layout() },
-            Operand { data: v_data, layout: v.layout() },
-            Operand { data: mask.f32_storage(op), layout: &mask_layout },
-            d,
-            scale,
-        );
-        AttentionOutput { output: Tensor::from_f32(out, [d.b, d.nh, d.t, d.hs]), probs: Tensor::from_f32(probs, full) }
     }
 
     /// The backward of [`Tensor::attention`]: `(dq, dk, dv)` from `self` = `q`, the keys,
@@ -79,25 +89,31 @@ impl Tensor {
         let d = attention_dims(self, k, v);
         assert_eq!(probs.dims(), [d.b, d.nh, d.t, d.s], "attention_backward: probs {:?}", probs.shape());
         assert_eq!(dout.dims(), self.dims(), "attention_backward: dout {:?} and q {:?}", dout.shape(), self.shape());
-        if self.device().is_gpu() {
-            let dv = probs.transpose(-2, -1).matmul(dout);
-            let dp = dout.matmul(&v.transpose(-2, -1));
-            let ds = probs.softmax_backward(&dp, -1).mul_scalar(scale);
-            return (ds.matmul(k), ds.transpose(-2, -1).matmul(self), dv);
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let op = "attention_backward";
+                let probs = probs.contiguous();
+                let p = &probs.f32_storage(op)[probs.layout().offset()..probs.layout().offset() + probs.numel()];
+                let (dq, dk, dv) = kernels::attention_backward(
+                    Operand { data: self.f32_storage(op), layout: self.layout() },
+                    Operand { data: k.f32_storage(op), layout: k.layout() },
+                    Operand { data: v.f32_storage(op), layout: v.layout() },
+                    p,
+                    Operand { data: dout.f32_storage(op), layout: dout.layout() },
+                    d,
+                    scale,
+                );
+                (Tensor::from_f32(dq, self.shape()), Tensor::from_f32(dk, k.shape()), Tensor::from_f32(dv, v.shape()))
+            }
+            // The unfused ops, each of which runs on the GPU.
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => {
+                let dv = probs.transpose(-2, -1).matmul(dout);
+                let dp = dout.matmul(&v.transpose(-2, -1));
+                let ds = probs.softmax_backward(&dp, -1).mul_scalar(scale);
+                (ds.matmul(k), ds.transpose(-2, -1).matmul(self), dv)
+            }
         }
-        let op = "attention_backward";
-        let probs = probs.contiguous();
-        let p = &probs.f32_storage(op)[probs.layout().offset()..probs.layout().offset() + probs.numel()];
-        let (dq, dk, dv) = kernels::attention_backward(
-            Operand { data: self.f32_storage(op), layout: self.layout() },
-            Operand { data: k.f32_storage(op), layout: k.layout() },
-            Operand { data: v.f32_storage(op), layout: v.layout() },
-            p,
-            Operand { data: dout.f32_storage(op), layout: dout.layout() },
-            d,
-            scale,
-        );
-        (Tensor::from_f32(dq, self.shape()), Tensor::from_f32(dk, k.shape()), Tensor::from_f32(dv, v.shape()))
     }
 }
 

@@ -1,21 +1,25 @@
-//! Elementwise ops: unary math, binary arithmetic with NumPy broadcasting, comparisons
-//! (returning 1.0 / 0.0 masks), `where_` and `masked_fill`.
+//! Elementwise ops: unary math (with the GELUs' backward beside them), binary arithmetic with
+//! NumPy broadcasting, comparisons (returning 1.0 / 0.0 masks), `where_` and `masked_fill`.
 
-use crate::cpu::elementwise::{self as kernels, BinaryOp, UnaryOp};
+use crate::cpu::elementwise as kernels;
+use crate::kinds::{BinaryOp, UnaryOp};
 use crate::layout::Layout;
 use crate::shape::Shape;
+use crate::storage::Storage;
 use crate::Tensor;
 
 impl Tensor {
     /// Applies a [`UnaryOp`] to every element (any layout; the output is contiguous).
     #[track_caller]
     pub fn unary(&self, op: UnaryOp) -> Tensor {
-        #[cfg(feature = "gpu")]
-        if let Some(out) = super::on_gpu::unary(self, op) {
-            return out;
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let out = kernels::unary(op, self.f32_storage(&format!("{op:?}")), self.layout());
+                Tensor::from_f32(out, self.shape())
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => super::on_gpu::unary(self, op),
         }
-        let out = kernels::unary(op, self.f32_storage(&format!("{op:?}")), self.layout());
-        Tensor::from_f32(out, self.shape())
     }
 
     pub fn neg(&self) -> Tensor {
@@ -73,6 +77,38 @@ impl Tensor {
         self.unary(UnaryOp::GeluTanh)
     }
 
+    /// Exact GELU's input gradient at `self = x`: `dx = dy · (Φ(x) + x · φ(x))`.
+    ///
+    /// # Panics
+    /// If the shapes differ.
+    #[track_caller]
+    pub fn gelu_backward(&self, dy: &Tensor) -> Tensor {
+        self.pointwise_backward(dy, false)
+    }
+
+    /// Tanh-GELU's input gradient at `self = x` (see `cpu::math::gelu_tanh_grad`).
+    ///
+    /// # Panics
+    /// If the shapes differ.
+    #[track_caller]
+    pub fn gelu_tanh_backward(&self, dy: &Tensor) -> Tensor {
+        self.pointwise_backward(dy, true)
+    }
+
+    #[track_caller]
+    fn pointwise_backward(&self, dy: &Tensor, tanh: bool) -> Tensor {
+        let op = if tanh { "gelu_tanh_backward" } else { "gelu_backward" };
+        super::nn::check_gradient_shape(op, "input", self, dy);
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let kernel = if tanh { kernels::gelu_tanh_backward } else { kernels::gelu_backward };
+                Tensor::from_f32(kernel(&self.f32_values(op), &dy.f32_values(op)), self.shape())
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => super::on_gpu::gelu_backward(self, dy, tanh, op),
+        }
+    }
+
     /// `x^exponent` elementwise (NaN for negative x with a fractional exponent).
     pub fn powf(&self, exponent: f32) -> Tensor {
         self.unary(UnaryOp::Powf(exponent))
@@ -103,12 +139,14 @@ impl Tensor {
     pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Tensor {
         let name = format!("{op:?}").to_lowercase();
         let (la, lb, shape) = broadcast_pair(&name, self, rhs);
-        #[cfg(feature = "gpu")]
-        if let Some(out) = super::on_gpu::binary(self, &la, rhs, &lb, op, &shape) {
-            return out;
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let out = kernels::binary(op, self.f32_storage(&name), &la, rhs.f32_storage(&name), &lb);
+                Tensor::from_f32(out, shape)
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => super::on_gpu::binary(self, &la, rhs, &lb, op, &shape),
         }
-        let out = kernels::binary(op, self.f32_storage(&name), &la, rhs.f32_storage(&name), &lb);
-        Tensor::from_f32(out, shape)
     }
 
     #[track_caller]
@@ -189,19 +227,15 @@ impl Tensor {
         });
         check_same_device("where", self, on_false);
         let layout = |t: &Tensor| t.layout().broadcast_to(&shape).expect("shape was broadcast above");
-        #[cfg(feature = "gpu")]
-        if let Some(out) = super::on_gpu::select(
-            [(self, layout(self)), (on_true, layout(on_true)), (on_false, layout(on_false))],
-            &shape,
-        ) {
-            return out;
+        let operands = [(self, layout(self)), (on_true, layout(on_true)), (on_false, layout(on_false))];
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let [c, t, f] = operands.each_ref().map(|(x, l)| (x.f32_storage("where"), l));
+                Tensor::from_f32(kernels::select(c, t, f), shape)
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => super::on_gpu::select(operands, &shape),
         }
-        let out = kernels::select(
-            (self.f32_storage("where"), &layout(self)),
-            (on_true.f32_storage("where"), &layout(on_true)),
-            (on_false.f32_storage("where"), &layout(on_false)),
-        );
-        Tensor::from_f32(out, shape)
     }
 
     /// `value` where `mask != 0`, else `self`; the mask broadcasts to `self`'s shape.

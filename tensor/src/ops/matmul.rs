@@ -6,6 +6,7 @@
 use crate::cpu::gemm::{sgemm, MatRef};
 use crate::layout::Layout;
 use crate::shape::Shape;
+use crate::storage::Storage;
 use crate::Tensor;
 use rayon::prelude::*;
 
@@ -26,23 +27,43 @@ impl Tensor {
     /// batch dims do not broadcast, an operand is 0-d, or the devices differ.
     #[track_caller]
     pub fn matmul(&self, rhs: &Tensor) -> Tensor {
-        assert!(
-            self.rank() >= 1 && rhs.rank() >= 1,
-            "matmul: lhs {:?} and rhs {:?}: both need at least 1 dim",
-            self.shape(),
-            rhs.shape()
-        );
+        let vectors = MatmulVectors::of(self.shape(), rhs.shape());
         assert_eq!(self.device(), rhs.device(), "matmul: lhs is on {} and rhs on {}", self.device(), rhs.device());
-        let lhs2 = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
-        let rhs2 = if rhs.rank() == 1 { rhs.unsqueeze(1) } else { rhs.clone() };
-        let mut out = matmul_batched(&lhs2, &rhs2, self, rhs);
-        if rhs.rank() == 1 {
-            out = out.squeeze(-1);
-        }
-        if self.rank() == 1 {
-            out = out.squeeze(if rhs.rank() == 1 { -1 } else { -2 });
-        }
-        out
+        let lhs2 = if vectors.lhs { self.unsqueeze(0) } else { self.clone() };
+        let rhs2 = if vectors.rhs { rhs.unsqueeze(1) } else { rhs.clone() };
+        let out = matmul_batched(&lhs2, &rhs2, self, rhs);
+        vectors.squeezed().fold(out, |out, d| out.squeeze(d))
+    }
+}
+
+/// `torch.matmul`'s rule for 1-D operands, written once for `Tensor::matmul` and autograd's
+/// `Var::matmul` (each applies it with its own `unsqueeze` / `squeeze`): a 1-D lhs is the row
+/// vector `(1, K)` (unsqueeze at 0), a 1-D rhs the column vector `(K, 1)` (unsqueeze at 1),
+/// and the unit dims they added are squeezed from the product.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulVectors {
+    /// The lhs is 1-D.
+    pub lhs: bool,
+    /// The rhs is 1-D.
+    pub rhs: bool,
+}
+
+impl MatmulVectors {
+    /// # Panics
+    /// If an operand is 0-d, naming both shapes.
+    #[track_caller]
+    pub fn of(lhs: &Shape, rhs: &Shape) -> MatmulVectors {
+        assert!(lhs.rank() >= 1 && rhs.rank() >= 1, "matmul: lhs {lhs:?} and rhs {rhs:?}: both need at least 1 dim");
+        MatmulVectors { lhs: lhs.rank() == 1, rhs: rhs.rank() == 1 }
+    }
+
+    /// The dims to squeeze from the product, in order: the column's last dim, then the row's
+    /// (last again when the rhs was a column, else second to last).
+    pub fn squeezed(self) -> impl Iterator<Item = isize> {
+        let column = self.rhs.then_some(-1);
+        let row = self.lhs.then_some(if self.rhs { -1 } else { -2 });
+        column.into_iter().chain(row)
     }
 }
 
@@ -70,31 +91,29 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
     let with_batch = |rows, cols| Shape::from([batch.dims(), &[rows, cols]].concat());
     let la = lhs.layout().broadcast_to(&with_batch(m, k)).expect("batch dims broadcast");
     let lb = rhs.layout().broadcast_to(&with_batch(k, n)).expect("batch dims broadcast");
-    #[cfg(feature = "gpu")]
-    if let Some(out) = super::on_gpu::matmul(lhs, &la, rhs, &lb, (m, n, k)) {
-        return out;
+    match lhs.storage() {
+        Storage::Cpu(_) => {
+            let (a, b) = (lhs.f32_storage("matmul"), rhs.f32_storage("matmul"));
+            let mut out = crate::cpu::pool::take(batch.numel() * m * n); // every element written below
+            if k == 0 {
+                out.fill(0.0); // an empty sum
+            } else if m * n > 0 {
+                out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
+                    let ma = mat_ref(a, &la, batch.dims(), i);
+                    let mb = mat_ref(b, &lb, batch.dims(), i);
+                    sgemm(m, n, k, ma, mb, c, n, false);
+                });
+            }
+            Tensor::from_f32(out, with_batch(m, n))
+        }
+        #[cfg(feature = "gpu")]
+        Storage::Gpu(_) => super::on_gpu::matmul(lhs, &la, rhs, &lb, (m, n, k)),
     }
-    let (a, b) = (lhs.f32_storage("matmul"), rhs.f32_storage("matmul"));
-    let mut out = crate::cpu::pool::take(batch.numel() * m * n); // every element written below
-    if k == 0 {
-        out.fill(0.0); // an empty sum
-    } else if m * n > 0 {
-        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
-            let ma = mat_ref(a, &la, batch.dims(), i);
-            let mb = mat_ref(b, &lb, batch.dims(), i);
-            sgemm(m, n, k, ma, mb, c, n, false);
-        });
-    }
-    Tensor::from_f32(out, with_batch(m, n))
 }
 
 /// The `i`-th matrix (row-major over the batch dims) of a batch-broadcast layout.
-fn mat_ref<'a>(data: &'a [f32], layout: &Layout, batch: &[usize], mut i: usize) -> MatRef<'a> {
+fn mat_ref<'a>(data: &'a [f32], layout: &Layout, batch: &[usize], i: usize) -> MatRef<'a> {
     let r = layout.strides().len();
-    let mut offset = layout.offset();
-    for d in (0..batch.len()).rev() {
-        offset += (i % batch[d]) * layout.strides()[d];
-        i /= batch[d];
-    }
+    let offset = layout.batch_offset(batch, i);
     MatRef { data, offset, row_stride: layout.strides()[r - 2], col_stride: layout.strides()[r - 1] }
 }

@@ -1,7 +1,8 @@
 //! Fused optimizer updates: whole-parameter steps in one pass over memory.
 
 use crate::cpu;
-use crate::cpu::optim::AdamWScalars;
+use crate::kinds::AdamWScalars;
+use crate::storage::Storage;
 use crate::tensor::Tensor;
 
 impl Tensor {
@@ -29,14 +30,16 @@ impl Tensor {
             );
         }
         let op = "adamw_update";
-        #[cfg(feature = "gpu")]
-        if let Some(updated) = crate::ops::on_gpu::adamw(self, grad, m, v, scalars) {
-            return updated;
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let (p, g) = (self.f32_values(op), grad.f32_values(op));
+                let (p2, m2, v2) = cpu::optim::adamw(&p, &g, &m.f32_values(op), &v.f32_values(op), scalars);
+                let shape = self.shape();
+                (Tensor::from_f32(p2, shape), Tensor::from_f32(m2, shape), Tensor::from_f32(v2, shape))
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => super::on_gpu::adamw(self, grad, m, v, scalars),
         }
-        let (p, g) = (self.f32_values(op), grad.f32_values(op));
-        let (p2, m2, v2) = cpu::optim::adamw(&p, &g, &m.f32_values(op), &v.f32_values(op), scalars);
-        let shape = self.shape();
-        (Tensor::from_f32(p2, shape), Tensor::from_f32(m2, shape), Tensor::from_f32(v2, shape))
     }
 }
 

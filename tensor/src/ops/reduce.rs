@@ -1,9 +1,11 @@
 //! Reductions along a dim (`sum`, `mean`, `max`, `min`, `argmax`, `var`, each with a
-//! `_keepdim` twin) and over all elements (`sum_all`...).
+//! `_keepdim` twin), over all elements (`sum_all`...), and `sum_to_shape`, which undoes a
+//! broadcast (the backward of `expand`).
 
-use crate::cpu::reduce::{self as kernels, ReduceDims, ReduceOp};
-use crate::shape::Dim;
-use crate::storage::CpuStorage;
+use crate::cpu::reduce as kernels;
+use crate::kinds::{ReduceDims, ReduceOp};
+use crate::shape::{Dim, Shape};
+use crate::storage::{CpuStorage, Storage};
 use crate::Tensor;
 
 impl Tensor {
@@ -29,14 +31,18 @@ impl Tensor {
         } else {
             shape.remove(d);
         }
-        #[cfg(feature = "gpu")]
-        if let Some(out) = super::on_gpu::reduce(self, op, rdims, shape.clone()) {
-            return out;
-        }
-        let out = kernels::reduce(op, &self.f32_values(&name), rdims);
-        match op {
-            ReduceOp::ArgMax => Tensor::from_cpu(CpuStorage::I32(out.iter().map(|&i| i as i32).collect()), shape),
-            _ => Tensor::from_f32(out, shape),
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let out = kernels::reduce(op, &self.f32_values(&name), rdims);
+                match op {
+                    ReduceOp::ArgMax => {
+                        Tensor::from_cpu(CpuStorage::I32(out.iter().map(|&i| i as i32).collect()), shape)
+                    }
+                    _ => Tensor::from_f32(out, shape),
+                }
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => super::on_gpu::reduce(self, op, rdims, shape),
         }
     }
 
@@ -129,5 +135,46 @@ impl Tensor {
 
     pub fn min_all(&self) -> Tensor {
         self.flatten_all().min(0)
+    }
+
+    /// Sums `self` down to `shape`, the inverse of broadcasting `shape` up to `self.shape()`:
+    /// leading dims that broadcasting added are summed away, and dims where `shape` has 1 are
+    /// summed with keepdim. Returns `self` unchanged (no copy) when the shapes are equal.
+    ///
+    /// # Panics
+    /// If `shape` does not broadcast to `self.shape()`.
+    #[track_caller]
+    pub fn sum_to_shape(&self, shape: impl Into<Shape>) -> Tensor {
+        let shape = shape.into();
+        if &shape == self.shape() {
+            return self.clone();
+        }
+        let fits = shape.broadcast(self.shape()).as_ref() == Some(self.shape());
+        assert!(fits, "sum_to_shape: {:?} does not broadcast to {:?}", shape, self.shape());
+        let extra = self.rank() - shape.rank();
+        // Merge the added leading dims into one and sum it: one reduction, not `extra`.
+        let lead: usize = self.dims()[..extra].iter().product();
+        let mut out =
+            if extra > 0 { self.reshape([&[lead], &self.dims()[extra..]].concat()).sum(0) } else { self.clone() };
+        for (d, &size) in shape.dims().iter().enumerate() {
+            if size == 1 && out.dims()[d] != 1 {
+                out = out.sum_keepdim(d);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Device, Tensor};
+
+    #[test]
+    fn sum_to_shape_undoes_broadcast() {
+        let dev = Device::Cpu;
+        let g = Tensor::ones((2, 3, 4), &dev);
+        assert_eq!(g.sum_to_shape((3, 1)).to_vec(), vec![8.0; 3]);
+        assert_eq!(g.sum_to_shape(()).to_vec(), vec![24.0]);
+        assert_eq!(g.sum_to_shape((1, 4)).dims(), &[1, 4]);
     }
 }

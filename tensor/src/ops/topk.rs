@@ -2,7 +2,7 @@
 //! is the same on every device.
 
 use crate::cpu::topk as kernels;
-use crate::storage::CpuStorage;
+use crate::storage::{CpuStorage, Storage};
 use crate::Tensor;
 
 /// The result of [`Tensor::topk`]: `values` `(..., k)` in the input's dtype and `indices`
@@ -60,14 +60,16 @@ impl Tensor {
         if shape.iter().product::<usize>() == 0 {
             return empty_topk(self, shape);
         }
-        #[cfg(feature = "gpu")]
-        if let Some(out) = super::on_gpu::topk(self, n, k, shape.clone()) {
-            return out;
-        }
-        let (values, indices) = kernels::topk(&self.f32_values("topk"), n, k);
-        TopK {
-            values: Tensor::from_f32(values, shape.clone()),
-            indices: Tensor::from_cpu(CpuStorage::I32(indices), shape),
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let (values, indices) = kernels::topk(&self.f32_values("topk"), n, k);
+                TopK {
+                    values: Tensor::from_f32(values, shape.clone()),
+                    indices: Tensor::from_cpu(CpuStorage::I32(indices), shape),
+                }
+            }
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => super::on_gpu::topk(self, n, k, shape),
         }
     }
 }

@@ -21,7 +21,7 @@ pub(crate) type TileFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *
 ///
 /// # Safety
 /// The CPU must support the kernel's instruction set (the x86 packers use AVX2).
-pub(crate) type PackFn = unsafe fn(MatRef<'_>, usize, usize, usize, usize, &mut [f32]);
+pub(crate) type PackFn = unsafe fn(MatRef<'_>, (usize, usize), (usize, usize), &mut [f32]);
 
 /// The largest MR·NR of any kernel: edge tiles are computed into a local array this big.
 pub(crate) const MAX_TILE: usize = 12 * 32;

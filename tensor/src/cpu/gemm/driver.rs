@@ -1,6 +1,7 @@
 //! The blocked GEMM loops (see the module doc of `gemm`) and their split over rayon tasks.
 
 use super::dispatch::{Kernel, PackFn, MAX_TILE};
+use super::gemv;
 use super::scratch::{with_scratch, A_PACK, B_PACK};
 use super::MatRef;
 use rayon::prelude::*;
@@ -40,7 +41,8 @@ struct Block {
     depth: (usize, usize),
 }
 
-/// C = A·B or C += A·B, shapes already checked by `sgemm`.
+/// C = A·B or C += A·B, shapes already checked by `sgemm`, with a given micro-kernel (the
+/// tests run every kernel). A single row or column of C takes the gemv path instead.
 #[allow(clippy::too_many_arguments)] // sgemm's own signature, plus the kernel
 pub(crate) fn gemm(
     kern: &Kernel,
@@ -53,6 +55,14 @@ pub(crate) fn gemm(
     ldc: usize,
     accumulate: bool,
 ) {
+    // One row (or one column) of C: stream B once instead of packing it (see gemv.rs).
+    if m == 1 && k > 0 && n > 0 && gemv::supports(&b) {
+        return gemv::gemv(n, k, a, b, c, 1, accumulate);
+    }
+    if n == 1 && m > 1 && k > 0 && gemv::supports(&a.t()) {
+        // C (m×1) = A·b is Cᵀ = bᵀ·Aᵀ: the row bᵀ times Aᵀ, written down C's column.
+        return gemv::gemv(m, k, b.t(), a.t(), c, ldc, accumulate);
+    }
     if m == 0 || n == 0 {
         return;
     }
@@ -124,7 +134,7 @@ fn pack(
     let pack_group = |(t, dst): (usize, &mut [f32])| {
         let first = t * group * w;
         // SAFETY: `g.kern` comes from `dispatch::available`, so the CPU supports its packers.
-        unsafe { pack_fn(src, i0 + first, (rows - first).min(group * w), p0, kc, dst) };
+        unsafe { pack_fn(src, (i0 + first, (rows - first).min(group * w)), (p0, kc), dst) };
     };
     if g.threads > 1 {
         dst.par_chunks_mut(group * w * kc).enumerate().for_each(pack_group);

@@ -82,31 +82,7 @@ impl MatRef<'_> {
 #[allow(clippy::too_many_arguments)] // the BLAS signature: three shapes, three operands, one flag
 pub fn sgemm(m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize, accumulate: bool) {
     check_shapes(m, n, k, &a, &b, c.len(), ldc);
-    gemm_with(dispatch::selected(), m, n, k, a, b, c, ldc, accumulate);
-}
-
-/// [`sgemm`] after the shape checks, with a given micro-kernel (tests run every kernel).
-#[allow(clippy::too_many_arguments)]
-fn gemm_with(
-    kern: &dispatch::Kernel,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    // One row (or one column) of C: stream B once instead of packing it (see gemv.rs).
-    if m == 1 && k > 0 && n > 0 && gemv::supports(&b) {
-        return gemv::gemv(n, k, a, b, c, 1, accumulate);
-    }
-    if n == 1 && m > 1 && k > 0 && gemv::supports(&a.t()) {
-        // C (m×1) = A·b is Cᵀ = bᵀ·Aᵀ: the row bᵀ times Aᵀ, written down C's column.
-        return gemv::gemv(m, k, b.t(), a.t(), c, ldc, accumulate);
-    }
-    driver::gemm(kern, m, n, k, a, b, c, ldc, accumulate);
+    driver::gemm(dispatch::selected(), m, n, k, a, b, c, ldc, accumulate);
 }
 
 /// The micro-kernel `sgemm` uses on this machine, as "isa MRxNR" (rows × columns of the

@@ -12,22 +12,21 @@
 use super::MatRef;
 
 /// Packs rows `i0..i0+rows` and depth `p0..p0+kc` of `src` into `rows.div_ceil(W)`
-/// consecutive panels of `W*kc` floats at the start of `dst`.
+/// consecutive panels of `W*kc` floats at the start of `dst`. Each range is (start, length),
+/// as the driver's blocks are.
 ///
 /// # Panics
 /// If `dst` is shorter than `rows.div_ceil(W) * W * kc`, or `src` lacks an element.
 pub(crate) fn pack_panels<const W: usize>(
     src: MatRef<'_>,
-    i0: usize,
-    rows: usize,
-    p0: usize,
-    kc: usize,
+    (i0, rows): (usize, usize),
+    (p0, kc): (usize, usize),
     dst: &mut [f32],
 ) {
     let panels = rows.div_ceil(W);
     let dst = &mut dst[..panels * W * kc];
     if src.row_stride == 1 && kc > 0 {
-        pack_contiguous_rows::<W>(src, i0, rows, p0, kc, dst);
+        pack_contiguous_rows::<W>(src, (i0, rows), (p0, kc), dst);
         return;
     }
     for (r, panel) in dst.chunks_exact_mut(W * kc).enumerate() {
@@ -49,10 +48,8 @@ pub(crate) fn pack_panels<const W: usize>(
 /// W-wide pieces, one per panel. Reading whole runs in order keeps the hardware prefetcher on.
 fn pack_contiguous_rows<const W: usize>(
     src: MatRef<'_>,
-    i0: usize,
-    rows: usize,
-    p0: usize,
-    kc: usize,
+    (i0, rows): (usize, usize),
+    (p0, kc): (usize, usize),
     dst: &mut [f32],
 ) {
     // src(i0 + i, p0 + p) is at base + i + p*col_stride.

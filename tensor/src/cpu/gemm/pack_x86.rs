@@ -17,14 +17,12 @@ use std::arch::x86_64::*;
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn pack_panels_avx2<const W: usize>(
     src: MatRef<'_>,
-    i0: usize,
-    rows: usize,
-    p0: usize,
-    kc: usize,
+    (i0, rows): (usize, usize),
+    (p0, kc): (usize, usize),
     dst: &mut [f32],
 ) {
     if src.col_stride != 1 || src.row_stride == 1 || kc < 8 {
-        return pack_panels::<W>(src, i0, rows, p0, kc, dst);
+        return pack_panels::<W>(src, (i0, rows), (p0, kc), dst);
     }
     let full = rows / W;
     let (head, tail) = dst.split_at_mut(full * W * kc);
@@ -32,7 +30,7 @@ pub(crate) unsafe fn pack_panels_avx2<const W: usize>(
         pack_full_panel::<W>(src, i0 + r * W, p0, kc, panel);
     }
     if rows > full * W {
-        pack_panels::<W>(src, i0 + full * W, rows - full * W, p0, kc, tail);
+        pack_panels::<W>(src, (i0 + full * W, rows - full * W), (p0, kc), tail);
     }
 }
 
