@@ -23,7 +23,6 @@ mod gpt2;
 mod init;
 mod layers;
 mod pooling;
-pub mod rag;
 mod save;
 mod sentence;
 mod tokenizer;
@@ -39,7 +38,7 @@ pub use layers::{
     attention_mask, multi_head_attention, multi_head_attention_dropout, multi_head_attention_with_cache, Adapter,
     Conv1D, LayerNorm, Linear, LinearModule,
 };
-pub use pooling::{mean_pool_normalize, pool, PoolingConfig, PoolingMode};
+pub use pooling::{find_module, mean_pool_normalize, pool, read_modules, PoolingConfig, PoolingMode, SentenceModule};
 pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
 pub use tokenizer::{Encoding, Tokenizer};
 pub use weights::Checkpoint;
