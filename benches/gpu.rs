@@ -59,18 +59,3 @@ pub fn wait(ctx: &GpuContext) {
         panic!("gpu bench: waiting for the queue failed on {:?}: {e}", ctx.adapter_name());
     }
 }
-
-/// Deterministic values in [-1, 1), as in the CPU sgemm bench: the timing does not depend on
-/// them, only reproducibility.
-pub fn filled(len: usize, seed: u32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..len)
-        .map(|_| {
-            // xorshift32
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
-}

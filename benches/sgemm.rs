@@ -7,25 +7,12 @@
 //! deltaw / matrixmultiply ratio of the mean times for each n.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use deltaw_benches::filled;
 use deltaw_tensor::cpu::gemm::{kernel_name, sgemm, MatRef};
 use std::hint::black_box;
 use std::time::Duration;
 
 const SIZES: [usize; 4] = [256, 512, 1024, 2048];
-
-/// Deterministic values in [-1, 1): the timing does not depend on them, only reproducibility.
-fn filled(len: usize, seed: u32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..len)
-        .map(|_| {
-            // xorshift32
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 /// A contiguous row-major n×n view.
 fn row_major(data: &[f32], n: usize) -> MatRef<'_> {

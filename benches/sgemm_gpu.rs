@@ -12,7 +12,8 @@
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
-use deltaw_benches::gpu::{filled, max_n, open_or_skip, wait, MAX_N_VAR};
+use deltaw_benches::filled;
+use deltaw_benches::gpu::{max_n, open_or_skip, wait, MAX_N_VAR};
 use deltaw_tensor::gpu::{self, GpuBuffer, GpuContext, GpuError, MatmulArgs};
 use std::time::Duration;
 

@@ -6,13 +6,13 @@
 //! The mechanics run on the committed tiny random BERT (`fixtures/tiny_bert`), whose vectors
 //! mean nothing but are deterministic: a chunk's own text must retrieve it first.
 
-use deltaw_tensor::Device;
-use deltaw_tests::on_each_device;
-use deltaw_transformer::rag::chunk::document_title;
-use deltaw_transformer::rag::search::dense_scores;
-use deltaw_transformer::rag::{
+use deltaw_rag::chunk::document_title;
+use deltaw_rag::search::dense_scores;
+use deltaw_rag::{
     build_index, BuildOptions, Chunk, EmbeddingModel, Hit, Index, IndexStats, RagError, Retriever, SearchOptions,
 };
+use deltaw_tensor::Device;
+use deltaw_tests::on_each_device;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -124,7 +124,7 @@ fn search_ranks_alike_on_every_device() {
         let retriever = Retriever::open(&out, Some(model), device).unwrap();
         assert_eq!(retriever.index.embeddings.device().is_gpu(), device.is_gpu());
         let hits = retriever.search(query, &options).unwrap();
-        let chunks = |h: &[deltaw_transformer::rag::Hit]| h.iter().map(|h| h.chunk).collect::<Vec<_>>();
+        let chunks = |h: &[deltaw_rag::Hit]| h.iter().map(|h| h.chunk).collect::<Vec<_>>();
         assert_eq!(chunks(&hits), chunks(&cpu), "ranking on {device} vs cpu");
         for (a, b) in hits.iter().zip(&cpu) {
             assert!((a.score - b.score).abs() < 1e-4, "score {} vs {} on {device}", a.score, b.score);

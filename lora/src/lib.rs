@@ -37,5 +37,5 @@ pub use config::{LoraConfig, TargetModules};
 pub use error::{Error, Result};
 pub use layer::LoraAdapter;
 pub use merge::MergeReport;
-pub use model::{Lora, LoraModule, ParamCount};
+pub use model::{commas, Lora, LoraModule, ParamCount};
 pub use peft::{CONFIG_FILE, WEIGHTS_FILE};

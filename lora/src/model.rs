@@ -39,14 +39,20 @@ impl fmt::Display for ParamCount {
         write!(
             f,
             "trainable params: {} || all params: {} || trainable%: {pct:.4}",
-            commas(self.trainable),
-            commas(self.all)
+            commas(self.trainable as u64),
+            commas(self.all as u64)
         )
     }
 }
 
-/// `1234567` → `"1,234,567"`.
-fn commas(n: usize) -> String {
+/// `n` in decimal with its digits grouped by thousands, as PEFT prints parameter counts (and
+/// `deltaw info` prints sizes).
+///
+/// ```
+/// assert_eq!(deltaw_lora::commas(1234567), "1,234,567");
+/// assert_eq!(deltaw_lora::commas(999), "999");
+/// ```
+pub fn commas(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -61,10 +61,6 @@ pub enum Error {
     )]
     NonFinite { step: usize, what: String, checkpoint: Option<String> },
 
-    /// A loss curve that could not be drawn (no training steps, a drawing or encoding failure).
-    #[error("{path}: cannot plot: {message}")]
-    Plot { path: PathBuf, message: String },
-
     #[error(transparent)]
     Autograd(#[from] deltaw_autograd::Error),
 

@@ -30,7 +30,6 @@
 
 pub mod data;
 mod error;
-pub mod plot;
 pub mod synthetic;
 pub mod trainer;
 

@@ -61,9 +61,10 @@ impl Default for PoolingConfig {
     }
 }
 
-/// One entry of a sentence-transformers `modules.json`.
+/// One entry of a sentence-transformers `modules.json`: the module's folder (`""` for the
+/// model folder itself) and its Python type (`sentence_transformers.models.Pooling`...).
 #[derive(Clone, Debug, Deserialize)]
-pub(crate) struct Module {
+pub struct SentenceModule {
     #[serde(default)]
     pub path: String,
     #[serde(rename = "type")]
@@ -71,7 +72,10 @@ pub(crate) struct Module {
 }
 
 /// `dir/modules.json`, or `None` when the folder has none.
-pub(crate) fn read_modules(dir: &Path) -> Result<Option<Vec<Module>>> {
+///
+/// # Errors
+/// A file that cannot be read or is not a JSON list of `{path, type}` objects.
+pub fn read_modules(dir: &Path) -> Result<Option<Vec<SentenceModule>>> {
     let path = dir.join("modules.json");
     if !path.exists() {
         return Ok(None);
@@ -82,7 +86,7 @@ pub(crate) fn read_modules(dir: &Path) -> Result<Option<Vec<Module>>> {
 }
 
 /// The module of `modules.json` whose type ends in `.{name}` (`Transformer`, `Pooling`...).
-pub(crate) fn find_module<'a>(modules: &'a [Module], name: &str) -> Option<&'a Module> {
+pub fn find_module<'a>(modules: &'a [SentenceModule], name: &str) -> Option<&'a SentenceModule> {
     modules.iter().find(|m| m.kind.rsplit('.').next() == Some(name))
 }
 

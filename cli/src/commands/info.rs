@@ -4,6 +4,7 @@
 use super::check_model_dir;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use deltaw_lora::commas;
 use deltaw_transformer::{BertConfig, Gpt2Config, ModelType, Tokenizer};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -32,11 +33,54 @@ struct Entry {
     numel: u64,
 }
 
+/// What `info` reports, gathered once for both the text and the JSON form.
+struct Info {
+    model_type: ModelType,
+    /// The whole `config.json` as deltaw reads it, and its main sizes in one line.
+    config: Value,
+    summary: String,
+    tensors: usize,
+    /// Elements of every tensor but the buffers ([`BUFFERS`]).
+    parameters: u64,
+    /// Stored dtype → number of tensors.
+    dtypes: BTreeMap<String, usize>,
+    file_bytes: u64,
+    /// The vocabulary size of a readable `tokenizer.json`.
+    tokenizer: Option<usize>,
+}
+
 pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
-    let dir = &args.model;
-    check_model_dir(dir)?;
-    let model_type = ModelType::from_dir(dir)?;
-    let (config, summary) = match model_type {
+    check_model_dir(&args.model)?;
+    let info = Info::read(&args.model)?;
+    if args.json {
+        write_json(&info, &args.model, out)
+    } else {
+        write_text(&info, &args.model, out)
+    }
+}
+
+impl Info {
+    /// Reads `config.json`, the header of `model.safetensors` and `tokenizer.json` (if any).
+    fn read(dir: &Path) -> Result<Info> {
+        let model_type = ModelType::from_dir(dir)?;
+        let (config, summary) = config_summary(model_type, dir)?;
+        let weights = dir.join("model.safetensors");
+        let entries = read_header(&weights)?;
+        let file_bytes = std::fs::metadata(&weights).with_context(|| weights.display().to_string())?.len();
+        let is_buffer = |name: &str| BUFFERS.iter().any(|b| name.ends_with(b));
+        let parameters: u64 = entries.iter().filter(|(n, _)| !is_buffer(n)).map(|(_, e)| e.numel).sum();
+        let mut dtypes: BTreeMap<String, usize> = BTreeMap::new();
+        for e in entries.values() {
+            *dtypes.entry(e.dtype.clone()).or_default() += 1;
+        }
+        let tokenizer = Tokenizer::from_dir(dir).ok().map(|t| t.vocab_size());
+        Ok(Info { model_type, config, summary, tensors: entries.len(), parameters, dtypes, file_bytes, tokenizer })
+    }
+}
+
+/// The folder's config as JSON, and its main sizes in one line.
+fn config_summary(model_type: ModelType, dir: &Path) -> Result<(Value, String)> {
+    Ok(match model_type {
         ModelType::Gpt2 => {
             let c = Gpt2Config::from_dir(dir)?;
             let text = format!(
@@ -66,50 +110,46 @@ pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
             );
             (c.to_json(), text)
         }
-    };
-    let weights = dir.join("model.safetensors");
-    let entries = read_header(&weights)?;
-    let file_bytes = std::fs::metadata(&weights).with_context(|| weights.display().to_string())?.len();
-    let is_buffer = |name: &str| BUFFERS.iter().any(|b| name.ends_with(b));
-    let parameters: u64 = entries.iter().filter(|(n, _)| !is_buffer(n)).map(|(_, e)| e.numel).sum();
-    let mut dtypes: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in entries.values() {
-        *dtypes.entry(e.dtype.as_str()).or_default() += 1;
-    }
-    let tokenizer = Tokenizer::from_dir(dir).ok().map(|t| t.vocab_size());
-    if args.json {
-        let value = json!({
-            "model_type": model_type.as_str(),
-            "dir": dir.display().to_string(),
-            "config": config,
-            "parameters": parameters,
-            "tensors": entries.len(),
-            "dtypes": dtypes,
-            "file_bytes": file_bytes,
-            "tokenizer_vocab_size": tokenizer,
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
-        return Ok(());
-    }
-    let dtype_text: Vec<String> = dtypes.iter().map(|(d, n)| format!("{d} ({n} tensors)")).collect();
-    writeln!(out, "model type   {} ({})", model_type.as_str(), dir.display())?;
-    writeln!(out, "config       {summary}")?;
+    })
+}
+
+/// `--json`: one pretty-printed object.
+fn write_json(info: &Info, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let value = json!({
+        "model_type": info.model_type.as_str(),
+        "dir": dir.display().to_string(),
+        "config": info.config,
+        "parameters": info.parameters,
+        "tensors": info.tensors,
+        "dtypes": info.dtypes,
+        "file_bytes": info.file_bytes,
+        "tokenizer_vocab_size": info.tokenizer,
+    });
+    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    Ok(())
+}
+
+/// The report for people: one labelled line per fact.
+fn write_text(info: &Info, dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let dtype_text: Vec<String> = info.dtypes.iter().map(|(d, n)| format!("{d} ({n} tensors)")).collect();
+    writeln!(out, "model type   {} ({})", info.model_type.as_str(), dir.display())?;
+    writeln!(out, "config       {}", info.summary)?;
     writeln!(
         out,
         "parameters   {} ({:.2} M) in {} tensors",
-        grouped(parameters),
-        parameters as f64 / 1e6,
-        entries.len()
+        commas(info.parameters),
+        info.parameters as f64 / 1e6,
+        info.tensors
     )?;
     writeln!(out, "dtypes       {}", dtype_text.join(", "))?;
     writeln!(
         out,
         "file         model.safetensors, {} bytes ({:.1} MiB)",
-        grouped(file_bytes),
-        file_bytes as f64 / 1048576.0
+        commas(info.file_bytes),
+        info.file_bytes as f64 / 1048576.0
     )?;
-    match tokenizer {
-        Some(n) => writeln!(out, "tokenizer    tokenizer.json, {} tokens", grouped(n as u64))?,
+    match info.tokenizer {
+        Some(n) => writeln!(out, "tokenizer    tokenizer.json, {} tokens", commas(n as u64))?,
         None => writeln!(out, "tokenizer    none (no readable tokenizer.json)")?,
     }
     Ok(())
@@ -141,17 +181,4 @@ fn read_header(path: &Path) -> Result<BTreeMap<String, Entry>> {
         entries.insert(name, Entry { dtype: dtype.to_string(), numel });
     }
     Ok(entries)
-}
-
-/// `1234567` as `1,234,567`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }

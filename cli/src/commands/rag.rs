@@ -5,11 +5,11 @@
 use super::check_model_dir;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use deltaw_tensor::Device;
-use deltaw_transformer::rag::search::fit_prompt;
-use deltaw_transformer::rag::{
+use deltaw_rag::search::fit_prompt;
+use deltaw_rag::{
     build_index, BuildOptions, ChunkOptions, EmbeddingModel, Hit, Index, IndexStats, Retriever, SearchOptions,
 };
+use deltaw_tensor::Device;
 use deltaw_transformer::{load_causal_lm, GenerateOptions, Tokenizer};
 use serde_json::{json, Value};
 use std::io::Write;

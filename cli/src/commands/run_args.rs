@@ -3,11 +3,13 @@
 //! trains and reports. Each command keeps its own optimizer defaults ([`Optim`]): pretraining
 //! from scratch and fine-tuning want different learning rates, batches and weight decay.
 
+use super::plot::plot_run;
 use anyhow::Result;
 use clap::Args;
 use deltaw_train::data::SftDataset;
 use deltaw_train::{Trainer, TrainerConfig};
 use std::io::Write;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,18 +52,34 @@ pub struct RunArgs {
     pub overwrite: bool,
 }
 
-/// The optimizer settings whose defaults differ between commands.
-pub struct Optim {
+/// A command's defaults for [`Optim`], written as `--help` shows them.
+pub trait OptimDefaults {
+    const LR: &'static str;
+    const BATCH_SIZE: &'static str;
+    const WEIGHT_DECAY: &'static str;
+    const WARMUP_RATIO: &'static str;
+}
+
+/// The optimizer options whose defaults differ between commands (`D` names them): pretraining
+/// from scratch and fine-tuning want different learning rates, batches and weight decay.
+#[derive(Args)]
+pub struct Optim<D: OptimDefaults> {
+    #[arg(long, default_value = D::LR)]
     pub lr: f32,
+    #[arg(long, default_value = D::BATCH_SIZE)]
     pub batch_size: usize,
+    #[arg(long, default_value = D::WEIGHT_DECAY)]
     pub weight_decay: f32,
+    #[arg(long, default_value = D::WARMUP_RATIO)]
     pub warmup_ratio: f32,
+    #[arg(skip)]
+    defaults: PhantomData<D>,
 }
 
 impl RunArgs {
     /// The trainer's configuration: these options, the command's `optim`, and the exact-match
     /// sample count (0 for none).
-    pub fn trainer_config(&self, optim: Optim, exact_match_samples: usize) -> TrainerConfig {
+    pub fn trainer_config<D: OptimDefaults>(&self, optim: &Optim<D>, exact_match_samples: usize) -> TrainerConfig {
         TrainerConfig {
             epochs: self.epochs,
             max_steps: self.max_steps,
@@ -97,8 +115,9 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
-/// Resumes from `out_dir`'s last checkpoint when asked, trains, and prints the summary; true
-/// when the run stopped early (Ctrl-C or `stop_after`) and said how to continue.
+/// Resumes from `out_dir`'s last checkpoint when asked, trains, draws `out_dir/loss.png`, and
+/// prints the summary; true when the run stopped early (Ctrl-C or `stop_after`) and said how
+/// to continue.
 pub fn fit_and_report(
     trainer: &mut Trainer<'_>,
     resume: bool,
@@ -113,6 +132,7 @@ pub fn fit_and_report(
         }
     }
     let summary = trainer.fit(train, val)?;
+    plot_run(out_dir);
     writeln!(
         out,
         "{} steps, final loss {:.4}, {:.0} tokens/s, {:.1} s",

@@ -1,7 +1,7 @@
 //! `deltaw sft`: supervised fine-tuning of a GPT-2 folder on `<input, output>` data, with LoRA
 //! (the default) or fully, then the adapter (PEFT format) or the model folder written out.
 
-use super::run_args::{fit_and_report, interrupt_flag, Optim, RunArgs};
+use super::run_args::{fit_and_report, interrupt_flag, Optim, OptimDefaults, RunArgs};
 use super::{check_model_dir, outdir};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -107,14 +107,8 @@ pub struct SftArgs {
     /// Rank-stabilised scaling alpha / sqrt(r).
     #[arg(long)]
     pub rslora: bool,
-    #[arg(long, default_value_t = 2e-4)]
-    pub lr: f32,
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
-    #[arg(long, default_value_t = 0.03)]
-    pub warmup_ratio: f32,
+    #[command(flatten)]
+    pub optim: Optim<FineTuning>,
     /// Greedy exact-match accuracy on this many validation samples at each evaluation.
     #[arg(long, default_value_t = 0)]
     pub exact_match: usize,
@@ -122,15 +116,19 @@ pub struct SftArgs {
     pub run: RunArgs,
 }
 
+/// `sft`'s optimizer defaults: fine-tuning a pretrained model.
+pub struct FineTuning;
+
+impl OptimDefaults for FineTuning {
+    const LR: &'static str = "0.0002";
+    const BATCH_SIZE: &'static str = "8";
+    const WEIGHT_DECAY: &'static str = "0";
+    const WARMUP_RATIO: &'static str = "0.03";
+}
+
 impl SftArgs {
     fn trainer_config(&self) -> TrainerConfig {
-        let optim = Optim {
-            lr: self.lr,
-            batch_size: self.batch_size,
-            weight_decay: self.weight_decay,
-            warmup_ratio: self.warmup_ratio,
-        };
-        self.run.trainer_config(optim, self.exact_match)
+        self.run.trainer_config(&self.optim, self.exact_match)
     }
 
     fn lora_config(&self) -> LoraConfig {

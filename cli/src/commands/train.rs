@@ -6,7 +6,7 @@
 //! file needed, any text) or from a `tokenizer.json` (`--tokenizer DIR`, e.g. GPT-2's folder).
 
 use super::outdir;
-use super::run_args::{fit_and_report, interrupt_flag, Optim, RunArgs};
+use super::run_args::{fit_and_report, interrupt_flag, Optim, OptimDefaults, RunArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deltaw_tensor::{Device, Seed};
@@ -37,27 +37,25 @@ pub struct TrainArgs {
     /// Hold out this fraction of the blocks (the end of the text) for validation.
     #[arg(long, default_value_t = 0.1)]
     pub val_split: f64,
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 0.1)]
-    pub weight_decay: f32,
-    #[arg(long, default_value_t = 0.05)]
-    pub warmup_ratio: f32,
+    #[command(flatten)]
+    pub optim: Optim<FromScratch>,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
+/// `train`'s optimizer defaults: pretraining from scratch.
+pub struct FromScratch;
+
+impl OptimDefaults for FromScratch {
+    const LR: &'static str = "0.001";
+    const BATCH_SIZE: &'static str = "16";
+    const WEIGHT_DECAY: &'static str = "0.1";
+    const WARMUP_RATIO: &'static str = "0.05";
+}
+
 impl TrainArgs {
     fn trainer_config(&self) -> TrainerConfig {
-        let optim = Optim {
-            lr: self.lr,
-            batch_size: self.batch_size,
-            weight_decay: self.weight_decay,
-            warmup_ratio: self.warmup_ratio,
-        };
-        self.run.trainer_config(optim, 0)
+        self.run.trainer_config(&self.optim, 0)
     }
 
     fn codec(&self) -> Result<Box<dyn TextCodec>> {

@@ -216,17 +216,7 @@ impl<'m> Trainer<'m> {
         summary.seconds = start.elapsed().as_secs_f64();
         summary.tokens_per_second = tokens as f64 / summary.seconds.max(1e-9);
         summary.last_checkpoint = self.last_checkpoint.clone();
-        self.plot_losses();
         Ok(summary)
-    }
-
-    /// Draws `loss.png` next to `metrics.jsonl`. A plot is a convenience: failing to draw one
-    /// must not fail a run whose weights are fine, so it only warns.
-    fn plot_losses(&self) {
-        let (metrics, png) = (self.out_dir.join("metrics.jsonl"), self.out_dir.join("loss.png"));
-        if let Err(e) = read_metrics(&metrics).and_then(|lines| crate::plot::plot_metrics(&lines, &png)) {
-            eprintln!("warning: no loss plot: {e}");
-        }
     }
 
     /// One optimizer step over `grad_accum` micro-batches.

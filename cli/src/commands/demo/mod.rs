@@ -20,11 +20,12 @@
 mod report;
 
 use super::outdir;
+use super::plot::plot_run;
 use super::run_args::interrupt_flag;
 use anyhow::{bail, Result};
 use clap::Args;
 use deltaw_autograd::no_grad;
-use deltaw_lora::{Lora, LoraConfig, ParamCount, TargetModules};
+use deltaw_lora::{Lora, LoraConfig, MergeReport, ParamCount, TargetModules};
 use deltaw_tensor::{Device, Seed, Tensor};
 use deltaw_train::data::{collate, ByteCodec, SftDataset, TextCodec};
 use deltaw_train::synthetic::{compact_template, dataset, Task};
@@ -201,6 +202,7 @@ fn train(
         progress(control.json, &format!("{name}: resuming from the checkpoint of step {step}"));
     }
     let summary = trainer.fit(sets.0, Some(sets.1))?;
+    plot_run(&dir);
     Ok(Phase { name, params, summary, resumed_from, total_steps, dir })
 }
 
@@ -257,6 +259,60 @@ fn progress(json: bool, message: &str) {
     }
 }
 
+/// Phase 1: every parameter of `model` trained on the pretraining task, into `out/pretrain`.
+fn pretrain(model: &Gpt2, plan: &Plan, data: &Data, out: &Path, control: &Control) -> Result<Phase> {
+    progress(control.json, &format!("pretraining on `{}` ({} steps)...", PRETRAIN.name(), plan.pretrain_steps));
+    let all: usize = model.parameters().iter().map(|p| p.value().numel()).sum();
+    let cfg = trainer_config(plan.pretrain_steps, 3e-3);
+    let sets = (&data.pretrain, &data.pretrain_test);
+    let count = ParamCount { trainable: all, all };
+    train(model, ("pretraining", count), None, cfg, out.join("pretrain"), sets, control)
+}
+
+/// Phase 2: a LoRA adapter (r = 8 on every linear layer) injected into `model` and trained on
+/// the fine-tuning task, into `out/lora`.
+fn finetune(model: &mut Gpt2, plan: &Plan, data: &Data, out: &Path, control: &Control) -> Result<(Lora, Phase)> {
+    progress(control.json, &format!("LoRA fine-tuning on `{}` ({} steps)...", FINETUNE.name(), plan.lora_steps));
+    let lora_config = LoraConfig {
+        r: 8,
+        lora_alpha: 16.0,
+        lora_dropout: 0.0,
+        target_modules: TargetModules::parse("all-linear"),
+        use_rslora: false,
+    };
+    let lora = Lora::inject(model, lora_config, Seed(3))?;
+    let cfg = trainer_config(plan.lora_steps, 5e-3);
+    let sets = (&data.finetune, &data.finetune_test);
+    let count = lora.param_count(model);
+    let phase = train(model, ("LoRA fine-tuning", count), Some(&lora), cfg, out.join("lora"), sets, control)?;
+    Ok((lora, phase))
+}
+
+/// Saves the adapter (PEFT format) to `out/adapter`, merges it into `model`, and saves the
+/// merged model to `out/model`; fails when the merged model answers the held-out fine-tuning
+/// prompts differently from the adapter. Returns the merge's report and that agreement.
+fn merge_and_save(
+    model: &mut Gpt2,
+    lora: &mut Lora,
+    data: &Data,
+    out: &Path,
+    device: &Device,
+) -> Result<(MergeReport, bool)> {
+    let base = out.join("base");
+    lora.save_peft(out.join("adapter"), &base.display().to_string(), "gpt2")?;
+    let adapter_answers = answers(model, &data.finetune_test);
+    let merge = lora.merge_checked(model, probe(&data.finetune_test, device)?);
+    let agree = answers(model, &data.finetune_test) == adapter_answers;
+    save_model(model, &out.join("model"), "the base with the LoRA adapter merged in")?;
+    if !agree {
+        bail!(
+            "the merged model answers the held-out `{}` prompts differently from the adapter ({merge})",
+            FINETUNE.name()
+        );
+    }
+    Ok((merge, agree))
+}
+
 pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()> {
     let (started, plan) = (Instant::now(), Plan::new(args)?);
     outdir::prepare(&args.out, args.overwrite, args.resume)?;
@@ -266,12 +322,7 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
     let mut model = Gpt2::init(config, Seed(0), device);
     let initial = Scores::measure(&model, &data);
 
-    progress(args.json, &format!("pretraining on `{}` ({} steps)...", PRETRAIN.name(), plan.pretrain_steps));
-    let all: usize = model.parameters().iter().map(|p| p.value().numel()).sum();
-    let cfg = trainer_config(plan.pretrain_steps, 3e-3);
-    let sets = (&data.pretrain, &data.pretrain_test);
-    let count = ParamCount { trainable: all, all };
-    let pre = train(&model, ("pretraining", count), None, cfg, args.out.join("pretrain"), sets, &control)?;
+    let pre = pretrain(&model, &plan, &data, &args.out, &control)?;
     if pre.summary.interrupted {
         return report::stopped(out, &pre, args.json);
     }
@@ -281,38 +332,13 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
     let before = example_answers(&model, &examples)?;
     save_model(&model, &args.out.join("base"), "the pretrained base model")?;
 
-    progress(args.json, &format!("LoRA fine-tuning on `{}` ({} steps)...", FINETUNE.name(), plan.lora_steps));
-    let lora_config = LoraConfig {
-        r: 8,
-        lora_alpha: 16.0,
-        lora_dropout: 0.0,
-        target_modules: TargetModules::parse("all-linear"),
-        use_rslora: false,
-    };
-    let mut lora = Lora::inject(&mut model, lora_config, Seed(3))?;
-    let cfg = trainer_config(plan.lora_steps, 5e-3);
-    let sets = (&data.finetune, &data.finetune_test);
-    let count = lora.param_count(&model);
-    let tuned_phase =
-        train(&model, ("LoRA fine-tuning", count), Some(&lora), cfg, args.out.join("lora"), sets, &control)?;
+    let (mut lora, tuned_phase) = finetune(&mut model, &plan, &data, &args.out, &control)?;
     if tuned_phase.summary.interrupted {
         return report::stopped(out, &tuned_phase, args.json);
     }
     let tuned = Scores::measure(&model, &data);
     let after = example_answers(&model, &examples)?;
-    let base = args.out.join("base");
-    lora.save_peft(args.out.join("adapter"), &base.display().to_string(), "gpt2")?;
-
-    let adapter_answers = answers(&model, &data.finetune_test);
-    let merge = lora.merge_checked(&mut model, probe(&data.finetune_test, device)?);
-    let agree = answers(&model, &data.finetune_test) == adapter_answers;
-    save_model(&model, &args.out.join("model"), "the base with the LoRA adapter merged in")?;
-    if !agree {
-        bail!(
-            "the merged model answers the held-out `{}` prompts differently from the adapter ({merge})",
-            FINETUNE.name()
-        );
-    }
+    let (merge, agree) = merge_and_save(&mut model, &mut lora, &data, &args.out, device)?;
 
     let report = json!({
         "pretrain_task": PRETRAIN.name(),

@@ -66,6 +66,17 @@ pub(super) fn merge_json(merge: &MergeReport, agree: bool) -> Value {
 
 /// The report for people, from the same numbers as `--json`.
 pub(super) fn write(out: &mut impl Write, r: &Value) -> Result<()> {
+    write_scores(out, r)?;
+    write_phases(out, r)?;
+    write_merge(out, &r["merge"])?;
+    write_examples(out, r)?;
+    write_artefacts(out, Path::new(r["out"].as_str().unwrap_or_default()))?;
+    writeln!(out, "\ntotal time {:.1} s", r["seconds"].as_f64().unwrap_or(0.0))?;
+    Ok(())
+}
+
+/// The heading and the exact-match table: both tasks after each stage.
+fn write_scores(out: &mut impl Write, r: &Value) -> Result<()> {
     let (pt, ft) = (PRETRAIN.name(), FINETUNE.name());
     let pct = |stage: &str, task: &str| r["exact_match"][stage][task].as_f64().unwrap_or(f64::NAN) * 100.0;
     writeln!(
@@ -78,6 +89,11 @@ pub(super) fn write(out: &mut impl Write, r: &Value) -> Result<()> {
         writeln!(out, "  {label:<16} {:>7.1}% {:>7.1}%", pct(stage, pt), pct(stage, ft))?;
     }
     writeln!(out)?;
+    Ok(())
+}
+
+/// One line per training phase: what it trained, how long, how fast, where the loss ended.
+fn write_phases(out: &mut impl Write, r: &Value) -> Result<()> {
     for (phase, label) in [("pretrain", "pretraining"), ("lora", "LoRA")] {
         let p = &r["phases"][phase];
         let (trainable, total) =
@@ -95,7 +111,11 @@ pub(super) fn write(out: &mut impl Write, r: &Value) -> Result<()> {
             p["final_loss"].as_f64().unwrap_or(f64::NAN),
         )?;
     }
-    let m = &r["merge"];
+    Ok(())
+}
+
+/// The merge line: layers merged, what merging cost, whether the answers agree.
+fn write_merge(out: &mut impl Write, m: &Value) -> Result<()> {
     writeln!(
         out,
         "merge        {} layers, max weight error {:.1e}, max logit change {:.1e}; merged and adapter answers agree: {}",
@@ -104,6 +124,11 @@ pub(super) fn write(out: &mut impl Write, r: &Value) -> Result<()> {
         m["max_logit_change"].as_f64().unwrap_or(f64::NAN),
         m["answers_agree"],
     )?;
+    Ok(())
+}
+
+/// The example prompts with the answers before and after fine-tuning.
+fn write_examples(out: &mut impl Write, r: &Value) -> Result<()> {
     writeln!(out, "\nexamples (before = pretrained, after = + LoRA):")?;
     for e in r["examples"].as_array().into_iter().flatten() {
         let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
@@ -116,7 +141,11 @@ pub(super) fn write(out: &mut impl Write, r: &Value) -> Result<()> {
             s("after")
         )?;
     }
-    let dir = Path::new(r["out"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+/// What the demo wrote into `dir`, folder by folder.
+fn write_artefacts(out: &mut impl Write, dir: &Path) -> Result<()> {
     writeln!(out, "\nartefacts in {}:", dir.display())?;
     for (name, what) in [
         ("base/", "the pretrained model (config.json, model.safetensors, byte-level tokenizer.json, README.md)"),
@@ -127,6 +156,5 @@ pub(super) fn write(out: &mut impl Write, r: &Value) -> Result<()> {
     ] {
         writeln!(out, "  {name:<10} {what}")?;
     }
-    writeln!(out, "\ntotal time {:.1} s", r["seconds"].as_f64().unwrap_or(0.0))?;
     Ok(())
 }

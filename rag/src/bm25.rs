@@ -44,7 +44,7 @@ pub struct Bm25 {
 /// Lower-cased maximal runs of alphanumeric characters (Unicode-aware).
 ///
 /// ```
-/// use deltaw_transformer::rag::bm25::tokenize;
+/// use deltaw_rag::bm25::tokenize;
 /// assert_eq!(tokenize("AdamW's lr=3e-4, (B, T)!"), ["adamw", "s", "lr", "3e", "4", "b", "t"]);
 /// ```
 pub fn tokenize(text: &str) -> Vec<String> {
@@ -92,7 +92,7 @@ impl Bm25 {
     /// all zeros when no query term occurs anywhere.
     ///
     /// ```
-    /// use deltaw_transformer::rag::{Bm25, Bm25Params};
+    /// use deltaw_rag::{Bm25, Bm25Params};
     /// let bm25 = Bm25::new(&["the cat sat", "the dog ran", "a cat, a cat"], Bm25Params::default());
     /// let scores = bm25.scores("Cat?");
     /// assert!(scores[2] > scores[0] && scores[0] > 0.0 && scores[1] == 0.0);

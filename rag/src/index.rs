@@ -5,10 +5,10 @@
 //! order of their relative paths and each owns the contiguous chunk range `chunk_start..chunk_end`
 //! that `index.json` records with its hash, so reusing an unchanged file is copying a range.
 
-use super::chunk::{chunk_text, embedding_texts, ChunkOptions, TextChunk};
-use super::docs::{decode, find_docs, read_bytes};
-use super::model::{EmbeddingModel, ModelIdentity};
-use super::{fnv1a64, hash_string, RagError, Result};
+use crate::chunk::{chunk_text, embedding_texts, ChunkOptions, TextChunk};
+use crate::docs::{decode, find_docs, read_bytes};
+use crate::model::{EmbeddingModel, ModelIdentity};
+use crate::{fnv1a64, hash_string, RagError, Result};
 use deltaw_tensor::{safetensors, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -333,7 +333,8 @@ fn assemble(
         num_chunks: chunks.len(),
         files,
     };
-    let embeddings = Tensor::from_vec(rows, (chunks.len(), d), &Device::Cpu).map_err(crate::Error::from)?;
+    let embeddings =
+        Tensor::from_vec(rows, (chunks.len(), d), &Device::Cpu).map_err(deltaw_transformer::Error::from)?;
     Ok(Index { dir: out.to_path_buf(), meta, chunks, embeddings })
 }
 
@@ -351,7 +352,8 @@ pub fn write_index(index: &Index) -> Result<()> {
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
     ]);
     let path = dir.join(EMBEDDINGS_FILE);
-    safetensors::save([(EMBEDDINGS_TENSOR, &index.embeddings)], Some(metadata), &path).map_err(crate::Error::from)?;
+    safetensors::save([(EMBEDDINGS_TENSOR, &index.embeddings)], Some(metadata), &path)
+        .map_err(deltaw_transformer::Error::from)?;
     write_json(&dir.join(CHUNKS_FILE), &index.chunks)?;
     write_json(&dir.join(INDEX_FILE), &index.meta)
 }

@@ -2,7 +2,7 @@
 //! file below it, hidden files and folders (name starting with `.`) skipped, in the order of
 //! their relative paths.
 
-use super::{RagError, Result};
+use crate::{RagError, Result};
 use std::path::{Path, PathBuf};
 
 /// The extensions indexed, compared case-insensitively.

@@ -2,11 +2,9 @@
 //! [`ModelIdentity`] recorded in `index.json` so that an index is never searched, or updated,
 //! with vectors from another model.
 
-use super::{hash_string, Fnv1a64, RagError, Result};
-use crate::model::Model;
-use crate::pooling::{find_module, read_modules};
-use crate::sentence::SentenceEmbedder;
+use crate::{hash_string, Fnv1a64, RagError, Result};
 use deltaw_tensor::{Device, Tensor};
+use deltaw_transformer::{find_module, read_modules, Model, SentenceEmbedder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::Read;
@@ -97,7 +95,7 @@ impl EmbeddingModel {
     pub fn embed_query(&self, query: &str) -> Result<Tensor> {
         let row = self.embed_normalized(&[query], &mut |_| {})?;
         let dev = self.embedder.model.device();
-        Ok(Tensor::from_vec(row, (1, self.identity.dim), &dev).map_err(crate::Error::from)?)
+        Ok(Tensor::from_vec(row, (1, self.identity.dim), &dev).map_err(deltaw_transformer::Error::from)?)
     }
 }
 
@@ -127,8 +125,9 @@ fn check_embedding_model(dir: &Path) -> Result<PathBuf> {
     };
     let config = model_dir.join("config.json");
     let text = std::fs::read_to_string(&config).map_err(|source| RagError::Io { path: config.clone(), source })?;
-    let raw: Value = serde_json::from_str(&text)
-        .map_err(|e| RagError::Model(crate::Error::Config { path: config.clone(), message: e.to_string() }))?;
+    let raw: Value = serde_json::from_str(&text).map_err(|e| {
+        RagError::Model(deltaw_transformer::Error::Config { path: config.clone(), message: e.to_string() })
+    })?;
     match raw.get("model_type").and_then(Value::as_str) {
         Some("bert") | None => Ok(model_dir),
         Some(other) => Err(not(format!(

@@ -1,12 +1,15 @@
-//! Retrieval-augmented generation: chunk a folder of `.md` / `.txt` files, embed the chunks
-//! with a sentence-embedding model, store them as an index folder, and rank chunks for a
-//! question by cosine similarity, optionally fused with BM25 keyword scores.
+//! # deltaw-rag
+//!
+//! Retrieval-augmented generation on deltaw's transformers: chunk a folder of `.md` / `.txt`
+//! files, embed the chunks with a sentence-embedding model, store them as an index folder,
+//! and rank chunks for a question by cosine similarity, optionally fused with BM25 keyword
+//! scores.
 //!
 //! The pieces, one file each:
 //! - [`chunk`]: paragraphs grouped into chunks of at most `max_chars`, the last paragraph(s)
 //!   of a chunk repeated at the start of the next (overlap), each with its 1-based line range,
 //!   and embedded after its document's title.
-//! - [`model`]: the [`EmbeddingModel`] (a [`SentenceEmbedder`](crate::SentenceEmbedder) plus
+//! - [`model`]: the [`EmbeddingModel`] (a [`SentenceEmbedder`](deltaw_transformer::SentenceEmbedder) plus
 //!   the [`ModelIdentity`] that an index records, so that a query with another model fails).
 //! - [`index`]: the index folder, built and rebuilt incrementally (only files whose content
 //!   hash changed are embedded again), opened with every cross-file consistency checked.
@@ -25,7 +28,7 @@
 //!
 //! ```no_run
 //! use deltaw_tensor::Device;
-//! use deltaw_transformer::rag::{build_index, BuildOptions, EmbeddingModel, Retriever, SearchOptions};
+//! use deltaw_rag::{build_index, BuildOptions, EmbeddingModel, Retriever, SearchOptions};
 //! let model = EmbeddingModel::load("all-MiniLM-L6-v2", &Device::Cpu)?;
 //! let stats = build_index("docs", "docs.index", &model, &BuildOptions::default(), &mut |_, _| {})?;
 //! println!("{} files embedded, {} reused", stats.files_embedded.len(), stats.files_reused.len());
@@ -80,7 +83,7 @@ pub enum RagError {
     Input(String),
 
     #[error(transparent)]
-    Model(#[from] crate::Error),
+    Model(#[from] deltaw_transformer::Error),
 }
 
 pub type Result<T> = std::result::Result<T, RagError>;
@@ -90,7 +93,7 @@ pub type Result<T> = std::result::Result<T, RagError>;
 /// changed file from an unchanged one; not a defence against deliberate collisions.
 ///
 /// ```
-/// use deltaw_transformer::rag::fnv1a64;
+/// use deltaw_rag::fnv1a64;
 /// assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
 /// assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
 /// ```
@@ -132,3 +135,8 @@ impl Default for Fnv1a64 {
 pub fn hash_string(hash: u64) -> String {
     format!("fnv1a64:{hash:016x}")
 }
+
+/// The README's examples, compiled (and run unless marked `no_run`) as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -28,10 +28,10 @@
 //! they pick the same chunks unless two scores lie within the devices' rounding differences
 //! (the matmul's sums in another order, a few ulp of the GPU's division).
 
-use super::bm25::{Bm25, Bm25Params};
-use super::index::{Chunk, Index};
-use super::model::EmbeddingModel;
-use super::{RagError, Result};
+use crate::bm25::{Bm25, Bm25Params};
+use crate::index::{Chunk, Index};
+use crate::model::EmbeddingModel;
+use crate::{RagError, Result};
 use deltaw_tensor::{Device, Tensor};
 use std::path::Path;
 
@@ -190,7 +190,7 @@ fn rank_on_device(embeddings: &Tensor, query: &Tensor, sparse: Option<&[f32]>, h
 ///
 /// ```
 /// use deltaw_tensor::{Device, Tensor};
-/// use deltaw_transformer::rag::search::dense_scores;
+/// use deltaw_rag::search::dense_scores;
 /// let e = Tensor::from_vec(vec![1.0, 0.0, 0.6, 0.8], (2, 2), &Device::Cpu)?;
 /// let q = Tensor::from_vec(vec![0.0, 1.0], (1, 2), &Device::Cpu)?;
 /// assert_eq!(dense_scores(&e, &q)?, [0.0, 0.8]);
@@ -216,7 +216,7 @@ pub fn dense_scores(embeddings: &Tensor, query: &Tensor) -> Result<Vec<f32>> {
 pub fn dense_scores_on_device(embeddings: &Tensor, query: &Tensor) -> Result<Tensor> {
     let (n, d) = (embeddings.dims()[0], embeddings.dims()[1]);
     assert_eq!(query.numel(), d, "dense_scores: query {:?} vs embeddings {:?}", query.shape(), embeddings.shape());
-    let query = query.to_device(&embeddings.device()).map_err(crate::Error::from)?.reshape((d, 1)); // (D, 1)
+    let query = query.to_device(&embeddings.device()).map_err(deltaw_transformer::Error::from)?.reshape((d, 1)); // (D, 1)
     let scores = embeddings.matmul(&query); // (N, 1)
     debug_assert_eq!(scores.dims(), &[n, 1]);
     Ok(scores.reshape(n))
@@ -233,7 +233,7 @@ pub fn min_max(scores: &[f32]) -> Vec<f32> {
 /// `(1 − h) · min_max(dense) + h · min_max(sparse)`, element-wise.
 ///
 /// ```
-/// use deltaw_transformer::rag::search::fuse;
+/// use deltaw_rag::search::fuse;
 /// // dense ranks chunk 0 first, BM25 chunk 1; at h = 0.75 BM25 wins.
 /// assert_eq!(fuse(&[0.9, 0.5, 0.1], &[0.0, 4.0, 2.0], 0.75), [0.25, 0.875, 0.375]);
 /// ```
@@ -260,7 +260,7 @@ pub fn min_max_on_device(scores: &Tensor) -> Tensor {
 ///
 /// ```
 /// use deltaw_tensor::{Device, Tensor};
-/// use deltaw_transformer::rag::search::{fuse, fuse_on_device};
+/// use deltaw_rag::search::{fuse, fuse_on_device};
 /// let (dense, sparse) = ([0.9, 0.5, 0.1], [0.0, 4.0, 2.0]);
 /// let on_device = fuse_on_device(&Tensor::from_slice(&dense, 3, &Device::Cpu)?, &sparse, 0.75)?;
 /// assert_eq!(on_device.to_vec(), fuse(&dense, &sparse, 0.75));
@@ -274,7 +274,8 @@ pub fn min_max_on_device(scores: &Tensor) -> Tensor {
 /// If the lengths differ.
 pub fn fuse_on_device(dense: &Tensor, sparse: &[f32], hybrid: f32) -> Result<Tensor> {
     assert_eq!(dense.numel(), sparse.len(), "fuse: {} dense scores vs {} BM25 scores", dense.numel(), sparse.len());
-    let sparse = Tensor::from_vec(min_max(sparse), sparse.len(), &dense.device()).map_err(crate::Error::from)?;
+    let sparse =
+        Tensor::from_vec(min_max(sparse), sparse.len(), &dense.device()).map_err(deltaw_transformer::Error::from)?;
     Ok(min_max_on_device(dense).mul_scalar(1.0 - hybrid).add(&sparse.mul_scalar(hybrid)))
 }
 
@@ -283,7 +284,7 @@ pub fn fuse_on_device(dense: &Tensor, sparse: &[f32], hybrid: f32) -> Result<Ten
 /// so that a search ranks alike on every device.
 ///
 /// ```
-/// use deltaw_transformer::rag::search::top_k;
+/// use deltaw_rag::search::top_k;
 /// assert_eq!(top_k(&[0.1, f32::NAN, 0.7, 0.7, 0.3], 3), [2, 3, 4]);
 /// assert_eq!(top_k(&[f32::NAN, f32::NEG_INFINITY], 5), [1, 0]);
 /// ```
@@ -308,7 +309,7 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
 /// (with no chunks, the `Context:` block is left out). The best chunk comes first.
 ///
 /// ```
-/// use deltaw_transformer::rag::answer_prompt;
+/// use deltaw_rag::answer_prompt;
 /// assert_eq!(answer_prompt("Why?", &["A.", "B."]), "Context:\nA.\n\nB.\n\nQuestion: Why?\nAnswer:");
 /// assert_eq!(answer_prompt("Why?", &[]), "Question: Why?\nAnswer:");
 /// ```
@@ -327,7 +328,7 @@ pub fn answer_prompt(question: &str, chunks: &[&str]) -> String {
 /// holds (a cut one included); with none fitting, the bare question.
 ///
 /// ```
-/// use deltaw_transformer::rag::search::fit_prompt;
+/// use deltaw_rag::search::fit_prompt;
 /// let fits = |p: &str| -> Result<bool, std::convert::Infallible> { Ok(p.len() <= 60) };
 /// let (prompt, used) = fit_prompt("Why?", &["one two three", "four five six seven"], fits)?;
 /// assert_eq!((prompt.as_str(), used), ("Context:\none two three\n\nfour five\n\nQuestion: Why?\nAnswer:", 2));

@@ -51,7 +51,7 @@ struct Paragraph {
 /// non-blank line gives no chunk.
 ///
 /// ```
-/// use deltaw_transformer::rag::{chunk_text, ChunkOptions};
+/// use deltaw_rag::{chunk_text, ChunkOptions};
 /// let text = "# Title\n\nFirst paragraph,\nover two lines.\n\nSecond one.\n";
 /// let chunks = chunk_text(text, &ChunkOptions { max_chars: 50, overlap: 1, title: true });
 /// let ranges: Vec<(usize, usize)> = chunks.iter().map(|c| (c.start_line, c.end_line)).collect();
@@ -85,7 +85,7 @@ pub fn chunk_text(text: &str, options: &ChunkOptions) -> Vec<TextChunk> {
 /// 1-based line number.
 ///
 /// ```
-/// use deltaw_transformer::rag::chunk::document_title;
+/// use deltaw_rag::chunk::document_title;
 /// assert_eq!(document_title("\n# Tensors\n\nA tensor is..."), Some((2, "Tensors".to_string())));
 /// assert_eq!(document_title("Plain text that\nruns on."), None);
 /// ```
