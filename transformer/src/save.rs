@@ -25,7 +25,7 @@ pub(crate) fn save_folder<M: Model + ?Sized>(model: &M, dir: &Path, mut config: 
         named_parameters(model).into_iter().map(|(name, p)| (format!("{prefix}{name}"), p.value())).collect();
     // transformers refuses a safetensors file whose metadata lacks the framework tag.
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::save(named.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata), &dir.join("model.safetensors"))?;
+    safetensors::save(named.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata), dir.join("model.safetensors"))?;
     if let Value::Object(map) = &mut config {
         for key in ["dtype", "torch_dtype"] {
             if map.contains_key(key) {
