@@ -43,19 +43,8 @@ pub fn position_ids_from_mask(attention_mask: &Tensor) -> Tensor {
     real.where_(&counts.sub_scalar(1.0), &Tensor::scalar(1.0, &dev)).to_dtype(DType::I32).expect("small integers")
 }
 
-/// [`CausalLm::generate_batch`]: continues every prompt of a batch at once and returns each
-/// row's new ids (up to and including `eos_token_id`, after which the row stops and is fed
-/// pads).
-///
-/// Rows are left-padded to the longest prompt with `eos_token_id` (or 0), positions come
-/// from the mask, and one KV cache holds every row, so row r yields what
-/// [`CausalLm::generate`] yields for it alone: the same tokens when greedy, and when sampling
-/// the tokens `generate` draws with seed `options.seed + r·0x9E3779B97F4A7C15` (row 0 uses
-/// `options.seed` itself; distinct rows draw independent streams). The repetition penalty
-/// sees a row's own tokens, not its pads.
-///
-/// # Errors
-/// A prompt that [`CausalLm::check_prompt`] refuses; the message names the row.
+/// [`CausalLm::generate_batch`]: checks every prompt (the error names the row), then decodes
+/// the left-padded batch with one KV cache.
 pub(crate) fn generate_batch<M: CausalLm + ?Sized>(
     model: &M,
     prompts: &[Vec<i32>],

@@ -96,8 +96,12 @@ pub trait CausalLm: Model {
         self.check_prompt(prompt, options.max_new_tokens)?;
         Ok(self.generate(prompt, options))
     }
-    /// Continues every prompt of a batch at once (left-padded, one KV cache), each row as
-    /// [`CausalLm::generate`] would alone; see [`crate::generate_batch`] for the details.
+    /// Continues every prompt of a batch at once and returns each row's new ids (up to and
+    /// including `eos_token_id`, after which the row stops). Rows are left-padded to the
+    /// longest prompt, positions come from the mask ([`crate::position_ids_from_mask`]) and one
+    /// KV cache holds every row, so row r yields what [`CausalLm::generate`] yields for it
+    /// alone: the same tokens when greedy, and when sampling the tokens drawn with seed
+    /// `options.seed + r·0x9E3779B97F4A7C15`. The repetition penalty sees a row's own tokens.
     ///
     /// # Errors
     /// A prompt that [`CausalLm::check_prompt`] refuses; the message names the row.
