@@ -17,13 +17,25 @@ thread_local! {
 /// Runs `f` in train mode: [`Var::dropout`] is active, its masks seeded from `seed`.
 /// Restores the previous mode afterwards, even on panic.
 pub fn train_mode<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    scoped(Some((seed, 0)), f)
+}
+
+/// Runs `f` in evaluation mode, even inside a [`train_mode`] scope: dropout is the identity.
+/// Generation uses it, so a sample drawn in the middle of training is the model's own answer.
+/// Restores the previous mode (and its mask count) afterwards, even on panic.
+pub fn eval_mode<R>(f: impl FnOnce() -> R) -> R {
+    scoped(None, f)
+}
+
+/// Runs `f` with the thread's train-mode state set to `state`, then puts the old one back.
+fn scoped<R>(state: Option<(u64, u64)>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<(u64, u64)>);
     impl Drop for Restore {
         fn drop(&mut self) {
             TRAIN.with(|t| t.set(self.0));
         }
     }
-    let _restore = Restore(TRAIN.with(|t| t.replace(Some((seed, 0)))));
+    let _restore = Restore(TRAIN.with(|t| t.replace(state)));
     f()
 }
 

@@ -40,7 +40,7 @@ mod ops;
 pub mod optim;
 mod var;
 
-pub use dropout::{is_training, train_mode};
+pub use dropout::{eval_mode, is_training, train_mode};
 pub use error::{Error, Result};
 pub use grads::Grads;
 pub use graph::{human_bytes, Graph, GraphNode, MemorySummary};

@@ -9,8 +9,9 @@
 // One workgroup of 256 handles one row: each invocation strides over the row, and tree
 // reductions in workgroup memory (`workgroup_reduce`) give the max, the sums and the dot.
 // Bindings (each entry point uses the ones its formula names): 0 `params` (uniform),
-// 1 `x` (storage, read), 2 `y` (storage, read_write: the forward writes it, the backward
-// reads it), 3 `dy` (storage, read), 4 `dx` (storage, read_write).
+// 1 `x` (storage, read), 2 `y` (storage, read_write: the forward's output), 3 `dy` (storage,
+// read), 4 `dx` (storage, read_write), 5 `y_saved` (storage, read: the forward's output as the
+// backward reads it; read-only, so `y` and `dy` may even be one buffer).
 // Grids over 65,535 rows are 2-D: row = workgroup.x + workgroup.y · num_workgroups.x.
 
 struct Params {
@@ -25,6 +26,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(5) var<storage, read> y_saved: array<f32>;
 
 const WORKGROUP: u32 = 256u;
 
@@ -87,11 +89,11 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let base = row * params.c;
     var s = 0.0;
     for (var j = lid; j < params.c; j = j + WORKGROUP) {
-        s = s + y[base + j] * dy[base + j];
+        s = s + y_saved[base + j] * dy[base + j];
     }
     let dot = workgroup_reduce(lid, s, false);
     for (var j = lid; j < params.c; j = j + WORKGROUP) {
-        dx[base + j] = y[base + j] * (dy[base + j] - dot);
+        dx[base + j] = y_saved[base + j] * (dy[base + j] - dot);
     }
 }
 
@@ -124,6 +126,6 @@ fn log_softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     }
     let total = workgroup_reduce(lid, s, false);
     for (var j = lid; j < params.c; j = j + WORKGROUP) {
-        dx[base + j] = dy[base + j] - exp(y[base + j]) * total;
+        dx[base + j] = dy[base + j] - exp(y_saved[base + j]) * total;
     }
 }

@@ -65,7 +65,6 @@ impl Layout {
         self.offset + last + 1
     }
 
-    /// Swaps two dims (already resolved to non-negative indices).
     /// The element offset of matrix `i` (row-major over the leading `batch` dims) of a batched
     /// layout, whose batch dims may be broadcast (stride 0): where a batched matmul finds it.
     pub(crate) fn batch_offset(&self, batch: &[usize], mut i: usize) -> usize {
@@ -77,6 +76,7 @@ impl Layout {
         offset
     }
 
+    /// Swaps two dims (already resolved to non-negative indices).
     pub(crate) fn transpose(&self, d0: usize, d1: usize) -> Layout {
         let mut dims = self.dims().to_vec();
         let mut strides = self.strides.clone();

@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("logits {:?}", out.logits.dims());
     assert_eq!(out.logits.dims(), vec![b, t, cfg.vocab_size]);
 
-    // 3. Loss (06-loss.md): labels are the ids, -100 on padding; Gpt2::loss shifts them by one.
+    // 3. Loss (06-loss.md): labels are the ids, -100 on padding; causal_lm_loss shifts them by one.
     let keep = batch.attention_mask.to_dtype(deltaw_tensor::DType::F32)?;
     let labels = keep.where_(&batch.input_ids.to_dtype(deltaw_tensor::DType::F32)?, &Tensor::scalar(-100.0, &dev));
     let labels = labels.to_dtype(deltaw_tensor::DType::I32)?; // (B, T)

@@ -60,6 +60,11 @@ impl KvCache {
         KvCache { layers: vec![None; n_layers] }
     }
 
+    /// Layers, one slot each.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
     /// Positions cached so far (0 when empty).
     pub fn len(&self) -> usize {
         self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])

@@ -13,7 +13,7 @@
 use crate::attention::KvCache;
 use crate::error::{Error, Result};
 use crate::model::{CausalLm, DecodeInput};
-use deltaw_autograd::no_grad;
+use deltaw_autograd::{eval_mode, no_grad};
 use deltaw_tensor::{Device, Seed, Tensor};
 
 /// How to pick each next token.
@@ -88,23 +88,27 @@ pub(crate) fn generate<M: CausalLm + ?Sized>(model: &M, prompt: &[i32], options:
         prompt.len(),
         options.max_new_tokens
     );
+    // No graph, and no dropout even inside a training scope: the cached steps and a full
+    // forward must agree, and a sample drawn mid-training is the model's own answer.
     no_grad(|| {
-        let mut ids = prompt.to_vec();
-        let mut cache = KvCache::new(model.num_layers());
-        let mut logits = step_logits(model, &ids, 0, &mut cache, options.use_cache); // (1, V)
-        for step in 0..options.max_new_tokens {
-            let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
-            ids.push(next);
-            if Some(next) == options.eos_token_id || step + 1 == options.max_new_tokens {
-                break;
+        eval_mode(|| {
+            let mut ids = prompt.to_vec();
+            let mut cache = KvCache::new(model.num_layers());
+            let mut logits = step_logits(model, &ids, 0, &mut cache, options.use_cache); // (1, V)
+            for step in 0..options.max_new_tokens {
+                let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
+                ids.push(next);
+                if Some(next) == options.eos_token_id || step + 1 == options.max_new_tokens {
+                    break;
+                }
+                logits = if options.use_cache {
+                    step_logits(model, &ids[ids.len() - 1..], ids.len() - 1, &mut cache, true)
+                } else {
+                    step_logits(model, &ids, 0, &mut cache, false)
+                };
             }
-            logits = if options.use_cache {
-                step_logits(model, &ids[ids.len() - 1..], ids.len() - 1, &mut cache, true)
-            } else {
-                step_logits(model, &ids, 0, &mut cache, false)
-            };
-        }
-        ids[prompt.len()..].to_vec()
+            ids[prompt.len()..].to_vec()
+        })
     })
 }
 

@@ -14,7 +14,7 @@ use crate::attention::KvCache;
 use crate::error::{Error, Result};
 use crate::generate::{pick_tokens, GenerateOptions};
 use crate::model::{CausalLm, DecodeInput};
-use deltaw_autograd::no_grad;
+use deltaw_autograd::{eval_mode, no_grad};
 use deltaw_tensor::{DType, Tensor};
 
 /// transformers' position ids for a padded batch: per row `cumsum(attention_mask) - 1`, and 1
@@ -58,7 +58,7 @@ pub(crate) fn generate_batch<M: CausalLm + ?Sized>(
     if prompts.is_empty() || options.max_new_tokens == 0 {
         return Ok(vec![Vec::new(); prompts.len()]);
     }
-    Ok(no_grad(|| decode_batch(model, prompts, options)))
+    Ok(no_grad(|| eval_mode(|| decode_batch(model, prompts, options)))) // no graph, no dropout
 }
 
 /// The decoding loop of [`generate_batch`], on checked prompts.

@@ -162,7 +162,9 @@ impl Gpt2 {
 
     /// [`Gpt2::forward`] with explicit `position_ids` i32 `(B, T)`, for left-padded batches
     /// (see [`crate::position_ids_from_mask`]). `attention_mask` (1 = token, 0 = padding) hides
-    /// padded keys; every real position matches transformers.
+    /// padded keys; every real position matches transformers. A padded query sees the real
+    /// keys before it, or only itself when there are none (a leading pad), so its output is
+    /// finite and read by no real token ([`crate::attention_mask`]).
     ///
     /// # Panics
     /// If a shape differs from the ids' or a position is not below `n_positions`.
@@ -206,7 +208,11 @@ impl Gpt2 {
         let mut x = embedded.dropout(self.config.embd_pdrop);
         let mut hidden_states = vec![x.clone()];
         let mut slots: Vec<Option<&mut Option<(Tensor, Tensor)>>> = match cache {
-            Some(cache) => cache.slots_mut().map(Some).collect(),
+            Some(cache) => {
+                let n = self.h.len();
+                assert_eq!(cache.num_layers(), n, "gpt2: a KV cache of {} layers for {n} blocks", cache.num_layers());
+                cache.slots_mut().map(Some).collect()
+            }
             None => (0..self.h.len()).map(|_| None).collect(),
         };
         for (i, (block, slot)) in self.h.iter().zip(slots.iter_mut()).enumerate() {

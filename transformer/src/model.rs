@@ -68,7 +68,12 @@ pub trait CausalLm: Model {
     /// Layers, one KV cache slot each.
     fn num_layers(&self) -> usize;
     /// Logits `(B, V)` of the last new position, on the model's device, feeding only the new
-    /// positions when `cache` holds the earlier ones (and extending it).
+    /// positions when `cache` holds the earlier ones (and extending it). It runs the training
+    /// forward's blocks, so the caller picks the mode: generation wraps it in `no_grad` and
+    /// `eval_mode` (no graph, no dropout).
+    ///
+    /// # Panics
+    /// If `cache` has a slot count other than [`CausalLm::num_layers`].
     fn decode_step(&self, input: &DecodeInput, cache: Option<&mut KvCache>) -> Tensor;
 
     /// Checks that `prompt` can be continued by `max_new_tokens` tokens: it is not empty,

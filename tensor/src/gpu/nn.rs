@@ -55,7 +55,7 @@ pub fn softmax_backward(
     c: usize,
 ) -> Result<GpuBuffer, GpuError> {
     let p = softmax_params(rows, c);
-    rows_kernel(ctx, Kernel::SoftmaxBackward, &p, (p.rows, p.c), &[(2, y), (3, dy)], 4)
+    rows_kernel(ctx, Kernel::SoftmaxBackward, &p, (p.rows, p.c), &[(5, y), (3, dy)], 4)
 }
 
 /// `y = (x - max) - log Σ exp(x - max)` per row of `(rows, C)`, as
@@ -75,7 +75,7 @@ pub fn log_softmax_backward(
     c: usize,
 ) -> Result<GpuBuffer, GpuError> {
     let p = softmax_params(rows, c);
-    rows_kernel(ctx, Kernel::LogSoftmaxBackward, &p, (p.rows, p.c), &[(2, y), (3, dy)], 4)
+    rows_kernel(ctx, Kernel::LogSoftmaxBackward, &p, (p.rows, p.c), &[(5, y), (3, dy)], 4)
 }
 
 /// Layer norm's output and what its backward needs.
