@@ -278,4 +278,8 @@ fn check_dropout(dev: &Device) {
     assert_eq!(train(1), train(1), "the same seed gives the same masks");
     assert_ne!(train(1), train(2));
     assert_eq!(model.forward(&ids, None).logits.value().to_vec(), eval, "eval mode is deterministic");
+    // Generation shares the training forward but never drops out, even inside train mode.
+    let (prompt, greedy) = ([5, 9, 2], GenerateOptions::greedy(4));
+    let in_training = deltaw_autograd::train_mode(1, || model.generate(&prompt, &greedy));
+    assert_eq!(in_training, model.generate(&prompt, &greedy), "generation inside train mode");
 }

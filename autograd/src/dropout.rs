@@ -94,4 +94,18 @@ mod tests {
         assert_ne!(c.to_vec(), d.to_vec(), "each call draws a new mask");
         assert!(!is_training());
     }
+
+    #[test]
+    fn eval_mode_turns_dropout_off_inside_train_mode_and_keeps_the_mask_count() {
+        let x = Var::parameter(Tensor::ones((64, 64), &Device::Cpu));
+        let (first, inside, next) = train_mode(7, || {
+            let first = x.dropout(0.5).value().to_vec();
+            let inside = eval_mode(|| (is_training(), x.dropout(0.5).value().to_vec()));
+            (first, inside, x.dropout(0.5).value().to_vec())
+        });
+        assert_eq!(inside, (false, vec![1.0; 64 * 64]), "identity in eval mode");
+        let uninterrupted = train_mode(7, || (x.dropout(0.5).value().to_vec(), x.dropout(0.5).value().to_vec()));
+        assert_eq!((first, next), uninterrupted, "the eval scope draws no mask");
+        assert!(!is_training());
+    }
 }
