@@ -94,39 +94,29 @@ pub(crate) fn generate<M: CausalLm + ?Sized>(model: &M, prompt: &[i32], options:
         eval_mode(|| {
             let mut ids = prompt.to_vec();
             let mut cache = KvCache::new(model.num_layers());
-            let mut logits = step_logits(model, &ids, 0, &mut cache, options.use_cache); // (1, V)
+            let mut logits = step_logits(model, &ids, options.use_cache.then_some(&mut cache)); // (1, V)
             for step in 0..options.max_new_tokens {
                 let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
                 ids.push(next);
                 if Some(next) == options.eos_token_id || step + 1 == options.max_new_tokens {
                     break;
                 }
-                logits = if options.use_cache {
-                    step_logits(model, &ids[ids.len() - 1..], ids.len() - 1, &mut cache, true)
-                } else {
-                    step_logits(model, &ids, 0, &mut cache, false)
-                };
+                logits = step_logits(model, &ids, options.use_cache.then_some(&mut cache));
             }
             ids[prompt.len()..].to_vec()
         })
     })
 }
 
-/// Logits `(1, V)` of the last of `new_ids`, which start at position `past`, on the model's
-/// device.
-fn step_logits<M: CausalLm + ?Sized>(
-    model: &M,
-    new_ids: &[i32],
-    past: usize,
-    cache: &mut KvCache,
-    use_cache: bool,
-) -> Tensor {
+/// Logits `(1, V)` of the last of `ids`, on the model's device, feeding only the ids after
+/// those `cache` already holds (all of them without a cache).
+fn step_logits<M: CausalLm + ?Sized>(model: &M, ids: &[i32], cache: Option<&mut KvCache>) -> Tensor {
     let dev = model.device();
-    let t = new_ids.len();
-    let ids = Tensor::from_vec(new_ids.to_vec(), (1, t), &dev).expect("length matches");
+    let past = cache.as_ref().map_or(0, |c| c.len());
+    let t = ids.len() - past;
+    let new = Tensor::from_vec(ids[past..].to_vec(), (1, t), &dev).expect("length matches");
     let positions = Tensor::from_vec((past..past + t).map(|p| p as i32).collect(), (1, t), &dev).expect("length");
-    let input = DecodeInput { ids: &ids, positions: &positions, key_real: None, past };
-    model.decode_step(&input, use_cache.then_some(cache))
+    model.decode_step(&DecodeInput { ids: &new, positions: &positions, key_real: None }, cache)
 }
 
 /// The next token of every row from the last position's logits `(B, V)` (on any device):

@@ -67,7 +67,7 @@ fn decode_batch<M: CausalLm + ?Sized>(model: &M, prompts: &[Vec<i32>], options: 
     let pad = options.eos_token_id.filter(|&id| id >= 0 && (id as usize) < v).unwrap_or(0);
     let mut batch = PaddedBatch::left_padded(prompts, pad);
     let mut cache = KvCache::new(model.num_layers());
-    let mut logits = batch_logits(model, &batch, 0, options.use_cache.then_some(&mut cache)); // (B, V)
+    let mut logits = batch_logits(model, &batch, options.use_cache.then_some(&mut cache)); // (B, V)
     let row_options: Vec<GenerateOptions> =
         (0..prompts.len()).map(|r| GenerateOptions { seed: row_seed(options.seed, r), ..options.clone() }).collect();
     let row_options: Vec<&GenerateOptions> = row_options.iter().collect();
@@ -88,33 +88,24 @@ fn decode_batch<M: CausalLm + ?Sized>(model: &M, prompts: &[Vec<i32>], options: 
         if step + 1 == options.max_new_tokens || finished.iter().all(|&f| f) {
             break;
         }
-        let past = batch.width();
         batch.push_column(&column);
-        logits = if options.use_cache {
-            batch_logits(model, &batch, past, Some(&mut cache))
-        } else {
-            batch_logits(model, &batch, 0, None)
-        };
+        logits = batch_logits(model, &batch, options.use_cache.then_some(&mut cache));
     }
     contexts.iter().zip(prompts).map(|(all, prompt)| all[prompt.len()..].to_vec()).collect()
 }
 
-/// Logits `(B, V)` of the last column, on the model's device, feeding columns `past..` of
-/// `batch` (the earlier ones are in `cache`).
-fn batch_logits<M: CausalLm + ?Sized>(
-    model: &M,
-    batch: &PaddedBatch,
-    past: usize,
-    cache: Option<&mut KvCache>,
-) -> Tensor {
+/// Logits `(B, V)` of the last column, on the model's device, feeding only the columns after
+/// those `cache` already holds (every column without a cache).
+fn batch_logits<M: CausalLm + ?Sized>(model: &M, batch: &PaddedBatch, cache: Option<&mut KvCache>) -> Tensor {
     let dev = model.device();
+    let past = cache.as_ref().map_or(0, |c| c.len());
     let (b, t, n) = (batch.ids.len(), batch.width() - past, batch.width());
     let columns = |rows: &[Vec<i32>]| rows.iter().flat_map(|row| row[past..].iter().copied()).collect::<Vec<_>>();
     let ids = Tensor::from_vec(columns(&batch.ids), (b, t), &dev).expect("one id per slot");
     let positions = Tensor::from_vec(columns(&batch.positions), (b, t), &dev).expect("one position per slot");
     let key_real: Vec<f32> = batch.real.iter().flatten().map(|&real| f32::from(u8::from(real))).collect();
     let key_real = Tensor::from_vec(key_real, (b, n), &dev).expect("one flag per slot"); // (B, past + t)
-    model.decode_step(&DecodeInput { ids: &ids, positions: &positions, key_real: Some(&key_real), past }, cache)
+    model.decode_step(&DecodeInput { ids: &ids, positions: &positions, key_real: Some(&key_real) }, cache)
 }
 
 /// The seed of row r: a large odd stride keeps the rows' per-step seeds (`seed + step`) apart.

@@ -271,7 +271,8 @@ impl CausalLm for Gpt2 {
     }
     fn decode_step(&self, input: &DecodeInput, cache: Option<&mut KvCache>) -> Tensor {
         let (b, t) = (input.ids.dims()[0], input.ids.dims()[1]);
-        let mask = attention::attention_mask(t, input.past, input.key_real, true, &input.ids.device());
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        let mask = attention::attention_mask(t, past, input.key_real, true, &input.ids.device());
         let (_, x) = self.blocks(input.ids, input.positions, &mask, cache);
         let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (B, 1, C)
         last.matmul(&self.wte.weight.t()).value().reshape((b, self.config.vocab_size))

@@ -56,10 +56,9 @@ pub struct DecodeInput<'a> {
     pub ids: &'a Tensor,
     /// i32 `(B, t)`: their positions.
     pub positions: &'a Tensor,
-    /// `(B, past + t)`, nonzero where a key is a real token (`None`: all are).
+    /// `(B, past + t)`, nonzero where a key is a real token (`None`: all are); `past` is the
+    /// positions the cache holds (0 without one).
     pub key_real: Option<&'a Tensor>,
-    /// Positions already in the cache (0 without one).
-    pub past: usize,
 }
 
 /// A decoder that predicts the next token: what training and generation need. Its
