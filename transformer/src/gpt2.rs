@@ -34,8 +34,10 @@ impl Gpt2Attention {
     pub fn forward(&self, x: &Var, mask: &Tensor, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Var {
         let c = x.dims()[2];
         let qkv = self.c_attn.forward(x); // (B, t, 3C)
-        let (q, k, v) = (qkv.narrow(-1, 0, c), qkv.narrow(-1, c, c), qkv.narrow(-1, 2 * c, c));
-        self.c_proj.forward(&attention((&q, &k, &v), self.n_head, mask, cache, self.attn_pdrop))
+        let d = x.dims();
+        let heads = |i: usize| qkv.narrow(-1, i * c, c).reshape((d[0], d[1], self.n_head, c / self.n_head));
+        let (q, k, v) = (heads(0), heads(1), heads(2)); // (B, t, NH, HS)
+        self.c_proj.forward(&attention((&q, &k, &v), mask, cache, self.attn_pdrop))
     }
 }
 
@@ -192,7 +194,7 @@ impl Gpt2 {
         if let Some(m) = attention_mask {
             assert_eq!(m.dims(), &[b, t], "attention_mask {:?} does not match ids ({b}, {t})", m.shape());
         }
-        let mask = attention::attention_mask(t, 0, attention_mask, true, &input_ids.device());
+        let mask = attention::attention_mask(t, 0, attention_mask, (true, None), &input_ids.device());
         let (mut hidden_states, last_block) = self.blocks(input_ids, positions, &mask, None);
         let normed = self.ln_f.forward(&last_block);
         hidden_states.push(normed.clone());
@@ -251,8 +253,8 @@ impl Model for Gpt2 {
     fn device(&self) -> Device {
         self.wte.weight.value().device()
     }
-    fn save_dir(&self, dir: &Path) -> Result<()> {
-        crate::save::save_folder(self, dir, self.config.to_json())
+    fn config_json(&self) -> serde_json::Value {
+        self.config.to_json()
     }
     fn vocab_size(&self) -> usize {
         self.config.vocab_size
@@ -272,7 +274,7 @@ impl CausalLm for Gpt2 {
     fn decode_step(&self, input: &DecodeInput, cache: Option<&mut KvCache>) -> Tensor {
         let (b, t) = (input.ids.dims()[0], input.ids.dims()[1]);
         let past = cache.as_ref().map_or(0, |c| c.len());
-        let mask = attention::attention_mask(t, past, input.key_real, true, &input.ids.device());
+        let mask = attention::attention_mask(t, past, input.key_real, (true, None), &input.ids.device());
         let (_, x) = self.blocks(input.ids, input.positions, &mask, cache);
         let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (B, 1, C)
         last.matmul(&self.wte.weight.t()).value().reshape((b, self.config.vocab_size))

@@ -21,10 +21,21 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Loads `dir/model.safetensors`; `prefix` is the optional key prefix to strip.
+    /// Loads `dir/model.safetensors`, or every shard that `dir/model.safetensors.index.json`
+    /// lists (transformers' sharded format); `prefix` is the optional key prefix to strip.
+    ///
+    /// # Errors
+    /// A missing or unreadable file; for a sharded folder, a malformed index, shards that do
+    /// not exist (all named) or a tensor missing from the shard the index names.
     pub fn load(dir: &Path, prefix: &str, device: &Device) -> Result<Checkpoint> {
-        let path = dir.join("model.safetensors");
-        let tensors = safetensors::load(&path, device)?;
+        let index = dir.join("model.safetensors.index.json");
+        let (path, tensors) = if index.exists() {
+            (index.clone(), load_shards(dir, &index, device)?)
+        } else {
+            let path = dir.join("model.safetensors");
+            let tensors = safetensors::load(&path, device)?;
+            (path, tensors)
+        };
         let prefix = if tensors.keys().any(|k| k.starts_with(prefix)) { prefix.to_string() } else { String::new() };
         Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone() })
     }
@@ -36,6 +47,10 @@ impl Checkpoint {
             Some(t) if t.dims() == shape => t.to_dtype(DType::F32).unwrap_or(t),
             Some(t) => {
                 self.problems.push(format!("'{key}' has shape {:?}, expected {shape:?}", t.shape()));
+                Tensor::zeros(shape.to_vec(), &self.device)
+            }
+            None if self.path.ends_with("model.safetensors.index.json") => {
+                self.problems.push(format!("'{key}' is in no shard (the index's weight_map does not list it)"));
                 Tensor::zeros(shape.to_vec(), &self.device)
             }
             None => {
@@ -61,6 +76,44 @@ impl Checkpoint {
         } else {
             Err(Error::Checkpoint { path: self.path, problems: problems.join("; ") })
         }
+    }
+}
+
+/// The tensors of every shard an index lists: `{"weight_map": {tensor: shard file}}`.
+fn load_shards(dir: &Path, index: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
+    let bad = |problems: String| Error::Checkpoint { path: index.to_path_buf(), problems };
+    let text = std::fs::read_to_string(index).map_err(|source| Error::Io { path: index.to_path_buf(), source })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad("no object weight_map".into()))?;
+    let mut by_shard: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (tensor, shard) in map {
+        let shard = shard.as_str().ok_or_else(|| bad(format!("weight_map['{tensor}'] is not a file name")))?;
+        if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
+            return Err(bad(format!("weight_map['{tensor}'] names '{shard}', not a file in the folder")));
+        }
+        by_shard.entry(shard.to_string()).or_default().push(tensor.clone());
+    }
+    let missing: Vec<&String> = by_shard.keys().filter(|s| !dir.join(s).is_file()).collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|s| format!("'{s}'")).collect();
+        return Err(bad(format!("missing shard file(s) {} in {}", names.join(", "), dir.display())));
+    }
+    let mut tensors = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (shard, names) in by_shard {
+        let mut loaded = safetensors::load(dir.join(&shard), device)?;
+        for name in names {
+            match loaded.remove(&name) {
+                Some(t) => drop(tensors.insert(name, t)),
+                None => problems.push(format!("'{name}' is not in '{shard}', where the index puts it")),
+            }
+        }
+        problems.extend(loaded.into_keys().map(|k| format!("'{k}' in '{shard}' is not in the index")));
+    }
+    if problems.is_empty() {
+        Ok(tensors)
+    } else {
+        Err(bad(problems.join("; ")))
     }
 }
 
