@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::layers::{Activation, Embedding, LayerNorm, Linear, Mlp, WeightLayout};
 use crate::model::{CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
-use crate::weights::Checkpoint;
+use crate::weights::{Checkpoint, WeightDtype};
 use deltaw_autograd::Var;
 use deltaw_tensor::{DType, Device, Tensor};
 use std::path::Path;
@@ -128,9 +128,17 @@ impl Gpt2 {
     /// A missing or malformed file, or a checkpoint whose tensors do not fit the config: every
     /// missing, mis-shaped and unexpected tensor is named in one message.
     pub fn from_dir(dir: impl AsRef<Path>, device: &Device) -> Result<Gpt2> {
+        Gpt2::from_dir_with(dir, device, WeightDtype::F32)
+    }
+
+    /// [`Gpt2::from_dir`], holding the weights as `dtype` says (bf16/f16 kept for a frozen base).
+    ///
+    /// # Errors
+    /// As [`Gpt2::from_dir`].
+    pub fn from_dir_with(dir: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Gpt2> {
         let dir = dir.as_ref();
         let config = Gpt2Config::from_dir(dir)?;
-        let mut ck = Checkpoint::load(dir, "transformer.", device)?;
+        let mut ck = Checkpoint::load(dir, "transformer.", device)?.with_dtype(dtype);
         ck.skip_buffers(&[".attn.bias", ".attn.masked_bias"]); // causal masks, rebuilt here
         let model = Gpt2::build(config, &mut ck);
         ck.finish()?;

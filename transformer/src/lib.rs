@@ -47,13 +47,13 @@ pub use layers::{
 };
 pub use llama::{DecoderLayer, Llama, LlamaAttention, LlamaModel, LlamaOutput};
 pub use llama_config::{LlamaConfig, LlamaFamily};
-pub use model::{causal_lm_loss, load_causal_lm, load_model, CausalLm, DecodeInput, Model};
+pub use model::{causal_lm_loss, load_causal_lm, load_causal_lm_with, load_model, CausalLm, DecodeInput, Model};
 pub use module::{linear_modules_mut, named_parameters, FreshInit, Init, Module, ParamSource};
 pub use pooling::{find_module, mean_pool_normalize, pool, read_modules, PoolingConfig, PoolingMode, SentenceModule};
 pub use rope::{Rope, RopeScaling, ROPE_TYPES};
 pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
 pub use tokenizer::{Encoding, Tokenizer};
-pub use weights::Checkpoint;
+pub use weights::{Checkpoint, WeightDtype};
 
 /// The README's examples, compiled (and run unless marked `no_run`) as doc tests.
 #[doc = include_str!("../README.md")]

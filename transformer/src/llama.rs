@@ -26,7 +26,7 @@ use crate::llama_ops::LlamaOps as _;
 use crate::model::{CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
 use crate::rope::Rope;
-use crate::weights::Checkpoint;
+use crate::weights::{Checkpoint, WeightDtype};
 use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Tensor};
 use std::path::Path;
@@ -219,9 +219,17 @@ impl Llama {
     /// A missing or malformed file, a missing shard, or tensors that do not fit the config:
     /// every missing, mis-shaped and unexpected tensor is named in one message.
     pub fn from_dir(dir: impl AsRef<Path>, device: &Device) -> Result<Llama> {
+        Llama::from_dir_with(dir, device, WeightDtype::F32)
+    }
+
+    /// [`Llama::from_dir`], holding the weights as `dtype` says (bf16 kept for a frozen base).
+    ///
+    /// # Errors
+    /// As [`Llama::from_dir`].
+    pub fn from_dir_with(dir: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Llama> {
         let dir = dir.as_ref();
         let config = LlamaConfig::from_dir(dir)?;
-        let mut ck = Checkpoint::load(dir, "", device)?;
+        let mut ck = Checkpoint::load(dir, "", device)?.with_dtype(dtype);
         ck.skip_buffers(&["rotary_emb.inv_freq"]); // older checkpoints stored the frequencies
         let model = Llama::build(config, &mut ck)?;
         ck.finish()?;

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::generate::{self, GenerateOptions};
 use crate::layers::LinearModule;
 use crate::module::{self, Module};
+use crate::weights::WeightDtype;
 use crate::{Bert, Gpt2, Llama};
 use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Tensor};
@@ -146,10 +147,19 @@ pub fn causal_lm_loss(logits: &Var, labels: &Tensor) -> Var {
 /// A missing or malformed folder, or a model type that is not a decoder (the message names
 /// it and the supported ones).
 pub fn load_causal_lm(dir: impl AsRef<Path>, device: &Device) -> Result<Box<dyn CausalLm>> {
+    load_causal_lm_with(dir, device, WeightDtype::F32)
+}
+
+/// [`load_causal_lm`], holding the weights as `dtype` says: [`WeightDtype::Stored`] keeps a
+/// bf16/f16 base in its dtype, frozen (inference, LoRA).
+///
+/// # Errors
+/// As [`load_causal_lm`].
+pub fn load_causal_lm_with(dir: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Box<dyn CausalLm>> {
     let dir = dir.as_ref();
     match ModelType::from_dir(dir)? {
-        ModelType::Gpt2 => Ok(Box::new(Gpt2::from_dir(dir, device)?)),
-        ModelType::Llama(_) => Ok(Box::new(Llama::from_dir(dir, device)?)),
+        ModelType::Gpt2 => Ok(Box::new(Gpt2::from_dir_with(dir, device, dtype)?)),
+        ModelType::Llama(_) => Ok(Box::new(Llama::from_dir_with(dir, device, dtype)?)),
         other => Err(crate::Error::Input(format!(
             "{}: model_type \"{}\" is not a causal language model (supported: gpt2, llama, qwen2, qwen3, mistral)",
             dir.join("config.json").display(),

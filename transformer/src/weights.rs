@@ -8,6 +8,19 @@ use deltaw_tensor::{safetensors, DType, Device, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// How loaded weights are held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightDtype {
+    /// Every parameter widened to f32 and trainable: for full fine-tuning and reference checks.
+    #[default]
+    F32,
+    /// Matrices stored as bf16 or f16 (embeddings, linear weights) stay in that dtype as
+    /// frozen parameters, computed in f32 by the kernels that read them; vectors (norms,
+    /// biases) are widened. For inference and LoRA on a half-precision base: the base takes
+    /// half the memory of an f32 copy and half the bytes per decoded token.
+    Stored,
+}
+
 /// The tensors of a `model.safetensors`, handed out by name.
 pub struct Checkpoint {
     path: PathBuf,
@@ -18,6 +31,7 @@ pub struct Checkpoint {
     problems: Vec<String>,
     /// Where the tensors were loaded, and where stand-ins for bad ones are made.
     device: Device,
+    dtype: WeightDtype,
 }
 
 impl Checkpoint {
@@ -37,13 +51,25 @@ impl Checkpoint {
             (path, tensors)
         };
         let prefix = if tensors.keys().any(|k| k.starts_with(prefix)) { prefix.to_string() } else { String::new() };
-        Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone() })
+        Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone(), dtype: WeightDtype::F32 })
+    }
+
+    /// How [`ParamSource::param`] hands out weights (f32 by default).
+    pub fn with_dtype(mut self, dtype: WeightDtype) -> Checkpoint {
+        self.dtype = dtype;
+        self
     }
 
     /// Removes and returns `name` as f32 with the expected shape, or records why it cannot.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Tensor {
+        self.take_as(name, shape, false)
+    }
+
+    /// [`Checkpoint::take`], keeping a bf16/f16 tensor's dtype when `keep_half`.
+    fn take_as(&mut self, name: &str, shape: &[usize], keep_half: bool) -> Tensor {
         let key = format!("{}{name}", self.prefix);
         match self.tensors.remove(&key) {
+            Some(t) if t.dims() == shape && keep_half && matches!(t.dtype(), DType::BF16 | DType::F16) => t,
             Some(t) if t.dims() == shape => t.to_dtype(DType::F32).unwrap_or(t),
             Some(t) => {
                 self.problems.push(format!("'{key}' has shape {:?}, expected {shape:?}", t.shape()));
@@ -118,8 +144,12 @@ fn load_shards(dir: &Path, index: &Path, device: &Device) -> Result<BTreeMap<Str
 }
 
 impl ParamSource for Checkpoint {
-    /// The stored tensor (the init is for fresh models), as a parameter named `key`.
+    /// The stored tensor (the init is for fresh models), as a parameter named `key`; under
+    /// [`WeightDtype::Stored`] a half-precision matrix stays half and frozen.
     fn param(&mut self, key: &str, shape: &[usize], _init: Init) -> Var {
-        Var::parameter(self.take(key, shape)).named(key)
+        let keep_half = self.dtype == WeightDtype::Stored && shape.len() >= 2;
+        let value = self.take_as(key, shape, keep_half);
+        let trainable = value.dtype() == DType::F32;
+        Var::new(value, trainable).named(key)
     }
 }
