@@ -40,6 +40,7 @@ impl Tensor {
         if weight.dims() != [c] {
             panic!("rms_norm: input {:?} needs weight of shape ({c},), got {:?}", self.shape(), weight.shape());
         }
+        same_devices("rms_norm", self, &[weight]);
         let rows = &self.dims()[..self.rank().saturating_sub(1)];
         match self.storage() {
             Storage::Cpu(_) => {
@@ -74,6 +75,7 @@ impl Tensor {
         check_gradient_shape(op, "input", self, dout);
         assert_eq!(weight.dims(), [c], "{op}: input {:?} needs weight ({c},), got {:?}", self.shape(), weight.shape());
         assert_eq!(rstd.numel(), rows, "{op}: input {:?} has {rows} rows, rstd is {:?}", self.shape(), rstd.shape());
+        same_devices(op, self, &[dout, weight, rstd]);
         match self.storage() {
             Storage::Cpu(_) => {
                 let (x, dy, w, r) =
@@ -144,6 +146,7 @@ impl Tensor {
     pub fn swiglu(&self, up: &Tensor) -> Tensor {
         let op = "swiglu";
         assert_eq!(self.shape(), up.shape(), "{op}: gate {:?} and up {:?} differ in shape", self.shape(), up.shape());
+        same_devices(op, self, &[up]);
         match self.storage() {
             Storage::Cpu(_) => {
                 Tensor::from_f32(kernels::swiglu_forward(&self.f32_values(op), &up.f32_values(op)), self.shape())
@@ -163,6 +166,7 @@ impl Tensor {
         let op = "swiglu_backward";
         assert_eq!(self.shape(), up.shape(), "{op}: gate {:?} and up {:?} differ in shape", self.shape(), up.shape());
         check_gradient_shape(op, "output", self, dout);
+        same_devices(op, self, &[up, dout]);
         match self.storage() {
             Storage::Cpu(_) => {
                 let (g, u, d) = (self.f32_values(op), up.f32_values(op), dout.f32_values(op));
@@ -172,5 +176,13 @@ impl Tensor {
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) => super::on_gpu::swiglu_backward(self, up, dout),
         }
+    }
+}
+
+/// Panics unless every operand is on the device of `x`, naming both devices.
+#[track_caller]
+fn same_devices(op: &str, x: &Tensor, others: &[&Tensor]) {
+    for t in others {
+        assert_eq!(t.device(), x.device(), "{op}: operands on {} and {}", x.device(), t.device());
     }
 }
