@@ -44,6 +44,13 @@ pub struct AttentionDims {
     pub hs: usize,
 }
 
+impl AttentionDims {
+    /// Query heads per key/value head, `G = NH / NKV` (0 when there are no heads).
+    pub fn group(&self) -> usize {
+        self.nh / self.nkv.max(1)
+    }
+}
+
 /// A rank-4 operand `(B, NH, rows, cols)` read through its layout.
 #[derive(Clone, Copy)]
 pub struct Operand<'a> {
@@ -75,7 +82,7 @@ pub fn attention_forward(
     scale: f32,
 ) -> (Vec<f32>, Vec<f32>) {
     let AttentionDims { nh, t, s, hs, .. } = d;
-    let group = nh / d.nkv; // query heads per key/value head
+    let group = d.group(); // query heads per key/value head
     let mut out = pool::take(d.b * nh * t * hs);
     let mut probs = pool::take(d.b * nh * t * s);
     let heads = out.par_chunks_mut((t * hs).max(1)).zip(probs.par_chunks_mut((t * s).max(1))).enumerate();
@@ -115,11 +122,11 @@ pub fn attention_backward(
     scale: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let AttentionDims { nh, nkv, t, s, hs, .. } = d;
-    let group = nh / nkv;
+    let group = d.group();
     let mut dq = vec![0.0; d.b * nh * t * hs];
     let mut dk = vec![0.0; d.b * nkv * s * hs];
     let mut dv = vec![0.0; d.b * nkv * s * hs];
-    if t * s * hs == 0 {
+    if t * s * hs * nkv == 0 {
         return (dq, dk, dv);
     }
     let grads = dq.par_chunks_mut(group * t * hs).zip(dk.par_chunks_mut(s * hs)).zip(dv.par_chunks_mut(s * hs));

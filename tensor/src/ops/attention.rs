@@ -71,7 +71,7 @@ impl Tensor {
                 let (q5, k5, v5) = grouped(self, k, v, d);
                 let scores = q5.matmul(&k5.transpose(-2, -1)).reshape(full.clone()); // (B, NH, T, S)
                 let probs = scores.mul_scalar(scale).masked_fill(mask, f32::NEG_INFINITY).softmax(-1);
-                let output = probs.reshape([d.b, d.nkv, d.nh / d.nkv, d.t, d.s]).matmul(&v5);
+                let output = probs.reshape([d.b, d.nkv, d.group(), d.t, d.s]).matmul(&v5);
                 AttentionOutput { output: output.reshape([d.b, d.nh, d.t, d.hs]), probs }
             }
         }
@@ -115,7 +115,7 @@ impl Tensor {
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) => {
                 let (q5, k5, v5) = grouped(self, k, v, d);
-                let g = d.nh / d.nkv;
+                let g = d.group();
                 let (p5, do5) = (probs.reshape([d.b, d.nkv, g, d.t, d.s]), dout.reshape([d.b, d.nkv, g, d.t, d.hs]));
                 let dv = p5.transpose(-2, -1).matmul(&do5).sum(2); // (B, NKV, S, HS)
                 let dp = do5.matmul(&v5.transpose(-2, -1));
@@ -134,8 +134,7 @@ fn attention_dims(q: &Tensor, k: &Tensor, v: &Tensor) -> AttentionDims {
         && k.rank() == 4
         && k.dims() == v.dims()
         && q.dims()[0] == k.dims()[0]
-        && k.dims()[1] > 0
-        && q.dims()[1] % k.dims()[1] == 0
+        && q.dims()[1].is_multiple_of(k.dims()[1]) // NKV divides NH (0 heads only with 0 heads)
         && q.dims()[3] == k.dims()[3];
     assert!(
         fits,
@@ -152,7 +151,7 @@ fn attention_dims(q: &Tensor, k: &Tensor, v: &Tensor) -> AttentionDims {
 /// contiguous), `k`, `v` as `(B, NKV, 1, S, HS)` views that the batched matmul broadcasts.
 #[cfg(feature = "gpu")]
 fn grouped(q: &Tensor, k: &Tensor, v: &Tensor, d: AttentionDims) -> (Tensor, Tensor, Tensor) {
-    let q5 = q.reshape([d.b, d.nkv, d.nh / d.nkv, d.t, d.hs]);
+    let q5 = q.reshape([d.b, d.nkv, d.group(), d.t, d.hs]);
     (q5, k.unsqueeze(2), v.unsqueeze(2))
 }
 

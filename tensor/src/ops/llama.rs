@@ -116,7 +116,7 @@ impl Tensor {
     /// Rotation of each head's half pairs by `sign · θ` (see [`Tensor::rope`]).
     #[track_caller]
     fn rotate(&self, op: &str, cos: &Tensor, sin: &Tensor, sign: f32) -> Tensor {
-        let fits = self.rank() == 4 && self.dim(-1) % 2 == 0;
+        let fits = self.rank() == 4 && self.dim(-1).is_multiple_of(2);
         assert!(fits, "{op}: x must be (B, T, NH, HS) with HS even, got {:?}", self.shape());
         let [b, t, nh, hs] = [self.dims()[0], self.dims()[1], self.dims()[2], self.dims()[3]];
         let tables = [b, t, hs / 2];
