@@ -140,8 +140,7 @@ pub fn attention(
         let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(scale); // (B, NH, t, past + t)
         scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1).dropout(dropout).matmul(&v)
     } else {
-        let (k, v) = (repeat_kv(&k, nh), repeat_kv(&v, nh));
-        q.attention(&k, &v, mask, scale) // one op: softmax(q kᵀ · scale, masked) v
+        q.attention(&k, &v, mask, scale) // one op: softmax(q kᵀ · scale, masked) v, groups read in place
     };
     y.permute(&[0, 2, 1, 3]).reshape((b, t, nh * hs)) // (B, t, NH·HS)
 }

@@ -1,8 +1,6 @@
 //! The layers models share, with parameters named by their checkpoint keys: linear (in both
 //! storage orders), embedding, layer norm and the two-layer MLP.
 
-#[allow(unused_imports)] // until the fused ops land: see llama_ops
-use crate::llama_ops::LlamaOps as _;
 use crate::module::{Init, Module, ParamSource};
 use deltaw_autograd::Var;
 use deltaw_tensor::Tensor;

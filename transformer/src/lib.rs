@@ -25,7 +25,6 @@ mod init;
 mod layers;
 mod llama;
 mod llama_config;
-mod llama_ops;
 mod model;
 mod module;
 mod pooling;

@@ -21,8 +21,6 @@ use crate::attention::{self, attention, KvCache};
 use crate::error::Result;
 use crate::layers::{Embedding, GatedMlp, Linear, RmsNorm};
 use crate::llama_config::{LlamaConfig, LlamaFamily};
-#[allow(unused_imports)] // until the fused ops land: see llama_ops
-use crate::llama_ops::LlamaOps as _;
 use crate::model::{CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
 use crate::rope::Rope;
