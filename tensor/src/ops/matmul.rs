@@ -98,12 +98,12 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
     let with_batch = |rows, cols| Shape::from([batch.dims(), &[rows, cols]].concat());
     let la = lhs.layout().broadcast_to(&with_batch(m, k)).expect("batch dims broadcast");
     let lb = rhs.layout().broadcast_to(&with_batch(k, n)).expect("batch dims broadcast");
+    if widens_lhs(lhs, rhs) {
+        // A 16-bit lhs (activations, M×K) is widened to f32 once; the kernels read B only.
+        let wide = lhs.to_dtype(DType::F32).expect("widening a float tensor to f32 cannot fail");
+        return matmul_batched(&wide, rhs, orig_lhs, orig_rhs);
+    }
     match lhs.storage() {
-        Storage::Cpu(_) if lhs.dtype() != DType::F32 && lhs.dtype().is_float() => {
-            // A 16-bit lhs (activations, M×K) is widened to f32 once; the GEMM reads B only.
-            let wide = lhs.to_dtype(DType::F32).expect("widening a float tensor to f32 cannot fail");
-            matmul_batched(&wide, rhs, orig_lhs, orig_rhs)
-        }
         Storage::Cpu(_) => {
             let a = lhs.f32_storage("matmul");
             let out = match rhs.cpu_storage() {
@@ -116,6 +116,14 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
         #[cfg(feature = "gpu")]
         Storage::Gpu(_) => super::on_gpu::matmul(lhs, &la, rhs, &lb, (m, n, k)),
     }
+}
+
+/// Whether `lhs` is bf16 / f16 and goes to the kernels widened: always, except f16 × f16 on
+/// a GPU, which has its own f16-storage kernel.
+fn widens_lhs(lhs: &Tensor, rhs: &Tensor) -> bool {
+    let half = matches!(lhs.dtype(), DType::BF16 | DType::F16);
+    let f16_pair = lhs.dtype() == DType::F16 && rhs.dtype() == DType::F16 && lhs.device() != crate::Device::Cpu;
+    half && !f16_pair
 }
 
 /// The batched product on the CPU, one `sgemm` per batch entry (in parallel): `a` f32, `b`
