@@ -319,6 +319,11 @@ fn half_weights_multiply_and_embed_on_the_gpu_as_on_the_cpu() {
         let rows = w.embedding(&ids_host.to_device(&dev).unwrap());
         assert_eq!(rows.dtype(), DType::F32);
         assert_eq!(rows.to_vec(), w_host.embedding(&ids_host).to_vec(), "{dtype} embedding rows are exact");
+        // An odd width cannot be selected as whole words: the general path, same rows.
+        let odd_host = Tensor::randn((7, 3), Seed(7), &cpu).to_dtype(dtype).unwrap();
+        let few = Tensor::from_vec(vec![6i32, 0, 2], 3, &cpu).unwrap();
+        let odd = odd_host.to_device(&dev).unwrap().embedding(&few.to_device(&dev).unwrap());
+        assert_eq!((odd.dtype(), odd.to_vec()), (DType::F32, odd_host.embedding(&few).to_vec()), "{dtype} odd C");
     }
 }
 

@@ -228,10 +228,13 @@ impl Tensor {
     #[track_caller]
     pub fn embedding(&self, ids: &Tensor) -> Tensor {
         assert_eq!(self.rank(), 2, "embedding: the table must be (V, C), got shape {:?}", self.shape());
-        let mut rows = self.index_select(0, &ids.flatten_all());
-        if matches!(rows.dtype(), DType::BF16 | DType::F16) {
-            rows = rows.to_dtype(DType::F32).expect("widening a float tensor to f32 cannot fail");
-        }
+        let (ids_flat, half) = (ids.flatten_all(), matches!(self.dtype(), DType::BF16 | DType::F16));
+        let rows = match self.storage() {
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) if half && self.dims()[1] % 2 == 0 => super::on_gpu::embedding_rows_16(self, &ids_flat),
+            _ if half => self.index_select(0, &ids_flat).to_dtype(DType::F32).expect("widening a float cannot fail"),
+            _ => self.index_select(0, &ids_flat),
+        };
         let mut shape = ids.dims().to_vec();
         shape.push(self.dims()[1]);
         rows.reshape(shape)

@@ -16,7 +16,7 @@ mod index;
 mod nn;
 
 pub(crate) use elementwise::{binary, gelu_backward, select, unary};
-pub(crate) use index::{cat, gather, index_add, index_select, scatter_add};
+pub(crate) use index::{cat, embedding_rows_16, gather, index_add, index_select, scatter_add};
 pub(crate) use nn::{
     cross_entropy, cross_entropy_backward, layer_norm, layer_norm_backward, softmax_rows, softmax_rows_backward,
 };
