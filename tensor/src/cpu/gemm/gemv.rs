@@ -11,7 +11,8 @@
 //! Both inner loops run over unit-stride slices and vectorise (the dot with 16 partial sums).
 //!
 //! A bf16 or f16 B (a frozen weight, at decode) is read in its storage type, half the bytes
-//! of f32: each run of up to [`CHUNK`] elements is widened into a stack buffer (exactly,
+//! of f32. bf16 is widened inside the vectorised loops (a zero-extension and a shift per
+//! lane); f16 a run of up to [`CHUNK`] elements at a time into a stack buffer (F16C,
 //! [`Widen::widen_into`]) just before the f32 loop uses it, while it is still in L1. The
 //! multiply-adds and their order are those of an f32 B, so results are equal bit for bit.
 
@@ -85,9 +86,15 @@ fn axpy_rows<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f3
     vectorized(|| {
         for (p, &ap) in a.iter().enumerate() {
             let start = b.offset + p * b.row_stride + first;
-            let row = widened(&b.data[start..start + w], &mut wide[..w]);
-            for (d, &x) in dst.iter_mut().zip(row) {
-                *d += ap * x;
+            let row = &b.data[start..start + w];
+            if T::INLINE {
+                for (d, &x) in dst.iter_mut().zip(row) {
+                    *d += ap * x.widen();
+                }
+            } else {
+                for (d, &x) in dst.iter_mut().zip(widened(row, &mut wide[..w])) {
+                    *d += ap * x;
+                }
             }
         }
     });
@@ -115,18 +122,28 @@ fn widened<'a, T: Widen>(src: &'a [T], buf: &'a mut [f32]) -> &'a [f32] {
     }
 }
 
-/// `Σ x·y` with 16 partial sums, so the loop vectorises; `y` is widened [`CHUNK`] at a time.
+/// `Σ x·y` with 16 partial sums, so the loop vectorises; an f16 `y` is widened [`CHUNK`] at
+/// a time (the partial sums see the same sequence either way).
 /// The tail (`len % 16` elements) is summed apart and added last, whatever `T`.
 #[inline(always)]
 fn dot<T: Widen>(x: &[f32], y: &[T], wide: &mut [f32; CHUNK]) -> f32 {
     let mut acc = [0.0f32; 16];
     let body = x.len() / 16 * 16;
     let tail: f32 = x[body..].iter().zip(&y[body..]).map(|(a, b)| a * b.widen()).sum();
-    for (xs, ys) in x[..body].chunks(CHUNK).zip(y[..body].chunks(CHUNK)) {
-        let ys = widened(ys, &mut wide[..ys.len()]);
-        for (xs, ys) in xs.chunks_exact(16).zip(ys.chunks_exact(16)) {
+    if T::INLINE {
+        // f32 and bf16: widened in the loop, one shift per lane for bf16.
+        for (xs, ys) in x[..body].chunks_exact(16).zip(y[..body].chunks_exact(16)) {
             for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
-                *s += a * b;
+                *s += a * b.widen();
+            }
+        }
+    } else {
+        for (xs, ys) in x[..body].chunks(CHUNK).zip(y[..body].chunks(CHUNK)) {
+            let ys = widened(ys, &mut wide[..ys.len()]);
+            for (xs, ys) in xs.chunks_exact(16).zip(ys.chunks_exact(16)) {
+                for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
+                    *s += a * b;
+                }
             }
         }
     }

@@ -24,6 +24,10 @@ pub trait Widen: Copy + Send + Sync + 'static {
     /// `dst[i] = src[i].widen()`; the two slices have one length.
     fn widen_into(src: &[Self], dst: &mut [f32]);
 
+    /// Whether [`Widen::widen`] is cheap enough to call inside a vectorised loop (f32, bf16:
+    /// a shift); f16 is widened a run at a time with [`Widen::widen_into`] instead.
+    const INLINE: bool = true;
+
     /// `src` itself when `Self` is f32 (nothing to widen), else `None`.
     fn as_f32(src: &[Self]) -> Option<&[f32]> {
         let _ = src;
@@ -97,6 +101,8 @@ impl Widen for bf16 {
 }
 
 impl Widen for f16 {
+    const INLINE: bool = false;
+
     #[inline(always)]
     fn widen(self) -> f32 {
         self.to_f32()
