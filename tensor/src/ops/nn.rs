@@ -231,7 +231,9 @@ impl Tensor {
         let (ids_flat, half) = (ids.flatten_all(), matches!(self.dtype(), DType::BF16 | DType::F16));
         let rows = match self.storage() {
             #[cfg(feature = "gpu")]
-            Storage::Gpu(_) if half && self.dims()[1] % 2 == 0 => super::on_gpu::embedding_rows_16(self, &ids_flat),
+            Storage::Gpu(_) if half && self.dims()[1].is_multiple_of(2) => {
+                super::on_gpu::embedding_rows_16(self, &ids_flat)
+            }
             _ if half => self.index_select(0, &ids_flat).to_dtype(DType::F32).expect("widening a float cannot fail"),
             _ => self.index_select(0, &ids_flat),
         };
