@@ -74,7 +74,7 @@ pub enum Kernel {
     MatmulF16,
     /// `matmul_w16.wgsl`: f32 A times a bf16 B (a frozen weight), widened in the kernel.
     MatmulBf16Weight,
-    /// `matmul_w16.wgsl`: f32 A times an f16 B, widened with `unpack2x16float`.
+    /// `matmul_w16.wgsl`: f32 A times an f16 B, widened on its bits.
     MatmulF16Weight,
     /// `convert.wgsl`
     F32ToF16,

@@ -6,7 +6,7 @@
 // bf16 or f16 weight is read at half the bytes and never copied to f32. Each element of B is
 // widened exactly when staged into workgroup memory; every multiply-add and C are f32.
 // WGSL has no bf16 type: bf16 is the top half of an f32, `bitcast<f32>(bits << 16)`. f16 is
-// widened with `unpack2x16float`, so this file needs no SHADER_F16.
+// widened on its bits (`f16_bits_to_f32`), so this file needs no SHADER_F16.
 // Entry points: `matmul_bf16_weight`, `matmul_f16_weight`.
 // Bindings: 0 `params` (uniform), 1 `a` (storage, read, f32), 2 `b` (storage, read, u32
 // words of 16-bit pairs), 3 `c` (storage, read_write, f32), 4 `batch_offsets` (storage, read,
@@ -39,12 +39,29 @@ var<workgroup> tile_b: array<array<f32, 64>, 16>;
 
 // Element e of B as f32: its 16 bits are half (e & 1) of word e / 2.
 fn b_at(e: u32, is_bf16: bool) -> f32 {
-    let word = b[e >> 1u];
+    let bits = (b[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
     if (is_bf16) {
-        let bits = (word >> ((e & 1u) * 16u)) & 0xffffu;
         return bitcast<f32>(bits << 16u);
     }
-    return unpack2x16float(word)[e & 1u];
+    return f16_bits_to_f32(bits);
+}
+
+// IEEE half (1 sign, 5 exponent bits biased by 15, 10 mantissa bits) to f32, exactly, on the
+// bits (no SHADER_F16 or f16-in-f32 capability needed): a normal number re-biases its
+// exponent by 127 - 15 = 112 and shifts its mantissa up 13 bits; a subnormal is
+// mantissa · 2^-24 (exact in f32); exponent 31 is infinity or NaN.
+fn f16_bits_to_f32(h: u32) -> f32 {
+    let sign = (h & 0x8000u) << 16u;
+    let exponent = (h >> 10u) & 0x1fu;
+    let mantissa = h & 0x3ffu;
+    if (exponent == 0u) {
+        let magnitude = f32(mantissa) * 5.9604644775390625e-8;
+        return bitcast<f32>(sign | bitcast<u32>(magnitude));
+    }
+    if (exponent == 31u) {
+        return bitcast<f32>(sign | 0x7f800000u | (mantissa << 13u));
+    }
+    return bitcast<f32>(sign | ((exponent + 112u) << 23u) | (mantissa << 13u));
 }
 
 @compute @workgroup_size(16, 16)
