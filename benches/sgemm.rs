@@ -5,10 +5,16 @@
 //! The throughput is declared as 2·n³ "elements", one per floating-point operation, so the
 //! elements/s that criterion reports are FLOP/s. `benches/compare_sgemm.sh` prints the
 //! deltaw / matrixmultiply ratio of the mean times for each n.
+//!
+//! The `gemv_weight` group is one decode step's projection, `x @ W.t()` with x `(1, K)` and a
+//! weight W `(N, K)` stored in f32 or in bf16 (a frozen checkpoint weight kept in its storage
+//! dtype), at Qwen2.5-0.5B's MLP shapes (896 → 4864 and 4864 → 896). The gemv streams W once,
+//! so it is memory-bound and bf16 should be up to twice as fast; elements are multiply-adds.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use deltaw_benches::filled;
 use deltaw_tensor::cpu::gemm::{kernel_name, sgemm, MatRef};
+use deltaw_tensor::{DType, Device, Seed, Tensor};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -60,5 +66,23 @@ fn bench_sgemm(crit: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_sgemm);
+fn bench_gemv_weight(crit: &mut Criterion) {
+    let mut group = crit.benchmark_group("gemv_weight");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    for (k, n) in [(896, 4864), (4864, 896)] {
+        let x = Tensor::randn((1, k), Seed(1), &Device::Cpu);
+        let w32 = Tensor::randn((n, k), Seed(2), &Device::Cpu);
+        group.throughput(Throughput::Elements((n * k) as u64));
+        for dtype in [DType::F32, DType::BF16, DType::F16] {
+            let w = w32.to_dtype(dtype).unwrap();
+            group.bench_with_input(BenchmarkId::new(format!("{dtype}"), format!("{k}x{n}")), &w, |bench, w| {
+                bench.iter(|| black_box(x.matmul(&w.t())))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_sgemm, bench_gemv_weight);
 criterion_main!(benches);

@@ -85,6 +85,10 @@ pub enum Kernel {
     Matmul,
     /// `matmul_f16.wgsl`: the same with f16 storage, f32 accumulation.
     MatmulF16,
+    /// `matmul_w16.wgsl`: f32 A times a bf16 B (a frozen weight), widened in the kernel.
+    MatmulBf16Weight,
+    /// `matmul_w16.wgsl`: f32 A times an f16 B, widened on its bits.
+    MatmulF16Weight,
     /// `convert.wgsl`
     F32ToF16,
     /// `convert.wgsl`
@@ -145,6 +149,8 @@ impl Kernel {
         Kernel::CrossEntropyBackward,
         Kernel::Matmul,
         Kernel::MatmulF16,
+        Kernel::MatmulBf16Weight,
+        Kernel::MatmulF16Weight,
         Kernel::F32ToF16,
         Kernel::F16ToF32,
         Kernel::F32ToBf16,
@@ -186,6 +192,7 @@ impl Kernel {
             Kernel::CrossEntropyRows | Kernel::CrossEntropyBackward => "cross_entropy.wgsl",
             Kernel::Matmul => "matmul.wgsl",
             Kernel::MatmulF16 => "matmul_f16.wgsl",
+            Kernel::MatmulBf16Weight | Kernel::MatmulF16Weight => "matmul_w16.wgsl",
             Kernel::F32ToF16
             | Kernel::F16ToF32
             | Kernel::F32ToBf16
@@ -215,6 +222,7 @@ impl Kernel {
             "cross_entropy.wgsl" => include_str!("../wgsl/cross_entropy.wgsl"),
             "matmul.wgsl" => include_str!("../wgsl/matmul.wgsl"),
             "matmul_f16.wgsl" => include_str!("../wgsl/matmul_f16.wgsl"),
+            "matmul_w16.wgsl" => include_str!("../wgsl/matmul_w16.wgsl"),
             "optim.wgsl" => include_str!("../wgsl/optim.wgsl"),
             "topk.wgsl" => include_str!("../wgsl/topk.wgsl"),
             _ => include_str!("../wgsl/convert.wgsl"),
@@ -239,6 +247,8 @@ impl Kernel {
             Kernel::CrossEntropyRows => "cross_entropy_rows",
             Kernel::Matmul => "matmul",
             Kernel::MatmulF16 => "matmul_f16",
+            Kernel::MatmulBf16Weight => "matmul_bf16_weight",
+            Kernel::MatmulF16Weight => "matmul_f16_weight",
             Kernel::F32ToF16 => "f32_to_f16",
             Kernel::F16ToF32 => "f16_to_f32",
             Kernel::F32ToBf16 => "f32_to_bf16",

@@ -13,7 +13,7 @@ fn parse(kernel: Kernel) -> naga::Module {
 #[test]
 fn every_shader_parses_and_validates() {
     let files: HashSet<&str> = Kernel::ALL.iter().map(|k| k.file()).collect();
-    assert_eq!(files.len(), 14, "one file per op family");
+    assert_eq!(files.len(), 15, "one file per op family");
     for &kernel in Kernel::ALL {
         let module = parse(kernel);
         let caps = if kernel.needs_f16() { Capabilities::all() } else { Capabilities::default() };

@@ -414,6 +414,18 @@ impl Tensor {
         }
     }
 
+    /// Bytes of element data held by this tensor's storage, on whichever device: elements ×
+    /// the dtype's size (2 for bf16 / f16, 4 for f32 and i32). A view reports its whole
+    /// buffer, which it shares. A bf16 `(4096, 4096)` weight holds 32 MiB, half its f32 copy.
+    pub fn storage_bytes(&self) -> usize {
+        let elements = match self.storage.as_ref() {
+            Storage::Cpu(s) => s.len(),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(s) => s.len,
+        };
+        elements * self.dtype().size_in_bytes()
+    }
+
     /// True when both tensors share the same storage buffer (one is a view of the other).
     pub fn shares_storage_with(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)

@@ -281,6 +281,52 @@ fn tensors_of_every_dtype_and_layout_move_to_the_gpu_and_back_unchanged() {
     assert_eq!(odd.to_vec(), vec![1.5; 3], "an odd f16 count is padded, not truncated");
 }
 
+/// A frozen bf16 / f16 weight stays in its dtype on the GPU (2 bytes per element) and the
+/// mixed kernel (`matmul_w16.wgsl`: f32 A, 16-bit B) gives the CPU's product of the same
+/// weight, for `x @ W.t()` (decode and prefill) and `dy @ W` (the backward's dx), batched and
+/// strided. Embedding from a 16-bit table gives f32 rows as on the host. MATMUL tolerance:
+/// both sides multiply the same exactly-widened f32 values and differ only in summation
+/// order and FMA use.
+#[test]
+fn half_weights_multiply_and_embed_on_the_gpu_as_on_the_cpu() {
+    let Some(dev) = gpu() else { return };
+    let cpu = Device::Cpu;
+    let (c, n) = (72, 100);
+    for dtype in [DType::BF16, DType::F16] {
+        let w_host = Tensor::randn((n, c), Seed(3), &cpu).to_dtype(dtype).unwrap();
+        let w = w_host.to_device(&dev).unwrap();
+        assert_eq!((w.dtype(), w.storage_bytes()), (dtype, n * c * 2), "{dtype} weight on the GPU");
+        for x_dims in [vec![1, c], vec![2, 5, c], vec![c]] {
+            let x_host = Tensor::randn(x_dims.clone(), Seed(4), &cpu);
+            let x = x_host.to_device(&dev).unwrap();
+            let (got, want) = (x.matmul(&w.t()), x_host.matmul(&w_host.t()));
+            assert_eq!((got.dtype(), got.dims()), (DType::F32, want.dims()));
+            assert_close(&got.to_vec(), &want.to_vec(), Tol::MATMUL, &format!("{dtype} x {x_dims:?} @ w.t()"));
+        }
+        let dy_host = Tensor::randn((3, 4, n), Seed(5), &cpu);
+        let dy = dy_host.to_device(&dev).unwrap();
+        assert_close(
+            &dy.matmul(&w).to_vec(),
+            &dy_host.matmul(&w_host).to_vec(),
+            Tol::MATMUL,
+            &format!("{dtype} dy @ w"),
+        );
+        let sliced = |t: &Tensor| t.narrow(1, 7, 33).t(); // an odd element offset into the words
+        let x_host = Tensor::randn((6, 33), Seed(6), &cpu);
+        let got = x_host.to_device(&dev).unwrap().matmul(&sliced(&w));
+        assert_close(&got.to_vec(), &x_host.matmul(&sliced(&w_host)).to_vec(), Tol::MATMUL, &format!("{dtype} sliced"));
+        let ids_host = Tensor::from_vec(vec![5i32, 0, 99, 5], (2, 2), &cpu).unwrap();
+        let rows = w.embedding(&ids_host.to_device(&dev).unwrap());
+        assert_eq!(rows.dtype(), DType::F32);
+        assert_eq!(rows.to_vec(), w_host.embedding(&ids_host).to_vec(), "{dtype} embedding rows are exact");
+        // An odd width cannot be selected as whole words: the general path, same rows.
+        let odd_host = Tensor::randn((7, 3), Seed(7), &cpu).to_dtype(dtype).unwrap();
+        let few = Tensor::from_vec(vec![6i32, 0, 2], 3, &cpu).unwrap();
+        let odd = odd_host.to_device(&dev).unwrap().embedding(&few.to_device(&dev).unwrap());
+        assert_eq!((odd.dtype(), odd.to_vec()), (DType::F32, odd_host.embedding(&few).to_vec()), "{dtype} odd C");
+    }
+}
+
 #[test]
 fn safetensors_save_and_load_gpu_tensors() {
     let Some(dev) = gpu() else { return };

@@ -1,5 +1,7 @@
-//! Batched, strided GEMM (`matmul.wgsl`, and `matmul_f16.wgsl` with f16 storage).
+//! Batched, strided GEMM (`matmul.wgsl`, `matmul_f16.wgsl` with f16 storage, and
+//! `matmul_w16.wgsl` with an f32 A and a bf16 / f16 B).
 
+use crate::DType;
 use deltaw_shaders::params::MatmulParams;
 use deltaw_shaders::Kernel;
 
@@ -72,4 +74,25 @@ pub fn matmul(ctx: &GpuContext, a: &GpuBuffer, b: &GpuBuffer, args: &MatmulArgs)
 /// [`GpuError::NeedsF16`] when the adapter lacks SHADER_F16.
 pub fn matmul_f16(ctx: &GpuContext, a: &GpuBuffer, b: &GpuBuffer, args: &MatmulArgs) -> Result<GpuBuffer, GpuError> {
     launch_matmul(ctx, Kernel::MatmulF16, a, b, args)
+}
+
+/// [`matmul`] with A f32 and B a 16-bit weight of `b_dtype` (bf16 or f16, packed two per word
+/// as a host `[bf16]` / `[f16]` is), widened exactly in the kernel; C is f32. Strides and
+/// offsets of B are in elements. Needs no SHADER_F16.
+///
+/// # Panics
+/// If `b_dtype` is not bf16 or f16.
+pub fn matmul_w16(
+    ctx: &GpuContext,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    b_dtype: DType,
+    args: &MatmulArgs,
+) -> Result<GpuBuffer, GpuError> {
+    let kernel = match b_dtype {
+        DType::BF16 => Kernel::MatmulBf16Weight,
+        DType::F16 => Kernel::MatmulF16Weight,
+        other => panic!("matmul_w16: B must be bf16 or f16, got {other}"),
+    };
+    launch_matmul(ctx, kernel, a, b, args)
 }

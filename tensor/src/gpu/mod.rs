@@ -53,7 +53,7 @@ pub use index::{cat, gather, index_add, index_select, scatter_add};
 #[doc(hidden)]
 pub use llama::{rms_norm, rms_norm_backward, rope, swiglu, swiglu_backward, GpuRmsNorm, GpuRmsNormGrads};
 #[doc(hidden)]
-pub use matmul::{matmul, matmul_f16, MatmulArgs};
+pub use matmul::{matmul, matmul_f16, matmul_w16, MatmulArgs};
 #[doc(hidden)]
 pub use nn::{
     cross_entropy, cross_entropy_backward, layer_norm, layer_norm_backward, log_softmax, log_softmax_backward, softmax,

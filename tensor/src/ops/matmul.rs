@@ -3,17 +3,24 @@
 //! Operands are passed to the GEMM as strided views, so a transposed (`x.t()`) or sliced
 //! operand is multiplied in place with no copy: the packing step of the GEMM reads any strides.
 
-use crate::cpu::gemm::{sgemm, MatRef};
+use crate::cpu::gemm::{sgemm, MatRef, Widen};
 use crate::layout::Layout;
 use crate::shape::Shape;
-use crate::storage::Storage;
-use crate::Tensor;
+use crate::storage::{CpuStorage, Storage};
+use crate::{DType, Tensor};
 use rayon::prelude::*;
 
 impl Tensor {
     /// `self @ rhs`: `(.., M, K) @ (.., K, N) -> (.., M, N)`, leading (batch) dims broadcast.
     /// A 1-D `self` is a row vector and a 1-D `rhs` a column vector; their unit dim is dropped
     /// from the result, as in PyTorch.
+    ///
+    /// The result is f32. `rhs` may be bf16 or f16 (a frozen weight kept in its storage type):
+    /// it is widened to f32 element by element as the GEMM reads it, so `x.matmul(&w)` equals
+    /// `x.matmul(&w.to_dtype(DType::F32)?)` bit for bit on the CPU, without the f32 copy. A
+    /// bf16 / f16 `self` (an activation, small) is widened to an f32 copy first. On a GPU, an
+    /// f32 `self` times a bf16 or f16 `rhs` runs one mixed kernel (`matmul_w16.wgsl`), and
+    /// f16 times f16 runs `matmul_f16.wgsl` when the adapter has SHADER_F16.
     ///
     /// ```
     /// use deltaw_tensor::{Device, Tensor};
@@ -91,19 +98,19 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
     let with_batch = |rows, cols| Shape::from([batch.dims(), &[rows, cols]].concat());
     let la = lhs.layout().broadcast_to(&with_batch(m, k)).expect("batch dims broadcast");
     let lb = rhs.layout().broadcast_to(&with_batch(k, n)).expect("batch dims broadcast");
+    if widens_lhs(lhs, rhs) {
+        // A 16-bit lhs (activations, M×K) is widened to f32 once; the kernels read B only.
+        let wide = lhs.to_dtype(DType::F32).expect("widening a float tensor to f32 cannot fail");
+        return matmul_batched(&wide, rhs, orig_lhs, orig_rhs);
+    }
     match lhs.storage() {
         Storage::Cpu(_) => {
-            let (a, b) = (lhs.f32_storage("matmul"), rhs.f32_storage("matmul"));
-            let mut out = crate::cpu::pool::take(batch.numel() * m * n); // every element written below
-            if k == 0 {
-                out.fill(0.0); // an empty sum
-            } else if m * n > 0 {
-                out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
-                    let ma = mat_ref(a, &la, batch.dims(), i);
-                    let mb = mat_ref(b, &lb, batch.dims(), i);
-                    sgemm(m, n, k, ma, mb, c, n, false);
-                });
-            }
+            let a = lhs.f32_storage("matmul");
+            let out = match rhs.cpu_storage() {
+                CpuStorage::BF16(b) => cpu_matmul(a, &la, b, &lb, batch.dims(), (m, n, k)),
+                CpuStorage::F16(b) => cpu_matmul(a, &la, b, &lb, batch.dims(), (m, n, k)),
+                _ => cpu_matmul(a, &la, rhs.f32_storage("matmul"), &lb, batch.dims(), (m, n, k)),
+            };
             Tensor::from_f32(out, with_batch(m, n))
         }
         #[cfg(feature = "gpu")]
@@ -111,8 +118,40 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
     }
 }
 
+/// Whether `lhs` is bf16 / f16 and goes to the kernels widened: always, except f16 × f16 on
+/// a GPU, which has its own f16-storage kernel.
+fn widens_lhs(lhs: &Tensor, rhs: &Tensor) -> bool {
+    let half = matches!(lhs.dtype(), DType::BF16 | DType::F16);
+    let f16_pair = lhs.dtype() == DType::F16 && rhs.dtype() == DType::F16 && lhs.device() != crate::Device::Cpu;
+    half && !f16_pair
+}
+
+/// The batched product on the CPU, one `sgemm` per batch entry (in parallel): `a` f32, `b`
+/// f32 or a 16-bit weight widened by the GEMM as it packs (see `cpu::gemm::Widen`).
+fn cpu_matmul<T: Widen>(
+    a: &[f32],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+    batch: &[usize],
+    (m, n, k): (usize, usize, usize),
+) -> Vec<f32> {
+    let count: usize = batch.iter().product();
+    let mut out = crate::cpu::pool::take(count * m * n); // every element written below
+    if k == 0 {
+        out.fill(0.0); // an empty sum
+    } else if m * n > 0 {
+        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
+            let ma = mat_ref(a, la, batch, i);
+            let mb = mat_ref(b, lb, batch, i);
+            sgemm(m, n, k, ma, mb, c, n, false);
+        });
+    }
+    out
+}
+
 /// The `i`-th matrix (row-major over the batch dims) of a batch-broadcast layout.
-fn mat_ref<'a>(data: &'a [f32], layout: &Layout, batch: &[usize], i: usize) -> MatRef<'a> {
+fn mat_ref<'a, T>(data: &'a [T], layout: &Layout, batch: &[usize], i: usize) -> MatRef<'a, T> {
     let r = layout.strides().len();
     let offset = layout.batch_offset(batch, i);
     MatRef { data, offset, row_stride: layout.strides()[r - 2], col_stride: layout.strides()[r - 1] }

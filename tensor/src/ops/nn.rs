@@ -6,7 +6,7 @@
 use crate::cpu::nn as kernels;
 use crate::shape::Dim;
 use crate::storage::Storage;
-use crate::Tensor;
+use crate::{DType, Tensor};
 
 /// Layer norm's output with the statistics its backward pass needs.
 #[derive(Clone, Debug)]
@@ -219,12 +219,24 @@ impl Tensor {
     /// Embedding lookup: `self` is the `(V, C)` table, `ids` an i32 tensor of any shape;
     /// returns `ids.shape + (C,)` with row `ids[i]` of the table at position `i`.
     ///
+    /// The result is f32 for any float table: a bf16 or f16 table (a frozen checkpoint's, kept
+    /// in its storage type) has just the selected rows widened, `ids.numel() × C` elements,
+    /// never the whole `V × C` table.
+    ///
     /// # Panics
     /// If `self` is not 2-D, `ids` is not i32, or an id is outside `0..V`.
     #[track_caller]
     pub fn embedding(&self, ids: &Tensor) -> Tensor {
         assert_eq!(self.rank(), 2, "embedding: the table must be (V, C), got shape {:?}", self.shape());
-        let rows = self.index_select(0, &ids.flatten_all());
+        let (ids_flat, half) = (ids.flatten_all(), matches!(self.dtype(), DType::BF16 | DType::F16));
+        let rows = match self.storage() {
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) if half && self.dims()[1].is_multiple_of(2) => {
+                super::on_gpu::embedding_rows_16(self, &ids_flat)
+            }
+            _ if half => self.index_select(0, &ids_flat).to_dtype(DType::F32).expect("widening a float cannot fail"),
+            _ => self.index_select(0, &ids_flat),
+        };
         let mut shape = ids.dims().to_vec();
         shape.push(self.dims()[1]);
         rows.reshape(shape)

@@ -1,6 +1,8 @@
 //! Which micro-kernel runs: detected once from the CPU, overridable with `DELTAW_GEMM_KERNEL`.
 
-use super::MatRef;
+use super::{MatRef, Widen};
+use half::{bf16, f16};
+use std::any::Any;
 use std::sync::OnceLock;
 
 /// A micro-kernel computes one MR×NR tile of C from packed panels:
@@ -16,12 +18,30 @@ use std::sync::OnceLock;
 /// (guaranteed for kernels from [`available`]).
 pub(crate) type TileFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: bool);
 
-/// Packs rows `i0..i0+rows` × depth `p0..p0+kc` of a source into panels of the kernel's
-/// width, as `pack::pack_panels` (args: source, i0, rows, p0, kc, destination).
+/// Packs rows `i0..i0+rows` × depth `p0..p0+kc` of a source with elements `T` into f32
+/// panels of the kernel's width, as `pack::pack_panels` (args: source, i0, rows, p0, kc,
+/// destination).
 ///
 /// # Safety
 /// The CPU must support the kernel's instruction set (the x86 packers use AVX2).
-pub(crate) type PackFn = unsafe fn(MatRef<'_>, (usize, usize), (usize, usize), &mut [f32]);
+pub(crate) type PackFn<T = f32> = unsafe fn(MatRef<'_, T>, (usize, usize), (usize, usize), &mut [f32]);
+
+/// B's packer for each element type B may have (A is always f32).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PackB {
+    pub f32: PackFn,
+    pub bf16: PackFn<bf16>,
+    pub f16: PackFn<f16>,
+}
+
+impl PackB {
+    /// The packer for B's element type `T`.
+    pub(crate) fn of<T: Widen>(&self) -> PackFn<T> {
+        let all: [&dyn Any; 3] = [&self.f32, &self.bf16, &self.f16];
+        let found = all.iter().find_map(|f| f.downcast_ref::<PackFn<T>>());
+        *found.expect("Widen is implemented for f32, bf16 and f16 only")
+    }
+}
 
 /// The largest MR·NR of any kernel: edge tiles are computed into a local array this big.
 pub(crate) const MAX_TILE: usize = 12 * 32;
@@ -43,8 +63,8 @@ pub(crate) struct Kernel {
     pub tile: TileFn,
     /// `pack_panels::<MR>`, for A.
     pub pack_a: PackFn,
-    /// `pack_panels::<NR>`, for B through its transpose.
-    pub pack_b: PackFn,
+    /// `pack_panels::<NR, T>`, for B through its transpose, per element type of B.
+    pub pack_b: PackB,
 }
 
 /// The kernel `sgemm` uses: `DELTAW_GEMM_KERNEL` if set and supported, else the fastest.

@@ -3,7 +3,7 @@
 use super::dispatch::{Kernel, PackFn, MAX_TILE};
 use super::gemv;
 use super::scratch::{with_scratch, A_PACK, B_PACK};
-use super::MatRef;
+use super::{MatRef, Widen};
 use rayon::prelude::*;
 
 /// Below this many multiply-adds (m·n·k) a GEMM stays on the calling thread: 2^18 MACs take
@@ -22,10 +22,11 @@ pub(super) const SLAB_ROWS: usize = 4096;
 pub(super) const BLOCK_COLS: usize = 4096;
 
 /// What every part of one GEMM shares.
-struct Gemm<'a> {
+struct Gemm<'a, T> {
     kern: &'a Kernel,
     a: MatRef<'a>,
-    b: MatRef<'a>,
+    /// f32, or a bf16 / f16 weight widened as its panels are packed.
+    b: MatRef<'a, T>,
     c: CPtr,
     ldc: usize,
     accumulate: bool,
@@ -44,13 +45,13 @@ struct Block {
 /// C = A·B or C += A·B, shapes already checked by `sgemm`, with a given micro-kernel (the
 /// tests run every kernel). A single row or column of C takes the gemv path instead.
 #[allow(clippy::too_many_arguments)] // sgemm's own signature, plus the kernel
-pub(crate) fn gemm(
+pub(crate) fn gemm<T: Widen>(
     kern: &Kernel,
     m: usize,
     n: usize,
     k: usize,
     a: MatRef<'_>,
-    b: MatRef<'_>,
+    b: MatRef<'_, T>,
     c: &mut [f32],
     ldc: usize,
     accumulate: bool,
@@ -100,12 +101,12 @@ pub(crate) fn gemm(
 }
 
 /// Packs the block's B (and its A slab when `pack_a`), then computes it.
-fn run_block(g: &Gemm<'_>, block: Block, a_pack: &mut [f32], b_pack: &mut [f32], pack_a: bool) {
+fn run_block<T: Widen>(g: &Gemm<'_, T>, block: Block, a_pack: &mut [f32], b_pack: &mut [f32], pack_a: bool) {
     let (kern, kc) = (g.kern, block.depth.1);
     let a_pack = &mut a_pack[..block.rows.1.next_multiple_of(kern.mr) * kc];
     let b_pack = &mut b_pack[..block.cols.1.next_multiple_of(kern.nr) * kc];
     // Packing Bᵀ: the "rows" of the packed source are B's columns.
-    let pack_b = |b_pack: &mut [f32]| pack(g, kern.pack_b, kern.nr, g.b.t(), block.cols, block.depth, b_pack);
+    let pack_b = |b_pack: &mut [f32]| pack(g, kern.pack_b.of::<T>(), kern.nr, g.b.t(), block.cols, block.depth, b_pack);
     if !pack_a {
         pack_b(b_pack);
     } else if g.threads > 1 {
@@ -119,11 +120,11 @@ fn run_block(g: &Gemm<'_>, block: Block, a_pack: &mut [f32], b_pack: &mut [f32],
 
 /// Packs rows `rows` × depth `depth` of `src` into panels of width `w` with `pack_fn`; with
 /// several threads, the panels go in contiguous groups, a few per thread (as tasks do).
-fn pack(
-    g: &Gemm<'_>,
-    pack_fn: PackFn,
+fn pack<T, S: Widen>(
+    g: &Gemm<'_, T>,
+    pack_fn: PackFn<S>,
     w: usize,
-    src: MatRef<'_>,
+    src: MatRef<'_, S>,
     (i0, rows): (usize, usize),
     (p0, kc): (usize, usize),
     dst: &mut [f32],
@@ -163,7 +164,7 @@ impl CPtr {
 /// Splits the block of C into tasks, by rows first (tall A is the common case in a network:
 /// m = B·T tokens), by columns as well when there are too few row panels to go round.
 /// Task t gets the same proportional share of row panels and column panels as in a grid.
-fn run_tasks(g: &Gemm<'_>, block: Block, a_pack: &[f32], b_pack: &[f32]) {
+fn run_tasks<T: Widen>(g: &Gemm<'_, T>, block: Block, a_pack: &[f32], b_pack: &[f32]) {
     let row_panels = block.rows.1.div_ceil(g.kern.mr);
     let col_panels = block.cols.1.div_ceil(g.kern.nr);
     let target = if g.threads > 1 { g.threads * TASKS_PER_THREAD } else { 1 };
@@ -186,8 +187,8 @@ fn run_tasks(g: &Gemm<'_>, block: Block, a_pack: &[f32], b_pack: &[f32]) {
 /// Columns go in groups of NC (`kern.nc`), whose B panels (KC×NC floats) stay in L2 while
 /// every A panel of the task passes by: for each A panel (kept in L1), the micro-kernel runs
 /// against each B panel of the group in turn.
-fn run_task(
-    g: &Gemm<'_>,
+fn run_task<T: Widen>(
+    g: &Gemm<'_, T>,
     block: Block,
     (a_pack, b_pack): (&[f32], &[f32]),
     rows: (usize, usize),
@@ -214,8 +215,8 @@ fn run_task(
 /// inside C. A full tile is written in place; an edge tile goes through a local MR×NR array
 /// of which only the live part is copied out. `later_slice`: not the first depth slice, so
 /// the tile adds to C even without `accumulate`.
-fn run_tile(
-    g: &Gemm<'_>,
+fn run_tile<T>(
+    g: &Gemm<'_, T>,
     kc: usize,
     (a_panel, b_panel): (&[f32], &[f32]),
     (i, j): (usize, usize),

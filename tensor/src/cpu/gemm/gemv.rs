@@ -9,8 +9,14 @@
 //!   `c[j] = a · B[:, j]`, a dot product per output, parallel over blocks of outputs.
 //!
 //! Both inner loops run over unit-stride slices and vectorise (the dot with 16 partial sums).
+//!
+//! A bf16 or f16 B (a frozen weight, at decode) is read in its storage type, half the bytes
+//! of f32. bf16 is widened inside the vectorised loops (a zero-extension and a shift per
+//! lane); f16 a run of up to [`CHUNK`] elements at a time into a stack buffer (F16C,
+//! [`Widen::widen_into`]) just before the f32 loop uses it, while it is still in L1. The
+//! multiply-adds and their order are those of an f32 B, so results are equal bit for bit.
 
-use super::MatRef;
+use super::{MatRef, Widen};
 use crate::cpu::simd::vectorized;
 use rayon::prelude::*;
 
@@ -19,14 +25,26 @@ use rayon::prelude::*;
 const BLOCK: usize = 1024;
 const PARALLEL_MIN: usize = 1 << 16;
 
+/// Elements of a 16-bit B widened at a time (a multiple of the dot's 16 lanes, so the
+/// partial sums see the same sequence as without chunks).
+const CHUNK: usize = 256;
+
 /// Whether [`gemv`] handles this B (one of its strides is 1).
-pub(crate) fn supports(b: &MatRef<'_>) -> bool {
+pub(crate) fn supports<T>(b: &MatRef<'_, T>) -> bool {
     b.col_stride == 1 || b.row_stride == 1
 }
 
 /// `c[j·c_stride] (+)= Σ_p a[p] · B[p, j]` for j < n, where `a` is row 0 of the view (k long).
-pub(crate) fn gemv(n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], c_stride: usize, accumulate: bool) {
-    let a_row: Vec<f32> = (0..k).map(|p| a.at(0, p)).collect(); // k floats: cheap to gather
+pub(crate) fn gemv<TA: Widen, TB: Widen>(
+    n: usize,
+    k: usize,
+    a: MatRef<'_, TA>,
+    b: MatRef<'_, TB>,
+    c: &mut [f32],
+    c_stride: usize,
+    accumulate: bool,
+) {
+    let a_row: Vec<f32> = (0..k).map(|p| a.at(0, p)).collect(); // k floats (widened): cheap to gather
     let mut out = vec![0.0f32; n];
     let parallel = n * k >= PARALLEL_MIN;
     let block = block_size(n);
@@ -60,37 +78,73 @@ fn block_size(n: usize) -> usize {
     per_task.next_multiple_of(16).clamp(64, BLOCK)
 }
 
-/// Columns `first..first + dst.len()` of `a · B` for B with contiguous rows.
-fn axpy_rows(a: &[f32], b: &MatRef<'_>, first: usize, dst: &mut [f32]) {
+/// Columns `first..first + dst.len()` of `a · B` for B with contiguous rows
+/// (`dst.len() <= BLOCK`: each row piece is widened into a stack buffer of that size).
+fn axpy_rows<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
     let w = dst.len();
+    let mut wide = [0.0f32; BLOCK];
     vectorized(|| {
         for (p, &ap) in a.iter().enumerate() {
             let start = b.offset + p * b.row_stride + first;
-            for (d, &x) in dst.iter_mut().zip(&b.data[start..start + w]) {
-                *d += ap * x;
+            let row = &b.data[start..start + w];
+            if T::INLINE {
+                for (d, &x) in dst.iter_mut().zip(row) {
+                    *d += ap * x.widen();
+                }
+            } else {
+                for (d, &x) in dst.iter_mut().zip(widened(row, &mut wide[..w])) {
+                    *d += ap * x;
+                }
             }
         }
     });
 }
 
 /// Outputs `first..first + dst.len()` as dot products with B's contiguous columns.
-fn dot_columns(a: &[f32], b: &MatRef<'_>, first: usize, dst: &mut [f32]) {
+fn dot_columns<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
     let k = a.len();
+    let mut wide = [0.0f32; CHUNK];
     for (j, d) in dst.iter_mut().enumerate() {
         let start = b.offset + (first + j) * b.col_stride;
-        *d = vectorized(|| dot(a, &b.data[start..start + k]));
+        *d = vectorized(|| dot(a, &b.data[start..start + k], &mut wide));
     }
 }
 
-/// `Σ x·y` with 16 partial sums, so the loop vectorises.
+/// `src` as f32: itself when it is f32, else widened into `buf` (of `src`'s length).
 #[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
+fn widened<'a, T: Widen>(src: &'a [T], buf: &'a mut [f32]) -> &'a [f32] {
+    match T::as_f32(src) {
+        Some(same) => same,
+        None => {
+            T::widen_into(src, buf);
+            buf
+        }
+    }
+}
+
+/// `Σ x·y` with 16 partial sums, so the loop vectorises; an f16 `y` is widened [`CHUNK`] at
+/// a time (the partial sums see the same sequence either way).
+/// The tail (`len % 16` elements) is summed apart and added last, whatever `T`.
+#[inline(always)]
+fn dot<T: Widen>(x: &[f32], y: &[T], wide: &mut [f32; CHUNK]) -> f32 {
     let mut acc = [0.0f32; 16];
-    let (xc, yc) = (x.chunks_exact(16), y.chunks_exact(16));
-    let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
-    for (xs, ys) in xc.zip(yc) {
-        for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
-            *s += a * b;
+    let body = x.len() / 16 * 16;
+    let tail: f32 = x[body..].iter().zip(&y[body..]).map(|(a, b)| a * b.widen()).sum();
+    if T::INLINE {
+        // f32 and bf16: widened in the loop, one shift per lane for bf16.
+        for (xs, ys) in x[..body].chunks_exact(16).zip(y[..body].chunks_exact(16)) {
+            for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
+                *s += a * b.widen();
+            }
+        }
+    } else {
+        for (xs, ys) in x[..body].chunks(CHUNK).zip(y[..body].chunks(CHUNK)) {
+            let ys = widened(ys, &mut wide[..ys.len()]);
+            for (xs, ys) in xs.chunks_exact(16).zip(ys.chunks_exact(16)) {
+                for ((s, &a), &b) in acc.iter_mut().zip(xs).zip(ys) {
+                    *s += a * b;
+                }
+            }
         }
     }
     acc.iter().sum::<f32>() + tail

@@ -5,8 +5,9 @@
 //! broadcast is the largest tile that fits; 12 independent FMA chains cover the 4-5 cycle
 //! latency at 2 FMAs per cycle, and 12 FMAs (6 cycles) face only 8 loads (4 cycles).
 
-use super::dispatch::Kernel;
+use super::dispatch::{Kernel, PackB};
 use super::pack_x86::pack_panels_avx2;
+use half::{bf16, f16};
 use std::arch::x86_64::*;
 
 const MR: usize = 6;
@@ -22,8 +23,12 @@ pub(crate) const KERNEL: Kernel = Kernel {
     kc: 512,
     nc: 256,
     tile,
-    pack_a: pack_panels_avx2::<MR>,
-    pack_b: pack_panels_avx2::<NR>,
+    pack_a: pack_panels_avx2::<MR, f32>,
+    pack_b: PackB {
+        f32: pack_panels_avx2::<NR, f32>,
+        bf16: pack_panels_avx2::<NR, bf16>,
+        f16: pack_panels_avx2::<NR, f16>,
+    },
 };
 
 /// The 6×16 tile; contract in [`super::dispatch::TileFn`].

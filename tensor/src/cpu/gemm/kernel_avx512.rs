@@ -16,8 +16,9 @@
 //! core measured), the kernel alone, with its A panel in L1 and B panels in L2, runs at
 //! ~140 GFLOP/s (94%). A 14×32 tile (28 accumulators), 8×48 and 6×64 measured the same.
 
-use super::dispatch::Kernel;
+use super::dispatch::{Kernel, PackB};
 use super::pack_x86::pack_panels_avx2;
+use half::{bf16, f16};
 use std::arch::x86_64::*;
 
 const MR: usize = 12;
@@ -36,8 +37,12 @@ pub(crate) const KERNEL: Kernel = Kernel {
     kc: 384,
     nc: 512,
     tile,
-    pack_a: pack_panels_avx2::<MR>,
-    pack_b: pack_panels_avx2::<NR>,
+    pack_a: pack_panels_avx2::<MR, f32>,
+    pack_b: PackB {
+        f32: pack_panels_avx2::<NR, f32>,
+        bf16: pack_panels_avx2::<NR, bf16>,
+        f16: pack_panels_avx2::<NR, f16>,
+    },
 };
 
 /// The 12×32 tile; contract in [`super::dispatch::TileFn`].

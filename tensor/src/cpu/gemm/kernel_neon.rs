@@ -5,8 +5,9 @@
 //! (FMA by a vector lane, so no broadcast instruction is needed): 16 FMAs per step.
 //! 16 accumulators + 4 operands = 20 of the 32 registers; 16 chains cover the FMA latency.
 
-use super::dispatch::Kernel;
+use super::dispatch::{Kernel, PackB};
 use super::pack::pack_panels;
+use half::{bf16, f16};
 use std::arch::aarch64::*;
 
 const MR: usize = 8;
@@ -20,8 +21,8 @@ pub(crate) const KERNEL: Kernel = Kernel {
     kc: 256,
     nc: 512,
     tile,
-    pack_a: pack_panels::<MR>,
-    pack_b: pack_panels::<NR>,
+    pack_a: pack_panels::<MR, f32>,
+    pack_b: PackB { f32: pack_panels::<NR, f32>, bf16: pack_panels::<NR, bf16>, f16: pack_panels::<NR, f16> },
 };
 
 /// One row of the tile: `acc[0] += b_lo · a[L]`, `acc[1] += b_hi · a[L]` for lane L of `a`.

@@ -5,8 +5,9 @@
 //! into vector multiply-adds. Rust never fuses `a * b + c` into an FMA by itself, so this
 //! kernel rounds twice per step; the tolerance of the tests allows for it.
 
-use super::dispatch::Kernel;
+use super::dispatch::{Kernel, PackB};
 use super::pack::pack_panels;
+use half::{bf16, f16};
 
 const MR: usize = 4;
 const NR: usize = 8;
@@ -20,8 +21,8 @@ pub(crate) const KERNEL: Kernel = Kernel {
     kc: 512,
     nc: 256,
     tile,
-    pack_a: pack_panels::<MR>,
-    pack_b: pack_panels::<NR>,
+    pack_a: pack_panels::<MR, f32>,
+    pack_b: PackB { f32: pack_panels::<NR, f32>, bf16: pack_panels::<NR, bf16>, f16: pack_panels::<NR, f16> },
 };
 
 /// The 4×8 tile; contract in [`super::dispatch::TileFn`].

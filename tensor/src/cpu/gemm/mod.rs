@@ -17,7 +17,7 @@
 //! Files: `pack.rs` (panel layouts; `pack_x86.rs` its AVX transposes), `driver.rs` (the
 //! loops above and the thread split), `scratch.rs` (reused per-thread pack buffers),
 //! `dispatch.rs` (which micro-kernel runs, with its block sizes), one `kernel_*.rs` per
-//! instruction set.
+//! instruction set, `widen.rs` (bf16 and f16 B operands, widened to f32 while packing).
 
 mod dispatch;
 mod driver;
@@ -25,6 +25,7 @@ mod gemv;
 mod kernel_portable;
 mod pack;
 mod scratch;
+mod widen;
 
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
@@ -39,27 +40,32 @@ mod pack_x86;
 mod tests;
 #[cfg(test)]
 mod tests_prop;
+#[cfg(test)]
+mod tests_widen;
+
+pub use widen::Widen;
 
 /// A read-only strided matrix view: element (i, j) is
 /// `data[offset + i * row_stride + j * col_stride]`. Transposed or sliced operands are just
-/// other strides: no copy is needed before calling `sgemm`.
+/// other strides: no copy is needed before calling `sgemm`. The element type is f32, or
+/// (for B) bf16 / f16, widened as it is read (see [`Widen`]).
 #[derive(Clone, Copy, Debug)]
-pub struct MatRef<'a> {
-    pub data: &'a [f32],
+pub struct MatRef<'a, T = f32> {
+    pub data: &'a [T],
     pub offset: usize,
     pub row_stride: usize,
     pub col_stride: usize,
 }
 
-impl MatRef<'_> {
+impl<T: Widen> MatRef<'_, T> {
     /// The same elements seen as the transposed matrix: (i, j) here is (j, i) of `self`.
     pub(crate) fn t(self) -> Self {
         MatRef { row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
 
-    /// Element (i, j); bounds-checked against `data`.
+    /// Element (i, j), widened to f32; bounds-checked against `data`.
     pub(crate) fn at(&self, i: usize, j: usize) -> f32 {
-        self.data[self.offset + i * self.row_stride + j * self.col_stride]
+        self.data[self.offset + i * self.row_stride + j * self.col_stride].widen()
     }
 }
 
@@ -71,6 +77,10 @@ impl MatRef<'_> {
 /// Parallel over blocks of C on rayon's global pool; problems under 2^18 multiply-adds stay
 /// on the calling thread, where threading would cost more than it saves.
 ///
+/// B may be bf16 or f16 (a frozen weight in its storage type): each element is widened to
+/// f32 as it is packed or streamed, so the result equals, bit for bit, `sgemm` on the f32
+/// copy of B, which is never made.
+///
 /// Without `accumulate`, C is only written, never read, so it may hold garbage (even NaN).
 /// The micro-kernel is chosen once per process from the CPU's features (see [`kernel_name`]);
 /// `DELTAW_GEMM_KERNEL=portable|avx2|avx512|neon` forces one the CPU supports.
@@ -80,7 +90,16 @@ impl MatRef<'_> {
 /// (including `ldc < n` when m > 1, which would make rows overlap).
 #[track_caller]
 #[allow(clippy::too_many_arguments)] // the BLAS signature: three shapes, three operands, one flag
-pub fn sgemm(m: usize, n: usize, k: usize, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], ldc: usize, accumulate: bool) {
+pub fn sgemm<T: Widen>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_, T>,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     check_shapes(m, n, k, &a, &b, c.len(), ldc);
     driver::gemm(dispatch::selected(), m, n, k, a, b, c, ldc, accumulate);
 }
@@ -93,7 +112,7 @@ pub fn kernel_name() -> &'static str {
 
 /// Panics unless every element the shapes address lies inside its buffer.
 #[track_caller]
-fn check_shapes(m: usize, n: usize, k: usize, a: &MatRef<'_>, b: &MatRef<'_>, c_len: usize, ldc: usize) {
+fn check_shapes<T: Widen>(m: usize, n: usize, k: usize, a: &MatRef<'_>, b: &MatRef<'_, T>, c_len: usize, ldc: usize) {
     check_view("A", m, k, a, (m, n, k));
     check_view("B", k, n, b, (m, n, k));
     if m == 0 || n == 0 {
@@ -110,7 +129,7 @@ fn check_shapes(m: usize, n: usize, k: usize, a: &MatRef<'_>, b: &MatRef<'_>, c_
 
 /// Panics unless the `rows`×`cols` view stays inside `view.data`.
 #[track_caller]
-fn check_view(name: &str, rows: usize, cols: usize, view: &MatRef<'_>, mnk: (usize, usize, usize)) {
+fn check_view<T: Widen>(name: &str, rows: usize, cols: usize, view: &MatRef<'_, T>, mnk: (usize, usize, usize)) {
     if rows == 0 || cols == 0 {
         return;
     }

@@ -4,39 +4,42 @@
 //! transpose of W such rows. Done one float at a time that costs a store per element; here
 //! 8 rows × 8 depths are loaded as 8 vectors, transposed with 24 shuffles and stored as 8
 //! runs of consecutive floats. Other layouts, edge panels and depth tails use `pack_panels`.
+//! A bf16 or f16 source is widened by the loads ([`Widen::load8`]: AVX2 zero-extension and
+//! shift for bf16, F16C `vcvtph2ps` for f16), then transposed the same way.
 
 use super::pack::pack_panels;
-use super::MatRef;
+use super::{MatRef, Widen};
 use std::arch::x86_64::*;
 
 /// `pack_panels::<W>`, with the full panels of a depth-contiguous source transposed 8×8 at a
 /// time in AVX registers.
 ///
 /// # Safety
-/// The CPU must support AVX2 (implied for the kernels that use this).
+/// The CPU must support AVX2 (implied for the kernels that use this); an f16 source without
+/// F16C takes the portable path.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn pack_panels_avx2<const W: usize>(
-    src: MatRef<'_>,
+pub(crate) unsafe fn pack_panels_avx2<const W: usize, T: Widen>(
+    src: MatRef<'_, T>,
     (i0, rows): (usize, usize),
     (p0, kc): (usize, usize),
     dst: &mut [f32],
 ) {
-    if src.col_stride != 1 || src.row_stride == 1 || kc < 8 {
-        return pack_panels::<W>(src, (i0, rows), (p0, kc), dst);
+    if src.col_stride != 1 || src.row_stride == 1 || kc < 8 || !T::simd_ready() {
+        return pack_panels::<W, T>(src, (i0, rows), (p0, kc), dst);
     }
     let full = rows / W;
     let (head, tail) = dst.split_at_mut(full * W * kc);
     for (r, panel) in head.chunks_exact_mut(W * kc).enumerate() {
-        pack_full_panel::<W>(src, i0 + r * W, p0, kc, panel);
+        pack_full_panel::<W, T>(src, i0 + r * W, p0, kc, panel);
     }
     if rows > full * W {
-        pack_panels::<W>(src, (i0 + full * W, rows - full * W), (p0, kc), tail);
+        pack_panels::<W, T>(src, (i0 + full * W, rows - full * W), (p0, kc), tail);
     }
 }
 
 /// One panel of W live rows `i0..i0+W` over depth `p0..p0+kc`: `panel[p*W + i] = src(i0+i, p0+p)`.
 #[target_feature(enable = "avx2")]
-fn pack_full_panel<const W: usize>(src: MatRef<'_>, i0: usize, p0: usize, kc: usize, panel: &mut [f32]) {
+fn pack_full_panel<const W: usize, T: Widen>(src: MatRef<'_, T>, i0: usize, p0: usize, kc: usize, panel: &mut [f32]) {
     // src(i0 + i, p0 + p) is at base + i*row_stride + p.
     let base = src.offset + i0 * src.row_stride + p0;
     let blocks = kc / 8;
@@ -47,8 +50,9 @@ fn pack_full_panel<const W: usize>(src: MatRef<'_>, i0: usize, p0: usize, kc: us
             let v: [__m256; 8] = std::array::from_fn(|r| {
                 let start = base + (g + r.min(live - 1)) * src.row_stride + q0 * 8;
                 let piece = &src.data[start..start + 8];
-                // SAFETY: `piece` holds the 8 floats read.
-                unsafe { _mm256_loadu_ps(piece.as_ptr()) }
+                // SAFETY: `piece` holds the 8 elements read; AVX2 is enabled here and
+                // `T::simd_ready()` was checked by the caller.
+                unsafe { T::load8(piece.as_ptr()) }
             });
             // t[q] = depth q0*8 + q of rows g..g+8: goes to panel[(q0*8 + q)*W + g ..][..live].
             // Lanes 0..live of a mask are all ones: `maskstore` writes just those.
@@ -64,7 +68,7 @@ fn pack_full_panel<const W: usize>(src: MatRef<'_>, i0: usize, p0: usize, kc: us
     // The last kc % 8 depth steps, one float at a time.
     for p in blocks * 8..kc {
         for (i, out) in panel[p * W..(p + 1) * W].iter_mut().enumerate() {
-            *out = src.data[base + i * src.row_stride + p];
+            *out = src.data[base + i * src.row_stride + p].widen();
         }
     }
 }

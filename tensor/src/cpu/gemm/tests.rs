@@ -205,7 +205,7 @@ fn empty_c_touches_nothing() {
     let mut c: Vec<f32> = Vec::new();
     sgemm(0, 4, 5, a.view(), b.view(), &mut c, 4, false);
     let a = Operand::new(3, 5, ROW, 1);
-    sgemm(3, 0, 5, a.view(), MatRef { data: &[], offset: 0, row_stride: 0, col_stride: 0 }, &mut c, 0, false);
+    sgemm(3, 0, 5, a.view(), MatRef::<f32> { data: &[], offset: 0, row_stride: 0, col_stride: 0 }, &mut c, 0, false);
 }
 
 #[test]

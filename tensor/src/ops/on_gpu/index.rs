@@ -23,6 +23,23 @@ pub(crate) fn index_select(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
     wrap(&x.gpu_storage().expect("a GPU tensor").ctx, out, x.dtype(), shape)
 }
 
+/// Rows `index` (1-D) of a bf16 / f16 `(V, C)` table with C even, as f32 `(k, C)`: rows are
+/// selected as 32-bit words (two elements each, so a row is C/2 words), then only the k
+/// selected rows are widened, never the whole V × C table.
+#[track_caller]
+pub(crate) fn embedding_rows_16(table: &Tensor, index: &Tensor) -> Tensor {
+    let op = "embedding";
+    same_device(op, table, index);
+    let (v, c) = (table.dim(0), table.dim(1));
+    checked_indices(index, v, op);
+    let g = table.gpu_storage().expect("a GPU tensor");
+    let k = index.numel();
+    let (words, idx) = (dense_buffer(table, op), dense_buffer(index, op));
+    let rows = gpu::index_select(&g.ctx, &words, (1, v, c / 2), &idx, k);
+    let wide = rows.and_then(|rows| widen(&g.ctx, g.dtype, &rows, k * c));
+    wrap(&g.ctx, ok(op, wide), DType::F32, (k, c))
+}
+
 /// `x` with `source`'s slices added at `index` along dim `d` (1-D index).
 #[track_caller]
 pub(crate) fn index_add(x: &Tensor, d: usize, index: &Tensor, source: &Tensor) -> Tensor {

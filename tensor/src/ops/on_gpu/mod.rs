@@ -17,7 +17,7 @@ mod llama;
 mod nn;
 
 pub(crate) use elementwise::{binary, gelu_backward, select, unary};
-pub(crate) use index::{cat, gather, index_add, index_select, scatter_add};
+pub(crate) use index::{cat, embedding_rows_16, gather, index_add, index_select, scatter_add};
 pub(crate) use llama::{rms_norm, rms_norm_backward, rope, swiglu, swiglu_backward};
 pub(crate) use nn::{
     cross_entropy, cross_entropy_backward, layer_norm, layer_norm_backward, softmax_rows, softmax_rows_backward,
@@ -194,7 +194,8 @@ pub(crate) fn topk(x: &Tensor, n: usize, k: usize, shape: Vec<usize>) -> TopK {
 
 /// Batched `C = A · B` with `la`, `lb` already broadcast to `batch + (m, k)` and
 /// `batch + (k, n)`. f16 operands use the f16-storage kernel (f32 accumulation) when the
-/// adapter has SHADER_F16; otherwise operands must be f32, as on the host.
+/// adapter has SHADER_F16; an f32 `a` times a bf16 / f16 `b` (a frozen weight) uses the
+/// mixed kernel of `matmul_w16.wgsl`; otherwise operands must be f32, as on the host.
 #[track_caller]
 pub(crate) fn matmul(a: &Tensor, la: &Layout, b: &Tensor, lb: &Layout, mnk: (usize, usize, usize)) -> Tensor {
     let ga = a.gpu_storage().expect("matmul of GPU tensors");
@@ -204,7 +205,8 @@ pub(crate) fn matmul(a: &Tensor, la: &Layout, b: &Tensor, lb: &Layout, mnk: (usi
     let out_shape = [batch, &[m, n]].concat();
     let count: usize = batch.iter().product();
     let f16 = a.dtype() == DType::F16 && b.dtype() == DType::F16 && ga.ctx.has_f16();
-    let gb = if f16 { b.gpu_storage().expect("same device") } else { f32_of(b, "matmul") };
+    let w16 = !f16 && matches!(b.dtype(), DType::BF16 | DType::F16);
+    let gb = if f16 || w16 { b.gpu_storage().expect("same device") } else { f32_of(b, "matmul") };
     if !f16 {
         f32_of(a, "matmul");
     }
@@ -221,6 +223,8 @@ pub(crate) fn matmul(a: &Tensor, la: &Layout, b: &Tensor, lb: &Layout, mnk: (usi
     };
     let out = if f16 {
         gpu::matmul_f16(&ga.ctx, &ga.buffer, &gb.buffer, &args)
+    } else if w16 {
+        gpu::matmul_w16(&ga.ctx, &ga.buffer, &gb.buffer, gb.dtype, &args)
     } else {
         gpu::matmul(&ga.ctx, &ga.buffer, &gb.buffer, &args)
     };
