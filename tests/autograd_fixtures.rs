@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Roles that are differentiable operands (become parameters); the rest are constants.
-const DIFFERENTIABLE: &[&str] = &["input", "other", "weight", "bias", "input0", "input1", "input2"];
+const DIFFERENTIABLE: &[&str] = &["input", "other", "weight", "bias", "input0", "input1", "input2", "key", "value"];
 
 /// Gradient budgets. A gradient is a short chain of f32 ops on top of the forward, so each
 /// family gets the forward's budget widened for the extra roundings:
@@ -56,6 +56,12 @@ fn host_tolerances(op: &str) -> (Tol, Tol) {
         "layer_norm" => (LAYER_NORM_OUT, GRAD_ROWS),
         "cross_entropy" => (Tol::REDUCTION, GRAD_ROWS),
         "matmul" | "linear" => (Tol::MATMUL, GRAD_MATMUL),
+        "rms_norm" => (LAYER_NORM_OUT, GRAD_ROWS),
+        // The backward is the forward's rotation by −θ: the same budget.
+        "rope" => (Tol::ROPE, Tol::ROPE),
+        "swiglu" => (Tol::TRANSCENDENTAL, GRAD_ELEMENTWISE),
+        // Four matmuls (k ≤ 8) and softmax's backward; dk, dv also sum over a group of ≤ 4 heads.
+        "attention" => (Tol::MATMUL, GRAD_MATMUL),
         _ => (Tol::EXACT, GRAD_COPY),
     }
 }
@@ -100,6 +106,10 @@ fn forward(case: &Case, p: &BTreeMap<&str, Var>) -> Var {
         "layer_norm" => x().layer_norm(&p["weight"], &p["bias"], case.float("eps") as f32),
         "cross_entropy" => x().cross_entropy(&case.operand("target"), case.int("ignore_index") as i32),
         "matmul" => x().matmul(&y()),
+        "rms_norm" => x().rms_norm(&p["weight"], case.float("eps") as f32),
+        "rope" => x().rope(&case.operand("cos"), &case.operand("sin")),
+        "swiglu" => x().swiglu(&y()),
+        "attention" => x().attention(&p["key"], &p["value"], &case.operand("mask"), case.float("scale") as f32),
         "linear" => &x().matmul(&p["weight"].t()) + &p["bias"],
         "embedding" => p["weight"].embedding(&case.operand("index")),
         "index_select" => x().index_select(dim(), &case.operand("index")),
@@ -239,6 +249,11 @@ fn matmul_and_linear_grads_match_torch() {
 }
 
 #[test]
+fn llama_family_grads_match_torch_incl_grouped_query_attention() {
+    check_family(&["rms_norm", "rope", "swiglu", "attention"]);
+}
+
+#[test]
 fn indexing_grads_match_torch() {
     check_family(&["embedding", "index_select", "gather", "cat", "stack", "masked_fill", "where"]);
 }
@@ -303,6 +318,10 @@ fn every_fixture_op_has_a_test() {
         "expand",
         "squeeze",
         "unsqueeze",
+        "rms_norm",
+        "rope",
+        "swiglu",
+        "attention",
     ];
     let fixtures = Fixtures::load("grads.safetensors");
     for case in fixtures.cases() {

@@ -16,6 +16,7 @@ const NN: &[&str] = &["softmax", "log_softmax", "layer_norm", "embedding", "cros
 const MATMUL: &[&str] = &["matmul"];
 const VIEWS: &[&str] = &["transpose", "permute", "narrow", "reshape", "expand", "squeeze", "unsqueeze"];
 const INDEX: &[&str] = &["cat", "stack", "index_select", "gather", "to_f16", "to_bf16"];
+const LLAMA: &[&str] = &["rms_norm", "rope", "swiglu", "attention"];
 
 /// The tolerance an op's outputs are held to (see `Tol` for each budget's justification).
 /// The GPU gets the budgets of Vulkan's precision rules where they are looser than libm.
@@ -27,7 +28,13 @@ fn tolerance(op: &str, device: &Device) -> Tol {
         "sum" | "mean" | "var" | "sum_all" | "mean_all" | "cross_entropy" => Tol::REDUCTION,
         "softmax" | "log_softmax" => Tol::SOFTMAX,
         "layer_norm" => Tol::LAYER_NORM,
-        "matmul" => Tol::MATMUL,
+        // RMSNorm: a row sum of squares (up to 64 terms) and a scale, as layer norm's budget.
+        "rms_norm" => Tol::LAYER_NORM,
+        "rope" => Tol::ROPE,
+        // silu(g)·u: an exponential, a division and two products.
+        "swiglu" => Tol::TRANSCENDENTAL,
+        // Two matmuls (k ≤ 8) around a softmax: the matmul budget covers probs and output.
+        "matmul" | "attention" => Tol::MATMUL,
         _ => Tol::EXACT,
     };
     match host.name {
@@ -81,6 +88,17 @@ fn run(case: &Case) -> Vec<(&'static str, Tensor)> {
         "softmax" => x().softmax(dim()),
         "log_softmax" => x().log_softmax(dim()),
         "layer_norm" => return layer_norm(case),
+        "rms_norm" => {
+            let out = x().rms_norm_with_stats(&case.operand("weight"), case.float("eps") as f32);
+            return vec![("output", out.output), ("rstd", out.rstd)];
+        }
+        "rope" => x().rope(&case.operand("cos"), &case.operand("sin")),
+        "swiglu" => x().swiglu(&y()),
+        "attention" => {
+            let (k, v, mask) = (case.operand("key"), case.operand("value"), case.operand("mask"));
+            let out = x().attention(&k, &v, &mask, case.float("scale") as f32);
+            return vec![("output", out.output), ("probs", out.probs)];
+        }
         "embedding" => case.operand("weight").embedding(&case.operand("index")),
         "cross_entropy" => x().cross_entropy(&case.operand("target"), case.int("ignore_index") as i32),
         "matmul" => x().matmul(&y()),
@@ -213,6 +231,11 @@ fn matmul_matches_torch_incl_batched_and_transposed() {
 }
 
 #[test]
+fn llama_ops_match_transformers_incl_grouped_query_attention() {
+    check_ops(LLAMA);
+}
+
+#[test]
 fn views_match_torch() {
     check_ops(VIEWS);
 }
@@ -226,7 +249,7 @@ fn cat_stack_index_and_dtype_ops_match_torch() {
 #[test]
 fn every_fixture_op_belongs_to_a_tested_family() {
     let fixtures = Fixtures::load("ops.safetensors");
-    let families = [UNARY, BINARY, SCALAR, REDUCE, NN, MATMUL, VIEWS, INDEX].concat();
+    let families = [UNARY, BINARY, SCALAR, REDUCE, NN, MATMUL, VIEWS, INDEX, LLAMA].concat();
     let mut missing: Vec<String> =
         fixtures.cases().iter().map(|c| c.op().to_string()).filter(|op| !families.contains(&op.as_str())).collect();
     missing.dedup();

@@ -168,3 +168,39 @@ fn demo_on_the_gpu_trains_and_merges_as_on_the_cpu() {
     std::fs::remove_dir_all(&cpu_dir).ok();
     std::fs::remove_dir_all(&gpu_dir).ok();
 }
+
+#[test]
+fn demo_quick_with_a_llama_learns_the_task_and_saves_a_llama_folder() {
+    let dir = fresh_path("demo-llama");
+    let out = deltaw(&["demo", "--quick", "--arch", "llama", "--json", "--out", dir.to_str().unwrap()]);
+    let report = stdout_json(&out);
+    let em = |stage: &str, task: &str| report["exact_match"][stage][task].as_f64().unwrap();
+    assert!(em("pretrained", "copy") >= 0.9, "pretraining did not learn copy: {report}");
+    assert!(em("finetuned", "upper") >= 0.9, "LoRA did not learn upper: {report}");
+    assert_eq!(report["merge"]["answers_agree"], true, "{report}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model/config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "llama", "{config}");
+    let adapter: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("adapter/adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (adapter["target_modules"].as_str(), adapter["task_type"].as_str()),
+        (Some("all-linear"), Some("CAUSAL_LM"))
+    );
+    let weights =
+        deltaw_tensor::safetensors::load(dir.join("adapter/adapter_model.safetensors"), &deltaw_tensor::Device::Cpu);
+    let names: Vec<String> = weights.unwrap().into_keys().filter(|k| k.ends_with("lora_A.weight")).collect();
+    for proj in ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] {
+        let key = format!(
+            "base_model.model.model.layers.1.{}.{proj}.lora_A.weight",
+            if proj.ends_with("_proj") && ["q_proj", "k_proj", "v_proj", "o_proj"].contains(&proj) {
+                "self_attn"
+            } else {
+                "mlp"
+            }
+        );
+        assert!(names.contains(&key), "{key} not in {names:?}");
+    }
+    assert_eq!(names.len(), 14, "7 linear layers in each of 2 layers, the head excluded: {names:?}");
+    std::fs::remove_dir_all(dir).ok();
+}

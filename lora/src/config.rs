@@ -13,15 +13,17 @@ pub enum TargetModules {
     /// matches `transformer.h.0.attn.c_attn`; `["c_proj"]` matches both GPT-2 `c_proj`s.
     Names(Vec<String>),
     /// A regular expression that must match the whole module path, or the special value
-    /// `"all-linear"`: every linear layer except the output head.
+    /// `"all-linear"`: every linear layer except the output head (`lm_head`).
     Pattern(String),
 }
 
 impl TargetModules {
-    /// PEFT's defaults: GPT-2 `c_attn` (the fused q/k/v projection), BERT `query` and `value`.
+    /// PEFT's defaults: GPT-2 `c_attn` (the fused q/k/v projection), BERT `query` and `value`,
+    /// the Llama family (Llama, Qwen2, Qwen3, Mistral) `q_proj` and `v_proj`.
     pub fn default_for(model_type: &str) -> TargetModules {
         let names: &[&str] = match model_type {
             "gpt2" => &["c_attn"],
+            "llama" | "qwen2" | "qwen3" | "mistral" => &["q_proj", "v_proj"],
             _ => &["query", "value"],
         };
         TargetModules::Names(names.iter().map(|s| s.to_string()).collect())
@@ -49,7 +51,7 @@ impl TargetModules {
         };
         Ok(move |path: &str| match self {
             TargetModules::Names(names) => names.iter().any(|n| path == n || path.ends_with(&format!(".{n}"))),
-            TargetModules::Pattern(p) if p == "all-linear" => true,
+            TargetModules::Pattern(p) if p == "all-linear" => path != "lm_head" && !path.ends_with(".lm_head"),
             TargetModules::Pattern(_) => re.as_ref().is_some_and(|re| re.is_match(path)),
         })
     }

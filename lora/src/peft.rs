@@ -20,7 +20,7 @@ pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 impl Lora {
     /// Writes `dir/adapter_config.json` and `dir/adapter_model.safetensors` as PEFT does
     /// (each atomically: temp file, fsync, rename). `base_model` goes to
-    /// `base_model_name_or_path`; `model_type` picks PEFT's task type (`CAUSAL_LM` for GPT-2).
+    /// `base_model_name_or_path`; `model_type` picks PEFT's task type (`CAUSAL_LM` for the decoders: GPT-2 and the Llama family).
     pub fn save_peft(&self, dir: impl AsRef<Path>, base_model: &str, model_type: &str) -> Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
@@ -157,7 +157,8 @@ fn read_config(path: &Path) -> Result<LoraConfig> {
 /// The fields PEFT writes, with PEFT's defaults for the ones deltaw does not use.
 fn peft_config_json(c: &LoraConfig, base_model: &str, model_type: &str, fan_in_fan_out: bool) -> Value {
     let alpha = if c.lora_alpha.fract() == 0.0 { json!(c.lora_alpha as i64) } else { json!(c.lora_alpha) };
-    let task_type = if model_type == "gpt2" { json!("CAUSAL_LM") } else { Value::Null };
+    let causal = matches!(model_type, "gpt2" | "llama" | "qwen2" | "qwen3" | "mistral");
+    let task_type = if causal { json!("CAUSAL_LM") } else { Value::Null };
     json!({
         "alpha_pattern": {},
         "base_model_name_or_path": base_model,

@@ -51,6 +51,19 @@ pub enum Kernel {
     LayerNormBackward,
     /// `layer_norm.wgsl`: `dweight` and `dbias`, one workgroup per block of 32 columns.
     LayerNormParamsBackward,
+    /// `rms_norm.wgsl`: saves rstd.
+    RmsNormForward,
+    /// `rms_norm.wgsl`: `dx` from the saved rstd, one workgroup per row.
+    RmsNormBackward,
+    /// `rms_norm.wgsl`: `dweight`, one workgroup per block of 32 columns.
+    RmsNormWeightBackward,
+    /// `rope.wgsl`: rotate-half rotary embedding by ±θ (forward and backward), one invocation
+    /// per pair.
+    RopeRotate,
+    /// `swiglu.wgsl`: `silu(gate) · up`.
+    SwigluForward,
+    /// `swiglu.wgsl`: `dgate` and `dup`.
+    SwigluBackward,
     /// `index.wgsl`: rows by index (`index_select`, `embedding`).
     IndexSelect,
     /// `index.wgsl`: `torch.index_add` (backward of `index_select`, embedding).
@@ -116,6 +129,12 @@ impl Kernel {
         Kernel::LayerNormForward,
         Kernel::LayerNormBackward,
         Kernel::LayerNormParamsBackward,
+        Kernel::RmsNormForward,
+        Kernel::RmsNormBackward,
+        Kernel::RmsNormWeightBackward,
+        Kernel::RopeRotate,
+        Kernel::SwigluForward,
+        Kernel::SwigluBackward,
         Kernel::IndexSelect,
         Kernel::IndexAdd,
         Kernel::IndexAddSources,
@@ -155,6 +174,9 @@ impl Kernel {
             | Kernel::LogSoftmaxForward
             | Kernel::LogSoftmaxBackward => "softmax.wgsl",
             Kernel::LayerNormForward | Kernel::LayerNormBackward | Kernel::LayerNormParamsBackward => "layer_norm.wgsl",
+            Kernel::RmsNormForward | Kernel::RmsNormBackward | Kernel::RmsNormWeightBackward => "rms_norm.wgsl",
+            Kernel::RopeRotate => "rope.wgsl",
+            Kernel::SwigluForward | Kernel::SwigluBackward => "swiglu.wgsl",
             Kernel::IndexSelect
             | Kernel::IndexAdd
             | Kernel::IndexAddSources
@@ -186,6 +208,9 @@ impl Kernel {
             "reduce.wgsl" => include_str!("../wgsl/reduce.wgsl"),
             "softmax.wgsl" => include_str!("../wgsl/softmax.wgsl"),
             "layer_norm.wgsl" => include_str!("../wgsl/layer_norm.wgsl"),
+            "rms_norm.wgsl" => include_str!("../wgsl/rms_norm.wgsl"),
+            "rope.wgsl" => include_str!("../wgsl/rope.wgsl"),
+            "swiglu.wgsl" => include_str!("../wgsl/swiglu.wgsl"),
             "index.wgsl" => include_str!("../wgsl/index.wgsl"),
             "cross_entropy.wgsl" => include_str!("../wgsl/cross_entropy.wgsl"),
             "matmul.wgsl" => include_str!("../wgsl/matmul.wgsl"),
@@ -222,6 +247,12 @@ impl Kernel {
             Kernel::LogSoftmaxBackward => "log_softmax_backward",
             Kernel::LayerNormBackward => "layer_norm_backward",
             Kernel::LayerNormParamsBackward => "layer_norm_params_backward",
+            Kernel::RmsNormForward => "rms_norm_forward",
+            Kernel::RmsNormBackward => "rms_norm_backward",
+            Kernel::RmsNormWeightBackward => "rms_norm_weight_backward",
+            Kernel::RopeRotate => "rope_rotate",
+            Kernel::SwigluForward => "swiglu_forward",
+            Kernel::SwigluBackward => "swiglu_backward",
             Kernel::GeluBackward => "gelu_backward",
             Kernel::GeluTanhBackward => "gelu_tanh_backward",
             Kernel::CrossEntropyBackward => "cross_entropy_backward",

@@ -49,6 +49,38 @@ pub struct LayerNormParams {
     pub _pad: u32,
 }
 
+/// `rms_norm.wgsl`: `rows` rows of length `c` and the forward's `eps` (unused by the
+/// backward).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct RmsNormParams {
+    pub rows: u32,
+    pub c: u32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+
+/// `rope.wgsl`: `pairs = positions · nh · hs/2` rotated pairs, heads per position, head size,
+/// and the rotation's sign (1 forward, -1 backward).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct RopeParams {
+    pub pairs: u32,
+    pub nh: u32,
+    pub hs: u32,
+    pub sign: f32,
+}
+
+/// `swiglu.wgsl`: element count (forward and backward).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct SwigluParams {
+    pub numel: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
 /// `index.wgsl`: `(outer, d, inner)` views (`index_select`, `index_add`), `k` indices (or the
 /// output's total dim for `copy_block`), output `numel`, and for `gather` and `scatter_add` the
 /// `rank` and `dim` (their shapes travel in the `shapes` buffer); `column` is where a `cat`

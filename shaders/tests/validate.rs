@@ -13,7 +13,7 @@ fn parse(kernel: Kernel) -> naga::Module {
 #[test]
 fn every_shader_parses_and_validates() {
     let files: HashSet<&str> = Kernel::ALL.iter().map(|k| k.file()).collect();
-    assert_eq!(files.len(), 11, "one file per op family");
+    assert_eq!(files.len(), 14, "one file per op family");
     for &kernel in Kernel::ALL {
         let module = parse(kernel);
         let caps = if kernel.needs_f16() { Capabilities::all() } else { Capabilities::default() };
@@ -58,6 +58,9 @@ fn rust_params_mirror_wgsl_sizes() {
         (Kernel::ReduceRows, size_of::<params::ReduceParams>()),
         (Kernel::SoftmaxForward, size_of::<params::SoftmaxParams>()),
         (Kernel::LayerNormForward, size_of::<params::LayerNormParams>()),
+        (Kernel::RmsNormForward, size_of::<params::RmsNormParams>()),
+        (Kernel::RopeRotate, size_of::<params::RopeParams>()),
+        (Kernel::SwigluForward, size_of::<params::SwigluParams>()),
         (Kernel::IndexSelect, size_of::<params::IndexParams>()),
         (Kernel::CrossEntropyRows, size_of::<params::CrossEntropyParams>()),
         (Kernel::Matmul, size_of::<params::MatmulParams>()),

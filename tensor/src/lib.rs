@@ -59,7 +59,7 @@ pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use kinds::{AdamWScalars, BinaryOp, ReduceDims, ReduceOp, UnaryOp};
 pub use layout::{Layout, StridedOffsets};
-pub use ops::{AttentionOutput, LayerNormOutput, MatmulVectors, TopK};
+pub use ops::{AttentionOutput, LayerNormOutput, MatmulVectors, RmsNormOutput, TopK};
 pub use rng::{mix64, Seed};
 pub use shape::{Dim, Shape};
 #[doc(hidden)]

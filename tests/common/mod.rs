@@ -38,6 +38,10 @@ impl Tol {
     /// Layer norm: mean and two-pass variance in f32 over rows of up to 64, then an affine
     /// map; 1e-5 still catches a one-pass variance, which is off by 4e-4 on the offset case.
     pub const LAYER_NORM: Tol = Tol { name: "LAYER_NORM", abs: 1e-5, rel: 1e-5 };
+    /// Rotary embedding: `x1·cos − x2·sin` is two products and a sum, which can cancel, so the
+    /// error is a few ulp of the terms' magnitude (|x| ≤ 5, |cos|, |sin| ≤ 1.25): an absolute
+    /// floor of 1e-6 plus 4 ulp relative. A swapped half or a wrong sign is off by O(1).
+    pub const ROPE: Tol = Tol { name: "ROPE", abs: 1e-6, rel: 4.0 * f32::EPSILON };
     /// Matmul with k ≤ 64 of unit-variance values: f32 dot products err by about
     /// sqrt(k)·eps·Σ|a·b| ≈ 1e-5 of the magnitude of the terms.
     pub const MATMUL: Tol = Tol { name: "MATMUL", abs: 2e-5, rel: 1e-5 };

@@ -13,7 +13,8 @@ use deltaw_tensor::{DType, Device, Tensor};
 /// (`0 <= j < past + t`); shape `(B, 1, t, past + t)`, or `(1, 1, t, past + t)` without
 /// `key_real`, or `(B, 1, 1, T)` for a bidirectional mask with padding.
 ///
-/// - `causal`: key j is hidden when it comes later, `j > past + i`.
+/// - `causal`: key j is hidden when it comes later, `j > past + i`; with a `window`, also when
+///   it is `window` or more positions back, `j <= past + i − window` (Mistral's sliding window).
 /// - `key_real` `(B, past + t)` (any dtype, nonzero = a real token): padded keys are hidden
 ///   from every query, as transformers does.
 /// - One exception keeps the softmax finite: a causal query that would see no key at all (a
@@ -24,11 +25,21 @@ use deltaw_tensor::{DType, Device, Tensor};
 /// # Panics
 /// If `key_real` is not 2-D with `past + t` columns.
 #[track_caller]
-pub fn attention_mask(t: usize, past: usize, key_real: Option<&Tensor>, causal: bool, dev: &Device) -> Tensor {
+pub fn attention_mask(
+    t: usize,
+    past: usize,
+    key_real: Option<&Tensor>,
+    (causal, window): (bool, Option<usize>),
+    dev: &Device,
+) -> Tensor {
     let n = past + t;
     let keys = Tensor::arange(0.0, n as f32, dev).reshape((1, 1, 1, n));
     let queries = Tensor::arange(past as f32, n as f32, dev).reshape((1, 1, t, 1));
-    let base = if causal { keys.gt(&queries) } else { Tensor::zeros((1, 1, 1, n), dev) }; // (1, 1, t|1, n)
+    let base = match (causal, window) {
+        (false, _) => Tensor::zeros((1, 1, 1, n), dev), // (1, 1, 1, n)
+        (true, None) => keys.gt(&queries),              // (1, 1, t, n)
+        (true, Some(w)) => keys.gt(&queries).maximum(&keys.le(&queries.sub_scalar(w as f32))),
+    };
     let Some(real) = key_real else { return base };
     assert!(
         real.rank() == 2 && real.dims()[1] == n,
@@ -80,44 +91,69 @@ impl KvCache {
     }
 }
 
-/// Multi-head attention over projected `q`, `k`, `v` `(B, t, C)`: per head,
-/// `softmax(q kᵀ / √HS, masked) v`, heads merged back to `(B, t, C)`.
+/// Multi-head attention over projected heads: `q` `(B, t, NH, HS)`, `k` and `v`
+/// `(B, t, NKV, HS)`, with NKV dividing NH (grouped-query attention: query head h reads
+/// key/value head `h / (NH/NKV)`, as transformers' `repeat_kv` orders them). Per head
+/// `softmax(q kᵀ / √HS, masked) v`, heads merged back to `(B, t, NH·HS)`.
 ///
 /// - `mask` (from [`attention_mask`]) is 1.0 where a query may not see a key, broadcastable
 ///   to `(B, NH, t, past + t)`.
-/// - `cache`: when given, the layer's earlier keys and values `(B, NH, past, HS)` are put
-///   before the new ones, and the slot then holds all `past + t` of them.
+/// - `cache`: when given, the layer's earlier keys and values `(B, NKV, past, HS)` are put
+///   before the new ones, and the slot then holds all `past + t` of them: only the key/value
+///   heads are stored.
 /// - `dropout` acts on the attention probabilities in train mode only
 ///   (`deltaw_autograd::train_mode`), as transformers' `attn_dropout`. Then the probabilities
 ///   must be a tensor of the graph, so the steps run unfused; otherwise one fused op
 ///   ([`Var::attention`]) computes them with its own backward. The two agree to the bit.
+///
+/// # Panics
+/// If the shapes do not fit (the message names them).
+#[track_caller]
 pub fn attention(
     (q, k, v): (&Var, &Var, &Var),
-    n_head: usize,
     mask: &Tensor,
     cache: Option<&mut Option<(Tensor, Tensor)>>,
     dropout: f32,
 ) -> Var {
-    let dims = q.dims();
-    let (b, t, c) = (dims[0], dims[1], dims[2]);
-    let hs = c / n_head;
-    let heads = |x: &Var| x.reshape((b, t, n_head, hs)).permute(&[0, 2, 1, 3]); // (B, NH, t, HS)
+    let (qd, kd) = (q.dims(), k.dims());
+    let fits = q.rank() == 4 && k.rank() == 4 && k.dims() == v.dims() && qd[..2] == kd[..2] && qd[3] == kd[3];
+    assert!(
+        fits && kd[2] > 0 && qd[2] % kd[2] == 0,
+        "attention: q {:?} needs k and v (B, t, NKV, HS) with NKV dividing its heads, got {:?} and {:?}",
+        q.shape(),
+        k.shape(),
+        v.shape()
+    );
+    let (b, t, nh, hs) = (qd[0], qd[1], qd[2], qd[3]);
+    let heads = |x: &Var| x.permute(&[0, 2, 1, 3]); // (B, heads, t, HS)
     let (q, mut k, mut v) = (heads(q), heads(k), heads(v));
     if let Some(slot) = cache {
         if let Some((pk, pv)) = slot.take() {
-            k = Var::cat(&[&Var::constant(pk), &k], 2); // (B, NH, past + t, HS)
+            k = Var::cat(&[&Var::constant(pk), &k], 2); // (B, NKV, past + t, HS)
             v = Var::cat(&[&Var::constant(pv), &v], 2);
         }
         *slot = Some((k.value(), v.value()));
     }
     let scale = 1.0 / (hs as f32).sqrt();
     let y = if dropout > 0.0 && deltaw_autograd::is_training() {
+        let (k, v) = (repeat_kv(&k, nh), repeat_kv(&v, nh));
         let scores = q.matmul(&k.transpose(-2, -1)).mul_scalar(scale); // (B, NH, t, past + t)
         scores.masked_fill(mask, f32::NEG_INFINITY).softmax(-1).dropout(dropout).matmul(&v)
     } else {
-        q.attention(&k, &v, mask, scale) // one op: softmax(q kᵀ · scale, masked) v
+        q.attention(&k, &v, mask, scale) // one op: softmax(q kᵀ · scale, masked) v, groups read in place
     };
-    y.permute(&[0, 2, 1, 3]).reshape((b, t, c)) // (B, t, C)
+    y.permute(&[0, 2, 1, 3]).reshape((b, t, nh * hs)) // (B, t, NH·HS)
+}
+
+/// `(B, NKV, S, HS)` → `(B, NH, S, HS)`, each key/value head repeated for its query group
+/// (only for the unfused dropout path: the fused op reads the groups in place).
+fn repeat_kv(x: &Var, nh: usize) -> Var {
+    let d = x.dims();
+    let (b, nkv, s, hs) = (d[0], d[1], d[2], d[3]);
+    if nkv == nh {
+        return x.clone();
+    }
+    x.unsqueeze(2).expand((b, nkv, nh / nkv, s, hs)).reshape((b, nh, s, hs))
 }
 
 #[cfg(test)]
@@ -126,7 +162,7 @@ mod tests {
 
     fn mask(t: usize, past: usize, real: Option<Vec<f32>>, causal: bool) -> Vec<f32> {
         let real = real.map(|r| Tensor::from_vec(r.clone(), (1, r.len()), &Device::Cpu).unwrap());
-        attention_mask(t, past, real.as_ref(), causal, &Device::Cpu).to_vec()
+        attention_mask(t, past, real.as_ref(), (causal, None), &Device::Cpu).to_vec()
     }
 
     #[test]
@@ -146,6 +182,14 @@ mod tests {
     fn a_trailing_pad_sees_the_real_keys_before_it_as_transformers() {
         let got = mask(3, 0, Some(vec![1.0, 1.0, 0.0]), true);
         assert_eq!(got, vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn a_sliding_window_hides_keys_window_or_more_back() {
+        let got = attention_mask(3, 0, None, (true, Some(2)), &Device::Cpu).to_vec();
+        assert_eq!(got, vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        let cached = attention_mask(1, 3, None, (true, Some(2)), &Device::Cpu).to_vec();
+        assert_eq!(cached, vec![1.0, 1.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -32,8 +32,10 @@ pub struct BertAttention {
 impl BertAttention {
     /// `x` `(B, T, C)` → `(B, T, C)`, before the residual add.
     pub fn forward(&self, x: &Var, mask: &Tensor) -> Var {
-        let (q, k, v) = (self.query.forward(x), self.key.forward(x), self.value.forward(x));
-        self.output.forward(&attention((&q, &k, &v), self.n_head, mask, None, self.attn_dropout))
+        let d = x.dims();
+        let heads = |l: &Linear| l.forward(x).reshape((d[0], d[1], self.n_head, d[2] / self.n_head)); // (B, T, NH, HS)
+        let (q, k, v) = (heads(&self.query), heads(&self.key), heads(&self.value));
+        self.output.forward(&attention((&q, &k, &v), mask, None, self.attn_dropout))
     }
 }
 
@@ -226,7 +228,7 @@ impl Bert {
         if let Some(m) = attention_mask {
             assert_eq!(m.dims(), &[b, t], "attention_mask {:?} does not match ids ({b}, {t})", m.shape());
         }
-        let mask = attention::attention_mask(t, 0, attention_mask, false, &dev);
+        let mask = attention::attention_mask(t, 0, attention_mask, (false, None), &dev);
         let mut hidden_states = vec![x.clone()];
         for layer in &self.layers {
             x = layer.forward(&x, &mask);
@@ -265,8 +267,8 @@ impl Model for Bert {
     fn device(&self) -> Device {
         self.embeddings.word_embeddings.weight.value().device()
     }
-    fn save_dir(&self, dir: &Path) -> Result<()> {
-        crate::save::save_folder(self, dir, self.config.to_json())
+    fn config_json(&self) -> serde_json::Value {
+        self.config.to_json()
     }
     fn vocab_size(&self) -> usize {
         self.config.vocab_size

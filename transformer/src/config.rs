@@ -3,6 +3,7 @@
 //! [`ModelType`], which tells the two apart.
 
 use crate::error::{Error, Result};
+use crate::llama_config::LlamaFamily;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -168,12 +169,25 @@ impl BertConfig {
 
 /// Refuses a config whose `model_type` is present and is not `expected`.
 fn check_model_type(raw: &Value, expected: &str, path: &Path) -> Result<()> {
+    check_model_type_in(raw, &[expected], path)
+}
+
+/// Refuses a config whose `model_type` is missing or not one of `expected`.
+pub(crate) fn check_model_type_in(raw: &Value, expected: &[&str], path: &Path) -> Result<()> {
     match raw.get("model_type").and_then(Value::as_str) {
-        Some(found) if found != expected => Err(Error::Config {
-            path: path.to_path_buf(),
-            message: format!("model_type is \"{found}\", expected \"{expected}\""),
-        }),
-        _ => Ok(()),
+        Some(found) if expected.contains(&found) => Ok(()),
+        None if expected.len() == 1 => Ok(()),
+        found => {
+            let found = found.map_or("missing".to_string(), |f| format!("\"{f}\""));
+            let expected = match expected {
+                [one] => format!("\"{one}\""),
+                many => format!("one of {}", many.join(", ")),
+            };
+            Err(Error::Config {
+                path: path.to_path_buf(),
+                message: format!("model_type is {found}, expected {expected}"),
+            })
+        }
     }
 }
 
@@ -185,6 +199,8 @@ pub enum ModelType {
     Gpt2,
     /// `"bert"`: [`crate::Bert`].
     Bert,
+    /// `"llama"`, `"qwen2"`, `"qwen3"`, `"mistral"`: [`crate::Llama`].
+    Llama(LlamaFamily),
 }
 
 impl ModelType {
@@ -202,7 +218,13 @@ impl ModelType {
         match raw.get("model_type").and_then(Value::as_str) {
             Some("gpt2") => Ok(ModelType::Gpt2),
             Some("bert") => Ok(ModelType::Bert),
-            Some(other) => bad(format!("model_type \"{other}\" is not supported (deltaw loads \"gpt2\" and \"bert\")")),
+            Some(other) => match LlamaFamily::from_model_type(other) {
+                Some(family) => Ok(ModelType::Llama(family)),
+                None => bad(format!(
+                    "model_type \"{other}\" is not supported (deltaw loads gpt2, bert, {})",
+                    LlamaFamily::MODEL_TYPES.join(", ")
+                )),
+            },
             None => bad("no string field model_type".into()),
         }
     }
@@ -212,6 +234,7 @@ impl ModelType {
         match self {
             ModelType::Gpt2 => "gpt2",
             ModelType::Bert => "bert",
+            ModelType::Llama(family) => family.as_str(),
         }
     }
 }
@@ -220,7 +243,7 @@ impl ModelType {
 /// written over it where they differ from what `raw` says, so unchanged values keep their
 /// exact spelling (`1e-12` stays `1e-12`, not the f32's `9.999999960041972e-13`). With no
 /// usable `raw` (a config built in code), the typed fields alone.
-fn config_json<C: Serialize + DeserializeOwned>(config: &C, raw: &Value) -> Value {
+pub(crate) fn config_json<C: Serialize + DeserializeOwned>(config: &C, raw: &Value) -> Value {
     let known = serde_json::to_value(config).expect("a config serializes to JSON");
     let original = C::deserialize(raw).ok().map(|c| serde_json::to_value(c).expect("a config serializes to JSON"));
     let (Value::Object(mut merged), Some(original)) = (raw.clone(), original) else {

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::layers::{Activation, Embedding, LayerNorm, Linear, Mlp, WeightLayout};
 use crate::model::{CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
-use crate::weights::Checkpoint;
+use crate::weights::{Checkpoint, WeightDtype};
 use deltaw_autograd::Var;
 use deltaw_tensor::{DType, Device, Tensor};
 use std::path::Path;
@@ -34,8 +34,10 @@ impl Gpt2Attention {
     pub fn forward(&self, x: &Var, mask: &Tensor, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Var {
         let c = x.dims()[2];
         let qkv = self.c_attn.forward(x); // (B, t, 3C)
-        let (q, k, v) = (qkv.narrow(-1, 0, c), qkv.narrow(-1, c, c), qkv.narrow(-1, 2 * c, c));
-        self.c_proj.forward(&attention((&q, &k, &v), self.n_head, mask, cache, self.attn_pdrop))
+        let d = x.dims();
+        let heads = |i: usize| qkv.narrow(-1, i * c, c).reshape((d[0], d[1], self.n_head, c / self.n_head));
+        let (q, k, v) = (heads(0), heads(1), heads(2)); // (B, t, NH, HS)
+        self.c_proj.forward(&attention((&q, &k, &v), mask, cache, self.attn_pdrop))
     }
 }
 
@@ -126,9 +128,17 @@ impl Gpt2 {
     /// A missing or malformed file, or a checkpoint whose tensors do not fit the config: every
     /// missing, mis-shaped and unexpected tensor is named in one message.
     pub fn from_dir(dir: impl AsRef<Path>, device: &Device) -> Result<Gpt2> {
+        Gpt2::from_dir_with(dir, device, WeightDtype::F32)
+    }
+
+    /// [`Gpt2::from_dir`], holding the weights as `dtype` says (bf16/f16 kept for a frozen base).
+    ///
+    /// # Errors
+    /// As [`Gpt2::from_dir`].
+    pub fn from_dir_with(dir: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Gpt2> {
         let dir = dir.as_ref();
         let config = Gpt2Config::from_dir(dir)?;
-        let mut ck = Checkpoint::load(dir, "transformer.", device)?;
+        let mut ck = Checkpoint::load(dir, "transformer.", device)?.with_dtype(dtype);
         ck.skip_buffers(&[".attn.bias", ".attn.masked_bias"]); // causal masks, rebuilt here
         let model = Gpt2::build(config, &mut ck);
         ck.finish()?;
@@ -192,7 +202,7 @@ impl Gpt2 {
         if let Some(m) = attention_mask {
             assert_eq!(m.dims(), &[b, t], "attention_mask {:?} does not match ids ({b}, {t})", m.shape());
         }
-        let mask = attention::attention_mask(t, 0, attention_mask, true, &input_ids.device());
+        let mask = attention::attention_mask(t, 0, attention_mask, (true, None), &input_ids.device());
         let (mut hidden_states, last_block) = self.blocks(input_ids, positions, &mask, None);
         let normed = self.ln_f.forward(&last_block);
         hidden_states.push(normed.clone());
@@ -251,8 +261,8 @@ impl Model for Gpt2 {
     fn device(&self) -> Device {
         self.wte.weight.value().device()
     }
-    fn save_dir(&self, dir: &Path) -> Result<()> {
-        crate::save::save_folder(self, dir, self.config.to_json())
+    fn config_json(&self) -> serde_json::Value {
+        self.config.to_json()
     }
     fn vocab_size(&self) -> usize {
         self.config.vocab_size
@@ -272,7 +282,7 @@ impl CausalLm for Gpt2 {
     fn decode_step(&self, input: &DecodeInput, cache: Option<&mut KvCache>) -> Tensor {
         let (b, t) = (input.ids.dims()[0], input.ids.dims()[1]);
         let past = cache.as_ref().map_or(0, |c| c.len());
-        let mask = attention::attention_mask(t, past, input.key_real, true, &input.ids.device());
+        let mask = attention::attention_mask(t, past, input.key_real, (true, None), &input.ids.device());
         let (_, x) = self.blocks(input.ids, input.positions, &mask, cache);
         let last = self.ln_f.forward(&x.narrow(1, t - 1, 1)); // (B, 1, C)
         last.matmul(&self.wte.weight.t()).value().reshape((b, self.config.vocab_size))

@@ -21,7 +21,8 @@ pub trait LinearModule {
     /// PEFT calls this `fan_in_fan_out`.
     fn fan_in_fan_out(&self) -> bool;
     fn weight(&self) -> &Var;
-    fn bias(&self) -> &Var;
+    /// `None` for a layer without bias (Llama's projections).
+    fn bias(&self) -> Option<&Var>;
     fn adapter(&self) -> Option<&Arc<dyn Adapter>>;
     /// Installs (`Some`) or removes (`None`) the adapter.
     fn set_adapter(&mut self, adapter: Option<Arc<dyn Adapter>>);
@@ -36,11 +37,11 @@ pub enum WeightLayout {
     InOut,
 }
 
-/// A linear layer `y = x Wᵀ + b` (or `x W + b` for GPT-2's `Conv1D` storage), plus an optional
-/// adapter.
+/// A linear layer `y = x Wᵀ + b` (or `x W + b` for GPT-2's `Conv1D` storage), the bias
+/// optional, plus an optional adapter.
 pub struct Linear {
     pub weight: Var,
-    pub bias: Var,
+    pub bias: Option<Var>,
     pub layout: WeightLayout,
     pub adapter: Option<Arc<dyn Adapter>>,
 }
@@ -60,8 +61,15 @@ impl Linear {
             WeightLayout::InOut => [inp, out],
         };
         let weight = src.param(&format!("{key}.weight"), &shape, Init::Normal { std });
-        let bias = src.param(&format!("{key}.bias"), &[out], Init::Zeros);
+        let bias = Some(src.param(&format!("{key}.bias"), &[out], Init::Zeros));
         Linear { weight, bias, layout, adapter: None }
+    }
+
+    /// `torch.nn.Linear` storage `(out, in)`, with `key.bias` only when `bias` is set.
+    pub fn out_in(src: &mut dyn ParamSource, key: &str, (inp, out): (usize, usize), bias: bool, std: f32) -> Linear {
+        let weight = src.param(&format!("{key}.weight"), &[out, inp], Init::Normal { std });
+        let bias = bias.then(|| src.param(&format!("{key}.bias"), &[out], Init::Zeros));
+        Linear { weight, bias, layout: WeightLayout::OutIn, adapter: None }
     }
 
     /// `(.., in) -> (.., out)`. For `(out, in)` storage the transpose is a view, so the GEMM
@@ -70,8 +78,11 @@ impl Linear {
         let base = match self.layout {
             WeightLayout::OutIn => x.matmul(&self.weight.t()),
             WeightLayout::InOut => x.matmul(&self.weight),
-        }
-        .add(&self.bias);
+        };
+        let base = match &self.bias {
+            Some(b) => base.add(b),
+            None => base,
+        };
         match &self.adapter {
             Some(a) => base.add(&a.forward(x)),
             None => base,
@@ -93,8 +104,8 @@ impl LinearModule for Linear {
     fn weight(&self) -> &Var {
         &self.weight
     }
-    fn bias(&self) -> &Var {
-        &self.bias
+    fn bias(&self) -> Option<&Var> {
+        self.bias.as_ref()
     }
     fn adapter(&self) -> Option<&Arc<dyn Adapter>> {
         self.adapter.as_ref()
@@ -106,7 +117,9 @@ impl LinearModule for Linear {
 
 impl Module for Linear {
     fn own_parameters(&self) -> Vec<(&'static str, &Var)> {
-        vec![("weight", &self.weight), ("bias", &self.bias)]
+        let mut own = vec![("weight", &self.weight)];
+        own.extend(self.bias.as_ref().map(|b| ("bias", b)));
+        own
     }
     fn as_linear_mut(&mut self) -> Option<&mut dyn LinearModule> {
         Some(self)
@@ -214,5 +227,67 @@ impl Module for Mlp {
     }
     fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
         vec![(self.keys[0].into(), &mut self.fc), (self.keys[1].into(), &mut self.proj)]
+    }
+}
+
+/// Root-mean-square norm over the last dimension (Llama's `RMSNorm`): `x / rms(x) · weight`,
+/// no mean subtracted, no bias.
+pub struct RmsNorm {
+    pub weight: Var,
+    pub eps: f32,
+}
+
+impl RmsNorm {
+    /// `key.weight` `(c,)`, fresh: ones.
+    pub fn new(src: &mut dyn ParamSource, key: &str, c: usize, eps: f32) -> RmsNorm {
+        RmsNorm { weight: src.param(&format!("{key}.weight"), &[c], Init::Ones), eps }
+    }
+
+    /// `(.., C) -> (.., C)`.
+    pub fn forward(&self, x: &Var) -> Var {
+        x.rms_norm(&self.weight, self.eps)
+    }
+}
+
+impl Module for RmsNorm {
+    fn own_parameters(&self) -> Vec<(&'static str, &Var)> {
+        vec![("weight", &self.weight)]
+    }
+}
+
+/// Llama's gated MLP: `down(silu(gate(x)) ⊙ up(x))`, `(.., C) -> (.., inner) -> (.., C)`,
+/// with the fused SwiGLU in the middle.
+pub struct GatedMlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+impl GatedMlp {
+    /// `prefix.{gate_proj, up_proj, down_proj}`, with biases when `bias` is set; fresh weights
+    /// `N(0, std²)`.
+    pub fn new(src: &mut dyn ParamSource, prefix: &str, (c, inner): (usize, usize), bias: bool, std: f32) -> GatedMlp {
+        GatedMlp {
+            gate_proj: Linear::out_in(src, &format!("{prefix}.gate_proj"), (c, inner), bias, std),
+            up_proj: Linear::out_in(src, &format!("{prefix}.up_proj"), (c, inner), bias, std),
+            down_proj: Linear::out_in(src, &format!("{prefix}.down_proj"), (inner, c), bias, std),
+        }
+    }
+
+    /// `(.., C) -> (.., C)`.
+    pub fn forward(&self, x: &Var) -> Var {
+        let h = self.gate_proj.forward(x).swiglu(&self.up_proj.forward(x)); // (.., inner)
+        self.down_proj.forward(&h)
+    }
+}
+
+impl Module for GatedMlp {
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        let [g, u, d] = ["gate_proj", "up_proj", "down_proj"].map(String::from);
+        vec![(g, &self.gate_proj), (u, &self.up_proj), (d, &self.down_proj)]
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        let [g, u, d] = ["gate_proj", "up_proj", "down_proj"].map(String::from);
+        vec![(g, &mut self.gate_proj), (u, &mut self.up_proj), (d, &mut self.down_proj)]
     }
 }

@@ -23,9 +23,12 @@ mod generate_batch;
 mod gpt2;
 mod init;
 mod layers;
+mod llama;
+mod llama_config;
 mod model;
 mod module;
 mod pooling;
+mod rope;
 mod save;
 mod sentence;
 mod tokenizer;
@@ -38,13 +41,18 @@ pub use error::{Error, Result};
 pub use generate::GenerateOptions;
 pub use generate_batch::position_ids_from_mask;
 pub use gpt2::{Block, Gpt2, Gpt2Attention, Gpt2Output};
-pub use layers::{Activation, Adapter, Embedding, LayerNorm, Linear, LinearModule, Mlp, WeightLayout};
-pub use model::{causal_lm_loss, load_causal_lm, load_model, CausalLm, DecodeInput, Model};
+pub use layers::{
+    Activation, Adapter, Embedding, GatedMlp, LayerNorm, Linear, LinearModule, Mlp, RmsNorm, WeightLayout,
+};
+pub use llama::{DecoderLayer, Llama, LlamaAttention, LlamaModel, LlamaOutput};
+pub use llama_config::{LlamaConfig, LlamaFamily};
+pub use model::{causal_lm_loss, load_causal_lm, load_causal_lm_with, load_model, CausalLm, DecodeInput, Model};
 pub use module::{linear_modules_mut, named_parameters, FreshInit, Init, Module, ParamSource};
 pub use pooling::{find_module, mean_pool_normalize, pool, read_modules, PoolingConfig, PoolingMode, SentenceModule};
+pub use rope::{Rope, RopeScaling, ROPE_TYPES};
 pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
 pub use tokenizer::{Encoding, Tokenizer};
-pub use weights::Checkpoint;
+pub use weights::{Checkpoint, WeightDtype};
 
 /// The README's examples, compiled (and run unless marked `no_run`) as doc tests.
 #[doc = include_str!("../README.md")]

@@ -8,7 +8,8 @@ use crate::error::Result;
 use crate::generate::{self, GenerateOptions};
 use crate::layers::LinearModule;
 use crate::module::{self, Module};
-use crate::{Bert, Gpt2};
+use crate::weights::WeightDtype;
+use crate::{Bert, Gpt2, Llama};
 use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Tensor};
 use std::path::Path;
@@ -31,12 +32,27 @@ pub trait Model: Module + Send + Sync {
     /// `(B, T, V)` for a causal LM, the last hidden state `(B, T, C)` for an encoder.
     /// `attention_mask` (1 = token, 0 = padding, any dtype) hides padded keys.
     fn output(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Var;
-    /// Writes `dir/config.json` and `dir/model.safetensors` as transformers'
-    /// `save_pretrained` does, both atomically; `dir` is created if needed.
+    /// The model's `config.json` as it should be saved: the file it was read from, with the
+    /// typed fields' current values.
+    fn config_json(&self) -> serde_json::Value;
+
+    /// Writes `dir/config.json` and the weights as transformers' `save_pretrained` does
+    /// (`model.safetensors`, or shards and an index above 5 GB), every file atomically; `dir`
+    /// is created if needed.
     ///
     /// # Errors
     /// When a file cannot be written (the message names it).
-    fn save_dir(&self, dir: &Path) -> Result<()>;
+    fn save_dir(&self, dir: &Path) -> Result<()> {
+        crate::save::save_folder(self, dir, self.config_json(), crate::save::DEFAULT_MAX_SHARD_BYTES)
+    }
+    /// [`Model::save_dir`] with shards of at most `max_shard_bytes` (one file when the
+    /// weights fit).
+    ///
+    /// # Errors
+    /// When a file cannot be written (the message names it).
+    fn save_dir_sharded(&self, dir: &Path, max_shard_bytes: u64) -> Result<()> {
+        crate::save::save_folder(self, dir, self.config_json(), max_shard_bytes)
+    }
 
     /// Every parameter, named by its checkpoint key (without [`Model::key_prefix`]).
     fn parameters(&self) -> Vec<Var> {
@@ -131,11 +147,21 @@ pub fn causal_lm_loss(logits: &Var, labels: &Tensor) -> Var {
 /// A missing or malformed folder, or a model type that is not a decoder (the message names
 /// it and the supported ones).
 pub fn load_causal_lm(dir: impl AsRef<Path>, device: &Device) -> Result<Box<dyn CausalLm>> {
+    load_causal_lm_with(dir, device, WeightDtype::F32)
+}
+
+/// [`load_causal_lm`], holding the weights as `dtype` says: [`WeightDtype::Stored`] keeps a
+/// bf16/f16 base in its dtype, frozen (inference, LoRA).
+///
+/// # Errors
+/// As [`load_causal_lm`].
+pub fn load_causal_lm_with(dir: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Box<dyn CausalLm>> {
     let dir = dir.as_ref();
     match ModelType::from_dir(dir)? {
-        ModelType::Gpt2 => Ok(Box::new(Gpt2::from_dir(dir, device)?)),
+        ModelType::Gpt2 => Ok(Box::new(Gpt2::from_dir_with(dir, device, dtype)?)),
+        ModelType::Llama(_) => Ok(Box::new(Llama::from_dir_with(dir, device, dtype)?)),
         other => Err(crate::Error::Input(format!(
-            "{}: model_type \"{}\" is not a causal language model (supported: gpt2)",
+            "{}: model_type \"{}\" is not a causal language model (supported: gpt2, llama, qwen2, qwen3, mistral)",
             dir.join("config.json").display(),
             other.as_str()
         ))),
@@ -151,5 +177,6 @@ pub fn load_model(dir: impl AsRef<Path>, device: &Device) -> Result<Box<dyn Mode
     match ModelType::from_dir(dir)? {
         ModelType::Gpt2 => Ok(Box::new(Gpt2::from_dir(dir, device)?)),
         ModelType::Bert => Ok(Box::new(Bert::from_dir(dir, device)?)),
+        ModelType::Llama(_) => Ok(Box::new(Llama::from_dir(dir, device)?)),
     }
 }

@@ -10,32 +10,118 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// transformers' default `max_shard_size` for `save_pretrained`: a checkpoint above it is
+/// split into shards with an index.
+pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
+
 /// [`Model::save_dir`]: writes `config` and every parameter, keyed as transformers writes
 /// them: [`Model::key_prefix`] + the parameter's path (GPT-2: `transformer.h.0.attn.c_attn.weight`;
-/// its LM head is tied to `wte` and not stored; no causal-mask or `position_ids` buffers,
-/// which transformers rebuilds). Weights are stored in f32, and the config's `dtype` /
-/// `torch_dtype` says so.
-pub(crate) fn save_folder<M: Model + ?Sized>(model: &M, dir: &Path, mut config: Value) -> Result<()> {
+/// a tied LM head is not stored; no causal-mask or `position_ids` buffers, which transformers
+/// rebuilds). Each weight keeps its dtype (f32, or the bf16/f16 of a frozen base), and the
+/// config's `dtype` / `torch_dtype` says which.
+///
+/// Up to `max_shard_bytes` of tensors go in one `model.safetensors`; above it, in shards
+/// `model-0000i-of-0000n.safetensors` filled in key order, plus `model.safetensors.index.json`
+/// (`metadata.total_size`, `weight_map`), as `save_pretrained` writes them. Every file is
+/// written atomically, and weight files of the other layout left by an earlier save are
+/// removed afterwards so loaders see one checkpoint.
+pub(crate) fn save_folder<M: Model + ?Sized>(
+    model: &M,
+    dir: &Path,
+    mut config: Value,
+    max_shard_bytes: u64,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
     let prefix = match model.key_prefix() {
         "" => String::new(),
         p => format!("{p}."),
     };
-    let named: Vec<(String, Tensor)> =
+    let mut named: Vec<(String, Tensor)> =
         named_parameters(model).into_iter().map(|(name, p)| (format!("{prefix}{name}"), p.value())).collect();
-    // transformers refuses a safetensors file whose metadata lacks the framework tag.
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::save(named.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata), dir.join("model.safetensors"))?;
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let shards = split_shards(&named, max_shard_bytes);
+    if shards.len() == 1 {
+        write_shard(&named, &dir.join("model.safetensors"))?;
+        remove_stale(dir, true)?;
+    } else {
+        let n = shards.len();
+        let mut weight_map = serde_json::Map::new();
+        for (i, shard) in shards.iter().enumerate() {
+            let file = format!("model-{:05}-of-{n:05}.safetensors", i + 1);
+            write_shard(shard, &dir.join(&file))?;
+            weight_map.extend(shard.iter().map(|(k, _)| (k.clone(), Value::String(file.clone()))));
+        }
+        let total: u64 = named.iter().map(|(_, t)| tensor_bytes(t)).sum();
+        let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+        let text = serde_json::to_string_pretty(&index).expect("JSON") + "\n";
+        safetensors::write_atomic(&dir.join("model.safetensors.index.json"), text.as_bytes())?;
+        remove_stale(dir, false)?;
+    }
     if let Value::Object(map) = &mut config {
+        let dtype = storage_dtype_name(&named);
         for key in ["dtype", "torch_dtype"] {
             if map.contains_key(key) {
-                map.insert(key.into(), Value::String("float32".into()));
+                map.insert(key.into(), Value::String(dtype.into()));
             }
         }
     }
     let text = serde_json::to_string_pretty(&config).expect("a JSON value serializes") + "\n";
     safetensors::write_atomic(&dir.join("config.json"), text.as_bytes())?;
     Ok(())
+}
+
+fn tensor_bytes(t: &Tensor) -> u64 {
+    (t.numel() * t.dtype().size_in_bytes()) as u64
+}
+
+/// Consecutive runs of `named` of at most `max_bytes` each (a tensor larger than that gets a
+/// shard of its own), as transformers splits.
+fn split_shards(named: &[(String, Tensor)], max_bytes: u64) -> Vec<&[(String, Tensor)]> {
+    let mut shards = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, (_, t)) in named.iter().enumerate() {
+        let bytes = tensor_bytes(t);
+        if i > start && size + bytes > max_bytes {
+            shards.push(&named[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += bytes;
+    }
+    shards.push(&named[start..]);
+    shards
+}
+
+fn write_shard(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
+    // transformers refuses a safetensors file whose metadata lacks the framework tag.
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::save(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata), path)?;
+    Ok(())
+}
+
+/// Removes the weight files of the layout not just written: the shards and index after a
+/// single-file save (`single`), `model.safetensors` after a sharded one.
+fn remove_stale(dir: &Path, single: bool) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_shard = name == "model.safetensors.index.json"
+            || (name.starts_with("model-") && name.contains("-of-") && name.ends_with(".safetensors"));
+        let stale = if single { is_shard } else { name == "model.safetensors" };
+        if stale {
+            std::fs::remove_file(entry.path()).map_err(|source| Error::Io { path: entry.path(), source })?;
+        }
+    }
+    Ok(())
+}
+
+/// What `config.json`'s `dtype` should say: the floating dtype every weight shares, else
+/// `float32`.
+fn storage_dtype_name(named: &[(String, Tensor)]) -> &'static str {
+    let first = named.first().map(|(_, t)| t.dtype());
+    match first {
+        Some(d) if named.iter().all(|(_, t)| t.dtype() == d) => d.torch_name(),
+        _ => "float32",
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,19 @@ use deltaw_tensor::{safetensors, DType, Device, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// How loaded weights are held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightDtype {
+    /// Every parameter widened to f32 and trainable: for full fine-tuning and reference checks.
+    #[default]
+    F32,
+    /// Matrices stored as bf16 or f16 (embeddings, linear weights) stay in that dtype as
+    /// frozen parameters, computed in f32 by the kernels that read them; vectors (norms,
+    /// biases) are widened. For inference and LoRA on a half-precision base: the base takes
+    /// half the memory of an f32 copy and half the bytes per decoded token.
+    Stored,
+}
+
 /// The tensors of a `model.safetensors`, handed out by name.
 pub struct Checkpoint {
     path: PathBuf,
@@ -18,24 +31,52 @@ pub struct Checkpoint {
     problems: Vec<String>,
     /// Where the tensors were loaded, and where stand-ins for bad ones are made.
     device: Device,
+    dtype: WeightDtype,
 }
 
 impl Checkpoint {
-    /// Loads `dir/model.safetensors`; `prefix` is the optional key prefix to strip.
+    /// Loads `dir/model.safetensors`, or every shard that `dir/model.safetensors.index.json`
+    /// lists (transformers' sharded format); `prefix` is the optional key prefix to strip.
+    ///
+    /// # Errors
+    /// A missing or unreadable file; for a sharded folder, a malformed index, shards that do
+    /// not exist (all named) or a tensor missing from the shard the index names.
     pub fn load(dir: &Path, prefix: &str, device: &Device) -> Result<Checkpoint> {
-        let path = dir.join("model.safetensors");
-        let tensors = safetensors::load(&path, device)?;
+        let index = dir.join("model.safetensors.index.json");
+        let (path, tensors) = if index.exists() {
+            (index.clone(), load_shards(dir, &index, device)?)
+        } else {
+            let path = dir.join("model.safetensors");
+            let tensors = safetensors::load(&path, device)?;
+            (path, tensors)
+        };
         let prefix = if tensors.keys().any(|k| k.starts_with(prefix)) { prefix.to_string() } else { String::new() };
-        Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone() })
+        Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone(), dtype: WeightDtype::F32 })
+    }
+
+    /// How [`ParamSource::param`] hands out weights (f32 by default).
+    pub fn with_dtype(mut self, dtype: WeightDtype) -> Checkpoint {
+        self.dtype = dtype;
+        self
     }
 
     /// Removes and returns `name` as f32 with the expected shape, or records why it cannot.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Tensor {
+        self.take_as(name, shape, false)
+    }
+
+    /// [`Checkpoint::take`], keeping a bf16/f16 tensor's dtype when `keep_half`.
+    fn take_as(&mut self, name: &str, shape: &[usize], keep_half: bool) -> Tensor {
         let key = format!("{}{name}", self.prefix);
         match self.tensors.remove(&key) {
+            Some(t) if t.dims() == shape && keep_half && matches!(t.dtype(), DType::BF16 | DType::F16) => t,
             Some(t) if t.dims() == shape => t.to_dtype(DType::F32).unwrap_or(t),
             Some(t) => {
                 self.problems.push(format!("'{key}' has shape {:?}, expected {shape:?}", t.shape()));
+                Tensor::zeros(shape.to_vec(), &self.device)
+            }
+            None if self.path.ends_with("model.safetensors.index.json") => {
+                self.problems.push(format!("'{key}' is in no shard (the index's weight_map does not list it)"));
                 Tensor::zeros(shape.to_vec(), &self.device)
             }
             None => {
@@ -64,9 +105,51 @@ impl Checkpoint {
     }
 }
 
+/// The tensors of every shard an index lists: `{"weight_map": {tensor: shard file}}`.
+fn load_shards(dir: &Path, index: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
+    let bad = |problems: String| Error::Checkpoint { path: index.to_path_buf(), problems };
+    let text = std::fs::read_to_string(index).map_err(|source| Error::Io { path: index.to_path_buf(), source })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad("no object weight_map".into()))?;
+    let mut by_shard: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (tensor, shard) in map {
+        let shard = shard.as_str().ok_or_else(|| bad(format!("weight_map['{tensor}'] is not a file name")))?;
+        if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
+            return Err(bad(format!("weight_map['{tensor}'] names '{shard}', not a file in the folder")));
+        }
+        by_shard.entry(shard.to_string()).or_default().push(tensor.clone());
+    }
+    let missing: Vec<&String> = by_shard.keys().filter(|s| !dir.join(s).is_file()).collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|s| format!("'{s}'")).collect();
+        return Err(bad(format!("missing shard file(s) {} in {}", names.join(", "), dir.display())));
+    }
+    let mut tensors = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (shard, names) in by_shard {
+        let mut loaded = safetensors::load(dir.join(&shard), device)?;
+        for name in names {
+            match loaded.remove(&name) {
+                Some(t) => drop(tensors.insert(name, t)),
+                None => problems.push(format!("'{name}' is not in '{shard}', where the index puts it")),
+            }
+        }
+        problems.extend(loaded.into_keys().map(|k| format!("'{k}' in '{shard}' is not in the index")));
+    }
+    if problems.is_empty() {
+        Ok(tensors)
+    } else {
+        Err(bad(problems.join("; ")))
+    }
+}
+
 impl ParamSource for Checkpoint {
-    /// The stored tensor (the init is for fresh models), as a parameter named `key`.
+    /// The stored tensor (the init is for fresh models), as a parameter named `key`; under
+    /// [`WeightDtype::Stored`] a half-precision matrix stays half and frozen.
     fn param(&mut self, key: &str, shape: &[usize], _init: Init) -> Var {
-        Var::parameter(self.take(key, shape)).named(key)
+        let keep_half = self.dtype == WeightDtype::Stored && shape.len() >= 2;
+        let value = self.take_as(key, shape, keep_half);
+        let trainable = value.dtype() == DType::F32;
+        Var::new(value, trainable).named(key)
     }
 }

@@ -1,7 +1,9 @@
 //! Neural-network ops with fused backward kernels: softmax and log-softmax (backward from the
 //! saved output), layer norm (from the saved `mean` and `rstd`), cross-entropy with
-//! `ignore_index`, embedding lookup (whose backward is a scatter-add into the table), and
-//! scaled dot-product attention as one op (backward from the saved probabilities).
+//! `ignore_index`, embedding lookup (whose backward is a scatter-add into the table), scaled
+//! dot-product attention as one op (backward from the saved probabilities, grouped-query heads
+//! included), and the Llama family's RMSNorm (from the saved `rstd`), rotary embedding (whose
+//! backward is the rotation by −θ) and SwiGLU.
 
 use crate::grads::Grads;
 use crate::op::{Family, Op};
@@ -16,6 +18,9 @@ pub(crate) enum Nn {
     CrossEntropy { logits: Var, targets: Tensor, ignore_index: i32 },
     Embedding { table: Var, ids: Tensor },
     Attention { q: Var, k: Var, v: Var, mask: Tensor, scale: f32, probs: Tensor },
+    RmsNorm { input: Var, weight: Var, rstd: Tensor },
+    Rope { input: Var, cos: Tensor, sin: Tensor },
+    Swiglu { gate: Var, up: Var },
 }
 
 impl Var {
@@ -58,8 +63,35 @@ impl Var {
         Var::from_op(value, Op::Nn(Nn::CrossEntropy { logits: self.clone(), targets: targets.clone(), ignore_index }))
     }
 
+    /// RMSNorm over the last dim, as [`Tensor::rms_norm_with_stats`] (transformers'
+    /// `LlamaRMSNorm`): `x` `(.., C)`, `weight` `(C,)`. Saves `x`, `weight` and the per-row `rstd`.
+    #[track_caller]
+    pub fn rms_norm(&self, weight: &Var, eps: f32) -> Var {
+        let out = self.value().rms_norm_with_stats(&weight.value(), eps);
+        Var::from_op(out.output, Op::Nn(Nn::RmsNorm { input: self.clone(), weight: weight.clone(), rstd: out.rstd }))
+    }
+
+    /// Rotary position embedding (rotate-half), as [`Tensor::rope`]: `self` = `x`
+    /// `(B, T, NH, HS)`, `cos` and `sin` the half tables broadcastable to `(B, T, HS/2)`. The
+    /// tables are constants (no gradient); the backward rotates `dout` by −θ.
+    #[track_caller]
+    pub fn rope(&self, cos: &Tensor, sin: &Tensor) -> Var {
+        let value = self.value().rope(cos, sin);
+        Var::from_op(value, Op::Nn(Nn::Rope { input: self.clone(), cos: cos.clone(), sin: sin.clone() }))
+    }
+
+    /// SwiGLU `silu(self) · up`, as [`Tensor::swiglu`]: `self` = gate, `up` of the same shape.
+    /// Saves both inputs.
+    #[track_caller]
+    pub fn swiglu(&self, up: &Var) -> Var {
+        let value = self.value().swiglu(&up.value());
+        Var::from_op(value, Op::Nn(Nn::Swiglu { gate: self.clone(), up: up.clone() }))
+    }
+
     /// Scaled dot-product attention as one op, as [`Tensor::attention`]: `self` = queries
-    /// `(B, NH, T, HS)`, `k`, `v` `(B, NH, S, HS)`, `mask` broadcastable to `(B, NH, T, S)`
+    /// `(B, NH, T, HS)`, `k`, `v` `(B, NKV, S, HS)` with `NH % NKV == 0` (grouped-query
+    /// attention: query head `h` reads key/value head `h / (NH / NKV)`; `NKV = NH` is plain
+    /// multi-head attention), `mask` broadcastable to `(B, NH, T, S)`
     /// (nonzero = may not attend). Saves q, k, v and the probabilities `(B, NH, T, S)`; the
     /// backward is [`Tensor::attention_backward`] (no scores or masked copies are kept).
     #[track_caller]
@@ -110,6 +142,20 @@ fn nn_backward(op: &Nn, y: &Tensor, dout: &Tensor, grads: &mut Grads) {
             grads.accumulate(k, dk);
             grads.accumulate(v, dv);
         }
+        // dx = rstd · (w⊙dy − xhat · mean_C(xhat⊙w⊙dy)), dweight = Σ_rows dy⊙xhat
+        Nn::RmsNorm { input, weight, rstd } => {
+            let (dx, dweight) = input.value().rms_norm_backward(dout, &weight.value(), rstd);
+            grads.accumulate(input, dx);
+            grads.accumulate(weight, dweight);
+        }
+        // dx = dout rotated by −θ (a rotation's transpose is its inverse)
+        Nn::Rope { input, cos, sin } => grads.accumulate(input, dout.rope_backward(cos, sin)),
+        // dgate = dout·up·σ(g)(1 + g(1 − σ(g))), dup = dout·silu(g)
+        Nn::Swiglu { gate, up } => {
+            let (dgate, dup) = gate.value().swiglu_backward(&up.value(), dout);
+            grads.accumulate(gate, dgate);
+            grads.accumulate(up, dup);
+        }
     }
 }
 
@@ -122,6 +168,9 @@ impl Family for Nn {
             Nn::CrossEntropy { ignore_index, .. } => format!("cross_entropy(ignore_index={ignore_index})"),
             Nn::Embedding { .. } => "embedding".into(),
             Nn::Attention { scale, .. } => format!("attention(scale={scale})"),
+            Nn::RmsNorm { .. } => "rms_norm".into(),
+            Nn::Rope { .. } => "rope".into(),
+            Nn::Swiglu { .. } => "swiglu".into(),
         }
     }
 
@@ -132,6 +181,9 @@ impl Family for Nn {
             Nn::CrossEntropy { logits, .. } => vec![logits],
             Nn::Embedding { table, .. } => vec![table],
             Nn::Attention { q, k, v, .. } => vec![q, k, v],
+            Nn::RmsNorm { input, weight, .. } => vec![input, weight],
+            Nn::Rope { input, .. } => vec![input],
+            Nn::Swiglu { gate, up } => vec![gate, up],
         }
     }
 
@@ -146,6 +198,9 @@ impl Family for Nn {
             Nn::Attention { q, k, v, mask, probs, .. } => {
                 vec![q.value(), k.value(), v.value(), mask.clone(), probs.clone()]
             }
+            Nn::RmsNorm { input, weight, rstd } => vec![input.value(), weight.value(), rstd.clone()],
+            Nn::Rope { cos, sin, .. } => vec![cos.clone(), sin.clone()],
+            Nn::Swiglu { gate, up } => vec![gate.value(), up.value()],
         }
     }
 

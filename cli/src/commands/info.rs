@@ -5,7 +5,7 @@ use super::check_model_dir;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deltaw_lora::commas;
-use deltaw_transformer::{BertConfig, Gpt2Config, ModelType, Tokenizer};
+use deltaw_transformer::{BertConfig, Gpt2Config, LlamaConfig, ModelType, Tokenizer};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -64,9 +64,12 @@ impl Info {
     fn read(dir: &Path) -> Result<Info> {
         let model_type = ModelType::from_dir(dir)?;
         let (config, summary) = config_summary(model_type, dir)?;
-        let weights = dir.join("model.safetensors");
-        let entries = read_header(&weights)?;
-        let file_bytes = std::fs::metadata(&weights).with_context(|| weights.display().to_string())?.len();
+        let mut entries = BTreeMap::new();
+        let mut file_bytes = 0;
+        for weights in weight_files(dir)? {
+            entries.extend(read_header(&weights)?);
+            file_bytes += std::fs::metadata(&weights).with_context(|| weights.display().to_string())?.len();
+        }
         let is_buffer = |name: &str| BUFFERS.iter().any(|b| name.ends_with(b));
         let parameters: u64 = entries.iter().filter(|(n, _)| !is_buffer(n)).map(|(_, e)| e.numel).sum();
         let mut dtypes: BTreeMap<String, usize> = BTreeMap::new();
@@ -76,6 +79,20 @@ impl Info {
         let tokenizer = Tokenizer::from_dir(dir).ok().map(|t| t.vocab_size());
         Ok(Info { model_type, config, summary, tensors: entries.len(), parameters, dtypes, file_bytes, tokenizer })
     }
+}
+
+/// `model.safetensors`, or the shards `model.safetensors.index.json` lists, in order.
+fn weight_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if !index.exists() {
+        return Ok(vec![dir.join("model.safetensors")]);
+    }
+    let text = std::fs::read_to_string(&index).with_context(|| index.display().to_string())?;
+    let json: Value = serde_json::from_str(&text).with_context(|| index.display().to_string())?;
+    let map = json.get("weight_map").and_then(Value::as_object);
+    let map = map.with_context(|| format!("{}: no object weight_map", index.display()))?;
+    let shards: std::collections::BTreeSet<&str> = map.values().filter_map(Value::as_str).collect();
+    Ok(shards.into_iter().map(|s| dir.join(s)).collect())
 }
 
 /// The folder's config as JSON, and its main sizes in one line.
@@ -107,6 +124,24 @@ fn config_summary(model_type: ModelType, dir: &Path) -> Result<(Value, String)> 
                 c.intermediate_size,
                 c.max_position_embeddings,
                 c.hidden_act
+            );
+            (c.to_json(), text)
+        }
+        ModelType::Llama(_) => {
+            let c = LlamaConfig::from_dir(dir)?;
+            let text = format!(
+                "vocab_size {}, hidden_size {}, num_hidden_layers {}, heads {} (kv {}, head_dim {}), \
+                 intermediate_size {}, max_position_embeddings {}, {} head{}",
+                c.vocab_size,
+                c.hidden_size,
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                c.num_kv_heads(),
+                c.head_size(),
+                c.intermediate_size,
+                c.max_position_embeddings,
+                if c.tie_word_embeddings { "tied" } else { "untied" },
+                c.sliding_window.map_or(String::new(), |w| format!(", sliding_window {w}"))
             );
             (c.to_json(), text)
         }

@@ -1,6 +1,6 @@
 //! Fused scaled dot-product attention, forward and backward, one head at a time.
 //!
-//! For one head, with `Q` `(T, HS)`, `K` and `V` `(S, HS)`, a mask `M` `(T, S)` (nonzero where
+//! For one query head, with `Q` `(T, HS)`, `K` and `V` `(S, HS)`, a mask `M` `(T, S)` (nonzero where
 //! query `i` may not see key `j`) and `scale = 1/√HS`:
 //!
 //! ```text
@@ -14,6 +14,12 @@
 //!            dK = scale · dSᵀ · Q                 (S, HS)
 //! ```
 //!
+//! Grouped-query attention: with `NH` query heads and `NKV` key/value heads (`G = NH / NKV`),
+//! query head `h` reads key/value head `h / G`, as transformers' `repeat_kv` lays them out. K and
+//! V are never copied: the forward maps the head index, and the backward sums `dK`, `dV` over the
+//! `G` query heads of a group in head order, one task per key/value head, so the sums are
+//! deterministic. `NKV = NH` is plain multi-head attention.
+//!
 //! "Fused" here means one pass per head with the `(T, S)` block in a buffer of its own, rather
 //! than five tensor ops each streaming the whole `(B, NH, T, S)` tensor through memory. Heads
 //! run in parallel; each product is the packed [`sgemm`] reading `Q`, `K`, `V` and `dO` in place
@@ -26,15 +32,23 @@ use super::pool;
 use crate::layout::Layout;
 use rayon::prelude::*;
 
-/// Sizes: `heads = B·NH` pairs `(b, h)`, `nh` heads per batch row, `t` queries, `s` keys, `hs`
-/// the head size.
+/// Sizes: `heads = B·NH` pairs `(b, h)`, `nh` query heads per batch row, `nkv` key/value heads
+/// (dividing `nh`), `t` queries, `s` keys, `hs` the head size.
 #[derive(Clone, Copy, Debug)]
 pub struct AttentionDims {
     pub b: usize,
     pub nh: usize,
+    pub nkv: usize,
     pub t: usize,
     pub s: usize,
     pub hs: usize,
+}
+
+impl AttentionDims {
+    /// Query heads per key/value head, `G = NH / NKV` (0 when there are no heads).
+    pub fn group(&self) -> usize {
+        self.nh / self.nkv.max(1)
+    }
 }
 
 /// A rank-4 operand `(B, NH, rows, cols)` read through its layout.
@@ -68,6 +82,7 @@ pub fn attention_forward(
     scale: f32,
 ) -> (Vec<f32>, Vec<f32>) {
     let AttentionDims { nh, t, s, hs, .. } = d;
+    let group = d.group(); // query heads per key/value head
     let mut out = pool::take(d.b * nh * t * hs);
     let mut probs = pool::take(d.b * nh * t * s);
     let heads = out.par_chunks_mut((t * hs).max(1)).zip(probs.par_chunks_mut((t * s).max(1))).enumerate();
@@ -78,7 +93,7 @@ pub fn attention_forward(
             p.fill(f32::NAN); // softmax over no keys, as the unfused ops give
             return;
         }
-        sgemm(t, s, hs, q.head(b, h), k.head(b, h).t(), p, s, false);
+        sgemm(t, s, hs, q.head(b, h), k.head(b, h / group).t(), p, s, false);
         let m = mask.head(b, h);
         for (i, row) in p.chunks_mut(s).enumerate() {
             for (j, x) in row.iter_mut().enumerate() {
@@ -88,13 +103,15 @@ pub fn attention_forward(
             softmax_row_in_place(row);
         }
         let probs_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
-        sgemm(t, hs, s, probs_head, v.head(b, h), o, hs, false);
+        sgemm(t, hs, s, probs_head, v.head(b, h / group), o, hs, false);
     });
     (out, probs)
 }
 
-/// `(dQ, dK, dV)`, contiguous `(B, NH, T, HS)`, `(B, NH, S, HS)`, `(B, NH, S, HS)`, from the
+/// `(dQ, dK, dV)`, contiguous `(B, NH, T, HS)`, `(B, NKV, S, HS)`, `(B, NKV, S, HS)`, from the
 /// saved probabilities `probs` (contiguous `(B, NH, T, S)`) and the output gradient `dout`.
+/// One task per key/value head `(b, j)`: its `G` query heads run in order, each adding its
+/// `dK`, `dV` terms to the group's (the first writes, the rest accumulate).
 pub fn attention_backward(
     q: Operand<'_>,
     k: Operand<'_>,
@@ -104,31 +121,41 @@ pub fn attention_backward(
     d: AttentionDims,
     scale: f32,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let AttentionDims { nh, t, s, hs, .. } = d;
+    let AttentionDims { nh, nkv, t, s, hs, .. } = d;
+    let group = d.group();
     let mut dq = vec![0.0; d.b * nh * t * hs];
-    let mut dk = vec![0.0; d.b * nh * s * hs];
-    let mut dv = vec![0.0; d.b * nh * s * hs];
-    if t * s * hs == 0 {
+    let mut dk = vec![0.0; d.b * nkv * s * hs];
+    let mut dv = vec![0.0; d.b * nkv * s * hs];
+    if t * s * hs * nkv == 0 {
         return (dq, dk, dv);
     }
-    let grads = dq.par_chunks_mut(t * hs).zip(dk.par_chunks_mut(s * hs)).zip(dv.par_chunks_mut(s * hs));
-    grads.enumerate().for_each(|(head, ((dq, dk), dv))| {
-        let (b, h) = (head / nh, head % nh);
-        let p = &probs[head * t * s..(head + 1) * t * s];
-        let p_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
-        let d_o = dout.head(b, h);
-        sgemm(s, hs, t, p_head.t(), d_o, dv, hs, false);
+    let grads = dq.par_chunks_mut(group * t * hs).zip(dk.par_chunks_mut(s * hs)).zip(dv.par_chunks_mut(s * hs));
+    grads.enumerate().for_each(|(kv_head, ((dq_group, dk), dv))| {
+        let (b, j) = (kv_head / nkv, kv_head % nkv);
         let mut ds = vec![0.0; t * s];
-        sgemm(t, s, hs, d_o, v.head(b, h).t(), &mut ds, s, false);
-        for (dsr, pr) in ds.chunks_mut(s).zip(p.chunks(s)) {
-            let dot: f32 = pr.iter().zip(dsr.iter()).map(|(&p, &g)| p * g).sum();
-            for (g, &p) in dsr.iter_mut().zip(pr) {
-                *g = p * (*g - dot) * scale;
-            }
+        for (g, dq) in dq_group.chunks_mut(t * hs).enumerate() {
+            let h = j * group + g;
+            let head = b * nh + h;
+            let p = &probs[head * t * s..(head + 1) * t * s];
+            let p_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
+            let d_o = dout.head(b, h);
+            sgemm(s, hs, t, p_head.t(), d_o, dv, hs, g > 0);
+            sgemm(t, s, hs, d_o, v.head(b, j).t(), &mut ds, s, false);
+            softmax_backward_in_place(&mut ds, p, s, scale);
+            let ds_head = MatRef { data: &ds, offset: 0, row_stride: s, col_stride: 1 };
+            sgemm(t, hs, s, ds_head, k.head(b, j), dq, hs, false);
+            sgemm(s, hs, t, ds_head.t(), q.head(b, h), dk, hs, g > 0);
         }
-        let ds_head = MatRef { data: &ds, offset: 0, row_stride: s, col_stride: 1 };
-        sgemm(t, hs, s, ds_head, k.head(b, h), dq, hs, false);
-        sgemm(s, hs, t, ds_head.t(), q.head(b, h), dk, hs, false);
     });
     (dq, dk, dv)
+}
+
+/// `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))` in place over `(T, S)` rows, `ds` holding `dP`.
+fn softmax_backward_in_place(ds: &mut [f32], p: &[f32], s: usize, scale: f32) {
+    for (dsr, pr) in ds.chunks_mut(s).zip(p.chunks(s)) {
+        let dot: f32 = pr.iter().zip(dsr.iter()).map(|(&p, &g)| p * g).sum();
+        for (g, &p) in dsr.iter_mut().zip(pr) {
+            *g = p * (*g - dot) * scale;
+        }
+    }
 }

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod gemm;
 pub mod index;
+pub mod llama;
 pub mod math;
 pub mod nn;
 pub mod optim;

@@ -9,7 +9,7 @@
 //! - `pipelines.rs`: one compute pipeline per [`deltaw_shaders::Kernel`], compiled on first use.
 //! - `launch.rs`: bind group + uniform params + dispatch, recorded into a pending command
 //!   encoder and submitted in batches; reading back is the only wait.
-//! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `index.rs`, `matmul.rs`, `convert.rs`,
+//! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `llama.rs` (RMSNorm, rope, SwiGLU), `index.rs`, `matmul.rs`, `convert.rs`,
 //!   `topk.rs`, and for training `optim.rs`): one file per kernel family, each forward beside
 //!   its backward, mirroring the CPU kernels on contiguous or strided buffers.
 //!
@@ -27,6 +27,7 @@ mod elementwise;
 mod error;
 mod index;
 mod launch;
+mod llama;
 mod matmul;
 mod nn;
 mod optim;
@@ -49,6 +50,8 @@ pub use convert::{
 pub use elementwise::{binary, copy_strided, gelu_backward, gelu_tanh_backward, select_where, unary};
 #[doc(hidden)]
 pub use index::{cat, gather, index_add, index_select, scatter_add};
+#[doc(hidden)]
+pub use llama::{rms_norm, rms_norm_backward, rope, swiglu, swiglu_backward, GpuRmsNorm, GpuRmsNormGrads};
 #[doc(hidden)]
 pub use matmul::{matmul, matmul_f16, MatmulArgs};
 #[doc(hidden)]

@@ -1,6 +1,7 @@
 //! Scaled dot-product attention as one op with its own backward (see [`crate::cpu::attention`]
-//! for the math). On the CPU each head runs fused; on a GPU the same steps run as the GPU's
-//! matmul, masked-fill and softmax kernels.
+//! for the math), with grouped-query heads. On the CPU each head runs fused; on a GPU the same
+//! steps run as the GPU's broadcasting matmul, masked-fill and softmax kernels, the queries
+//! viewed as `(B, NKV, G, T, HS)` against keys `(B, NKV, 1, S, HS)`, so K and V are not repeated.
 
 use crate::cpu::attention::{self as kernels, AttentionDims, Operand};
 use crate::shape::Shape;
@@ -18,8 +19,10 @@ pub struct AttentionOutput {
 
 impl Tensor {
     /// `softmax(q·kᵀ·scale, masked) · v` with `self` as the queries `q` `(B, NH, T, HS)`, keys
-    /// and values `(B, NH, S, HS)`, and `mask` broadcastable to `(B, NH, T, S)`, nonzero where
-    /// a query may not see a key. Equal to the unfused ops (`matmul`, `mul_scalar`,
+    /// and values `(B, NKV, S, HS)` with `NH % NKV == 0`, and `mask` broadcastable to
+    /// `(B, NH, T, S)`, nonzero where a query may not see a key. Grouped-query attention: query
+    /// head `h` reads key/value head `h / (NH / NKV)` (transformers' `repeat_kv` order), without
+    /// copying K or V. With `NKV = NH` it equals the unfused ops (`matmul`, `mul_scalar`,
     /// `masked_fill(-∞)`, `softmax(-1)`, `matmul`), bit for bit on the CPU. A row with every key
     /// masked is NaN, as there.
     ///
@@ -62,18 +65,21 @@ impl Tensor {
                     probs: Tensor::from_f32(probs, full),
                 }
             }
-            // The unfused ops, each of which runs on the GPU.
+            // The unfused ops, each of which runs on the GPU; query groups broadcast over K, V.
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) => {
-                let probs = self.matmul(&k.transpose(-2, -1)).mul_scalar(scale).masked_fill(mask, f32::NEG_INFINITY);
-                let probs = probs.softmax(-1);
-                AttentionOutput { output: probs.matmul(v), probs }
+                let (q5, k5, v5) = grouped(self, k, v, d);
+                let scores = q5.matmul(&k5.transpose(-2, -1)).reshape(full.clone()); // (B, NH, T, S)
+                let probs = scores.mul_scalar(scale).masked_fill(mask, f32::NEG_INFINITY).softmax(-1);
+                let output = probs.reshape([d.b, d.nkv, d.group(), d.t, d.s]).matmul(&v5);
+                AttentionOutput { output: output.reshape([d.b, d.nh, d.t, d.hs]), probs }
             }
         }
     }
 
     /// The backward of [`Tensor::attention`]: `(dq, dk, dv)` from `self` = `q`, the keys,
-    /// values, the saved `probs` and the output gradient `dout` `(B, NH, T, HS)`.
+    /// values, the saved `probs` and the output gradient `dout` `(B, NH, T, HS)`. With grouped
+    /// heads, `dk` and `dv` `(B, NKV, S, HS)` sum the terms of their group's query heads.
     ///
     /// # Panics
     /// If the shapes do not fit or the devices differ.
@@ -105,35 +111,48 @@ impl Tensor {
                 );
                 (Tensor::from_f32(dq, self.shape()), Tensor::from_f32(dk, k.shape()), Tensor::from_f32(dv, v.shape()))
             }
-            // The unfused ops, each of which runs on the GPU.
+            // The unfused ops, each of which runs on the GPU; dk and dv sum over each group.
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) => {
-                let dv = probs.transpose(-2, -1).matmul(dout);
-                let dp = dout.matmul(&v.transpose(-2, -1));
-                let ds = probs.softmax_backward(&dp, -1).mul_scalar(scale);
-                (ds.matmul(k), ds.transpose(-2, -1).matmul(self), dv)
+                let (q5, k5, v5) = grouped(self, k, v, d);
+                let g = d.group();
+                let (p5, do5) = (probs.reshape([d.b, d.nkv, g, d.t, d.s]), dout.reshape([d.b, d.nkv, g, d.t, d.hs]));
+                let dv = p5.transpose(-2, -1).matmul(&do5).sum(2); // (B, NKV, S, HS)
+                let dp = do5.matmul(&v5.transpose(-2, -1));
+                let ds = p5.softmax_backward(&dp, -1).mul_scalar(scale); // (B, NKV, G, T, S)
+                let dq = ds.matmul(&k5).reshape(self.shape().clone());
+                (dq, ds.transpose(-2, -1).matmul(&q5).sum(2), dv)
             }
         }
     }
 }
 
-/// The sizes of `q` `(B, NH, T, HS)` against `k`, `v` `(B, NH, S, HS)`.
+/// The sizes of `q` `(B, NH, T, HS)` against `k`, `v` `(B, NKV, S, HS)`, `NKV` dividing `NH`.
 #[track_caller]
 fn attention_dims(q: &Tensor, k: &Tensor, v: &Tensor) -> AttentionDims {
     let fits = q.rank() == 4
         && k.rank() == 4
         && k.dims() == v.dims()
-        && q.dims()[..2] == k.dims()[..2]
+        && q.dims()[0] == k.dims()[0]
+        && q.dims()[1].is_multiple_of(k.dims()[1]) // NKV divides NH (0 heads only with 0 heads)
         && q.dims()[3] == k.dims()[3];
     assert!(
         fits,
-        "attention: q {:?} needs k and v of shape (B, NH, S, HS) with its B, NH and HS, got {:?} and {:?}",
+        "attention: q {:?} needs k and v of shape (B, NKV, S, HS) with its B and HS and NKV dividing its NH, got {:?} and {:?}",
         q.shape(),
         k.shape(),
         v.shape()
     );
     let (qd, kd) = (q.dims(), k.dims());
-    AttentionDims { b: qd[0], nh: qd[1], t: qd[2], s: kd[2], hs: qd[3] }
+    AttentionDims { b: qd[0], nh: qd[1], nkv: kd[1], t: qd[2], s: kd[2], hs: qd[3] }
+}
+
+/// The GPU's view of grouped heads: `q` as `(B, NKV, G, T, HS)` (a copy only if `q` is not
+/// contiguous), `k`, `v` as `(B, NKV, 1, S, HS)` views that the batched matmul broadcasts.
+#[cfg(feature = "gpu")]
+fn grouped(q: &Tensor, k: &Tensor, v: &Tensor, d: AttentionDims) -> (Tensor, Tensor, Tensor) {
+    let q5 = q.reshape([d.b, d.nkv, d.group(), d.t, d.hs]);
+    (q5, k.unsqueeze(2), v.unsqueeze(2))
 }
 
 #[cfg(test)]
@@ -172,8 +191,46 @@ mod tests {
         assert_eq!(dk.to_vec(), ds.transpose(-2, -1).matmul(&q).to_vec());
     }
 
+    /// `repeat_kv`: each key/value head repeated `group` times, as transformers lays them out.
+    fn repeat_kv(x: &Tensor, group: usize) -> Tensor {
+        let d = x.dims().to_vec();
+        x.unsqueeze(2).expand([d[0], d[1], group, d[2], d[3]]).reshape([d[0], d[1] * group, d[2], d[3]])
+    }
+
     #[test]
-    #[should_panic(expected = "attention: q (1, 2, 3, 4) needs k and v of shape (B, NH, S, HS)")]
+    fn grouped_query_attention_equals_attention_over_repeated_heads() {
+        let dev = Device::Cpu;
+        for (nh, nkv) in [(4, 1), (6, 2)] {
+            let (b, t, s, hs, group) = (2, 3, 5, 4, nh / nkv);
+            let q = Tensor::randn((b, t, nh, hs), Seed(10), &dev).permute(&[0, 2, 1, 3]);
+            let k = Tensor::randn((b, nkv, s, hs), Seed(11), &dev);
+            let v = Tensor::randn((b, nkv, s, hs), Seed(12), &dev);
+            let causal = Tensor::arange(0.0, s as f32, &dev).reshape((1, 1, 1, s)).gt(&Tensor::arange(
+                2.0,
+                (t + 2) as f32,
+                &dev,
+            )
+            .reshape((1, 1, t, 1)));
+            let (kr, vr) = (repeat_kv(&k, group), repeat_kv(&v, group));
+            let gqa = q.attention(&k, &v, &causal, 0.5);
+            let mha = q.attention(&kr, &vr, &causal, 0.5);
+            assert_eq!(gqa.output.to_vec(), mha.output.to_vec(), "{nh}:{nkv} forward");
+            let dout = Tensor::randn((b, nh, t, hs), Seed(13), &dev);
+            let (dq, dk, dv) = q.attention_backward(&k, &v, &gqa.probs, &dout, 0.5);
+            let (dq_r, dk_r, dv_r) = q.attention_backward(&kr, &vr, &mha.probs, &dout, 0.5);
+            assert_eq!(dq.to_vec(), dq_r.to_vec(), "{nh}:{nkv} dq");
+            // dk, dv: the repeated heads' gradients summed over each group.
+            let summed = |x: &Tensor| x.reshape([b, nkv, group, s, hs]).sum(2).to_vec();
+            for (got, want) in [(dk, summed(&dk_r)), (dv, summed(&dv_r))] {
+                for (a, e) in got.to_vec().iter().zip(&want) {
+                    assert!((a - e).abs() <= 1e-5 * (1.0 + e.abs()), "{nh}:{nkv}: {a} vs {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "attention: q (1, 2, 3, 4) needs k and v of shape (B, NKV, S, HS)")]
     fn mismatched_heads_panic_naming_the_shapes() {
         let dev = Device::Cpu;
         let q = Tensor::zeros((1, 2, 3, 4), &dev);

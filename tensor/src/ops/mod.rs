@@ -18,6 +18,7 @@ mod arith;
 mod attention;
 mod elementwise;
 mod index;
+mod llama;
 mod matmul;
 mod nn;
 #[cfg(feature = "gpu")]
@@ -28,6 +29,7 @@ mod topk;
 mod views;
 
 pub use attention::AttentionOutput;
+pub use llama::RmsNormOutput;
 pub use matmul::MatmulVectors;
 pub use nn::LayerNormOutput;
 pub use topk::TopK;

@@ -31,7 +31,7 @@ use deltaw_train::data::{collate, ByteCodec, SftDataset, TextCodec};
 use deltaw_train::synthetic::{compact_template, dataset, Task};
 use deltaw_train::trainer::{exact_match, greedy_answer, prompt_and_answer};
 use deltaw_train::{TrainSummary, Trainer, TrainerConfig};
-use deltaw_transformer::{Gpt2, Gpt2Config, Model};
+use deltaw_transformer::{CausalLm, FreshInit, Gpt2, Gpt2Config, Llama, LlamaConfig};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,10 @@ pub struct DemoArgs {
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The architecture trained from scratch: a GPT-2, or a Llama-family decoder (RMSNorm,
+    /// rotary positions, SwiGLU, grouped-query attention).
+    #[arg(long, default_value = "gpt2", value_parser = ["gpt2", "llama"])]
+    pub arch: String,
 }
 
 /// Steps and sizes of a run. The quick plan is the one tests/sft_learning.rs shows reaching
@@ -141,7 +145,7 @@ struct Scores {
 }
 
 impl Scores {
-    fn measure(model: &Gpt2, data: &Data) -> Scores {
+    fn measure(model: &dyn CausalLm, data: &Data) -> Scores {
         let em = |set: &SftDataset| exact_match(model, &set.samples, set.len(), EOS);
         Scores { pretrain: em(&data.pretrain_test), finetune: em(&data.finetune_test) }
     }
@@ -186,7 +190,7 @@ struct Phase {
 /// `control.resume`, first restores the newest checkpoint there (all of the phase, when it
 /// had finished).
 fn train(
-    model: &Gpt2,
+    model: &dyn CausalLm,
     (name, params): (&'static str, ParamCount),
     lora: Option<&Lora>,
     cfg: TrainerConfig,
@@ -207,7 +211,7 @@ fn train(
 }
 
 /// Greedy answers to every held-out prompt of `set`.
-fn answers(model: &Gpt2, set: &SftDataset) -> Vec<Vec<i32>> {
+fn answers(model: &dyn CausalLm, set: &SftDataset) -> Vec<Vec<i32>> {
     set.samples.iter().filter_map(prompt_and_answer).map(|(p, a)| greedy_answer(model, p, a.len(), EOS)).collect()
 }
 
@@ -223,30 +227,31 @@ fn example_prompts(set: &SftDataset, n: usize) -> Result<Vec<(Vec<i32>, String, 
 }
 
 /// The model's answer to each example prompt, as text.
-fn example_answers(model: &Gpt2, examples: &[(Vec<i32>, String, String)]) -> Result<Vec<String>> {
+fn example_answers(model: &dyn CausalLm, examples: &[(Vec<i32>, String, String)]) -> Result<Vec<String>> {
     examples.iter().map(|(p, _, a)| Ok(ByteCodec.decode(&greedy_answer(model, p, a.len(), EOS))?)).collect()
 }
 
 /// Logits of the first few held-out prompts: what `merge_checked` compares before and after.
-fn probe(set: &SftDataset, device: &Device) -> Result<impl Fn(&Gpt2) -> Tensor> {
+fn probe(set: &SftDataset, device: &Device) -> Result<impl Fn(&(dyn CausalLm + 'static)) -> Tensor> {
     let samples: Vec<_> = set.samples.iter().take(8).collect();
     let batch = collate(&samples, EOS, device)?;
-    Ok(move |m: &Gpt2| no_grad(|| m.forward(&batch.input_ids, Some(&batch.attention_mask)).logits.value()))
+    Ok(move |m: &(dyn CausalLm + 'static)| no_grad(|| m.output(&batch.input_ids, Some(&batch.attention_mask)).value()))
 }
 
 /// Saves `model` to `dir` with the byte codec's `tokenizer.json` (so `deltaw generate` runs it)
 /// and a README saying in words how text becomes ids.
-fn save_model(model: &Gpt2, dir: &Path, what: &str) -> Result<()> {
+fn save_model(model: &dyn CausalLm, dir: &Path, what: &str) -> Result<()> {
     model.save_dir(dir)?;
     ByteCodec::save_files(dir)?;
     let (prompt, answer) = FINETUNE.record_with(0, 0, WORD_LEN..=WORD_LEN);
     let prompt = format!("{prompt}="); // the compact template's
     let readme = format!(
-        "# deltaw demo: {what}\n\nA GPT-2 (2 layers, n_embd 64, 4 heads, 32 positions) trained from scratch by \
+        "# deltaw demo: {what}\n\nA {} (2 layers, width 64, 4 heads, 32 positions) trained from scratch by \
          `deltaw demo`.\n\nIt is byte-level: token ids 0-255 are the UTF-8 bytes of the text and id 256 is \
          end-of-sequence (EOS, also the padding id); tokenizer.json spells this as a byte-level BPE with no \
          merges.\nA prompt is `<task> <word>=`; the answer follows and ends with EOS, e.g. `{prompt}` → `{answer}`:\n\n\
          ```sh\ndeltaw generate --model {} --prompt \"{prompt}\" --max-new-tokens 8\n```\n",
+        model.model_type(),
         dir.display(),
     );
     deltaw_tensor::safetensors::write_atomic(&dir.join("README.md"), readme.as_bytes())?;
@@ -260,7 +265,7 @@ fn progress(json: bool, message: &str) {
 }
 
 /// Phase 1: every parameter of `model` trained on the pretraining task, into `out/pretrain`.
-fn pretrain(model: &Gpt2, plan: &Plan, data: &Data, out: &Path, control: &Control) -> Result<Phase> {
+fn pretrain(model: &dyn CausalLm, plan: &Plan, data: &Data, out: &Path, control: &Control) -> Result<Phase> {
     progress(control.json, &format!("pretraining on `{}` ({} steps)...", PRETRAIN.name(), plan.pretrain_steps));
     let all: usize = model.parameters().iter().map(|p| p.value().numel()).sum();
     let cfg = trainer_config(plan.pretrain_steps, 3e-3);
@@ -271,7 +276,13 @@ fn pretrain(model: &Gpt2, plan: &Plan, data: &Data, out: &Path, control: &Contro
 
 /// Phase 2: a LoRA adapter (r = 8 on every linear layer) injected into `model` and trained on
 /// the fine-tuning task, into `out/lora`.
-fn finetune(model: &mut Gpt2, plan: &Plan, data: &Data, out: &Path, control: &Control) -> Result<(Lora, Phase)> {
+fn finetune(
+    model: &mut (dyn CausalLm + 'static),
+    plan: &Plan,
+    data: &Data,
+    out: &Path,
+    control: &Control,
+) -> Result<(Lora, Phase)> {
     progress(control.json, &format!("LoRA fine-tuning on `{}` ({} steps)...", FINETUNE.name(), plan.lora_steps));
     let lora_config = LoraConfig {
         r: 8,
@@ -292,14 +303,14 @@ fn finetune(model: &mut Gpt2, plan: &Plan, data: &Data, out: &Path, control: &Co
 /// merged model to `out/model`; fails when the merged model answers the held-out fine-tuning
 /// prompts differently from the adapter. Returns the merge's report and that agreement.
 fn merge_and_save(
-    model: &mut Gpt2,
+    model: &mut (dyn CausalLm + 'static),
     lora: &mut Lora,
     data: &Data,
     out: &Path,
     device: &Device,
 ) -> Result<(MergeReport, bool)> {
     let base = out.join("base");
-    lora.save_peft(out.join("adapter"), &base.display().to_string(), "gpt2")?;
+    lora.save_peft(out.join("adapter"), &base.display().to_string(), model.model_type())?;
     let adapter_answers = answers(model, &data.finetune_test);
     let merge = lora.merge_checked(model, probe(&data.finetune_test, device)?);
     let agree = answers(model, &data.finetune_test) == adapter_answers;
@@ -313,32 +324,50 @@ fn merge_and_save(
     Ok((merge, agree))
 }
 
+/// The untrained model: a GPT-2 (2 layers, n_embd 64, 4 heads, 32 positions), or a Llama of
+/// the same size (4 query heads sharing 2 key/value heads, SwiGLU width 128, untied head).
+fn build_model(arch: &str, device: &Device) -> Result<Box<dyn CausalLm>> {
+    let vocab = ByteCodec.vocab_size();
+    if arch == "llama" {
+        let config = json!({
+            "model_type": "llama", "vocab_size": vocab, "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "max_position_embeddings": 32, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+            "tie_word_embeddings": false, "architectures": ["LlamaForCausalLM"], "dtype": "float32",
+        });
+        let config = LlamaConfig::from_json(config, Path::new("demo llama config"))?;
+        return Ok(Box::new(Llama::build(config, &mut FreshInit::new(Seed(0), device))?));
+    }
+    let config = Gpt2Config::new(vocab, 32, 64, 2, 4)?;
+    Ok(Box::new(Gpt2::init(config, Seed(0), device)))
+}
+
 pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()> {
     let (started, plan) = (Instant::now(), Plan::new(args)?);
     outdir::prepare(&args.out, args.overwrite, args.resume)?;
     let control = Control { resume: args.resume, interrupt: interrupt_flag(), json: args.json };
     let data = Data::new(&plan)?;
-    let config = Gpt2Config::new(ByteCodec.vocab_size(), 32, 64, 2, 4)?;
-    let mut model = Gpt2::init(config, Seed(0), device);
-    let initial = Scores::measure(&model, &data);
+    let mut model = build_model(&args.arch, device)?;
+    let model = model.as_mut();
+    let initial = Scores::measure(model, &data);
 
-    let pre = pretrain(&model, &plan, &data, &args.out, &control)?;
+    let pre = pretrain(model, &plan, &data, &args.out, &control)?;
     if pre.summary.interrupted {
         return report::stopped(out, &pre, args.json);
     }
-    let pretrained = Scores::measure(&model, &data);
+    let pretrained = Scores::measure(model, &data);
     let mut examples = example_prompts(&data.finetune_test, 3)?;
     examples.extend(example_prompts(&data.pretrain_test, 1)?);
-    let before = example_answers(&model, &examples)?;
-    save_model(&model, &args.out.join("base"), "the pretrained base model")?;
+    let before = example_answers(model, &examples)?;
+    save_model(model, &args.out.join("base"), "the pretrained base model")?;
 
-    let (mut lora, tuned_phase) = finetune(&mut model, &plan, &data, &args.out, &control)?;
+    let (mut lora, tuned_phase) = finetune(model, &plan, &data, &args.out, &control)?;
     if tuned_phase.summary.interrupted {
         return report::stopped(out, &tuned_phase, args.json);
     }
-    let tuned = Scores::measure(&model, &data);
-    let after = example_answers(&model, &examples)?;
-    let (merge, agree) = merge_and_save(&mut model, &mut lora, &data, &args.out, device)?;
+    let tuned = Scores::measure(model, &data);
+    let after = example_answers(model, &examples)?;
+    let (merge, agree) = merge_and_save(model, &mut lora, &data, &args.out, device)?;
 
     let report = json!({
         "pretrain_task": PRETRAIN.name(),

@@ -3,7 +3,7 @@
 //! own file, `Storage::Gpu` calls the function of the same name here, which runs the kernel of
 //! [`crate::gpu`]. These functions move buffers and sizes only: nothing falls back to the CPU.
 //! The files mirror `ops/`: `elementwise.rs` (with GELU's backward), `nn.rs` (softmax, layer
-//! norm, cross-entropy, each forward beside its backward), `index.rs` (gathers beside their
+//! norm, cross-entropy, each forward beside its backward), `llama.rs` (RMSNorm, rope, SwiGLU), `index.rs` (gathers beside their
 //! scatter-adds); this file holds the shared helpers and the single-kernel ops.
 //!
 //! Most kernels read *dense* buffers (row-major from element 0); the elementwise family and
@@ -13,10 +13,12 @@
 
 mod elementwise;
 mod index;
+mod llama;
 mod nn;
 
 pub(crate) use elementwise::{binary, gelu_backward, select, unary};
 pub(crate) use index::{cat, gather, index_add, index_select, scatter_add};
+pub(crate) use llama::{rms_norm, rms_norm_backward, rope, swiglu, swiglu_backward};
 pub(crate) use nn::{
     cross_entropy, cross_entropy_backward, layer_norm, layer_norm_backward, softmax_rows, softmax_rows_backward,
 };
