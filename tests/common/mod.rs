@@ -180,6 +180,14 @@ impl Case<'_> {
         self.fixtures.tensors.contains_key(&format!("{}/{role}", self.name))
     }
 
+    /// Every role of the case whose name starts with `prefix`, sorted (`"grad."`: every
+    /// parameter the reference has a gradient for).
+    pub fn roles(&self, prefix: &str) -> Vec<String> {
+        let key = format!("{}/{prefix}", self.name);
+        let start = self.name.len() + 1;
+        self.fixtures.tensors.keys().filter(|k| k.starts_with(&key)).map(|k| k[start..].to_string()).collect()
+    }
+
     /// The operand for `role`: the stored tensor, or its transposed view when the case's
     /// `"views"` says `"t"` (so kernels see a non-contiguous input, as PyTorch did).
     #[track_caller]
