@@ -114,7 +114,8 @@ fn scores(q: &Tensor, k: &Tensor) -> Tensor {
 /// (b) The permutation argument, and rope's relative-position property.
 fn rotary(x: &Tensor, dev: &Device) -> (Tensor, Tensor) {
     println!("\n(b) rotary embedding, HS = {HS}: planes (i, i + {}) vs llama.cpp's (2i, 2i + 1)", HS / 2);
-    // An "interleaved" checkpoint (Meta's original / GGUF layout) and the same one for HF.
+    // An interleaved checkpoint W' (Meta's original layout, GGUF's), and the same one with the
+    // rows of each q and k head permuted for Hugging Face's rotate-half.
     let wq_il = Tensor::randn((NH * HS, C), Seed(3), dev).mul_scalar(1.0 / (C as f32).sqrt()); // (NH·HS, C)
     let wk_il = Tensor::randn((NKV * HS, C), Seed(4), dev).mul_scalar(1.0 / (C as f32).sqrt()); // (NKV·HS, C)
     let wq = wq_il.index_select(0, &permute_rows(NH, dev)); // W_q = P·W'_q
