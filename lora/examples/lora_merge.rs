@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let delta = adapter.lora_b.value().matmul(&adapter.lora_a.value()).mul_scalar(s); // s · B A: (out, in)
     let w_by_hand = w0.add(&delta.t()); // W0 + ΔWᵀ: (in, out)
     let y_adapter = no_grad(|| layer.forward(&x)).value(); // x W0 + b + s · x Aᵀ Bᵀ: (B, T, 96)
-    let y_by_hand = x.value().matmul(&w_by_hand).add(&layer.bias.value());
+    let y_by_hand = x.value().matmul(&w_by_hand).add(&layer.bias.as_ref().expect("c_attn has a bias").value());
     let d = max_diff(&y_adapter, &y_by_hand);
     println!("\nc_attn: adapter path vs x (W0 + s·(BA)ᵀ) + b on random x: max |diff| = {d:.2e}");
     assert!(d < 1e-5, "adapter forward and merged-weight forward differ by {d}");

@@ -58,7 +58,7 @@ fn main() {
 
     // 1.0 where query i may not see key j: j > i (causal), or key j is padding.
     let padding = Tensor::from_vec([[1i32; T], [1, 1, 1, 1, 1, 0, 0, 0]].concat(), (B, T), &dev).expect("B·T ids");
-    let mask = attention_mask(T, 0, Some(&padding), true, &dev); // (B, 1, T, T)
+    let mask = attention_mask(T, 0, Some(&padding), (true, None), &dev); // (B, 1, T, T)
     let row = |b: usize, i: usize| mask.narrow(0, b, 1).narrow(2, i, 1).to_vec();
     println!("mask {:?}, 1 = hidden; query 2 of sequence 0 (causal): {:?}", mask.dims(), row(0, 2));
     println!("  query 7 of sequence 0: {:?}, of sequence 1 (3 padded keys): {:?}", row(0, 7), row(1, 7));
@@ -73,33 +73,35 @@ fn main() {
     println!("\nby hand vs Tensor::attention (fused): output max |diff| = {d_out:.2e}, probabilities {d_probs:.2e}");
     assert!(d_out < 1e-5 && d_probs < 1e-6, "attention by hand differs from the fused kernel");
 
-    let (qv, kv, vv) = (Var::constant(q.clone()), Var::constant(k.clone()), Var::constant(v.clone()));
-    let theirs = attention((&qv, &kv, &vv), NH, &mask, None, 0.0).value();
+    // `attention` takes the projected heads (B, t, NH, HS) and merges them back to (B, t, C).
+    let split = |x: &Tensor| Var::constant(x.reshape((B, x.dims()[1], NH, HS)));
+    let (qv, kv, vv) = (split(&q), split(&k), split(&v));
+    let theirs = attention((&qv, &kv, &vv), &mask, None, 0.0).value();
     let diff = max_diff(&ours, &theirs);
     println!("by hand vs attention: max |diff| = {diff:.2e}");
     assert!(diff < 1e-5, "attention by hand differs from the model's attention by {diff}");
 
     // Causality: changing the last token's key and value cannot change any earlier output.
     let bump = |x: &Tensor| Tensor::cat(&[&x.narrow(1, 0, T - 1), &x.narrow(1, T - 1, 1).add_scalar(5.0)], 1);
-    let (kb, vb) = (Var::constant(bump(&k)), Var::constant(bump(&v)));
-    let bumped = attention((&qv, &kb, &vb), NH, &mask, None, 0.0).value();
+    let (kb, vb) = (split(&bump(&k)), split(&bump(&v)));
+    let bumped = attention((&qv, &kb, &vb), &mask, None, 0.0).value();
     let earlier = max_diff(&bumped.narrow(1, 0, T - 1), &theirs.narrow(1, 0, T - 1));
     println!("changing position {}'s k, v moves positions 0..{} by {earlier:.1e}", T - 1, T - 1);
     assert_eq!(earlier, 0.0, "a future key leaked into an earlier position");
 
     // KV cache: run the first T - 1 positions, keep their keys and values (B, NH, T - 1, HS),
     // then feed only the last position. Its one query sees every key, so its mask is all zeros.
-    let first = |x: &Tensor| Var::constant(x.narrow(1, 0, T - 1).contiguous());
-    let last = |x: &Tensor| Var::constant(x.narrow(1, T - 1, 1).contiguous());
+    let first = |x: &Tensor| split(&x.narrow(1, 0, T - 1).contiguous());
+    let last = |x: &Tensor| split(&x.narrow(1, T - 1, 1).contiguous());
     let mut cache = None; // this layer's slot: keys and values (B, NH, positions so far, HS)
-    let prefix_mask = attention_mask(T - 1, 0, None, true, &dev);
-    attention((&first(&q), &first(&k), &first(&v)), NH, &prefix_mask, Some(&mut cache), 0.0);
+    let prefix_mask = attention_mask(T - 1, 0, None, (true, None), &dev);
+    attention((&first(&q), &first(&k), &first(&v)), &prefix_mask, Some(&mut cache), 0.0);
     let cached = |c: &Option<(Tensor, Tensor)>| c.as_ref().map(|(k, _)| k.dims().to_vec()).unwrap_or_default();
     println!("\nKV cache after {} positions: keys {:?}", T - 1, cached(&cache));
-    let step_mask = attention_mask(1, T - 1, None, true, &dev); // (1, 1, 1, T): all zeros
-    let y_last = attention((&last(&q), &last(&k), &last(&v)), NH, &step_mask, Some(&mut cache), 0.0);
-    let causal = attention_mask(T, 0, None, true, &dev);
-    let full = attention((&qv, &kv, &vv), NH, &causal, None, 0.0).value().narrow(1, T - 1, 1);
+    let step_mask = attention_mask(1, T - 1, None, (true, None), &dev); // (1, 1, 1, T): all zeros
+    let y_last = attention((&last(&q), &last(&k), &last(&v)), &step_mask, Some(&mut cache), 0.0);
+    let causal = attention_mask(T, 0, None, (true, None), &dev);
+    let full = attention((&qv, &kv, &vv), &causal, None, 0.0).value().narrow(1, T - 1, 1);
     let diff = max_diff(&y_last.value(), &full);
     println!(
         "last position with the cache {:?} (keys now {:?}) vs without: max |diff| = {diff:.2e}",

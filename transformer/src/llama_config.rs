@@ -151,7 +151,7 @@ impl LlamaConfig {
         if config.head_dim.is_none() && !config.hidden_size.is_multiple_of(nh) {
             return bad(format!("hidden_size {} is not divisible by num_attention_heads {nh}", config.hidden_size));
         }
-        if config.head_size() % 2 != 0 || config.head_size() == 0 {
+        if !config.head_size().is_multiple_of(2) || config.head_size() == 0 {
             return bad(format!("head_dim {} must be even for the rotary embedding", config.head_size()));
         }
         if config.hidden_act != "silu" {
