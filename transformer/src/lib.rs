@@ -16,6 +16,7 @@
 
 mod attention;
 mod bert;
+mod chat_template;
 mod config;
 mod error;
 mod generate;
@@ -29,10 +30,12 @@ mod pooling;
 mod save;
 mod sentence;
 mod tokenizer;
+mod tokenizer_config;
 mod weights;
 
 pub use attention::{attention, attention_mask, KvCache};
 pub use bert::{Bert, BertAttention, BertEmbeddings, BertLayer, BertOutput};
+pub use chat_template::{ChatTemplate, Message, BUILTIN_TEMPLATES};
 pub use config::{BertConfig, Gpt2Config, ModelType};
 pub use error::{Error, Result};
 pub use generate::GenerateOptions;
@@ -43,7 +46,8 @@ pub use model::{causal_lm_loss, load_causal_lm, load_model, CausalLm, DecodeInpu
 pub use module::{linear_modules_mut, named_parameters, FreshInit, Init, Module, ParamSource};
 pub use pooling::{find_module, mean_pool_normalize, pool, read_modules, PoolingConfig, PoolingMode, SentenceModule};
 pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
-pub use tokenizer::{Encoding, Tokenizer};
+pub use tokenizer::{Encoding, StreamDecoder, Tokenizer};
+pub use tokenizer_config::{GenerationConfig, TokenizerConfig};
 pub use weights::Checkpoint;
 
 /// The README's examples, compiled (and run unless marked `no_run`) as doc tests.
