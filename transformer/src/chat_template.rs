@@ -42,6 +42,8 @@ pub struct ChatTemplate {
     /// Where the template came from (a file, or `built-in "chatml"`), for error messages.
     origin: String,
     tokens: TokenizerConfig,
+    /// The text a built-in template writes after each turn (`<|im_end|>`), `None` for a folder's.
+    end_of_turn: Option<String>,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -65,7 +67,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned("chat_template", source.to_string())
             .map_err(|e| Error::Template { origin: origin.clone(), message: describe(&e) })?;
-        Ok(ChatTemplate { env, origin, tokens: tokens.clone() })
+        Ok(ChatTemplate { env, origin, tokens: tokens.clone(), end_of_turn: None })
     }
 
     /// The folder's own template (`chat_template.jinja`, else `tokenizer_config.json`'s
@@ -87,11 +89,12 @@ impl ChatTemplate {
     /// # Errors
     /// [`Error::Input`] for an unknown name, listing the known ones.
     pub fn builtin(name: &str, tokens: &TokenizerConfig) -> Result<ChatTemplate> {
-        let source = match name {
-            "llama3" => LLAMA3,
-            "chatml" => CHATML,
-            "mistral" => MISTRAL,
-            "alpaca" => ALPACA,
+        let eos = tokens.eos_token.clone();
+        let (source, end_of_turn) = match name {
+            "llama3" => (LLAMA3, Some("<|eot_id|>".to_string())),
+            "chatml" => (CHATML, Some("<|im_end|>".to_string())),
+            "mistral" => (MISTRAL, eos),
+            "alpaca" => (ALPACA, eos),
             _ => {
                 return Err(Error::Input(format!(
                     "unknown chat template \"{name}\"; the built-in ones are {}",
@@ -99,7 +102,15 @@ impl ChatTemplate {
                 )))
             }
         };
-        ChatTemplate::new(format!("built-in template \"{name}\""), source, tokens)
+        let template = ChatTemplate::new(format!("built-in template \"{name}\""), source, tokens)?;
+        Ok(ChatTemplate { end_of_turn, ..template })
+    }
+
+    /// The text that ends an assistant turn in a built-in template (`<|eot_id|>`,
+    /// `<|im_end|>`, the EOS): a stop string for chat, and a stop id where the tokenizer has
+    /// it as one token. `None` for a folder's own template (its EOS ids say when to stop).
+    pub fn end_of_turn(&self) -> Option<&str> {
+        self.end_of_turn.as_deref()
     }
 
     /// Where the template came from.
