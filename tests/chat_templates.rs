@@ -125,3 +125,27 @@ fn broken_and_raising_templates_give_clear_errors() {
     let msg = template.render(&[Message::new("user", "hi")], true, None).unwrap_err().to_string();
     assert!(msg.contains("t.jinja") && msg.contains("roles must alternate"), "{msg}");
 }
+
+#[test]
+fn sft_samples_through_the_template_match_transformers_ids_and_train_on_assistant_turns() {
+    use deltaw_train::data::{encode_with_template, Conversation, Role, SftOptions};
+    let all = renders();
+    for family in FAMILIES {
+        let dir = chat_dir().join(family);
+        let (template, tokenizer) =
+            (ChatTemplate::from_dir(&dir).unwrap().unwrap(), Tokenizer::from_dir(&dir).unwrap());
+        let case = &all[family]["sft"];
+        let turns = messages(case).into_iter().map(|m| (Role::parse(&m.role).unwrap(), m.content)).collect();
+        let conversation = Conversation::from_messages(None, turns).unwrap();
+        let sample = encode_with_template(&template, &tokenizer, &conversation, &SftOptions::default()).unwrap();
+        assert_eq!(sample.input_ids, ids(&case["ids"]), "{family}: ids");
+        assert_eq!(sample.labels, ids(&case["labels"]), "{family}: labels");
+        // The end-of-turn token after each answer is trained: the one after the first answer.
+        let trained: Vec<i32> = sample.labels.iter().copied().filter(|&l| l != -100).collect();
+        let answer = tokenizer.encode_plain("It is sunny and warm.").unwrap();
+        assert!(trained.len() > 2 * answer.len(), "{family}: both answers and their end of turn");
+        let last_only = SftOptions { mask_history: true, ..SftOptions::default() };
+        let masked = encode_with_template(&template, &tokenizer, &conversation, &last_only).unwrap();
+        assert!(masked.trained_tokens() < sample.trained_tokens() && masked.trained_tokens() > 0, "{family}");
+    }
+}

@@ -128,6 +128,13 @@ impl Tokenizer {
         Error::Config { path: self.path.clone(), message: e.to_string() }
     }
 
+    /// [`encode_plain`](Self::encode_plain) with the byte offset in `text` where each token
+    /// starts, for finding which tokens a span of the text covers.
+    pub fn encode_plain_with_offsets(&self, text: &str) -> Result<Vec<(i32, usize)>> {
+        let enc = self.inner.encode(text, false).map_err(|e| self.error(e))?;
+        Ok(enc.get_ids().iter().zip(enc.get_offsets()).map(|(&id, &(start, _))| (id as i32, start)).collect())
+    }
+
     /// The ids of `text` without the special tokens the tokenizer would add (no `[CLS]`/`[SEP]`,
     /// no BOS), as `tokenizer.encode(text, add_special_tokens=False)`: for building sequences
     /// piece by piece, as SFT templates do. Added tokens written in the text (`<|endoftext|>`)
