@@ -149,3 +149,19 @@ fn sft_samples_through_the_template_match_transformers_ids_and_train_on_assistan
         assert!(masked.trained_tokens() < sample.trained_tokens() && masked.trained_tokens() > 0, "{family}");
     }
 }
+
+#[test]
+fn a_sharegpt_file_loads_through_the_folder_template() {
+    use deltaw_train::data::{encode_with_template, Conversation, DataFormat, SftDataset, SftOptions};
+    let dir = chat_dir().join("qwen2");
+    let (template, tokenizer) = (ChatTemplate::from_dir(&dir).unwrap().unwrap(), Tokenizer::from_dir(&dir).unwrap());
+    let line = r#"{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}"#;
+    let file = std::env::temp_dir().join(format!("deltaw-chat-sft-{}.jsonl", std::process::id()));
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    let (data, report) =
+        SftDataset::load_chat(&file, DataFormat::Auto, &template, &tokenizer, &SftOptions::default()).unwrap();
+    std::fs::remove_file(&file).ok();
+    let conversation = Conversation::single_turn(None, "Hi".into(), "Hello!".into());
+    let expected = encode_with_template(&template, &tokenizer, &conversation, &SftOptions::default()).unwrap();
+    assert_eq!((report.samples, &data.samples[0]), (1, &expected));
+}

@@ -119,6 +119,13 @@ impl Tokenizer {
         self.inner.decode(&ids, true).map_err(|e| self.error(e))
     }
 
+    /// The text of `ids` with the special tokens written out (`<|im_start|>`), as
+    /// `decode(ids, skip_special_tokens=False)`: a chat template's render, back from its ids.
+    pub fn decode_with_special(&self, ids: &[i32]) -> Result<String> {
+        let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+        self.inner.decode(&ids, false).map_err(|e| self.error(e))
+    }
+
     /// Size of the vocabulary, added tokens included (check it against the model's).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
