@@ -22,5 +22,5 @@ pub fn prompt() -> Vec<i32> {
 
 /// Greedy, cached, no end-of-text token: exactly [`NEW_TOKENS`] tokens.
 pub fn options() -> GenerateOptions {
-    GenerateOptions { eos_token_id: None, ..GenerateOptions::greedy(NEW_TOKENS) }
+    GenerateOptions::greedy(NEW_TOKENS)
 }

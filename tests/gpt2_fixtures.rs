@@ -138,7 +138,7 @@ fn check_sampling(dev: &Device) {
     let top1 = GenerateOptions { temperature: 0.7, top_k: Some(1), seed: 3, ..GenerateOptions::greedy(12) };
     assert_eq!(model.generate(&prompt, &top1), model.generate(&prompt, &GenerateOptions::greedy(12)));
     let eos = model.generate(&prompt, &GenerateOptions::greedy(1))[0];
-    let stop = GenerateOptions { eos_token_id: Some(eos), ..GenerateOptions::greedy(12) };
+    let stop = GenerateOptions { eos_token_ids: vec![eos], ..GenerateOptions::greedy(12) };
     assert_eq!(model.generate(&prompt, &stop), vec![eos], "generation stops at eos");
     let penalised = GenerateOptions { repetition_penalty: 1.5, ..GenerateOptions::greedy(12) };
     assert_eq!(model.generate(&prompt, &penalised).len(), 12);
@@ -183,7 +183,7 @@ fn check_batched_generation(case: &Case, model: &Gpt2) {
     let eos = case.int("eos_id") as i32;
     for use_cache in [true, false] {
         let options = GenerateOptions {
-            eos_token_id: Some(eos),
+            eos_token_ids: vec![eos],
             use_cache,
             ..GenerateOptions::greedy(case.int("max_new_tokens") as usize)
         };
@@ -256,7 +256,7 @@ fn check_batch_rows(dev: &Device) {
     assert_eq!(batch, vec![model.generate(&prompts[0], &sampled), model.generate(&prompts[1], &row1)]);
 
     let eos = model.generate(&prompts[1], &GenerateOptions::greedy(1))[0];
-    let stop = GenerateOptions { eos_token_id: Some(eos), ..GenerateOptions::greedy(10) };
+    let stop = GenerateOptions { eos_token_ids: vec![eos], ..GenerateOptions::greedy(10) };
     let batch = model.generate_batch(&prompts, &stop).unwrap();
     assert_eq!(batch[1], vec![eos], "row 1 stops at once");
     assert_eq!(batch[0], model.generate(&prompts[0], &stop), "row 0 goes on as alone");

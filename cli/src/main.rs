@@ -4,7 +4,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
-use commands::{demo, embed, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs};
+use commands::{chat, demo, embed, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -22,8 +22,10 @@ struct Cli {
 enum Command {
     /// Sentence embeddings from a BERT / sentence-transformers folder (e.g. all-MiniLM-L6-v2).
     Embed(embed::EmbedArgs),
-    /// Continue a prompt with a GPT-2 folder (greedy or sampled, KV cache).
+    /// Continue a prompt with a causal LM folder (greedy or sampled, KV cache); --chat for one chat turn.
     Generate(generate::GenerateArgs),
+    /// Chat with a model in the terminal through its chat template (/reset, /system TEXT, Ctrl-D).
+    Chat(chat::ChatArgs),
     /// What a model folder holds: type, config, parameter count, stored dtypes, file size.
     Info(info::InfoArgs),
     /// Supervised fine-tuning of a GPT-2 folder on Alpaca / ShareGPT data, LoRA or --full.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Embed(args) => device().and_then(|d| embed::run(args, &d, &mut out)),
         Command::Generate(args) => device().and_then(|d| generate::run(args, &d, &mut out)),
+        Command::Chat(args) => device().and_then(|d| chat::run(args, &d, &mut out)),
         Command::Info(args) => info::run(args, &mut out),
         Command::Sft(args) => device().and_then(|d| sft::run(args, &d, &mut out)),
         Command::Train(args) => device().and_then(|d| train::run(args, &d, &mut out)),

@@ -55,7 +55,7 @@ fn generate_greedy_json_gives_the_library_s_new_ids() {
     let tokenizer = Tokenizer::from_dir(&dir).unwrap();
     let prompt_ids = tokenizer.encode(prompt).unwrap();
     assert_eq!(ids("prompt_ids"), prompt_ids);
-    let options = GenerateOptions { eos_token_id: Some(0), ..GenerateOptions::greedy(32) }; // eos of config.json
+    let options = GenerateOptions { eos_token_ids: vec![0], ..GenerateOptions::greedy(32) }; // eos of config.json
     let expected = model.try_generate(&prompt_ids, &options).unwrap();
     assert_eq!(ids("new_ids"), expected);
     let text = tokenizer.decode(&[prompt_ids, expected].concat()).unwrap();

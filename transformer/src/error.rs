@@ -19,6 +19,11 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
 
+    /// A chat template that does not parse, or that refuses a conversation
+    /// (`raise_exception`); `origin` names the file or the built-in template.
+    #[error("chat template {origin}: {message}")]
+    Template { origin: String, message: String },
+
     #[error(transparent)]
     Tensor(#[from] deltaw_tensor::Error),
 }

@@ -29,8 +29,13 @@ pub struct GenerateOptions {
     /// transformers' CTRL-style penalty for tokens already present: a positive logit is
     /// divided by it, a negative one multiplied. 1.0 disables it.
     pub repetition_penalty: f32,
-    /// Stop after emitting this token.
-    pub eos_token_id: Option<i32>,
+    /// Stop after emitting any of these tokens (Llama 3 ends a turn with `<|eot_id|>` and a
+    /// text with `<|end_of_text|>`); empty: stop only at `max_new_tokens`.
+    pub eos_token_ids: Vec<i32>,
+    /// Stop when the decoded new text contains one of these; the text is cut before it. Only
+    /// the text-level functions ([`crate::generate_text`], [`crate::generate_batch_text`]),
+    /// which hold a tokenizer, can see text: the id-level `generate` ignores this field.
+    pub stop_strings: Vec<String>,
     /// Seed of the sampler; the same seed and options give the same tokens.
     pub seed: u64,
     /// Use the KV cache (the default); without it every step recomputes the whole prefix.
@@ -46,7 +51,8 @@ impl GenerateOptions {
             top_k: None,
             top_p: None,
             repetition_penalty: 1.0,
-            eos_token_id: None,
+            eos_token_ids: Vec::new(),
+            stop_strings: Vec::new(),
             seed: 0,
             use_cache: true,
         }
@@ -80,6 +86,18 @@ pub(crate) fn check_prompt<M: CausalLm + ?Sized>(model: &M, prompt: &[i32], max_
 /// [`CausalLm::generate`]: one prompt, decoded step by step.
 #[track_caller]
 pub(crate) fn generate<M: CausalLm + ?Sized>(model: &M, prompt: &[i32], options: &GenerateOptions) -> Vec<i32> {
+    generate_with(model, prompt, options, &mut |_| true)
+}
+
+/// [`generate`] that shows the new ids to `on_token` after every step; it returns false to
+/// stop there (a stop string was written, the reader went away).
+#[track_caller]
+pub(crate) fn generate_with<M: CausalLm + ?Sized>(
+    model: &M,
+    prompt: &[i32],
+    options: &GenerateOptions,
+    on_token: &mut dyn FnMut(&[i32]) -> bool,
+) -> Vec<i32> {
     assert!(!prompt.is_empty(), "generate: the prompt is empty");
     let limit = model.max_positions();
     assert!(
@@ -98,7 +116,8 @@ pub(crate) fn generate<M: CausalLm + ?Sized>(model: &M, prompt: &[i32], options:
             for step in 0..options.max_new_tokens {
                 let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
                 ids.push(next);
-                if Some(next) == options.eos_token_id || step + 1 == options.max_new_tokens {
+                let go_on = on_token(&ids[prompt.len()..]);
+                if !go_on || options.eos_token_ids.contains(&next) || step + 1 == options.max_new_tokens {
                     break;
                 }
                 logits = step_logits(model, &ids, options.use_cache.then_some(&mut cache));

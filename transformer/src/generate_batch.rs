@@ -50,6 +50,17 @@ pub(crate) fn generate_batch<M: CausalLm + ?Sized>(
     prompts: &[Vec<i32>],
     options: &GenerateOptions,
 ) -> Result<Vec<Vec<i32>>> {
+    generate_batch_with(model, prompts, options, &mut |_, _| true)
+}
+
+/// [`generate_batch`] that shows row r's new ids to `on_token(r, ids)` after every step it
+/// is still running; false stops that row (a stop string was written).
+pub(crate) fn generate_batch_with<M: CausalLm + ?Sized>(
+    model: &M,
+    prompts: &[Vec<i32>],
+    options: &GenerateOptions,
+    on_token: &mut dyn FnMut(usize, &[i32]) -> bool,
+) -> Result<Vec<Vec<i32>>> {
     for (r, prompt) in prompts.iter().enumerate() {
         model
             .check_prompt(prompt, options.max_new_tokens)
@@ -58,13 +69,20 @@ pub(crate) fn generate_batch<M: CausalLm + ?Sized>(
     if prompts.is_empty() || options.max_new_tokens == 0 {
         return Ok(vec![Vec::new(); prompts.len()]);
     }
-    Ok(no_grad(|| eval_mode(|| decode_batch(model, prompts, options)))) // no graph, no dropout
+    Ok(no_grad(|| eval_mode(|| decode_batch(model, prompts, options, on_token))))
+    // no graph, no dropout
 }
 
-/// The decoding loop of [`generate_batch`], on checked prompts.
-fn decode_batch<M: CausalLm + ?Sized>(model: &M, prompts: &[Vec<i32>], options: &GenerateOptions) -> Vec<Vec<i32>> {
+/// The decoding loop of [`generate_batch`], on checked prompts. A finished row is fed a
+/// filler id each step, marked as padding: no real token attends to it.
+fn decode_batch<M: CausalLm + ?Sized>(
+    model: &M,
+    prompts: &[Vec<i32>],
+    options: &GenerateOptions,
+    on_token: &mut dyn FnMut(usize, &[i32]) -> bool,
+) -> Vec<Vec<i32>> {
     let v = model.vocab_size();
-    let pad = options.eos_token_id.filter(|&id| id >= 0 && (id as usize) < v).unwrap_or(0);
+    let pad = options.eos_token_ids.iter().copied().find(|&id| id >= 0 && (id as usize) < v).unwrap_or(0);
     let mut batch = PaddedBatch::left_padded(prompts, pad);
     let mut cache = KvCache::new(model.num_layers());
     let mut logits = batch_logits(model, &batch, options.use_cache.then_some(&mut cache)); // (B, V)
@@ -74,7 +92,7 @@ fn decode_batch<M: CausalLm + ?Sized>(model: &M, prompts: &[Vec<i32>], options: 
     let mut contexts = prompts.to_vec();
     let mut finished = vec![false; prompts.len()];
     for step in 0..options.max_new_tokens {
-        let mut column = vec![pad; prompts.len()];
+        let mut column = vec![None; prompts.len()]; // None: filler for a finished row
         let rows: Vec<&[i32]> = contexts.iter().map(Vec::as_slice).collect();
         let picked = pick_tokens(&logits, &rows, &row_options, step); // one per row, finished ones too
         for (r, next) in picked.into_iter().enumerate() {
@@ -82,13 +100,14 @@ fn decode_batch<M: CausalLm + ?Sized>(model: &M, prompts: &[Vec<i32>], options: 
                 continue;
             }
             contexts[r].push(next);
-            column[r] = next;
-            finished[r] = Some(next) == options.eos_token_id;
+            column[r] = Some(next);
+            let go_on = on_token(r, &contexts[r][prompts[r].len()..]);
+            finished[r] = !go_on || options.eos_token_ids.contains(&next);
         }
         if step + 1 == options.max_new_tokens || finished.iter().all(|&f| f) {
             break;
         }
-        batch.push_column(&column);
+        batch.push_column(&column, pad);
         logits = batch_logits(model, &batch, options.use_cache.then_some(&mut cache));
     }
     contexts.iter().zip(prompts).map(|(all, prompt)| all[prompt.len()..].to_vec()).collect()
@@ -138,13 +157,15 @@ impl PaddedBatch {
         self.ids.first().map_or(0, Vec::len)
     }
 
-    /// Appends one real token per row, at the row's next position (its count of real tokens).
-    fn push_column(&mut self, column: &[i32]) {
+    /// Appends one column: a real token at the row's next position (its count of real
+    /// tokens), or for a finished row (`None`) the filler `pad`, hidden as a key and at
+    /// position 1 like the left pads.
+    fn push_column(&mut self, column: &[Option<i32>], pad: i32) {
         for (r, &id) in column.iter().enumerate() {
             let next = self.real[r].iter().filter(|&&x| x).count() as i32;
-            self.ids[r].push(id);
-            self.real[r].push(true);
-            self.positions[r].push(next);
+            self.ids[r].push(id.unwrap_or(pad));
+            self.real[r].push(id.is_some());
+            self.positions[r].push(if id.is_some() { next } else { 1 });
         }
     }
 }

@@ -16,10 +16,12 @@
 
 mod attention;
 mod bert;
+mod chat_template;
 mod config;
 mod error;
 mod generate;
 mod generate_batch;
+mod generate_text;
 mod gpt2;
 mod init;
 mod layers;
@@ -32,14 +34,17 @@ mod rope;
 mod save;
 mod sentence;
 mod tokenizer;
+mod tokenizer_config;
 mod weights;
 
 pub use attention::{attention, attention_mask, KvCache};
 pub use bert::{Bert, BertAttention, BertEmbeddings, BertLayer, BertOutput};
+pub use chat_template::{ChatTemplate, Message, BUILTIN_TEMPLATES};
 pub use config::{BertConfig, Gpt2Config, ModelType};
 pub use error::{Error, Result};
 pub use generate::GenerateOptions;
 pub use generate_batch::position_ids_from_mask;
+pub use generate_text::{generate_batch_text, generate_text, GeneratedText, StopReason};
 pub use gpt2::{Block, Gpt2, Gpt2Attention, Gpt2Output};
 pub use layers::{
     Activation, Adapter, Embedding, GatedMlp, LayerNorm, Linear, LinearModule, Mlp, RmsNorm, WeightLayout,
@@ -51,7 +56,8 @@ pub use module::{linear_modules_mut, named_parameters, FreshInit, Init, Module, 
 pub use pooling::{find_module, mean_pool_normalize, pool, read_modules, PoolingConfig, PoolingMode, SentenceModule};
 pub use rope::{Rope, RopeScaling, ROPE_TYPES};
 pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
-pub use tokenizer::{Encoding, Tokenizer};
+pub use tokenizer::{Encoding, StreamDecoder, Tokenizer};
+pub use tokenizer_config::{GenerationConfig, TokenizerConfig};
 pub use weights::{Checkpoint, WeightDtype};
 
 /// The README's examples, compiled (and run unless marked `no_run`) as doc tests.

@@ -117,7 +117,7 @@ pub trait CausalLm: Model {
         Ok(self.generate(prompt, options))
     }
     /// Continues every prompt of a batch at once and returns each row's new ids (up to and
-    /// including `eos_token_id`, after which the row stops). Rows are left-padded to the
+    /// including the first of `eos_token_ids`, after which the row stops). Rows are left-padded to the
     /// longest prompt, positions come from the mask ([`crate::position_ids_from_mask`]) and one
     /// KV cache holds every row, so row r yields what [`CausalLm::generate`] yields for it
     /// alone: the same tokens when greedy, and when sampling the tokens drawn with seed

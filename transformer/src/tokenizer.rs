@@ -1,7 +1,11 @@
 //! Tokenization from a Hugging Face `tokenizer.json`, via the `tokenizers` crate, into the
 //! i32 tensors the models take: ids, attention masks and token types, padded for a batch.
+//! Both kinds of LLM tokenizer load here: byte-level BPE (GPT-2, Llama 3, Qwen) and
+//! SentencePiece-style BPE with metaspace and byte fallback (Llama 2, Mistral).
+//! [`StreamDecoder`] turns ids into text as they are generated.
 
 use crate::error::{Error, Result};
+use crate::tokenizer_config::TokenizerConfig;
 use deltaw_tensor::{Device, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -19,15 +23,21 @@ pub struct Encoding {
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     path: PathBuf,
+    /// The folder's `tokenizer_config.json` (default without one).
+    config: TokenizerConfig,
 }
 
 impl Tokenizer {
-    /// Loads `dir/tokenizer.json`.
+    /// Loads `dir/tokenizer.json` with the special tokens of `dir/tokenizer_config.json`
+    /// (and `chat_template.jinja`) when present.
     ///
     /// # Errors
-    /// When the file is missing or not a valid tokenizer; the message names the file.
+    /// When `tokenizer.json` is missing or not a valid tokenizer, or the config is invalid;
+    /// the message names the file.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Tokenizer> {
-        Tokenizer::from_file(dir.as_ref().join("tokenizer.json"))
+        let mut tokenizer = Tokenizer::from_file(dir.as_ref().join("tokenizer.json"))?;
+        tokenizer.config = TokenizerConfig::from_dir(dir)?;
+        Ok(tokenizer)
     }
 
     /// Loads a `tokenizer.json` file.
@@ -39,13 +49,43 @@ impl Tokenizer {
         }
         let inner = tokenizers::Tokenizer::from_file(&path)
             .map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
-        Ok(Tokenizer { inner, path })
+        Ok(Tokenizer { inner, path, config: TokenizerConfig::default() })
     }
 
-    /// The ids of `text`, with the special tokens the tokenizer adds (e.g. BERT's `[CLS]` … `[SEP]`).
+    /// The ids of `text` with the special tokens the tokenizer adds (BERT's `[CLS]` … `[SEP]`,
+    /// Llama's BOS), as transformers' `tokenizer.encode(text)`: `tokenizer.json`'s
+    /// post-processor decides. A `tokenizer.json` without a post-processor gets the BOS / EOS
+    /// that `tokenizer_config.json`'s `add_bos_token` / `add_eos_token` ask for.
     pub fn encode(&self, text: &str) -> Result<Vec<i32>> {
-        let enc = self.inner.encode(text, true).map_err(|e| self.error(e))?;
-        Ok(enc.get_ids().iter().map(|&id| id as i32).collect())
+        if self.inner.get_post_processor().is_some() {
+            let enc = self.inner.encode(text, true).map_err(|e| self.error(e))?;
+            return Ok(enc.get_ids().iter().map(|&id| id as i32).collect());
+        }
+        let flag = |f: Option<bool>, token: &Option<String>| -> Result<Option<i32>> {
+            match (f, token) {
+                (Some(true), Some(t)) => self.token_id(t).map(Some),
+                _ => Ok(None),
+            }
+        };
+        let bos = flag(self.config.add_bos_token, &self.config.bos_token)?;
+        let eos = flag(self.config.add_eos_token, &self.config.eos_token)?;
+        Ok(bos.into_iter().chain(self.encode_plain(text)?).chain(eos).collect())
+    }
+
+    /// The id of a token written as text (`"<|eot_id|>"`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the tokenizer file when it has no such token.
+    pub fn token_id(&self, token: &str) -> Result<i32> {
+        self.inner.token_to_id(token).map(|id| id as i32).ok_or_else(|| Error::Config {
+            path: self.path.clone(),
+            message: format!("no token {token:?} in the vocabulary (named by tokenizer_config.json)"),
+        })
+    }
+
+    /// The folder's special tokens, `add_bos_token` and chat template.
+    pub fn config(&self) -> &TokenizerConfig {
+        &self.config
     }
 
     /// Encodes `texts`, truncates each to `max_len` tokens (keeping the final special token
@@ -79,6 +119,13 @@ impl Tokenizer {
         self.inner.decode(&ids, true).map_err(|e| self.error(e))
     }
 
+    /// The text of `ids` with the special tokens written out (`<|im_start|>`), as
+    /// `decode(ids, skip_special_tokens=False)`: a chat template's render, back from its ids.
+    pub fn decode_with_special(&self, ids: &[i32]) -> Result<String> {
+        let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+        self.inner.decode(&ids, false).map_err(|e| self.error(e))
+    }
+
     /// Size of the vocabulary, added tokens included (check it against the model's).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
@@ -86,6 +133,13 @@ impl Tokenizer {
 
     fn error(&self, e: tokenizers::Error) -> Error {
         Error::Config { path: self.path.clone(), message: e.to_string() }
+    }
+
+    /// [`encode_plain`](Self::encode_plain) with the byte offset in `text` where each token
+    /// starts, for finding which tokens a span of the text covers.
+    pub fn encode_plain_with_offsets(&self, text: &str) -> Result<Vec<(i32, usize)>> {
+        let enc = self.inner.encode(text, false).map_err(|e| self.error(e))?;
+        Ok(enc.get_ids().iter().zip(enc.get_offsets()).map(|(&id, &(start, _))| (id as i32, start)).collect())
     }
 
     /// The ids of `text` without the special tokens the tokenizer would add (no `[CLS]`/`[SEP]`,
@@ -121,6 +175,59 @@ impl Tokenizer {
     /// The file this tokenizer was read from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Text of generated ids as they arrive, for streaming: each [`push`](StreamDecoder::push)
+/// decodes the whole generated suffix and returns what is new since the last call.
+///
+/// Decoding the suffix rather than each id alone keeps what a token means in context (the
+/// metaspace decoder drops only the first word's space; byte tokens join into characters).
+/// While the text ends in U+FFFD, a character whose bytes have not all arrived (half of a
+/// UTF-8 sequence of byte-level BPE, or of `<0xE6><0x97>` byte fallback), nothing is returned;
+/// the bytes come out whole with the id that completes them.
+pub struct StreamDecoder<'a> {
+    tokenizer: &'a Tokenizer,
+    ids: Vec<i32>,
+    /// Bytes of the decoded text already returned.
+    emitted: usize,
+}
+
+impl<'a> StreamDecoder<'a> {
+    pub fn new(tokenizer: &'a Tokenizer) -> StreamDecoder<'a> {
+        StreamDecoder { tokenizer, ids: Vec::new(), emitted: 0 }
+    }
+
+    /// Adds one generated id; returns the new text (empty while a character is incomplete).
+    pub fn push(&mut self, id: i32) -> Result<String> {
+        self.ids.push(id);
+        let text = self.tokenizer.decode(&self.ids)?;
+        if text.ends_with('\u{FFFD}') {
+            return Ok(String::new());
+        }
+        Ok(self.take_new(&text))
+    }
+
+    /// Whatever is left, incomplete characters included (as U+FFFD): call once at the end.
+    pub fn finish(&mut self) -> Result<String> {
+        let text = self.tokenizer.decode(&self.ids)?;
+        Ok(self.take_new(&text))
+    }
+
+    /// The text of every id pushed so far.
+    pub fn text(&self) -> Result<String> {
+        self.tokenizer.decode(&self.ids)
+    }
+
+    fn take_new(&mut self, text: &str) -> String {
+        // The returned prefix does not change as ids arrive; if a decoder ever rewrote it,
+        // return from the first character boundary past what was already returned.
+        let mut start = self.emitted.min(text.len());
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        self.emitted = text.len().max(self.emitted);
+        text[start..].to_string()
     }
 }
 

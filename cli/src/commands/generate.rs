@@ -1,25 +1,22 @@
-//! `deltaw generate`: continues a prompt with a GPT-2 folder, greedy or sampled, stopping at
-//! the model's end-of-text token.
+//! `deltaw generate`: continues a prompt with a causal LM folder, greedy or sampled, stopping
+//! at the model's end-of-text tokens or a `--stop` string; `--chat` runs the prompt as one user
+//! turn through the chat template. The sampling flags are shared with `deltaw chat`.
 
+use super::chat::{ChatModel, ChatModelArgs};
 use super::check_model_dir;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use deltaw_tensor::Device;
-use deltaw_transformer::{load_causal_lm, GenerateOptions, Tokenizer};
-use serde_json::{json, Value};
+use deltaw_transformer::{
+    generate_text, load_causal_lm, GenerateOptions, GenerationConfig, Message, StopReason, Tokenizer,
+};
+use serde_json::json;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
+/// How to pick tokens: the flags of `generate` and `chat`.
 #[derive(Args)]
-pub struct GenerateArgs {
-    /// A GPT-2 folder (config.json, model.safetensors, tokenizer.json; generation_config.json
-    /// when present).
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
-    /// The text to continue.
-    #[arg(long)]
-    pub prompt: String,
-    /// How many tokens to add at most (fewer when the end-of-text token comes first).
+pub struct SamplingArgs {
+    /// How many tokens to add at most (fewer when an end token or a stop string comes first).
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub max_new_tokens: usize,
     /// Always pick the most likely token (the default when no sampling option is given).
@@ -40,24 +37,50 @@ pub struct GenerateArgs {
     /// Seed of the sampler: the same seed and options give the same text.
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub seed: u64,
+    /// Stop when the new text contains S (repeatable); S is cut from the output.
+    #[arg(long = "stop", value_name = "S")]
+    pub stop: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ChatModelArgs,
+    /// The text to continue (with --chat: the user's message).
+    #[arg(long)]
+    pub prompt: String,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Run the prompt as one user turn through the chat template (the folder's, or --template).
+    #[arg(long)]
+    pub chat: bool,
     /// Print {"prompt_ids", "new_ids", "text", "new_text"} as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: &GenerateArgs, device: &Device, out: &mut dyn Write) -> Result<()> {
-    check_model_dir(&args.model)?;
-    let mut options = sampling_options(args)?;
-    let model = load_causal_lm(&args.model, device)?;
-    let tokenizer = Tokenizer::from_dir(&args.model)?;
+    if args.chat {
+        return run_chat_turn(args, device, out);
+    }
+    if args.model.adapter.is_some() || args.model.template.is_some() || args.model.system.is_some() {
+        bail!("--adapter, --template and --system go with --chat (or `deltaw chat`)");
+    }
+    let dir = &args.model.model;
+    check_model_dir(dir)?;
+    let mut options = args.sampling.options()?;
+    let model = load_causal_lm(dir, device)?;
+    let tokenizer = Tokenizer::from_dir(dir)?;
     tokenizer.check_vocab(model.vocab_size())?;
-    options.eos_token_id = eos_token_id(&args.model)?;
+    options.eos_token_ids = GenerationConfig::from_dir(dir)?.eos_token_ids;
     let prompt_ids = tokenizer.encode(&args.prompt)?;
-    let new_ids = model.try_generate(&prompt_ids, &options)?;
-    let text = tokenizer.decode(&[prompt_ids.as_slice(), &new_ids].concat())?;
+    let new = generate_text(model.as_ref(), &tokenizer, &prompt_ids, &options, &mut |_| {})?;
+    let text = match new.stop {
+        StopReason::StopString => format!("{}{}", tokenizer.decode(&prompt_ids)?, new.text),
+        _ => tokenizer.decode(&[prompt_ids.as_slice(), &new.ids].concat())?,
+    };
     if args.json {
-        let new_text = tokenizer.decode(&new_ids)?;
-        let value = json!({ "prompt_ids": prompt_ids, "new_ids": new_ids, "text": text, "new_text": new_text });
+        let value = json!({ "prompt_ids": prompt_ids, "new_ids": new.ids, "text": text, "new_text": new.text });
         writeln!(out, "{value}")?;
     } else {
         writeln!(out, "{text}")?;
@@ -65,49 +88,50 @@ pub fn run(args: &GenerateArgs, device: &Device, out: &mut dyn Write) -> Result<
     Ok(())
 }
 
-/// The decoding options from the flags, checked: greedy unless a sampling flag is given.
-fn sampling_options(args: &GenerateArgs) -> Result<GenerateOptions> {
-    let mut options = GenerateOptions::greedy(args.max_new_tokens);
-    if !(args.repetition_penalty.is_finite() && args.repetition_penalty > 0.0) {
-        bail!("--repetition-penalty must be a positive number, got {}", args.repetition_penalty);
+/// `--chat`: the system message (if any) and the prompt as a user turn, rendered with the
+/// generation prompt; prints the assistant's answer only.
+fn run_chat_turn(args: &GenerateArgs, device: &Device, out: &mut dyn Write) -> Result<()> {
+    let chat = ChatModel::load(&args.model, &args.sampling, device)?;
+    let mut messages: Vec<Message> = args.model.system.iter().map(|s| Message::new("system", s.as_str())).collect();
+    messages.push(Message::new("user", args.prompt.as_str()));
+    let (prompt_ids, new) = chat.reply(&messages, &mut |_| {})?;
+    if args.json {
+        let value = json!({ "prompt_ids": prompt_ids, "new_ids": new.ids, "text": new.text, "new_text": new.text });
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "{}", new.text)?;
     }
-    options.repetition_penalty = args.repetition_penalty;
-    options.seed = args.seed;
-    let sampling = args.temperature.is_some() || args.top_k.is_some() || args.top_p.is_some();
-    if args.greedy || !sampling {
-        return Ok(options);
-    }
-    let temperature = args.temperature.unwrap_or(1.0);
-    if !(temperature.is_finite() && temperature > 0.0) {
-        bail!("--temperature must be a positive number, got {temperature} (use --greedy for argmax decoding)");
-    }
-    if args.top_k == Some(0) {
-        bail!("--top-k must be at least 1");
-    }
-    if let Some(p) = args.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
-        bail!("--top-p must be in (0, 1], got {p}");
-    }
-    Ok(GenerateOptions { temperature, top_k: args.top_k, top_p: args.top_p, ..options })
+    Ok(())
 }
 
-/// `eos_token_id` of `generation_config.json` when the folder has one, else of `config.json`;
-/// a list (as some models write) gives its first id.
-pub fn eos_token_id(dir: &Path) -> Result<Option<i32>> {
-    let read = |name: &str| -> Result<Option<Value>> {
-        let path = dir.join(name);
-        if !path.exists() {
-            return Ok(None);
+impl SamplingArgs {
+    /// The decoding options from the flags, checked: greedy unless a sampling flag is given.
+    /// EOS ids are the caller's (they come from the model folder).
+    pub fn options(&self) -> Result<GenerateOptions> {
+        let mut options = GenerateOptions::greedy(self.max_new_tokens);
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            bail!("--repetition-penalty must be a positive number, got {}", self.repetition_penalty);
         }
-        let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        Ok(Some(serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?))
-    };
-    let (generation, config) = (read("generation_config.json")?, read("config.json")?);
-    let field = generation.as_ref().and_then(|g| g.get("eos_token_id")).filter(|v| !v.is_null());
-    let value = field.or_else(|| config.as_ref().and_then(|c| c.get("eos_token_id")));
-    let id = match value {
-        Some(Value::Array(ids)) => ids.first().and_then(Value::as_i64),
-        Some(v) => v.as_i64(),
-        None => None,
-    };
-    Ok(id.and_then(|id| i32::try_from(id).ok()))
+        if let Some(empty) = self.stop.iter().position(String::is_empty) {
+            bail!("--stop must not be empty (stop string {} of {})", empty + 1, self.stop.len());
+        }
+        options.repetition_penalty = self.repetition_penalty;
+        options.seed = self.seed;
+        options.stop_strings = self.stop.clone();
+        let sampling = self.temperature.is_some() || self.top_k.is_some() || self.top_p.is_some();
+        if self.greedy || !sampling {
+            return Ok(options);
+        }
+        let temperature = self.temperature.unwrap_or(1.0);
+        if !(temperature.is_finite() && temperature > 0.0) {
+            bail!("--temperature must be a positive number, got {temperature} (use --greedy for argmax decoding)");
+        }
+        if self.top_k == Some(0) {
+            bail!("--top-k must be at least 1");
+        }
+        if let Some(p) = self.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            bail!("--top-p must be in (0, 1], got {p}");
+        }
+        Ok(GenerateOptions { temperature, top_k: self.top_k, top_p: self.top_p, ..options })
+    }
 }

@@ -1,6 +1,7 @@
 //! The subcommands, one file each, and what they share: the `--device` option and checks on
 //! a model folder. A new command is a new file here plus one variant in `main.rs`.
 
+pub mod chat;
 pub mod demo;
 pub mod embed;
 pub mod generate;

@@ -10,7 +10,7 @@ use deltaw_rag::{
     build_index, BuildOptions, ChunkOptions, EmbeddingModel, Hit, Index, IndexStats, Retriever, SearchOptions,
 };
 use deltaw_tensor::Device;
-use deltaw_transformer::{load_causal_lm, GenerateOptions, Tokenizer};
+use deltaw_transformer::{load_causal_lm, GenerateOptions, GenerationConfig, Tokenizer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -241,7 +241,7 @@ fn answer(
     let (prompt, _) = fit_prompt(question, &texts, |p| Ok::<bool, anyhow::Error>(tokenizer.encode(p)?.len() <= limit))?;
     let ids = tokenizer.encode(&prompt)?;
     let mut options = GenerateOptions::greedy(max_new_tokens);
-    options.eos_token_id = super::generate::eos_token_id(dir)?;
+    options.eos_token_ids = GenerationConfig::from_dir(dir)?.eos_token_ids;
     let new_ids = model.try_generate(&ids, &options).with_context(|| format!("generating with {}", dir.display()))?;
     Ok((prompt, tokenizer.decode(&new_ids)?))
 }

@@ -1,11 +1,14 @@
 //! An SFT dataset in memory: loading a file into samples, the validation split, and
 //! deterministic shuffled batches.
 
+use super::chat::encode_with_template;
 use super::codec::TextCodec;
+use super::conversation::Conversation;
 use super::formats::{split_records, to_conversation, DataFormat};
 use super::shuffle::{mix64, permutation};
 use super::template::{PromptTemplate, SftOptions, IGNORE_INDEX};
 use crate::error::{Error, Result};
+use deltaw_transformer::{ChatTemplate, Tokenizer};
 use std::fmt;
 use std::path::Path;
 
@@ -116,12 +119,45 @@ impl SftDataset {
         template: &PromptTemplate,
         options: &SftOptions,
     ) -> Result<(SftDataset, LoadReport)> {
+        let encode = |c: &Conversation| template.encode_untruncated(c, codec, options);
+        SftDataset::parse_with(text, path, format, &template.alpaca_input, options, &encode)
+    }
+
+    /// [`load`](Self::load) through a model's chat template ([`super::encode_with_template`]):
+    /// the whole conversation rendered by `template`, trained on the assistant turns.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), and a template that raises or is not prefix-stable.
+    pub fn load_chat(
+        path: impl AsRef<Path>,
+        format: DataFormat,
+        template: &ChatTemplate,
+        tokenizer: &Tokenizer,
+        options: &SftOptions,
+    ) -> Result<(SftDataset, LoadReport)> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let untruncated = SftOptions { cutoff_len: None, ..options.clone() };
+        let encode = |c: &Conversation| encode_with_template(template, tokenizer, c, &untruncated);
+        let alpaca_input = PromptTemplate::default().alpaca_input;
+        SftDataset::parse_with(&text, path, format, &alpaca_input, options, &encode)
+    }
+
+    /// The loop of [`parse`](Self::parse) with any way of encoding a conversation (untruncated).
+    fn parse_with(
+        text: &str,
+        path: &Path,
+        format: DataFormat,
+        alpaca_input: &str,
+        options: &SftOptions,
+        encode: &dyn Fn(&Conversation) -> Result<Sample>,
+    ) -> Result<(SftDataset, LoadReport)> {
         options.validate()?;
         let records = split_records(text, path)?;
         let mut report = LoadReport { records: records.len(), ..Default::default() };
         let mut samples = Vec::with_capacity(records.len());
         for record in records {
-            let conversation = record.json.and_then(|json| to_conversation(&json, format, &template.alpaca_input));
+            let conversation = record.json.and_then(|json| to_conversation(&json, format, alpaca_input));
             let conversation = match conversation {
                 Ok(conversation) => conversation,
                 Err(message) => {
@@ -136,7 +172,7 @@ impl SftDataset {
                     continue;
                 }
             };
-            let mut sample = template.encode_untruncated(&conversation, codec, options)?;
+            let mut sample = encode(&conversation)?;
             if options.cutoff_len.is_some_and(|len| sample.truncate(len)) {
                 report.truncated += 1;
             }

@@ -55,6 +55,7 @@
 
 mod batch;
 mod byte_tokenizer;
+mod chat;
 mod codec;
 mod conversation;
 mod dataset;
@@ -65,6 +66,7 @@ mod template;
 mod text;
 
 pub use batch::{collate, Batch};
+pub use chat::{assistant_spans, conversation_messages, encode_with_template};
 pub use codec::{ByteCodec, HfCodec, TextCodec};
 pub use conversation::{Conversation, Role};
 pub use dataset::{LoadReport, Sample, SftDataset};

@@ -45,7 +45,7 @@ pub fn prompt_and_answer(sample: &Sample) -> Option<(&[i32], &[i32])> {
 /// Greedy answer for one sample's prompt, at most as long as its reference, stopping at EOS.
 pub fn greedy_answer(model: &dyn CausalLm, prompt: &[i32], max_new: usize, eos_id: i32) -> Vec<i32> {
     let room = model.max_positions().saturating_sub(prompt.len());
-    let options = GenerateOptions { eos_token_id: Some(eos_id), ..GenerateOptions::greedy(max_new.min(room)) };
+    let options = GenerateOptions { eos_token_ids: vec![eos_id], ..GenerateOptions::greedy(max_new.min(room)) };
     if prompt.is_empty() || options.max_new_tokens == 0 {
         return Vec::new();
     }
