@@ -3,6 +3,7 @@
 pub mod generation;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod llama;
 pub mod minilm;
 pub mod sft;
 
