@@ -135,7 +135,7 @@ fn greedy_generation_matches_transformers_with_and_without_cache() {
             for (use_cache, role) in [(true, "greedy"), (false, "greedy_nocache")] {
                 let expected = case.stored(role).to_vec_i32();
                 let options = GenerateOptions {
-                    eos_token_id: Some(case.int("eos_id") as i32),
+                    eos_token_ids: vec![case.int("eos_id") as i32],
                     use_cache,
                     ..GenerateOptions::greedy(expected.len() - prompt.len())
                 };
@@ -170,7 +170,7 @@ fn check_batched_generation(case: &Case, model: &Llama) {
     assert!(prompts.iter().any(|p| p.len() < t), "{}: the batch must pad a row", case.name);
     for use_cache in [true, false] {
         let options = GenerateOptions {
-            eos_token_id: Some(case.int("eos_id") as i32),
+            eos_token_ids: vec![case.int("eos_id") as i32],
             use_cache,
             ..GenerateOptions::greedy(width - t)
         };
