@@ -105,10 +105,10 @@ fn a_missing_folder_is_an_error_naming_it() {
 fn an_unknown_model_type_names_the_file_and_the_value() {
     let dir = std::env::temp_dir().join(format!("deltaw-cli-llama-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.json"), r#"{"model_type": "llama", "vocab_size": 10}"#).unwrap();
+    std::fs::write(dir.join("config.json"), r#"{"model_type": "mamba", "vocab_size": 10}"#).unwrap();
     let out = deltaw(&["info", "--model", &dir.display().to_string()]);
     std::fs::remove_dir_all(&dir).ok();
-    assert_fails_with(&out, &["config.json", "\"llama\""]);
+    assert_fails_with(&out, &["config.json", "\"mamba\"", "llama, qwen2, qwen3, mistral"]);
 }
 
 #[test]

@@ -149,7 +149,12 @@ impl Lora {
         for (_, layer) in model.linear_modules_mut() {
             layer.set_adapter(None);
         }
-        model.parameters().iter().for_each(|p| p.set_requires_grad(true));
+        // A half-precision base (kept bf16/f16 when loaded frozen) stays frozen: only f32 trains.
+        model
+            .parameters()
+            .iter()
+            .filter(|p| p.value().dtype() == deltaw_tensor::DType::F32)
+            .for_each(|p| p.set_requires_grad(true));
     }
 
     /// The adapters' tensors keyed by PEFT name (what `adapter_model.safetensors` holds).

@@ -10,8 +10,8 @@ use clap::Args;
 use deltaw_lora::Lora;
 use deltaw_tensor::Device;
 use deltaw_transformer::{
-    generate_text, load_causal_lm, CausalLm, ChatTemplate, GenerateOptions, GeneratedText, GenerationConfig, Message,
-    Tokenizer, BUILTIN_TEMPLATES,
+    generate_text, load_causal_lm_with, CausalLm, ChatTemplate, GenerateOptions, GeneratedText, GenerationConfig,
+    Message, Tokenizer, WeightDtype, BUILTIN_TEMPLATES,
 };
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -57,7 +57,7 @@ impl ChatModel {
     pub fn load(args: &ChatModelArgs, sampling: &SamplingArgs, device: &Device) -> Result<ChatModel> {
         check_model_dir(&args.model)?;
         let mut options = sampling.options()?;
-        let mut model = load_causal_lm(&args.model, device)?;
+        let mut model = load_causal_lm_with(&args.model, device, WeightDtype::Stored)?;
         let adapter = match &args.adapter {
             Some(dir) if !dir.is_dir() => bail!("adapter folder {} does not exist", dir.display()),
             Some(dir) => Some(Lora::load_peft(model.as_mut(), dir, device)?),

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use deltaw_tensor::Device;
 use deltaw_transformer::{
-    generate_text, load_causal_lm, GenerateOptions, GenerationConfig, Message, StopReason, Tokenizer,
+    generate_text, load_causal_lm_with, GenerateOptions, GenerationConfig, Message, StopReason, Tokenizer, WeightDtype,
 };
 use serde_json::json;
 use std::io::Write;
@@ -69,7 +69,7 @@ pub fn run(args: &GenerateArgs, device: &Device, out: &mut dyn Write) -> Result<
     let dir = &args.model.model;
     check_model_dir(dir)?;
     let mut options = args.sampling.options()?;
-    let model = load_causal_lm(dir, device)?;
+    let model = load_causal_lm_with(dir, device, WeightDtype::Stored)?;
     let tokenizer = Tokenizer::from_dir(dir)?;
     tokenizer.check_vocab(model.vocab_size())?;
     options.eos_token_ids = GenerationConfig::from_dir(dir)?.eos_token_ids;

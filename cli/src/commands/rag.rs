@@ -10,7 +10,7 @@ use deltaw_rag::{
     build_index, BuildOptions, ChunkOptions, EmbeddingModel, Hit, Index, IndexStats, Retriever, SearchOptions,
 };
 use deltaw_tensor::Device;
-use deltaw_transformer::{load_causal_lm, GenerateOptions, GenerationConfig, Tokenizer};
+use deltaw_transformer::{load_causal_lm_with, GenerateOptions, GenerationConfig, Tokenizer, WeightDtype};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -233,7 +233,8 @@ fn answer(
     device: &Device,
 ) -> Result<(String, String)> {
     check_model_dir(dir)?;
-    let model = load_causal_lm(dir, device).with_context(|| format!("loading the generator {}", dir.display()))?;
+    let model = load_causal_lm_with(dir, device, WeightDtype::Stored)
+        .with_context(|| format!("loading the generator {}", dir.display()))?;
     let tokenizer = Tokenizer::from_dir(dir)?;
     tokenizer.check_vocab(model.vocab_size())?;
     let texts: Vec<&str> = hits.iter().map(|h| retriever.chunk(h).text.as_str()).collect();

@@ -9,7 +9,7 @@ use deltaw_lora::{Lora, LoraConfig, TargetModules};
 use deltaw_tensor::{Device, Seed};
 use deltaw_train::data::{DataFormat, LoadReport, PromptTemplate, SftDataset, SftOptions, TextCodec};
 use deltaw_train::{HfCodec, Trainer, TrainerConfig};
-use deltaw_transformer::load_causal_lm;
+use deltaw_transformer::{load_causal_lm_with, ChatTemplate, Tokenizer, WeightDtype, BUILTIN_TEMPLATES};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -44,9 +44,11 @@ pub struct DataArgs {
     /// Skip unreadable records (and report how many) instead of stopping at the first.
     #[arg(long)]
     pub skip_bad_lines: bool,
-    /// A JSON file with the prompt template's fields (`system`, `user`, `assistant`,
-    /// `alpaca_input`); unspecified ones keep the default Alpaca template.
-    #[arg(long)]
+    /// The template: a built-in chat template (`llama3`, `chatml`, `mistral`, `alpaca`), or a
+    /// JSON file with the prompt template's fields (`system`, `user`, `assistant`,
+    /// `alpaca_input`). Default: the model folder's own chat template (tokenizer_config.json
+    /// or chat_template.jinja), else the Alpaca prompt template.
+    #[arg(long, value_name = "NAME|FILE")]
     pub template: Option<PathBuf>,
 }
 
@@ -66,20 +68,38 @@ impl DataArgs {
         serde_json::from_str(&text).with_context(|| format!("{}: not a prompt template", path.display()))
     }
 
-    /// Loads `path` with these options.
-    pub fn load(&self, path: &Path, codec: &dyn TextCodec) -> Result<(SftDataset, LoadReport)> {
+    /// The chat template the data goes through: `--template NAME` (a built-in), else the
+    /// model folder's own; `None` when `--template` names a prompt-template file or the folder
+    /// has no chat template.
+    fn chat_template(&self, model: &Path, tokenizer: &Tokenizer) -> Result<Option<ChatTemplate>> {
+        match self.template.as_ref().and_then(|t| t.to_str()) {
+            Some(name) if BUILTIN_TEMPLATES.contains(&name) => {
+                Ok(Some(ChatTemplate::builtin(name, tokenizer.config())?))
+            }
+            Some(_) => Ok(None),
+            None => Ok(ChatTemplate::from_dir(model)?),
+        }
+    }
+
+    /// Loads `path` with these options, through the chat template when there is one (the
+    /// model's own or a built-in: loss on the assistant turns only), else the prompt template.
+    pub fn load(&self, path: &Path, codec: &dyn TextCodec, model: &Path) -> Result<(SftDataset, LoadReport)> {
         let format = match self.format {
             FormatArg::Auto => DataFormat::Auto,
             FormatArg::Alpaca => DataFormat::Alpaca,
             FormatArg::Sharegpt => DataFormat::ShareGpt,
         };
+        let tokenizer = Tokenizer::from_dir(model)?;
+        if let Some(template) = self.chat_template(model, &tokenizer)? {
+            return Ok(SftDataset::load_chat(path, format, &template, &tokenizer, &self.options())?);
+        }
         Ok(SftDataset::load(path, format, codec, &self.template()?, &self.options())?)
     }
 }
 
 #[derive(Args)]
 pub struct SftArgs {
-    /// A GPT-2 model folder (config.json, model.safetensors, tokenizer.json).
+    /// A causal LM folder (GPT-2 or the Llama family: config.json, weights, tokenizer.json).
     #[arg(long)]
     pub model: PathBuf,
     #[command(flatten)]
@@ -149,13 +169,15 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
         bail!("--val-split {f} must be in [0, 1)");
     }
     outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
-    let mut model = load_causal_lm(&args.model, device)?;
+    // LoRA freezes the base: a bf16/f16 base stays in its dtype (half the memory of f32).
+    let dtype = if args.full { WeightDtype::F32 } else { WeightDtype::Stored };
+    let mut model = load_causal_lm_with(&args.model, device, dtype)?;
     let codec = HfCodec::from_dir(&args.model)?;
-    let (data, report) = args.data.load(&args.data.data, &codec)?;
+    let (data, report) = args.data.load(&args.data.data, &codec, &args.model)?;
     writeln!(out, "{}: {report}", args.data.data.display())?;
     let (train, val) = match (&args.val, args.val_split) {
         (Some(path), _) => {
-            let (val, report) = args.data.load(path, &codec)?;
+            let (val, report) = args.data.load(path, &codec, &args.model)?;
             writeln!(out, "{}: {report}", path.display())?;
             (data, Some(val))
         }
