@@ -89,6 +89,31 @@ impl KvCache {
     pub fn slots_mut(&mut self) -> impl Iterator<Item = &mut Option<(Tensor, Tensor)>> {
         self.layers.iter_mut()
     }
+
+    /// What each of a model's `n` layers gets: its slot of `cache`, or `None` for every layer
+    /// without one (a full-sequence forward).
+    ///
+    /// # Panics
+    /// If the cache has a slot count other than `n` (`model` names the caller).
+    #[track_caller]
+    pub fn layer_slots<'c>(
+        cache: Option<&'c mut KvCache>,
+        n: usize,
+        model: &str,
+    ) -> Vec<Option<&'c mut Option<(Tensor, Tensor)>>> {
+        match cache {
+            Some(cache) => {
+                assert_eq!(
+                    cache.num_layers(),
+                    n,
+                    "{model}: a KV cache of {} layers for {n} layers",
+                    cache.num_layers()
+                );
+                cache.slots_mut().map(Some).collect()
+            }
+            None => (0..n).map(|_| None).collect(),
+        }
+    }
 }
 
 /// Multi-head attention over projected heads: `q` `(B, t, NH, HS)`, `k` and `v`

@@ -217,14 +217,7 @@ impl Gpt2 {
         let embedded = self.wte.forward(ids).add(&self.wpe.forward(positions)); // (B, t, C)
         let mut x = embedded.dropout(self.config.embd_pdrop);
         let mut hidden_states = vec![x.clone()];
-        let mut slots: Vec<Option<&mut Option<(Tensor, Tensor)>>> = match cache {
-            Some(cache) => {
-                let n = self.h.len();
-                assert_eq!(cache.num_layers(), n, "gpt2: a KV cache of {} layers for {n} blocks", cache.num_layers());
-                cache.slots_mut().map(Some).collect()
-            }
-            None => (0..self.h.len()).map(|_| None).collect(),
-        };
+        let mut slots = KvCache::layer_slots(cache, self.h.len(), "gpt2");
         for (i, (block, slot)) in self.h.iter().zip(slots.iter_mut()).enumerate() {
             x = block.forward(&x, mask, slot.take());
             if i + 1 < self.h.len() {

@@ -290,13 +290,7 @@ impl Llama {
         let mut x = self.model.embed_tokens.forward(ids); // (B, t, C)
         let mut hidden_states = vec![x.clone()];
         let n = self.model.layers.len();
-        let mut slots: Vec<Option<&mut Option<(Tensor, Tensor)>>> = match cache {
-            Some(cache) => {
-                assert_eq!(cache.num_layers(), n, "llama: a KV cache of {} layers for {n} layers", cache.num_layers());
-                cache.slots_mut().map(Some).collect()
-            }
-            None => (0..n).map(|_| None).collect(),
-        };
+        let mut slots = KvCache::layer_slots(cache, n, "llama");
         for (i, (layer, slot)) in self.model.layers.iter().zip(slots.iter_mut()).enumerate() {
             x = layer.forward(&x, ctx, slot.take());
             if i + 1 < n {
