@@ -8,7 +8,8 @@
 //! - B columns contiguous (`row_stride == 1`, e.g. `x @ W.t()` with W stored (N, K)):
 //!   `c[j] = a · B[:, j]`, a dot product per output, parallel over blocks of outputs.
 //!
-//! Both inner loops run over unit-stride slices and vectorise (the dot with 16 partial sums).
+//! Both inner loops run over unit-stride slices and vectorise (the dot with 16 partial sums);
+//! on x86 with AVX2+FMA the dot products run in `gemv_x86.rs`, four outputs at a time.
 //!
 //! A bf16 or f16 B (a frozen weight, at decode) is read in its storage type, half the bytes
 //! of f32. bf16 is widened inside the vectorised loops (a zero-extension and a shift per
@@ -100,14 +101,29 @@ fn axpy_rows<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f3
     });
 }
 
-/// Outputs `first..first + dst.len()` as dot products with B's contiguous columns.
+/// Outputs `first..first + dst.len()` as dot products with B's contiguous columns: the
+/// AVX2+FMA kernel (`gemv_x86.rs`) unless the portable GEMM kernel was chosen.
 fn dot_columns<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd_dot() && T::simd_ready() {
+        // SAFETY: `simd_dot` checked AVX2 and FMA, `simd_ready` F16C for f16; `sgemm` checked
+        // that B's columns lie in its buffer.
+        return unsafe { super::gemv_x86::dot_columns(a, b, first, dst) };
+    }
     let k = a.len();
     let mut wide = [0.0f32; CHUNK];
     for (j, d) in dst.iter_mut().enumerate() {
         let start = b.offset + (first + j) * b.col_stride;
         *d = vectorized(|| dot(a, &b.data[start..start + k], &mut wide));
     }
+}
+
+/// Whether the dot-product gemv uses AVX2+FMA: when the selected GEMM kernel does (so
+/// `DELTAW_GEMM_KERNEL=portable` runs the portable loops on any CPU).
+#[cfg(target_arch = "x86_64")]
+fn simd_dot() -> bool {
+    static AVX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX.get_or_init(|| super::dispatch::selected().name.starts_with("avx"))
 }
 
 /// `src` as f32: itself when it is f32, else widened into `buf` (of `src`'s length).

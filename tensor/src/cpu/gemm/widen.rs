@@ -65,8 +65,11 @@ impl Widen for f32 {
         Some(src)
     }
 
+    // `target_feature` (not `inline(always)`) so that LLVM inlines it, intrinsics included,
+    // into the AVX2 callers: a plain function calling an AVX2 intrinsic keeps it a call.
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2")]
     unsafe fn load8(ptr: *const f32) -> std::arch::x86_64::__m256 {
         // SAFETY: the caller guarantees 8 readable floats and AVX.
         unsafe { std::arch::x86_64::_mm256_loadu_ps(ptr) }
@@ -89,7 +92,8 @@ impl Widen for bf16 {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2")]
     unsafe fn load8(ptr: *const bf16) -> std::arch::x86_64::__m256 {
         use std::arch::x86_64::*;
         // SAFETY: the caller guarantees 8 readable bf16 (16 bytes) and AVX2.
