@@ -78,7 +78,7 @@ fn exit_code(command: impl FnOnce() -> anyhow::Result<()>) -> u8 {
 }
 
 /// The subcommand's `run`.
-fn dispatch(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+fn dispatch(cli: &Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let device = || cli.global.device();
     match &cli.command {
         Command::Embed(args) => device().and_then(|d| embed::run(args, &d, out)),

@@ -2,7 +2,7 @@
 //! `model.safetensors` (the weights themselves are not loaded, so this is quick on any size).
 
 use super::check_model_dir;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use deltaw_lora::commas;
 use deltaw_tensor::safetensors::HeaderEntry;
