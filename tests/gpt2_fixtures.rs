@@ -294,5 +294,8 @@ fn a_bad_tensor_of_a_huge_config_size_is_reported_not_allocated() {
     assert_eq!(ck.take("wte.weight", &huge).dims(), huge);
     assert_eq!(ck.take("no_such.weight", &huge).dims(), huge);
     let err = ck.finish().expect_err("problems were recorded").to_string();
-    assert!(err.contains("'transformer.wte.weight' has shape") && err.contains("'transformer.no_such.weight' is missing"), "{err}");
+    assert!(
+        err.contains("'transformer.wte.weight' has shape") && err.contains("'transformer.no_such.weight' is missing"),
+        "{err}"
+    );
 }
