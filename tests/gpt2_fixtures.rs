@@ -283,3 +283,19 @@ fn check_dropout(dev: &Device) {
     let in_training = deltaw_autograd::train_mode(1, || model.generate(&prompt, &greedy));
     assert_eq!(in_training, model.generate(&prompt, &greedy), "generation inside train mode");
 }
+
+/// A tensor missing or mis-shaped against a huge `config.json` size is reported by
+/// `finish`, not allocated: the stand-in handed out meanwhile is one broadcast element.
+#[test]
+fn a_bad_tensor_of_a_huge_config_size_is_reported_not_allocated() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("tiny_gpt2");
+    let mut ck = deltaw_transformer::Checkpoint::load(&dir, "transformer.", &Device::Cpu).unwrap();
+    let huge = [1usize << 40, 1 << 20]; // 2^60 f32s: no machine holds them
+    assert_eq!(ck.take("wte.weight", &huge).dims(), huge);
+    assert_eq!(ck.take("no_such.weight", &huge).dims(), huge);
+    let err = ck.finish().expect_err("problems were recorded").to_string();
+    assert!(
+        err.contains("'transformer.wte.weight' has shape") && err.contains("'transformer.no_such.weight' is missing"),
+        "{err}"
+    );
+}

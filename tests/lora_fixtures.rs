@@ -206,3 +206,26 @@ fn export_an_adapter_for_peft_check() {
     let logits = model.forward(&ids, None).logits.value();
     safetensors::save([("input_ids", &ids), ("logits", &logits)], None, out.join("logits.safetensors")).unwrap();
 }
+
+/// An adapter whose second layer does not fit fails to load and leaves the model unchanged:
+/// no layer holds an adapter, the base still trains, and the outputs are the base's.
+#[test]
+fn a_failed_adapter_load_leaves_the_model_unchanged() {
+    let mut model = Gpt2::from_dir(fixture_dir("tiny_gpt2"), &Device::Cpu).unwrap();
+    let ids = Tensor::from_vec(vec![3i32, 7, 11, 2, 5], (1, 5), &Device::Cpu).unwrap();
+    let base = model.forward(&ids, None).logits.value().to_vec();
+    let dir = std::env::temp_dir().join(format!("deltaw-lora-half-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = fixture_dir("lora_gpt2");
+    std::fs::copy(src.join("adapter_config.json"), dir.join("adapter_config.json")).unwrap();
+    let mut tensors = safetensors::load(src.join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+    let late = "base_model.model.transformer.h.1.attn.c_attn.lora_A.weight";
+    tensors.insert(late.into(), Tensor::zeros((4, 31), &Device::Cpu)); // in 31, not 32
+    safetensors::save(tensors.iter().map(|(k, v)| (k.as_str(), v)), None, dir.join("adapter_model.safetensors"))
+        .unwrap();
+    assert!(Lora::load_peft(&mut model, &dir, &Device::Cpu).is_err(), "layer 1 does not fit");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(model.linear_modules_mut().iter().all(|(_, l)| l.adapter().is_none()), "no adapter was installed");
+    assert!(model.parameters().iter().all(|p| p.requires_grad()), "nothing was frozen");
+    assert_eq!(model.forward(&ids, None).logits.value().to_vec(), base);
+}

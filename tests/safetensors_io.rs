@@ -135,3 +135,57 @@ fn a_truncated_file_is_an_error_naming_file_and_tensor() {
     let err = safetensors::load(&path, &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("16 bytes do not hold 3 F32 values"), "{err}");
 }
+
+/// Header values are checked with checked arithmetic and against the file before anything is
+/// allocated: a shape whose element count overflows, an offset near `u64::MAX`, offsets that
+/// overlap, leave a gap or leave bytes unclaimed are errors naming the file, never a panic or
+/// a tensor whose shape disagrees with its storage.
+#[test]
+fn crafted_headers_are_errors_not_panics() {
+    let dir = temp_dir("crafted");
+    let path = dir.join("c.safetensors");
+    let huge = 1u64 << 32;
+    let cases: [(String, usize, &str); 6] = [
+        (format!(r#"{{"w":{{"dtype":"F32","shape":[{huge},{huge}],"data_offsets":[0,0]}}}}"#), 0, "overflows"),
+        (format!(r#"{{"w":{{"dtype":"F32","shape":[1],"data_offsets":[0,{}]}}}}"#, u64::MAX - 4), 4, "exceed"),
+        (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#.into(), 8, "not contiguous"),
+        (
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+                .into(),
+            8,
+            "not contiguous",
+        ),
+        (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#.into(), 12, "unclaimed"),
+        (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}"#.into(), 8, "exceed"),
+    ];
+    for (header, data_len, expected) in cases {
+        std::fs::write(&path, raw_file(&header, &vec![0u8; data_len])).unwrap();
+        let loaded = std::panic::catch_unwind(|| safetensors::load(&path, &Device::Cpu));
+        let err = loaded.unwrap_or_else(|_| panic!("panicked on {header}")).unwrap_err().to_string();
+        assert!(err.contains("c.safetensors") && err.contains(expected), "{header}: {err}");
+        let header_only = std::panic::catch_unwind(|| safetensors::read_header(&path));
+        let err = header_only.unwrap_or_else(|_| panic!("read_header panicked on {header}")).unwrap_err();
+        assert!(err.to_string().contains(expected), "{header}: {err}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// F64 loads as f32 rounded to nearest; a finite value past the f32 range is an error naming
+/// the file and the tensor, not a silent infinity (both loaders).
+#[test]
+fn f64_loads_rounded_and_refuses_values_past_the_f32_range() {
+    let dir = temp_dir("f64");
+    let path = dir.join("w.safetensors");
+    let header = r#"{"w":{"dtype":"F64","shape":[3],"data_offsets":[0,24]}}"#;
+    let data: Vec<u8> = [0.1f64, -2.5, f64::INFINITY].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&path, raw_file(header, &data)).unwrap();
+    assert_eq!(safetensors::load(&path, &Device::Cpu).unwrap()["w"].to_vec(), vec![0.1f32, -2.5, f32::INFINITY]);
+    let data: Vec<u8> = [0.1f64, 1e300, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&path, raw_file(header, &data)).unwrap();
+    let err = safetensors::load(&path, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("w.safetensors") && err.contains("'w'") && err.contains("f32 range"), "{err}");
+    let bytes = std::fs::read(&path).unwrap();
+    let err = safetensors::load_from_bytes(&bytes, &path, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("f32 range"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -143,3 +143,33 @@ fn a_nan_loss_stops_training_and_names_the_last_good_checkpoint() {
     assert_eq!(std::fs::read_to_string(dir.join("checkpoints/latest")).unwrap(), "step-000002");
     assert_eq!(std::fs::read(dir.join("checkpoints/step-000002/trainable.safetensors")).unwrap(), good);
 }
+
+/// A checkpoint whose last parameter is I32 (where the model's is f32) fails to resume, and
+/// the failure changes nothing: every parameter keeps the value it had before `resume`.
+#[test]
+fn a_bad_checkpoint_fails_to_resume_and_changes_no_parameter() {
+    let model = tiny_model();
+    let data = task_data(Task::Sort, 7, 0, 64);
+    let dir = out_dir("bad-resume");
+    let cfg = TrainerConfig { save_every: Some(1), ..config(1, 1e-2) };
+    Trainer::new(&model, model.parameters(), cfg.clone(), &dir, (EOS, EOS)).unwrap().fit(&data, None).unwrap();
+    let path = dir.join("checkpoints/step-000001/trainable.safetensors");
+    let mut tensors = deltaw_tensor::safetensors::load(&path, &Device::Cpu).unwrap();
+    let params = model.parameters();
+    let last = format!("param.{}", params.last().unwrap().name().unwrap());
+    let as_i32 = tensors[&last].to_dtype(deltaw_tensor::DType::I32).unwrap_or_else(|_| {
+        let zeros = deltaw_tensor::Tensor::zeros(tensors[&last].shape(), &Device::Cpu);
+        zeros.to_dtype(deltaw_tensor::DType::I32).unwrap()
+    });
+    tensors.insert(last.clone(), as_i32);
+    deltaw_tensor::safetensors::save(tensors.iter().map(|(k, v)| (k.as_str(), v)), None, &path).unwrap();
+
+    let fresh = tiny_model(); // the same init as the saved run's start, not its step-1 values
+    let before: Vec<Vec<f32>> = fresh.parameters().iter().map(|p| p.value().to_vec()).collect();
+    let mut trainer = Trainer::new(&fresh, fresh.parameters(), cfg, &dir, (EOS, EOS)).unwrap();
+    let err = trainer.resume().expect_err("an I32 tensor where f32 belongs").to_string();
+    assert!(err.contains(&last) && err.contains("I32"), "{err}");
+    let after: Vec<Vec<f32>> = fresh.parameters().iter().map(|p| p.value().to_vec()).collect();
+    assert!(before == after, "a failed resume set parameters");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -60,13 +60,14 @@ impl Var {
     /// The identity outside [`train_mode`] or when `p == 0`.
     ///
     /// # Panics
-    /// If `p` is not in `[0, 1)`.
+    /// In train mode, if `p` is not in `[0, 1)` (a bad `p` from a config is the config
+    /// loader's error to give; evaluation never looks at `p`, so it cannot fail here).
     #[track_caller]
     pub fn dropout(&self, p: f32) -> Var {
-        assert!((0.0..1.0).contains(&p), "dropout: p = {p} is not in [0, 1)");
-        if p == 0.0 {
+        if p == 0.0 || !is_training() {
             return self.clone();
         }
+        assert!((0.0..1.0).contains(&p), "dropout: p = {p} is not in [0, 1)");
         let Some(seed) = next_mask_seed() else { return self.clone() };
         let value = self.value();
         let dev = value.device();
@@ -93,6 +94,21 @@ mod tests {
         let (c, d) = train_mode(7, || (x.dropout(0.25).value(), x.dropout(0.25).value()));
         assert_ne!(c.to_vec(), d.to_vec(), "each call draws a new mask");
         assert!(!is_training());
+    }
+
+    #[test]
+    fn dropout_outside_train_mode_never_checks_p() {
+        let x = Var::parameter(Tensor::ones(4, &Device::Cpu));
+        for p in [1.0, 2.0, -0.5, f32::NAN] {
+            assert_eq!(x.dropout(p).value().to_vec(), vec![1.0; 4], "p = {p}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "dropout: p = 1 is not in [0, 1)")]
+    fn dropout_in_train_mode_panics_on_p_one() {
+        let x = Var::parameter(Tensor::ones(4, &Device::Cpu));
+        train_mode(1, || x.dropout(1.0));
     }
 
     #[test]

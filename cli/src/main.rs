@@ -59,26 +59,50 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let device = || cli.global.device();
-    let result = match &cli.command {
-        Command::Embed(args) => device().and_then(|d| embed::run(args, &d, &mut out)),
-        Command::Generate(args) => device().and_then(|d| generate::run(args, &d, &mut out)),
-        Command::Chat(args) => device().and_then(|d| chat::run(args, &d, &mut out)),
-        Command::Info(args) => info::run(args, &mut out),
-        Command::Sft(args) => device().and_then(|d| sft::run(args, &d, &mut out)),
-        Command::Train(args) => device().and_then(|d| train::run(args, &d, &mut out)),
-        Command::Merge(args) => device().and_then(|d| merge::run(args, &d, &mut out)),
-        Command::InspectData(args) => inspect_data::run(args, &mut out),
-        Command::Plot(args) => plot::run(args, &mut out),
-        Command::Demo(args) => device().and_then(|d| demo::run(args, &d, &mut out)),
-        Command::Rag(args) => device().and_then(|d| rag::run(args, &d, &mut out)),
-    };
-    match result.and_then(|()| out.flush().map_err(anyhow::Error::from)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if commands::is_broken_pipe(&e) => ExitCode::SUCCESS, // `deltaw ... | head`
-        Err(e) => {
+    ExitCode::from(exit_code(|| dispatch(&cli, &mut out).and_then(|()| out.flush().map_err(anyhow::Error::from))))
+}
+
+/// Runs `command` and gives the process's exit code: 0 on success (and on a closed pipe,
+/// `deltaw ... | head`), 1 with one `error:` line on an error, and 1 on a panic too (the
+/// hook above has printed its line), not Rust's default 101.
+fn exit_code(command: impl FnOnce() -> anyhow::Result<()>) -> u8 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(command)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) if commands::is_broken_pipe(&e) => 0,
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            1
         }
+        Err(_) => 1,
+    }
+}
+
+/// The subcommand's `run`.
+fn dispatch(cli: &Cli, out: &mut impl Write) -> anyhow::Result<()> {
+    let device = || cli.global.device();
+    match &cli.command {
+        Command::Embed(args) => device().and_then(|d| embed::run(args, &d, out)),
+        Command::Generate(args) => device().and_then(|d| generate::run(args, &d, out)),
+        Command::Chat(args) => device().and_then(|d| chat::run(args, &d, out)),
+        Command::Info(args) => info::run(args, out),
+        Command::Sft(args) => device().and_then(|d| sft::run(args, &d, out)),
+        Command::Train(args) => device().and_then(|d| train::run(args, &d, out)),
+        Command::Merge(args) => device().and_then(|d| merge::run(args, &d, out)),
+        Command::InspectData(args) => inspect_data::run(args, out),
+        Command::Plot(args) => plot::run(args, out),
+        Command::Demo(args) => device().and_then(|d| demo::run(args, &d, out)),
+        Command::Rag(args) => device().and_then(|d| rag::run(args, &d, out)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+
+    #[test]
+    fn a_panic_exits_1_as_an_error_does() {
+        assert_eq!(exit_code(|| Ok(())), 0);
+        assert_eq!(exit_code(|| anyhow::bail!("bad input")), 1);
+        assert_eq!(exit_code(|| panic!("a bug")), 1, "a panic is exit 1, as documented, not 101");
     }
 }

@@ -111,6 +111,29 @@ fn an_unknown_model_type_names_the_file_and_the_value() {
     assert_fails_with(&out, &["config.json", "\"mamba\"", "llama, qwen2, qwen3, mistral"]);
 }
 
+/// `info` reads headers through the loader's validated parser: an element count that
+/// overflows or offsets that leave a gap are errors naming the file, not a panic.
+#[test]
+fn info_rejects_crafted_safetensors_headers() {
+    let dir = std::env::temp_dir().join(format!("deltaw-cli-crafted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("tiny_gpt2/config.json"), dir.join("config.json")).unwrap();
+    let huge = 1u64 << 32;
+    let headers = [
+        (format!(r#"{{"w":{{"dtype":"F32","shape":[{huge},{huge}],"data_offsets":[0,0]}}}}"#), "overflows"),
+        (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#.to_string(), "not contiguous"),
+    ];
+    for (header, expected) in headers {
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0u8; 8]);
+        std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
+        let out = deltaw(&["info", "--model", &dir.display().to_string()]);
+        assert_fails_with(&out, &["model.safetensors", expected]);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn a_prompt_over_the_context_names_both_numbers_and_the_limit() {
     let out = deltaw(&["generate", "--model", &path("tiny_gpt2"), "--prompt", "hello world", "--max-new-tokens", "60"]);

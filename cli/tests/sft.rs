@@ -140,3 +140,41 @@ fn bad_data_and_bad_targets_are_clear_errors() {
     let o2 = fresh_path("sft-target").display().to_string();
     fails_with(&sft(Path::new(&o2), &["--target", "q_proj"]), &["q_proj", "transformer.h.0.attn.c_attn"]);
 }
+
+/// An EOS id outside the model's vocabulary, negative, or past i32 (which `as i32` used to
+/// wrap to a small valid id) is an error naming `eos_token_id`, checked before any training.
+#[test]
+fn sft_refuses_an_eos_id_outside_the_model_vocabulary() {
+    let model = fresh_path("sft-bad-eos-model");
+    std::fs::create_dir_all(&model).unwrap();
+    let src = PathBuf::from(fixture("tiny_gpt2"));
+    for f in ["model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        std::fs::copy(src.join(f), model.join(f)).unwrap();
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    for (eos, expected) in [
+        (serde_json::json!(500), "outside the model's vocab_size of 120"),
+        (serde_json::json!(-1), "not a token id"),
+        (serde_json::json!((1u64 << 32) + 5), "not a token id"),
+    ] {
+        let mut config = config.clone();
+        config["eos_token_id"] = eos.clone();
+        std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+        let out = fresh_path("sft-bad-eos-out");
+        let args = [
+            "sft",
+            "--model",
+            &model.display().to_string(),
+            "--data",
+            &fixture("sft/alpaca.jsonl"),
+            "--max-steps",
+            "1",
+            "--out",
+            &out.display().to_string(),
+        ];
+        fails_with(&deltaw(&args), &["eos_token_id", expected]);
+        std::fs::remove_dir_all(&out).ok();
+    }
+    std::fs::remove_dir_all(&model).ok();
+}

@@ -102,15 +102,21 @@ impl Lora {
         let mut modules = Vec::new();
         {
             let mut layers = model.linear_modules_mut();
-            let available: Vec<String> = layers.iter().map(|(p, _)| p.clone()).collect();
-            for (path, layer) in layers.iter_mut().filter(|(p, _)| matches(p)) {
-                let adapter = Arc::new(make(path, &**layer)?);
-                layer.set_adapter(Some(adapter.clone()));
-                modules.push(LoraModule { path: path.clone(), adapter, fan_in_fan_out: layer.fan_in_fan_out() });
+            // Every adapter is made before any is installed: an error on a later layer (a
+            // mis-shaped tensor in an adapter file) leaves the model as it was.
+            let mut made = Vec::new();
+            for (i, (path, layer)) in layers.iter().enumerate().filter(|(_, (p, _))| matches(p)) {
+                made.push((i, Arc::new(make(path, &**layer)?)));
             }
-            if modules.is_empty() {
+            if made.is_empty() {
+                let available: Vec<&str> = layers.iter().map(|(p, _)| p.as_str()).collect();
                 let targets = config.target_modules.to_string();
                 return Err(Error::NoTarget { targets, available: available.join(", ") });
+            }
+            for (i, adapter) in made {
+                let (path, layer) = &mut layers[i];
+                layer.set_adapter(Some(adapter.clone()));
+                modules.push(LoraModule { path: path.clone(), adapter, fan_in_fan_out: layer.fan_in_fan_out() });
             }
         }
         model.parameters().iter().for_each(|p| p.set_requires_grad(false));

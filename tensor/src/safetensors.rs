@@ -1,7 +1,8 @@
 //! Reading and writing named tensors in the safetensors format (Hugging Face checkpoints).
 //!
-//! F32, F16 and BF16 load as themselves; I64 (PyTorch's index type) loads as I32 and F64 as
-//! F32, each checked so that no value changes silently. Writes are atomic: a temp file in the
+//! F32, F16 and BF16 load as themselves; I64 (PyTorch's index type) loads as I32, checked so
+//! that no index changes; F64 loads as F32 rounded to nearest (as `tensor.float()` does), a
+//! finite value past the f32 range being an error rather than a silent ±inf. Writes are atomic: a temp file in the
 //! same folder, fsync, then rename, so a crash never leaves a half-written checkpoint.
 
 use crate::error::{Error, Result};
@@ -34,6 +35,8 @@ pub fn load_with_metadata(path: impl AsRef<Path>, device: &Device) -> Result<(Te
     crate::safetensors_stream::load(path.as_ref(), device)
 }
 
+pub use crate::safetensors_stream::{read_header, Header, HeaderEntry};
+
 /// Parses safetensors `bytes`; `path` is only used in error messages.
 pub fn load_from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(TensorMap, HashMap<String, String>)> {
     let bad = |e: safetensors::SafeTensorError| Error::Safetensors { path: path.into(), message: e.to_string() };
@@ -65,10 +68,19 @@ fn decode(view: &TensorView<'_>, path: &Path, name: &str) -> Result<CpuStorage> 
     })
 }
 
-/// F64 → F32 and I64 → I32 (checked: an index that does not fit is an error, not a wrap).
+/// F64 → F32 (rounded; a finite value that would become ±inf is an error) and I64 → I32
+/// (checked: an index that does not fit is an error, not a wrap).
 pub(crate) fn decode_wide(data: &[u8], dtype: &str, path: &Path, name: &str) -> Result<CpuStorage> {
     if dtype == "F64" {
-        return Ok(CpuStorage::F32(read_le::<f64>(data).into_iter().map(|x| x as f32).collect()));
+        let wide = read_le::<f64>(data);
+        let narrow: Vec<f32> = wide.iter().map(|&x| x as f32).collect();
+        if let Some(i) = wide.iter().zip(&narrow).position(|(w, n)| w.is_finite() && n.is_infinite()) {
+            return Err(Error::BadTensor {
+                tensor: name.into(),
+                message: format!("{}: F64 value {} at index {i} is past the f32 range", path.display(), wide[i]),
+            });
+        }
+        return Ok(CpuStorage::F32(narrow));
     }
     let wide = read_le::<i64>(data);
     let narrow = wide.iter().map(|&x| i32::try_from(x)).collect::<std::result::Result<Vec<_>, _>>();

@@ -2,6 +2,7 @@
 //! file kept beside them (so [`crate::Gpt2::save_dir`] writes back fields deltaw ignores), and
 //! [`ModelType`], which tells the two apart.
 
+use crate::config_check::{self as check, MAX_COUNT, MAX_INNER, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH};
 use crate::error::{Error, Result};
 use crate::llama_config::LlamaFamily;
 use serde::de::DeserializeOwned;
@@ -75,13 +76,30 @@ impl Gpt2Config {
         if config.model_type != "gpt2" {
             return bad(format!("model_type is \"{}\", expected \"gpt2\"", config.model_type));
         }
-        if config.n_head == 0 || !config.n_embd.is_multiple_of(config.n_head) {
+        config.check_ranges().map_err(|message| Error::Config { path: path.clone(), message })?;
+        if !config.n_embd.is_multiple_of(config.n_head) {
             return bad(format!("n_embd {} is not divisible by n_head {}", config.n_embd, config.n_head));
         }
         if !matches!(config.activation_function.as_str(), "gelu_new" | "gelu_pytorch_tanh") {
             return bad(format!("activation_function \"{}\" is not supported", config.activation_function));
         }
         Ok(config)
+    }
+
+    /// Every size in `1..=` its bound, every dropout in `[0, 1)`, a finite epsilon.
+    fn check_ranges(&self) -> std::result::Result<(), String> {
+        check::size("vocab_size", self.vocab_size, MAX_VOCAB)?;
+        check::size("n_positions", self.n_positions, MAX_POSITIONS)?;
+        check::size("n_embd", self.n_embd, MAX_WIDTH)?;
+        check::size("n_layer", self.n_layer, MAX_COUNT)?;
+        check::size("n_head", self.n_head, MAX_COUNT)?;
+        if let Some(inner) = self.n_inner {
+            check::size("n_inner", inner, MAX_INNER)?;
+        }
+        check::epsilon("layer_norm_epsilon", self.layer_norm_epsilon)?;
+        check::probability("resid_pdrop", self.resid_pdrop)?;
+        check::probability("embd_pdrop", self.embd_pdrop)?;
+        check::probability("attn_pdrop", self.attn_pdrop)
     }
 
     /// The MLP's hidden width.
@@ -151,7 +169,8 @@ impl BertConfig {
         if config.model_type != "bert" {
             return bad(format!("model_type is \"{}\", expected \"bert\"", config.model_type));
         }
-        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+        config.check_ranges().map_err(|message| Error::Config { path: path.clone(), message })?;
+        if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return bad(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 config.hidden_size, config.num_attention_heads
@@ -164,6 +183,22 @@ impl BertConfig {
             ));
         }
         Ok(config)
+    }
+}
+
+impl BertConfig {
+    /// Every size in `1..=` its bound, every dropout in `[0, 1)`, a finite epsilon.
+    fn check_ranges(&self) -> std::result::Result<(), String> {
+        check::size("vocab_size", self.vocab_size, MAX_VOCAB)?;
+        check::size("hidden_size", self.hidden_size, MAX_WIDTH)?;
+        check::size("num_hidden_layers", self.num_hidden_layers, MAX_COUNT)?;
+        check::size("num_attention_heads", self.num_attention_heads, MAX_COUNT)?;
+        check::size("intermediate_size", self.intermediate_size, MAX_INNER)?;
+        check::size("max_position_embeddings", self.max_position_embeddings, MAX_POSITIONS)?;
+        check::size("type_vocab_size", self.type_vocab_size, MAX_VOCAB)?;
+        check::epsilon("layer_norm_eps", self.layer_norm_eps)?;
+        check::probability("hidden_dropout_prob", self.hidden_dropout_prob)?;
+        check::probability("attention_probs_dropout_prob", self.attention_probs_dropout_prob)
     }
 }
 

@@ -18,6 +18,7 @@ mod attention;
 mod bert;
 mod chat_template;
 mod config;
+mod config_check;
 mod error;
 mod generate;
 mod generate_batch;

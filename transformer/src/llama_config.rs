@@ -4,6 +4,7 @@
 //! writes back what deltaw does not read.
 
 use crate::config::{check_model_type_in, config_json};
+use crate::config_check::{self as check, MAX_COUNT, MAX_INNER, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH};
 use crate::error::{Error, Result};
 use crate::rope::Rope;
 use serde::{Deserialize, Serialize};
@@ -144,8 +145,9 @@ impl LlamaConfig {
         let bad = |message: String| Err(Error::Config { path: path.to_path_buf(), message });
         let mut config: LlamaConfig = LlamaConfig::deserialize(&raw)
             .map_err(|e| Error::Config { path: path.to_path_buf(), message: e.to_string() })?;
+        config.check_ranges().map_err(|message| Error::Config { path: path.to_path_buf(), message })?;
         let (nh, nkv) = (config.num_attention_heads, config.num_kv_heads());
-        if nh == 0 || nkv == 0 || !nh.is_multiple_of(nkv) {
+        if !nh.is_multiple_of(nkv) {
             return bad(format!("num_attention_heads {nh} is not a multiple of num_key_value_heads {nkv}"));
         }
         if config.head_dim.is_none() && !config.hidden_size.is_multiple_of(nh) {
@@ -165,6 +167,25 @@ impl LlamaConfig {
         config.rope = Some(Rope::from_config(&raw, config.head_size(), config.max_position_embeddings, path)?);
         config.raw = raw;
         Ok(config)
+    }
+
+    /// Every size in `1..=` its bound, the dropout in `[0, 1)`, a finite epsilon.
+    fn check_ranges(&self) -> std::result::Result<(), String> {
+        check::size("vocab_size", self.vocab_size, MAX_VOCAB)?;
+        check::size("hidden_size", self.hidden_size, MAX_WIDTH)?;
+        check::size("intermediate_size", self.intermediate_size, MAX_INNER)?;
+        check::size("num_hidden_layers", self.num_hidden_layers, MAX_COUNT)?;
+        check::size("num_attention_heads", self.num_attention_heads, MAX_COUNT)?;
+        check::size("num_key_value_heads", self.num_kv_heads(), MAX_COUNT)?;
+        if let Some(hs) = self.head_dim {
+            check::size("head_dim", hs, MAX_WIDTH)?;
+        }
+        check::size("max_position_embeddings", self.max_position_embeddings, MAX_POSITIONS)?;
+        if let Some(window) = self.sliding_window {
+            check::size("sliding_window", window, MAX_POSITIONS)?;
+        }
+        check::epsilon("rms_norm_eps", self.rms_norm_eps)?;
+        check::probability("attention_dropout", self.attention_dropout)
     }
 
     /// The family member.

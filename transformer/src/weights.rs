@@ -73,17 +73,25 @@ impl Checkpoint {
             Some(t) if t.dims() == shape => t.to_dtype(DType::F32).unwrap_or(t),
             Some(t) => {
                 self.problems.push(format!("'{key}' has shape {:?}, expected {shape:?}", t.shape()));
-                Tensor::zeros(shape.to_vec(), &self.device)
+                self.stand_in(shape)
             }
             None if self.path.ends_with("model.safetensors.index.json") => {
                 self.problems.push(format!("'{key}' is in no shard (the index's weight_map does not list it)"));
-                Tensor::zeros(shape.to_vec(), &self.device)
+                self.stand_in(shape)
             }
             None => {
                 self.problems.push(format!("'{key}' is missing"));
-                Tensor::zeros(shape.to_vec(), &self.device)
+                self.stand_in(shape)
             }
         }
+    }
+
+    /// A zero of `shape` for a tensor already reported as a problem, so the model can finish
+    /// building before [`Checkpoint::finish`] reports everything at once. It is one element
+    /// broadcast (stride 0), not `shape`'s worth of memory: the shape comes from `config.json`,
+    /// and a crafted size must give the error, not an allocation failure.
+    fn stand_in(&self, shape: &[usize]) -> Tensor {
+        Tensor::zeros(vec![1; shape.len()], &self.device).expand(shape.to_vec())
     }
 
     /// Drops the non-parameter buffers some checkpoints carry (keys ending in one of

@@ -2,20 +2,18 @@
 //! `model.safetensors` (the weights themselves are not loaded, so this is quick on any size).
 
 use super::check_model_dir;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use deltaw_lora::commas;
+use deltaw_tensor::safetensors::HeaderEntry;
 use deltaw_transformer::{BertConfig, Gpt2Config, LlamaConfig, ModelType, Tokenizer};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Checkpoint entries that are buffers, not parameters (causal masks, BERT's position ids).
 const BUFFERS: [&str; 3] = [".attn.bias", ".attn.masked_bias", "embeddings.position_ids"];
-
-/// A header larger than this is refused rather than read (real ones are a few hundred KiB).
-const MAX_HEADER_BYTES: u64 = 100 << 20;
 
 #[derive(Args)]
 pub struct InfoArgs {
@@ -190,30 +188,10 @@ fn write_text(info: &Info, dir: &Path, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Reads only the header of a safetensors file: an 8-byte little-endian length, then that
-/// many bytes of JSON mapping each tensor name to `{dtype, shape, data_offsets}`.
+/// Reads only the header of a safetensors file, through the loader's own validated parser
+/// (checked sizes, offsets that tile the file), so `info` accepts exactly what `load` accepts.
 fn read_header(path: &Path) -> Result<BTreeMap<String, Entry>> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let file_len = file.metadata().with_context(|| format!("{}", path.display()))?.len();
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len).with_context(|| format!("{}: shorter than a safetensors header", path.display()))?;
-    let n = u64::from_le_bytes(len);
-    if n > MAX_HEADER_BYTES || n > file_len.saturating_sub(8) {
-        bail!("{}: header length {n} is larger than the file ({file_len} bytes) or {MAX_HEADER_BYTES}", path.display());
-    }
-    let mut header = vec![0u8; n as usize];
-    file.read_exact(&mut header).with_context(|| format!("{}: reading the header", path.display()))?;
-    let json: BTreeMap<String, Value> = serde_json::from_slice(&header)
-        .with_context(|| format!("{}: the header is not a JSON object", path.display()))?;
-    let mut entries = BTreeMap::new();
-    for (name, value) in json.into_iter().filter(|(k, _)| k != "__metadata__") {
-        let dtype = value.get("dtype").and_then(Value::as_str);
-        let shape = value.get("shape").and_then(Value::as_array);
-        let (Some(dtype), Some(shape)) = (dtype, shape) else {
-            bail!("{}: tensor '{name}' has no dtype or shape in the header", path.display());
-        };
-        let numel = shape.iter().map(|d| d.as_u64().unwrap_or(0)).product();
-        entries.insert(name, Entry { dtype: dtype.to_string(), numel });
-    }
-    Ok(entries)
+    let header = deltaw_tensor::safetensors::read_header(path)?;
+    let entry = |e: HeaderEntry| (e.name.clone(), Entry { numel: e.numel() as u64, dtype: e.dtype });
+    Ok(header.tensors.into_iter().map(entry).collect())
 }

@@ -173,6 +173,7 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     let dtype = if args.full { WeightDtype::F32 } else { WeightDtype::Stored };
     let mut model = load_causal_lm_with(&args.model, device, dtype)?;
     let codec = HfCodec::from_dir(&args.model)?;
+    codec.check_vocab(model.vocab_size())?;
     let (data, report) = args.data.load(&args.data.data, &codec, &args.model)?;
     writeln!(out, "{}: {report}", args.data.data.display())?;
     let (train, val) = match (&args.val, args.val_split) {

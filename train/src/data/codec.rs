@@ -59,7 +59,30 @@ fn eos_from_config(path: &Path) -> Result<Option<i32>> {
         serde_json::Value::Array(ids) => ids.first().cloned().unwrap_or_default(),
         other => other.clone(),
     };
-    Ok(value.as_i64().map(|id| id as i32))
+    let Some(id) = value.as_i64() else { return Ok(None) };
+    let id = i32::try_from(id).ok().filter(|&id| id >= 0);
+    let message = format!("eos_token_id {value} is not a token id (0 to {})", i32::MAX);
+    id.map(Some).ok_or(Error::Config { path: path.to_path_buf(), message })
+}
+
+impl HfCodec {
+    /// Checks that every id this codec produces, EOS included, indexes a model embedding of
+    /// `model_vocab_size` rows (an id past it would fail inside the embedding lookup).
+    ///
+    /// # Errors
+    /// A tokenizer with more tokens than the model, or an EOS id outside the model's
+    /// vocabulary; the message names the file and both numbers.
+    pub fn check_vocab(&self, model_vocab_size: usize) -> Result<()> {
+        self.tokenizer.check_vocab(model_vocab_size)?;
+        if usize::try_from(self.eos_id).map_or(true, |id| id >= model_vocab_size) {
+            let message = format!(
+                "eos_token_id {} is outside the model's vocab_size of {model_vocab_size} (config.json)",
+                self.eos_id
+            );
+            return Err(Error::Config { path: self.tokenizer.path().to_path_buf(), message });
+        }
+        Ok(())
+    }
 }
 
 impl TextCodec for HfCodec {

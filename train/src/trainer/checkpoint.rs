@@ -129,18 +129,33 @@ pub(crate) fn load(dir: &Path, params: &[Var], opt: &mut AdamW, config: &Trainer
             let message = format!("'{key}' has shape {:?}, the model's is {:?}", t.shape(), like.shape());
             return Err(bad(&path, message));
         }
+        if t.dtype() != like.value().dtype() {
+            let message = format!("'{key}' is {:?}, the model's is {:?}", t.dtype(), like.value().dtype());
+            return Err(bad(&path, message));
+        }
         Ok(t.to_device(&dev)?)
     };
+    let mut restored = Vec::with_capacity(params.len());
     for p in params {
         let value = take(format!("param.{}", name_of(p)), p)?;
-        p.set_value(value);
-        if let Some(&s) = state.adam_steps.get(name_of(p)) {
-            let (m, v) = (take(format!("adam_m.{}", name_of(p)), p)?, take(format!("adam_v.{}", name_of(p)), p)?);
-            opt.set_state(p, s, m, v);
-        }
+        let moments = match state.adam_steps.get(name_of(p)) {
+            Some(&s) => {
+                Some((s, take(format!("adam_m.{}", name_of(p)), p)?, take(format!("adam_v.{}", name_of(p)), p)?))
+            }
+            None => None,
+        };
+        restored.push((p, value, moments));
     }
     if let Some(extra) = tensors.keys().next() {
         return Err(bad(&path, format!("'{extra}' is not a trainable parameter of this model")));
+    }
+    // Every tensor was checked: only now does anything change, so a failed resume leaves the
+    // model and the optimizer as they were.
+    for (p, value, moments) in restored {
+        p.set_value(value);
+        if let Some((s, m, v)) = moments {
+            opt.set_state(p, s, m, v);
+        }
     }
     Ok(state.step)
 }
