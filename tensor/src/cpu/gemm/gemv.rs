@@ -119,11 +119,11 @@ fn dot_columns<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [
 }
 
 /// Whether the dot-product gemv uses AVX2+FMA: when the selected GEMM kernel does (so
-/// `DELTAW_GEMM_KERNEL=portable` runs the portable loops on any CPU).
+/// `DELTAW_GEMM_KERNEL=portable` runs the portable loops on any CPU). The selection is
+/// already cached by `dispatch::selected`.
 #[cfg(target_arch = "x86_64")]
 fn simd_dot() -> bool {
-    static AVX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX.get_or_init(|| super::dispatch::selected().name.starts_with("avx"))
+    super::dispatch::selected().name.starts_with("avx")
 }
 
 /// `src` as f32: itself when it is f32, else widened into `buf` (of `src`'s length).
