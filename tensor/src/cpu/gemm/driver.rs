@@ -58,11 +58,11 @@ pub(crate) fn gemm<T: Widen>(
 ) {
     // One row (or one column) of C: stream B once instead of packing it (see gemv.rs).
     if m == 1 && k > 0 && n > 0 && gemv::supports(&b) {
-        return gemv::gemv(n, k, a, b, c, 1, accumulate);
+        return gemv::gemv(kern, n, k, a, b, c, 1, accumulate);
     }
     if n == 1 && m > 1 && k > 0 && gemv::supports(&a.t()) {
         // C (m×1) = A·b is Cᵀ = bᵀ·Aᵀ: the row bᵀ times Aᵀ, written down C's column.
-        return gemv::gemv(m, k, b.t(), a.t(), c, ldc, accumulate);
+        return gemv::gemv(kern, m, k, b.t(), a.t(), c, ldc, accumulate);
     }
     if m == 0 || n == 0 {
         return;

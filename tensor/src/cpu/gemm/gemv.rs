@@ -9,7 +9,8 @@
 //!   `c[j] = a · B[:, j]`, a dot product per output, parallel over blocks of outputs.
 //!
 //! Both inner loops run over unit-stride slices and vectorise (the dot with 16 partial sums);
-//! on x86 with AVX2+FMA the dot products run in `gemv_x86.rs`, four outputs at a time.
+//! on x86 the dot products run in `gemv_x86.rs` (AVX2+FMA) or `gemv_avx512.rs`, four outputs
+//! at a time, following the GEMM kernel in use ([`DotPath`]).
 //!
 //! A bf16 or f16 B (a frozen weight, at decode) is read in its storage type, half the bytes
 //! of f32. bf16 is widened inside the vectorised loops (a zero-extension and a shift per
@@ -17,9 +18,11 @@
 //! [`Widen::widen_into`]) just before the f32 loop uses it, while it is still in L1. The
 //! multiply-adds and their order are those of an f32 B, so results are equal bit for bit.
 
+use super::dispatch::Kernel;
 use super::{MatRef, Widen};
 use crate::cpu::simd::vectorized;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// At most this many outputs (or columns) per rayon task; below [`PARALLEL_MIN`]
 /// multiply-adds stay serial.
@@ -35,8 +38,11 @@ pub(crate) fn supports<T>(b: &MatRef<'_, T>) -> bool {
     b.col_stride == 1 || b.row_stride == 1
 }
 
-/// `c[j·c_stride] (+)= Σ_p a[p] · B[p, j]` for j < n, where `a` is row 0 of the view (k long).
+/// `c[j·c_stride] (+)= Σ_p a[p] · B[p, j]` for j < n, where `a` is row 0 of the view (k long);
+/// the dot products use the instruction set of `kern` ([`DotPath`]).
+#[allow(clippy::too_many_arguments)] // sgemm's operands plus the kernel
 pub(crate) fn gemv<TA: Widen, TB: Widen>(
+    kern: &Kernel,
     n: usize,
     k: usize,
     a: MatRef<'_, TA>,
@@ -57,7 +63,8 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
             out.chunks_mut(block).enumerate().for_each(task);
         }
     } else {
-        let task = |(i, dst): (usize, &mut [f32])| dot_columns(&a_row, &b, i * block, dst);
+        let path = DotPath::of(kern, TB::simd_ready());
+        let task = |(i, dst): (usize, &mut [f32])| dot_columns(path, &a_row, &b, i * block, dst);
         if parallel {
             out.par_chunks_mut(block).enumerate().for_each(task);
         } else {
@@ -101,29 +108,76 @@ fn axpy_rows<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f3
     });
 }
 
-/// Outputs `first..first + dst.len()` as dot products with B's contiguous columns: the
-/// AVX2+FMA kernel (`gemv_x86.rs`) unless the portable GEMM kernel was chosen.
-fn dot_columns<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
+/// Which loop computes the dot products of [`dot_columns`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DotPath {
+    /// `gemv_avx512.rs`: with the AVX-512 GEMM kernel (32 partial sums).
     #[cfg(target_arch = "x86_64")]
-    if simd_dot() && T::simd_ready() {
-        // SAFETY: `simd_dot` checked AVX2 and FMA, `simd_ready` F16C for f16; `sgemm` checked
-        // that B's columns lie in its buffer.
-        return unsafe { super::gemv_x86::dot_columns(a, b, first, dst) };
-    }
-    let k = a.len();
-    let mut wide = [0.0f32; CHUNK];
-    for (j, d) in dst.iter_mut().enumerate() {
-        let start = b.offset + (first + j) * b.col_stride;
-        *d = vectorized(|| dot(a, &b.data[start..start + k], &mut wide));
+    Avx512,
+    /// `gemv_x86.rs`: with the AVX2 GEMM kernel on a CPU with F16C, which every AVX2 CPU
+    /// sold has (16 partial sums).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// [`dot`], plain loops the compiler vectorises: with any other kernel (so
+    /// `DELTAW_GEMM_KERNEL=portable` runs it on any CPU), or when B's type cannot be loaded
+    /// with SIMD here (f16 without F16C).
+    Portable,
+}
+
+impl DotPath {
+    /// The path that goes with the GEMM kernel `kern` (its instruction set was checked when
+    /// it was listed as available), for a B whose `simd_ready` is `ready`.
+    fn of(kern: &Kernel, ready: bool) -> DotPath {
+        #[cfg(target_arch = "x86_64")]
+        if ready && std::arch::is_x86_feature_detected!("f16c") {
+            if kern.name.starts_with("avx512") {
+                return DotPath::Avx512;
+            }
+            if kern.name.starts_with("avx2") {
+                return DotPath::Avx2;
+            }
+        }
+        let _ = (kern, ready);
+        DotPath::Portable
     }
 }
 
-/// Whether the dot-product gemv uses AVX2+FMA: when the selected GEMM kernel does (so
-/// `DELTAW_GEMM_KERNEL=portable` runs the portable loops on any CPU). The selection is
-/// already cached by `dispatch::selected`.
-#[cfg(target_arch = "x86_64")]
-fn simd_dot() -> bool {
-    super::dispatch::selected().name.starts_with("avx")
+/// Outputs `first..first + dst.len()` as dot products with B's contiguous columns.
+fn dot_columns<T: Widen>(path: DotPath, a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
+    match path {
+        // SAFETY (both): `DotPath::of` checked F16C and took the kernel's instruction set, which
+        // `dispatch::available` checked, and `simd_ready` for T; `sgemm` checked that B's
+        // columns lie in its buffer.
+        #[cfg(target_arch = "x86_64")]
+        DotPath::Avx512 => unsafe { super::gemv_avx512::dot_columns(a, b, first, dst) },
+        #[cfg(target_arch = "x86_64")]
+        DotPath::Avx2 => unsafe { super::gemv_x86::dot_columns(a, b, first, dst) },
+        DotPath::Portable => {
+            let k = a.len();
+            let mut wide = [0.0f32; CHUNK];
+            for (j, d) in dst.iter_mut().enumerate() {
+                let start = b.offset + (first + j) * b.col_stride;
+                *d = vectorized(|| dot(a, &b.data[start..start + k], &mut wide));
+            }
+        }
+    }
+}
+
+/// `a` in the lane order in which the SIMD dot loads a `T` column: itself, or for an
+/// [`Widen::INTERLEAVED`] type (bf16) each run of `run` elements as its even elements and
+/// then its odd ones. The tail past the last whole run keeps its order.
+pub(super) fn lane_order<T: Widen>(a: &[f32], run: usize) -> Cow<'_, [f32]> {
+    if !T::INTERLEAVED {
+        return Cow::Borrowed(a);
+    }
+    let body = a.len() / run * run;
+    let mut x = Vec::with_capacity(a.len());
+    for piece in a[..body].chunks_exact(run) {
+        x.extend(piece.iter().step_by(2));
+        x.extend(piece.iter().skip(1).step_by(2));
+    }
+    x.extend_from_slice(&a[body..]);
+    Cow::Owned(x)
 }
 
 /// `src` as f32: itself when it is f32, else widened into `buf` (of `src`'s length).

@@ -28,6 +28,8 @@ mod scratch;
 mod widen;
 
 #[cfg(target_arch = "x86_64")]
+mod gemv_avx512;
+#[cfg(target_arch = "x86_64")]
 mod gemv_x86;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;

@@ -49,6 +49,35 @@ pub trait Widen: Copy + Send + Sync + 'static {
     fn simd_ready() -> bool {
         true
     }
+
+    /// Whether the gemv loads ([`Widen::load16x2`], [`Widen::load32x2`]) return a run's even
+    /// elements and then its odd ones (bf16, where that saves the widening shuffles), rather
+    /// than its first and second halves.
+    #[doc(hidden)]
+    const INTERLEAVED: bool = false;
+
+    /// Loads 16 consecutive elements at `ptr`, widened, into two AVX registers: elements
+    /// `0..8` and `8..16`, or for an [`Widen::INTERLEAVED`] type `0, 2, .., 14` and `1, 3, .., 15`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading 16 elements; the CPU must have AVX2, and F16C.
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn load16x2(ptr: *const Self) -> [std::arch::x86_64::__m256; 2] {
+        // SAFETY: the caller's guarantees are `load8`'s, twice.
+        unsafe { [Self::load8(ptr), Self::load8(ptr.add(8))] }
+    }
+
+    /// [`Widen::load16x2`] with AVX-512 registers: 32 elements as `0..16` and `16..32`, or
+    /// the even and the odd ones.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading 32 elements; the CPU must have AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    unsafe fn load32x2(ptr: *const Self) -> [std::arch::x86_64::__m512; 2];
 }
 
 impl Widen for f32 {
@@ -73,6 +102,15 @@ impl Widen for f32 {
     unsafe fn load8(ptr: *const f32) -> std::arch::x86_64::__m256 {
         // SAFETY: the caller guarantees 8 readable floats and AVX.
         unsafe { std::arch::x86_64::_mm256_loadu_ps(ptr) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load32x2(ptr: *const f32) -> [std::arch::x86_64::__m512; 2] {
+        use std::arch::x86_64::_mm512_loadu_ps;
+        // SAFETY: the caller guarantees 32 readable floats and AVX-512F.
+        unsafe { [_mm512_loadu_ps(ptr), _mm512_loadu_ps(ptr.add(16))] }
     }
 }
 
@@ -102,7 +140,45 @@ impl Widen for bf16 {
             _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(bits)))
         }
     }
+
+    /// Even/odd order: read as 32-bit lanes, 16 bf16 are 8 pairs, element `2i` in the low
+    /// half of lane i (little-endian) and `2i + 1` in the high half. A shift left by 16 makes
+    /// the low halves f32s, a mask of the low 16 bits the high halves: two cheap ops per 16
+    /// elements instead of two zero-extending shuffles and two shifts.
+    const INTERLEAVED: bool = true;
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn load16x2(ptr: *const bf16) -> [std::arch::x86_64::__m256; 2] {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller guarantees 16 readable bf16 (32 bytes) and AVX2.
+        unsafe {
+            let pairs = _mm256_loadu_si256(ptr.cast());
+            let even = _mm256_slli_epi32::<16>(pairs);
+            let odd = _mm256_and_si256(pairs, _mm256_set1_epi32(HIGH_HALF));
+            [_mm256_castsi256_ps(even), _mm256_castsi256_ps(odd)]
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load32x2(ptr: *const bf16) -> [std::arch::x86_64::__m512; 2] {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller guarantees 32 readable bf16 (64 bytes) and AVX-512F.
+        unsafe {
+            let pairs = _mm512_loadu_si512(ptr.cast());
+            let even = _mm512_slli_epi32::<16>(pairs);
+            let odd = _mm512_and_si512(pairs, _mm512_set1_epi32(HIGH_HALF));
+            [_mm512_castsi512_ps(even), _mm512_castsi512_ps(odd)]
+        }
+    }
 }
+
+/// The top 16 bits of a 32-bit lane (`0xFFFF_0000` as the `i32` the intrinsics take).
+#[cfg(target_arch = "x86_64")]
+const HIGH_HALF: i32 = 0xFFFF_0000_u32 as i32;
 
 impl Widen for f16 {
     const INLINE: bool = false;
@@ -130,6 +206,28 @@ impl Widen for f16 {
     #[cfg(target_arch = "x86_64")]
     fn simd_ready() -> bool {
         f16c()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn load16x2(ptr: *const f16) -> [std::arch::x86_64::__m256; 2] {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller guarantees 16 readable f16 and F16C.
+        unsafe { [_mm256_cvtph_ps(_mm_loadu_si128(ptr.cast())), _mm256_cvtph_ps(_mm_loadu_si128(ptr.add(8).cast()))] }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load32x2(ptr: *const f16) -> [std::arch::x86_64::__m512; 2] {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller guarantees 32 readable f16 and AVX-512F (whose `vcvtph2ps`
+        // widens 16 at a time).
+        unsafe {
+            let lo = _mm512_cvtph_ps(_mm256_loadu_si256(ptr.cast()));
+            [lo, _mm512_cvtph_ps(_mm256_loadu_si256(ptr.add(16).cast()))]
+        }
     }
 }
 

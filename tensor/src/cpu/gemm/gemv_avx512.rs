@@ -1,0 +1,99 @@
+//! The AVX-512 twin of `gemv_x86.rs` (read that first): the same four-outputs-at-a-time dot
+//! products over B's contiguous columns, with 16-lane registers, so one run is 32 elements and
+//! each output keeps 32 partial sums, one per residue of the element index mod 32.
+//!
+//! bf16 weights load 32 at a time as even and odd elements ([`Widen::load32x2`]), f32 and f16
+//! as two halves. The 32 sums are added in one fixed tree (residues paired by 16, then 8, 4,
+//! 2, 1), which [`finish`] computes for either order, so a 16-bit B gives its f32 copy's bits.
+//! Results differ from the AVX2 path's (16 partial sums), as any two GEMM kernels' do.
+
+use super::gemv::lane_order;
+use super::gemv_x86::halve8;
+use super::{MatRef, Widen};
+use std::arch::x86_64::*;
+
+/// Elements per run: one [`Widen::load32x2`].
+const RUN: usize = 32;
+
+/// Outputs `first..first + dst.len()` as dot products of `a` with B's contiguous columns.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2, FMA and F16C, and [`Widen::simd_ready`] must hold for
+/// `T`. B's columns `first..first + dst.len()` must lie in `b.data`.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub(crate) unsafe fn dot_columns<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
+    let x = lane_order::<T>(a, RUN);
+    let k = a.len();
+    let column = |j: usize| {
+        let start = b.offset + (first + j) * b.col_stride;
+        &b.data[start..start + k]
+    };
+    let done = dst.len() / 4 * 4;
+    let mut quads = dst.chunks_exact_mut(4);
+    for (g, out) in (&mut quads).enumerate() {
+        let cols = [column(4 * g), column(4 * g + 1), column(4 * g + 2), column(4 * g + 3)];
+        out.copy_from_slice(&dot4(&x, cols));
+    }
+    for (j, d) in quads.into_remainder().iter_mut().enumerate() {
+        *d = dot1(&x, column(done + j));
+    }
+}
+
+/// The run-multiple body of four dot products, then each output's reduction and tail.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn dot4<T: Widen>(x: &[f32], cols: [&[T]; 4]) -> [f32; 4] {
+    let body = x.len() / RUN * RUN;
+    let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+    for q in (0..body).step_by(RUN) {
+        // SAFETY: q + 32 <= body <= len of `x` and of every column; the caller's CPU checks
+        // cover the loads.
+        unsafe {
+            let x0 = _mm512_loadu_ps(x.as_ptr().add(q));
+            let x1 = _mm512_loadu_ps(x.as_ptr().add(q + 16));
+            for (acc, col) in acc.iter_mut().zip(&cols) {
+                let [w0, w1] = T::load32x2(col.as_ptr().add(q));
+                acc[0] = _mm512_fmadd_ps(x0, w0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(x1, w1, acc[1]);
+            }
+        }
+    }
+    std::array::from_fn(|j| finish::<T>(acc[j], &x[body..], &cols[j][body..]))
+}
+
+/// One dot product, computed as each of [`dot4`]'s four.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn dot1<T: Widen>(x: &[f32], col: &[T]) -> f32 {
+    let body = x.len() / RUN * RUN;
+    let mut acc = [_mm512_setzero_ps(); 2];
+    for q in (0..body).step_by(RUN) {
+        // SAFETY: as in `dot4`.
+        unsafe {
+            let [w0, w1] = T::load32x2(col.as_ptr().add(q));
+            acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(x.as_ptr().add(q)), w0, acc[0]);
+            acc[1] = _mm512_fmadd_ps(_mm512_loadu_ps(x.as_ptr().add(q + 16)), w1, acc[1]);
+        }
+    }
+    finish::<T>(acc, &x[body..], &col[body..])
+}
+
+/// The 32 partial sums added in the fixed tree, plus the `< 32` tail elements, summed in order
+/// and added last.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn finish<T: Widen>(acc: [__m512; 2], x_tail: &[f32], w_tail: &[T]) -> f32 {
+    let sum = if T::INTERLEAVED {
+        // Register 0 holds the even residues, register 1 the odd ones.
+        halve16(acc[0]) + halve16(acc[1])
+    } else {
+        // Register 0 holds residues 0..16, register 1 residues 16..32.
+        halve16(_mm512_add_ps(acc[0], acc[1]))
+    };
+    let tail: f32 = x_tail.iter().zip(w_tail).map(|(x, w)| x * w.widen()).sum();
+    sum + tail
+}
+
+/// The 16 lanes of `v` summed by halving: lane i + lane i+8, then [`halve8`].
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn halve16(v: __m512) -> f32 {
+    let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    halve8(_mm256_add_ps(_mm512_castps512_ps256(v), high))
+}
