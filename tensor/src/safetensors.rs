@@ -12,7 +12,6 @@ use half::{bf16, f16};
 use safetensors::tensor::{Dtype as StDtype, TensorView};
 use safetensors::SafeTensors;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 /// Named tensors, sorted by name.
@@ -160,28 +159,9 @@ pub fn save<'a, S: AsRef<str>>(
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temp file in the same folder, fsync and rename, then
-/// fsyncs the folder so the rename itself is durable.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io { path: path.into(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            d.sync_all().ok(); // directories cannot be fsynced on every platform
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        std::fs::remove_file(&tmp).ok();
-    }
-    result.map_err(io)
-}
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename): [`crate::atomic::write_file`],
+/// kept under this name for the callers that save checkpoint files.
+pub use crate::atomic::write_file as write_atomic;
 
 /// Element type helpers used by tests and loaders that want a specific dtype.
 pub fn f16_from_f32(values: &[f32]) -> Vec<f16> {
