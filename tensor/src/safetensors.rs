@@ -39,7 +39,10 @@ pub use crate::safetensors_stream::{read_header, Header, HeaderEntry};
 /// Parses safetensors `bytes`; `path` is only used in error messages.
 pub fn load_from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(TensorMap, HashMap<String, String>)> {
     let bad = |e: safetensors::SafeTensorError| Error::Safetensors { path: path.into(), message: e.to_string() };
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let header_json = &bytes[8..8 + header_len]; // read_metadata checked that it is there
+    crate::safetensors_stream::check_unique_keys(header_json)
+        .map_err(|message| Error::Safetensors { path: path.into(), message })?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let file = SafeTensors::deserialize(bytes).map_err(bad)?;
     let mut tensors = TensorMap::new();
