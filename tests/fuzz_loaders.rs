@@ -147,7 +147,11 @@ fn safetensors_files_with(long: bool) {
     let seeds = [
         seed("a.safetensors", &fixture("tiny_gpt2/model.safetensors"), Kind::Safetensors),
         seed("a.safetensors", &fixture("lora_gpt2/adapter_model.safetensors"), Kind::Safetensors),
-        seed("a.safetensors", &fixture("llama/mistral_bf16_shards/model-00004-of-00004.safetensors"), Kind::Safetensors),
+        seed(
+            "a.safetensors",
+            &fixture("llama/mistral_bf16_shards/model-00004-of-00004.safetensors"),
+            Kind::Safetensors,
+        ),
     ];
     fuzz("safetensors", (600, long), &dir, &seeds[1..2], &|d| {
         let _ = safetensors::load(d.join("a.safetensors"), &Device::Cpu);
@@ -219,7 +223,8 @@ fn chat_templates_with(long: bool) {
         seed("chat_template.jinja", &fixture("chat/qwen2/chat_template.jinja"), Kind::Bytes),
         seed("tokenizer_config.json", &fixture("chat/qwen2/tokenizer_config.json"), Kind::Json),
     ];
-    let messages = [Message::new("system", "Be brief."), Message::new("user", "Hi"), Message::new("assistant", "Hello")];
+    let messages =
+        [Message::new("system", "Be brief."), Message::new("user", "Hi"), Message::new("assistant", "Hello")];
     fuzz("chat templates", (400, long), &dir, &seeds, &|d| {
         if let Ok(Some(template)) = ChatTemplate::from_dir(d) {
             let _ = template.render(&messages, true, None);
@@ -283,7 +288,11 @@ fn rag_indexes_with(long: bool) {
     for entry in std::fs::read_dir(&built).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         let kind = if name.ends_with(".safetensors") { Kind::Safetensors } else { Kind::Json };
-        seeds.push(Seed { file: Box::leak(name.clone().into_boxed_str()), bytes: std::fs::read(built.join(&name)).unwrap(), kind });
+        seeds.push(Seed {
+            file: Box::leak(name.clone().into_boxed_str()),
+            bytes: std::fs::read(built.join(&name)).unwrap(),
+            kind,
+        });
     }
     fuzz("RAG index", (400, long), &built, &seeds, &|d| {
         let _ = Index::open(d, &Device::Cpu);
@@ -301,8 +310,10 @@ fn training_checkpoints_with(long: bool) {
     let model = Gpt2::init(config, deltaw_tensor::Seed(0), &Device::Cpu);
     let eos = ByteCodec::EOS_ID;
     let records = deltaw_train::synthetic::Task::Copy.records_with(1, 0, 4, 3..=3);
-    let data = deltaw_train::synthetic::dataset(&records, &ByteCodec, &deltaw_train::synthetic::compact_template()).unwrap();
-    let cfg = TrainerConfig { max_steps: Some(1), batch_size: 2, save_every: Some(1), progress: false, ..Default::default() };
+    let data =
+        deltaw_train::synthetic::dataset(&records, &ByteCodec, &deltaw_train::synthetic::compact_template()).unwrap();
+    let cfg =
+        TrainerConfig { max_steps: Some(1), batch_size: 2, save_every: Some(1), progress: false, ..Default::default() };
     Trainer::new(&model, model.parameters(), cfg.clone(), &dir, (eos, eos)).unwrap().fit(&data, None).unwrap();
     let step = dir.join("checkpoints/step-000001");
     let seeds = [

@@ -67,12 +67,12 @@ pub fn edits() -> impl Strategy<Value = Vec<Edit>> {
     let node = 0..10_000usize;
     let raw = 0..REPLACEMENTS.len();
     let edit = prop_oneof![
-        frac.clone().prop_map(Edit::Truncate),
-        (frac.clone(), 0..8u8).prop_map(|(f, b)| Edit::FlipBit(f, b)),
-        (frac, 0..INSERTS.len()).prop_map(|(f, i)| Edit::Insert(f, i)),
+        1 => frac.clone().prop_map(Edit::Truncate),
+        1 => (frac.clone(), 0..8u8).prop_map(|(f, b)| Edit::FlipBit(f, b)),
+        1 => (frac, 0..INSERTS.len()).prop_map(|(f, i)| Edit::Insert(f, i)),
         4 => (node.clone(), raw.clone()).prop_map(|(n, r)| Edit::Replace(n, r)),
         2 => (node.clone(), raw).prop_map(|(n, r)| Edit::DuplicateKey(n, r)),
-        (node, prop_oneof![Just(40usize), Just(200), Just(20_000)]).prop_map(|(n, d)| Edit::Nest(n, d)),
+        1 => (node, prop_oneof![Just(40usize), Just(200), Just(20_000)]).prop_map(|(n, d)| Edit::Nest(n, d)),
     ];
     prop::collection::vec(edit, 1..=3)
 }

@@ -177,7 +177,8 @@ fn crafted_headers_are_errors_not_panics() {
         if expected.contains("twice") {
             let bytes = std::fs::read(&path).unwrap();
             let err = safetensors::load_from_bytes(&bytes, &path, &Device::Cpu).unwrap_err().to_string();
-            assert!(err.contains(expected), "load_from_bytes, {header}: {err}");
+            // The safetensors crate refuses a repeated field itself; a repeated tensor is ours.
+            assert!(err.contains(expected) || err.contains("duplicate field"), "load_from_bytes, {header}: {err}");
         }
     }
     std::fs::remove_dir_all(dir).ok();
