@@ -283,7 +283,7 @@ fn rag_indexes_with(long: bool) {
     let dir = scratch("rag");
     let model = EmbeddingModel::load(fixture("tiny_bert"), &Device::Cpu).unwrap();
     let built = dir.join("built");
-    build_index(&fixture("rag_docs"), &built, &model, &BuildOptions::default(), &mut |_, _| {}).unwrap();
+    build_index(fixture("rag_docs"), &built, &model, &BuildOptions::default(), &mut |_, _| {}).unwrap();
     let mut seeds = Vec::new();
     for entry in std::fs::read_dir(&built).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
