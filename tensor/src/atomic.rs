@@ -1,8 +1,8 @@
 //! Writing files and folders so that an interruption never leaves a half-written one.
 //!
-//! - [`write_file`]: a temp file beside the target, fsync, rename. A crash leaves the old
+//! - [`write_file`](crate::atomic::write_file): a temp file beside the target, fsync, rename. A crash leaves the old
 //!   file or the new one.
-//! - [`replace_dir`]: a whole folder (a model, an adapter, an index, a checkpoint) written into
+//! - [`replace_dir`](crate::atomic::replace_dir): a whole folder (a model, an adapter, an index, a checkpoint) written into
 //!   a temp folder beside the target, then swapped in. An error or a crash while writing
 //!   leaves the old folder as it was; the swap itself is two renames (old folder aside, new
 //!   one in), and a crash between them, a window of two system calls, leaves no folder at
