@@ -1,5 +1,7 @@
 //! Shared setup for the benchmarks and the comparison examples.
 
+#![forbid(unsafe_code)]
+
 pub mod generation;
 #[cfg(feature = "gpu")]
 pub mod gpu;

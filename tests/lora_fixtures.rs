@@ -185,13 +185,9 @@ fn bad_targets_and_mismatched_adapters_are_clear_errors() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The other direction, checked by Python PEFT: with `DELTAW_PEFT_EXPORT=DIR` set, writes an
-/// adapter trained-looking (random B) and our logits on a batch to DIR; then
-/// `python tests/fixtures/peft_check.py --base tests/fixtures/tiny_gpt2 --adapter DIR/adapter
-/// --expected DIR/logits.safetensors --key logits` loads it in PEFT and compares.
-#[test]
-fn export_an_adapter_for_peft_check() {
-    let Some(out) = std::env::var_os("DELTAW_PEFT_EXPORT").map(PathBuf::from) else { return };
+/// The adapter of the export checks: the tiny GPT-2 with LoRA on `c_attn` and `c_fc`
+/// (r = 4, alpha 16), A from `Seed(1)` and a trained-looking B (random, not zeros).
+fn exported_adapter() -> (Gpt2, Lora) {
     let mut model = Gpt2::from_dir(fixture_dir("tiny_gpt2"), &Device::Cpu).unwrap();
     let config = LoraConfig { r: 4, lora_alpha: 16.0, lora_dropout: 0.0, ..LoraConfig::new("gpt2") };
     let config = LoraConfig { target_modules: TargetModules::parse("c_attn,c_fc"), ..config };
@@ -201,10 +197,61 @@ fn export_an_adapter_for_peft_check() {
             .lora_b
             .set_value(Tensor::randn(m.adapter.lora_b.dims(), Seed(100 + i as u64), &Device::Cpu).mul_scalar(0.1));
     }
+    (model, lora)
+}
+
+/// The input of `fixtures/peft_export.py`: with `DELTAW_PEFT_EXPORT=DIR` set, writes
+/// [`exported_adapter`] and our logits on a batch to DIR. The script loads the adapter in
+/// PEFT, checks PEFT's logits against ours, and saves PEFT's own adapter of the same weights
+/// as `fixtures/peft_export/`, which the next test compares with.
+#[test]
+fn export_an_adapter_for_peft_check() {
+    let Some(out) = std::env::var_os("DELTAW_PEFT_EXPORT").map(PathBuf::from) else { return };
+    let (model, lora) = exported_adapter();
     lora.save_peft(out.join("adapter"), "tests/fixtures/tiny_gpt2", "gpt2").unwrap();
     let ids = Tensor::from_vec(vec![1i32, 17, 42, 99, 3, 64, 8, 23], (2, 4), &Device::Cpu).unwrap();
     let logits = model.forward(&ids, None).logits.value();
     safetensors::save([("input_ids", &ids), ("logits", &logits)], None, out.join("logits.safetensors")).unwrap();
+}
+
+/// The deltaw → PEFT direction in CI: the adapter saved here equals, file for file, the one
+/// PEFT's `save_pretrained` wrote from the same weights (`fixtures/peft_export/`, made by
+/// `fixtures/peft_export.py`): the same tensor keys, dtypes and shapes, values within 1e-6
+/// (both are the same f32 numbers, so in fact equal), and the same config fields: every field
+/// we write has PEFT's value, and every field PEFT writes that we leave out holds PEFT's
+/// default (so omitting it means the same to PEFT).
+#[test]
+fn an_adapter_saved_here_matches_what_peft_saves_for_the_same_weights() {
+    let (_, lora) = exported_adapter();
+    let dir = std::env::temp_dir().join(format!("deltaw-peft-export-{}", std::process::id()));
+    lora.save_peft(&dir, "tests/fixtures/tiny_gpt2", "gpt2").unwrap();
+    let peft_dir = fixture_dir("peft_export");
+    let file = "adapter_model.safetensors";
+    let ours = safetensors::load(dir.join(file), &Device::Cpu).unwrap();
+    let peft = safetensors::load(peft_dir.join(file), &Device::Cpu).unwrap();
+    assert_eq!(ours.keys().collect::<Vec<_>>(), peft.keys().collect::<Vec<_>>(), "tensor keys");
+    for (key, want) in &peft {
+        let got = &ours[key];
+        assert_eq!((got.dtype(), got.dims()), (want.dtype(), want.dims()), "{key}: dtype and shape");
+        check(key, got, want, Tol { name: "EXPORT", abs: 1e-6, rel: 0.0 });
+    }
+    let read = |d: &PathBuf| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(d.join("adapter_config.json")).unwrap()).unwrap()
+    };
+    let (ours, peft) = (read(&dir), read(&peft_dir));
+    for (field, value) in &ours {
+        assert_eq!(Some(value), peft.get(field), "adapter_config.json field {field}: ours vs PEFT's");
+    }
+    // PEFT 0.21.2's defaults for the fields it writes and we do not.
+    let defaults = serde_json::json!({
+        "megatron_core": "megatron.core", "qalora_group_size": 16, "ensure_weight_tying": false,
+        "lora_bias": false, "use_qalora": false, "loftq_config": {},
+    });
+    for (field, value) in peft.iter().filter(|(f, _)| !ours.contains_key(*f) && *f != "peft_version") {
+        let default = defaults.get(field).cloned().unwrap_or(serde_json::Value::Null);
+        assert_eq!(value, &default, "PEFT wrote {field} = {value}, which we leave out (meaning {default})");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// An adapter whose second layer does not fit fails to load and leaves the model unchanged:

@@ -145,7 +145,7 @@ fn crafted_headers_are_errors_not_panics() {
     let dir = temp_dir("crafted");
     let path = dir.join("c.safetensors");
     let huge = 1u64 << 32;
-    let cases: [(String, usize, &str); 6] = [
+    let cases: [(String, usize, &str); 8] = [
         (format!(r#"{{"w":{{"dtype":"F32","shape":[{huge},{huge}],"data_offsets":[0,0]}}}}"#), 0, "overflows"),
         (format!(r#"{{"w":{{"dtype":"F32","shape":[1],"data_offsets":[0,{}]}}}}"#, u64::MAX - 4), 4, "exceed"),
         (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#.into(), 8, "not contiguous"),
@@ -157,6 +157,14 @@ fn crafted_headers_are_errors_not_panics() {
         ),
         (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#.into(), 12, "unclaimed"),
         (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}"#.into(), 8, "exceed"),
+        // The same tensor twice, each entry valid alone: parsers differ on which one wins.
+        (
+            r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#
+                .into(),
+            4,
+            "\"w\" appears twice",
+        ),
+        (r#"{"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}}"#.into(), 4, "\"dtype\" appears twice"),
     ];
     for (header, data_len, expected) in cases {
         std::fs::write(&path, raw_file(&header, &vec![0u8; data_len])).unwrap();
@@ -166,6 +174,12 @@ fn crafted_headers_are_errors_not_panics() {
         let header_only = std::panic::catch_unwind(|| safetensors::read_header(&path));
         let err = header_only.unwrap_or_else(|_| panic!("read_header panicked on {header}")).unwrap_err();
         assert!(err.to_string().contains(expected), "{header}: {err}");
+        if expected.contains("twice") {
+            let bytes = std::fs::read(&path).unwrap();
+            let err = safetensors::load_from_bytes(&bytes, &path, &Device::Cpu).unwrap_err().to_string();
+            // The safetensors crate refuses a repeated field itself; a repeated tensor is ours.
+            assert!(err.contains(expected) || err.contains("duplicate field"), "load_from_bytes, {header}: {err}");
+        }
     }
     std::fs::remove_dir_all(dir).ok();
 }

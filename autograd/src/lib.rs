@@ -30,6 +30,8 @@
 //! - [`Var::graph`] exports the graph to DOT or JSON with the bytes each node saves for
 //!   backward and a ledger of what a step holds.
 
+#![forbid(unsafe_code)]
+
 mod backward;
 mod dropout;
 mod error;

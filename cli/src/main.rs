@@ -1,6 +1,8 @@
 //! `deltaw`, the command line: parses the arguments and hands each subcommand to its file in
 //! `commands/`. Every failure is one line on stderr, `error: <message>`, and exit code 1.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 
 use clap::{Parser, Subcommand};

@@ -178,3 +178,32 @@ fn sft_refuses_an_eos_id_outside_the_model_vocabulary() {
     }
     std::fs::remove_dir_all(&model).ok();
 }
+
+#[test]
+fn merge_refuses_a_base_model_with_vocab_size_zero() {
+    // The tiny GPT-2 with `vocab_size: 0`: merge used to reach `% vocab` in its probe ids.
+    let model = support::scratch("merge-vocab0");
+    let base = PathBuf::from(fixture("tiny_gpt2"));
+    for entry in std::fs::read_dir(&base).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("config.json")).unwrap()).unwrap();
+    config["vocab_size"] = 0.into();
+    std::fs::write(model.join("config.json"), config.to_string()).unwrap();
+    let out = fresh_path("merge-vocab0-out");
+    let result = deltaw(&[
+        "merge",
+        "--model",
+        &model.display().to_string(),
+        "--adapter",
+        &fixture("lora_gpt2"),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    fails_with(&result, &["vocab_size"]);
+    assert!(!out.join("model.safetensors").exists(), "nothing is written for a refused merge");
+    std::fs::remove_dir_all(model).ok();
+    std::fs::remove_dir_all(out).ok();
+}

@@ -7,7 +7,7 @@ use crate::config::LoraConfig;
 use crate::error::{Error, Result};
 use crate::layer::LoraAdapter;
 use crate::model::Lora;
-use deltaw_tensor::{safetensors, DType, Device, Tensor};
+use deltaw_tensor::{atomic, safetensors, DType, Device, Tensor};
 use deltaw_transformer::Model;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -18,19 +18,25 @@ pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 
 impl Lora {
-    /// Writes `dir/adapter_config.json` and `dir/adapter_model.safetensors` as PEFT does
-    /// (each atomically: temp file, fsync, rename). `base_model` goes to
-    /// `base_model_name_or_path`; `model_type` picks PEFT's task type (`CAUSAL_LM` for the decoders: GPT-2 and the Llama family).
+    /// Writes `dir/adapter_config.json` and `dir/adapter_model.safetensors` as PEFT does.
+    /// The folder is written atomically ([`deltaw_tensor::atomic::replace_dir`]): an
+    /// interrupted save leaves the old adapter or the new one, never a mix; other files in
+    /// `dir` (a README) are kept. `base_model` goes to `base_model_name_or_path`;
+    /// `model_type` picks PEFT's task type (`CAUSAL_LM` for the decoders: GPT-2 and the
+    /// Llama family).
     pub fn save_peft(&self, dir: impl AsRef<Path>, base_model: &str, model_type: &str) -> Result<()> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
         let state = self.state();
-        safetensors::save(state.iter().map(|(k, t)| (k.as_str(), t)), None, dir.join(WEIGHTS_FILE))?;
         let config =
             peft_config_json(&self.config, base_model, model_type, self.modules.iter().any(|m| m.fan_in_fan_out));
         let text = serde_json::to_string_pretty(&config).expect("a JSON value serialises");
-        safetensors::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
-        Ok(())
+        atomic::replace_dir(
+            dir.as_ref(),
+            |_| true,
+            |tmp| -> Result<()> {
+                safetensors::save(state.iter().map(|(k, t)| (k.as_str(), t)), None, tmp.join(WEIGHTS_FILE))?;
+                Ok(atomic::write_file(&tmp.join(CONFIG_FILE), text.as_bytes())?)
+            },
+        )
     }
 
     /// Loads a PEFT adapter folder into `model` (freezing the base), ready to run, train on,

@@ -9,7 +9,7 @@ use crate::chunk::{chunk_text, embedding_texts, ChunkOptions, TextChunk};
 use crate::docs::{decode, find_docs, read_bytes};
 use crate::model::{EmbeddingModel, ModelIdentity};
 use crate::{fnv1a64, hash_string, RagError, Result};
-use deltaw_tensor::{safetensors, DType, Device, Tensor};
+use deltaw_tensor::{atomic, safetensors, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -343,24 +343,26 @@ fn absolute(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Writes the three files atomically, `index.json` last.
+/// Writes the index folder atomically ([`atomic::replace_dir`]): the three files go into a
+/// temp folder beside it, `index.json` last, which then replaces the old folder. An
+/// interrupted update leaves the old index, never embeddings of one build beside chunks of
+/// another. Other files in the folder are kept.
 pub fn write_index(index: &Index) -> Result<()> {
-    let dir = &index.dir;
-    std::fs::create_dir_all(dir).map_err(|source| RagError::Io { path: dir.clone(), source })?;
     let metadata = HashMap::from([
         ("format".to_string(), "deltaw-rag".to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
     ]);
-    let path = dir.join(EMBEDDINGS_FILE);
-    safetensors::save([(EMBEDDINGS_TENSOR, &index.embeddings)], Some(metadata), &path)
-        .map_err(deltaw_transformer::Error::from)?;
-    write_json(&dir.join(CHUNKS_FILE), &index.chunks)?;
-    write_json(&dir.join(INDEX_FILE), &index.meta)
+    let fill = |tmp: &Path| -> std::result::Result<(), deltaw_tensor::Error> {
+        safetensors::save([(EMBEDDINGS_TENSOR, &index.embeddings)], Some(metadata), tmp.join(EMBEDDINGS_FILE))?;
+        write_json(&tmp.join(CHUNKS_FILE), &index.chunks)?;
+        write_json(&tmp.join(INDEX_FILE), &index.meta)
+    };
+    atomic::replace_dir(&index.dir, |_| true, fill).map_err(|e| RagError::Model(e.into()))
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+fn write_json<T: Serialize>(path: &Path, value: &T) -> std::result::Result<(), deltaw_tensor::Error> {
     let bytes = serde_json::to_vec_pretty(value).expect("index metadata serialises");
-    safetensors::write_atomic(path, &bytes).map_err(|e| RagError::Model(e.into()))
+    atomic::write_file(path, &bytes)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

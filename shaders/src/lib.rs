@@ -15,6 +15,8 @@
 //! assert!(!k.needs_f16());
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod params;
 
 /// One compute entry point of one WGSL file. Each op family's backward sits beside its

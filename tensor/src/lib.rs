@@ -36,6 +36,7 @@
 
 /// The raw CPU kernels over host slices. Not part of the API: public (and hidden from the
 /// docs) only for the crate's benches, examples and kernel tests; use [`Tensor`]'s ops.
+pub mod atomic;
 #[doc(hidden)]
 pub mod cpu;
 mod device;

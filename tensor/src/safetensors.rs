@@ -12,7 +12,6 @@ use half::{bf16, f16};
 use safetensors::tensor::{Dtype as StDtype, TensorView};
 use safetensors::SafeTensors;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 /// Named tensors, sorted by name.
@@ -40,7 +39,10 @@ pub use crate::safetensors_stream::{read_header, Header, HeaderEntry};
 /// Parses safetensors `bytes`; `path` is only used in error messages.
 pub fn load_from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<(TensorMap, HashMap<String, String>)> {
     let bad = |e: safetensors::SafeTensorError| Error::Safetensors { path: path.into(), message: e.to_string() };
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let header_json = &bytes[8..8 + header_len]; // read_metadata checked that it is there
+    crate::safetensors_stream::check_unique_keys(header_json)
+        .map_err(|message| Error::Safetensors { path: path.into(), message })?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let file = SafeTensors::deserialize(bytes).map_err(bad)?;
     let mut tensors = TensorMap::new();
@@ -160,28 +162,9 @@ pub fn save<'a, S: AsRef<str>>(
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temp file in the same folder, fsync and rename, then
-/// fsyncs the folder so the rename itself is durable.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io { path: path.into(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            d.sync_all().ok(); // directories cannot be fsynced on every platform
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        std::fs::remove_file(&tmp).ok();
-    }
-    result.map_err(io)
-}
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename): [`crate::atomic::write_file`],
+/// kept under this name for the callers that save checkpoint files.
+pub use crate::atomic::write_file as write_atomic;
 
 /// Element type helpers used by tests and loaders that want a specific dtype.
 pub fn f16_from_f32(values: &[f32]) -> Vec<f16> {

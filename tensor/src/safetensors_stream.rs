@@ -71,6 +71,7 @@ fn read_header_from(file: &mut File, path: &Path) -> Result<Header> {
     }
     let mut header = vec![0u8; header_len as usize];
     file.read_exact(&mut header).map_err(io)?;
+    check_unique_keys(&header).map_err(bad)?;
     let header: Value = serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
     let (mut tensors, metadata) = parse_header(&header).map_err(bad)?;
     let data_start = 8 + header_len;
@@ -195,4 +196,65 @@ fn read_direct<T: bytemuck::Pod + bytemuck::Zeroable>(file: &mut File, n: usize)
         }
     }
     Ok(values)
+}
+
+/// Refuses JSON in which an object names a key twice. JSON parsers disagree on which value
+/// wins (serde_json and Python keep the last, others the first), so a header with a repeated
+/// tensor name or field could mean one thing here and another elsewhere.
+pub(crate) fn check_unique_keys(json: &[u8]) -> std::result::Result<(), String> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    UniqueKeys::deserialize(&mut de).map_err(|e| format!("header is not valid: {e}"))?;
+    de.end().map_err(|e| format!("header is not JSON: {e}"))
+}
+
+/// Deserialises any JSON, failing on a repeated key in any object (see [`check_unique_keys`]).
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<UniqueKeys>()?;
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("key \"{key}\" appears twice")));
+            }
+        }
+        Ok(UniqueKeys)
+    }
 }

@@ -1,6 +1,8 @@
 //! Shared helpers for deltaw's integration tests: named tolerances, `assert_close` with a
 //! useful failure report, and access to the PyTorch fixture files in `tests/fixtures/`.
 
+#![forbid(unsafe_code)]
+
 use deltaw_tensor::{safetensors, Device, Tensor};
 use serde_json::Value;
 use std::collections::HashMap;

@@ -28,6 +28,8 @@
 //! # Ok::<(), deltaw_train::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod data;
 mod error;
 pub mod synthetic;

@@ -2,10 +2,10 @@
 //! `model.safetensors` under the key names transformers writes, so a fine-tuned or merged model
 //! loads again here, in transformers and in sentence-transformers.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Model;
 use crate::module::named_parameters;
-use deltaw_tensor::{safetensors, Tensor};
+use deltaw_tensor::{atomic, safetensors, Tensor};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,16 +22,12 @@ pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
 ///
 /// Up to `max_shard_bytes` of tensors go in one `model.safetensors`; above it, in shards
 /// `model-0000i-of-0000n.safetensors` filled in key order, plus `model.safetensors.index.json`
-/// (`metadata.total_size`, `weight_map`), as `save_pretrained` writes them. Every file is
-/// written atomically, and weight files of the other layout left by an earlier save are
-/// removed afterwards so loaders see one checkpoint.
-pub(crate) fn save_folder<M: Model + ?Sized>(
-    model: &M,
-    dir: &Path,
-    mut config: Value,
-    max_shard_bytes: u64,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+/// (`metadata.total_size`, `weight_map`), as `save_pretrained` writes them. The folder is
+/// written atomically ([`atomic::replace_dir`]): an interrupted save leaves the old folder or
+/// the complete new one. Files of the old folder that are not weights or `config.json` (a
+/// tokenizer, a README) are kept; weight files of an earlier save are not, so loaders see
+/// one checkpoint.
+pub(crate) fn save_folder<M: Model + ?Sized>(model: &M, dir: &Path, config: Value, max_shard_bytes: u64) -> Result<()> {
     let prefix = match model.key_prefix() {
         "" => String::new(),
         p => format!("{p}."),
@@ -39,10 +35,15 @@ pub(crate) fn save_folder<M: Model + ?Sized>(
     let mut named: Vec<(String, Tensor)> =
         named_parameters(model).into_iter().map(|(name, p)| (format!("{prefix}{name}"), p.value())).collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    let shards = split_shards(&named, max_shard_bytes);
+    let keep = |name: &str| name != "config.json" && !is_weight_file(name);
+    atomic::replace_dir(dir, keep, |tmp| write_folder(&named, tmp, config, max_shard_bytes))
+}
+
+/// The files of [`save_folder`], written into the fresh folder `dir`.
+fn write_folder(named: &[(String, Tensor)], dir: &Path, mut config: Value, max_shard_bytes: u64) -> Result<()> {
+    let shards = split_shards(named, max_shard_bytes);
     if shards.len() == 1 {
-        write_shard(&named, &dir.join("model.safetensors"))?;
-        remove_stale(dir, true)?;
+        write_shard(named, &dir.join("model.safetensors"))?;
     } else {
         let n = shards.len();
         let mut weight_map = serde_json::Map::new();
@@ -54,11 +55,10 @@ pub(crate) fn save_folder<M: Model + ?Sized>(
         let total: u64 = named.iter().map(|(_, t)| tensor_bytes(t)).sum();
         let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
         let text = serde_json::to_string_pretty(&index).expect("JSON") + "\n";
-        safetensors::write_atomic(&dir.join("model.safetensors.index.json"), text.as_bytes())?;
-        remove_stale(dir, false)?;
+        atomic::write_file(&dir.join("model.safetensors.index.json"), text.as_bytes())?;
     }
     if let Value::Object(map) = &mut config {
-        let dtype = storage_dtype_name(&named);
+        let dtype = storage_dtype_name(named);
         for key in ["dtype", "torch_dtype"] {
             if map.contains_key(key) {
                 map.insert(key.into(), Value::String(dtype.into()));
@@ -66,7 +66,7 @@ pub(crate) fn save_folder<M: Model + ?Sized>(
         }
     }
     let text = serde_json::to_string_pretty(&config).expect("a JSON value serializes") + "\n";
-    safetensors::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+    atomic::write_file(&dir.join("config.json"), text.as_bytes())?;
     Ok(())
 }
 
@@ -98,20 +98,11 @@ fn write_shard(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes the weight files of the layout not just written: the shards and index after a
-/// single-file save (`single`), `model.safetensors` after a sharded one.
-fn remove_stale(dir: &Path, single: bool) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_shard = name == "model.safetensors.index.json"
-            || (name.starts_with("model-") && name.contains("-of-") && name.ends_with(".safetensors"));
-        let stale = if single { is_shard } else { name == "model.safetensors" };
-        if stale {
-            std::fs::remove_file(entry.path()).map_err(|source| Error::Io { path: entry.path(), source })?;
-        }
-    }
-    Ok(())
+/// A weights file of either layout: `model.safetensors`, a shard, or the shard index.
+fn is_weight_file(name: &str) -> bool {
+    name == "model.safetensors"
+        || name == "model.safetensors.index.json"
+        || (name.starts_with("model-") && name.contains("-of-") && name.ends_with(".safetensors"))
 }
 
 /// What `config.json`'s `dtype` should say: the floating dtype every weight shares, else
@@ -199,5 +190,36 @@ mod tests {
         let err = model.save_dir(&blocker).unwrap_err().to_string();
         assert!(err.contains(&blocker.display().to_string()), "{err}");
         std::fs::remove_file(blocker).ok();
+    }
+
+    #[test]
+    fn an_interrupted_save_leaves_the_old_folder_loading() {
+        // A first save, a README beside it, then a save that fails halfway through writing
+        // (new weights written, config not): the folder still loads as the first model.
+        let dst = temp_dir("interrupted");
+        let model = Gpt2::from_dir(fixture("tiny_gpt2"), &Device::Cpu).unwrap();
+        model.save_dir(&dst).unwrap();
+        std::fs::write(dst.join("README.md"), "kept").unwrap();
+        let before = std::fs::read(dst.join("model.safetensors")).unwrap();
+        let result = deltaw_tensor::atomic::replace_dir(
+            &dst,
+            |_| true,
+            |tmp| -> crate::Result<()> {
+                std::fs::write(tmp.join("model.safetensors"), &before[..before.len() / 2]).unwrap();
+                Err(crate::Error::Tensor(deltaw_tensor::Error::Io {
+                    path: tmp.into(),
+                    source: std::io::Error::other("simulated crash"),
+                }))
+            },
+        );
+        assert!(result.is_err());
+        assert_eq!(std::fs::read(dst.join("model.safetensors")).unwrap(), before);
+        assert!(Gpt2::from_dir(&dst, &Device::Cpu).is_ok(), "the old folder still loads");
+        // A real re-save replaces the weights and keeps the README.
+        model.save_dir_sharded(&dst, 20_000).unwrap();
+        assert!(!dst.join("model.safetensors").exists(), "the single file of the old layout is gone");
+        assert_eq!(std::fs::read_to_string(dst.join("README.md")).unwrap(), "kept");
+        assert!(Gpt2::from_dir(&dst, &Device::Cpu).is_ok());
+        std::fs::remove_dir_all(dst).ok();
     }
 }

@@ -47,8 +47,17 @@ impl Tokenizer {
             let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
             return Err(Error::Io { path, source });
         }
-        let inner = tokenizers::Tokenizer::from_file(&path)
-            .map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        // The tokenizers crate panics on some malformed files (an `expect` in its decoder
+        // deserialiser, found by `tests/fuzz_loaders.rs`): a bad file is an error here, not a
+        // crash, so its parser runs behind `catch_unwind` (it holds no state of ours).
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(&path)).map_err(|panic| {
+            let what =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            let message =
+                format!("not a valid tokenizer (the tokenizers library panicked: {})", what.unwrap_or_default());
+            Error::Config { path: path.clone(), message }
+        })?;
+        let inner = parsed.map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
         Ok(Tokenizer { inner, path, config: TokenizerConfig::default() })
     }
 

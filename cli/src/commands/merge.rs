@@ -26,8 +26,13 @@ pub struct MergeArgs {
     pub overwrite: bool,
 }
 
-/// A fixed probe batch `(1, T)`: ids spread over the vocabulary.
+/// A fixed probe batch `(1, T)`: ids spread over the vocabulary. The config loaders refuse a
+/// zero vocabulary or context already; checked again here because the ids are taken modulo
+/// `vocab`, and a model type that skipped that check must not divide by zero.
 fn probe_ids(vocab: usize, positions: usize, dev: &Device) -> Result<Tensor> {
+    if vocab == 0 || positions == 0 {
+        bail!("the model has vocab_size {vocab} and {positions} positions: nothing to probe the merge with");
+    }
     let t = positions.min(16);
     let ids: Vec<i32> = (0..t).map(|i| ((i * 7919 + 13) % vocab) as i32).collect();
     Ok(Tensor::from_vec(ids, (1, t), dev)?)
@@ -41,13 +46,16 @@ pub fn run(args: &MergeArgs, device: &Device, out: &mut impl Write) -> Result<()
     if args.out == args.model {
         bail!("--out must differ from --model: merging never writes over the base model");
     }
-    outdir::prepare(&args.out, args.overwrite, false)?;
+    // Only checked here: an existing merged model stays whole until the new one replaces it.
+    outdir::check(&args.out, args.overwrite, false)?;
     let mut model = load_model(&args.model, device)?;
     let mut lora = Lora::load_peft(model.as_mut(), &args.adapter, device)?;
     let ids = probe_ids(model.vocab_size(), model.max_positions(), device)?;
     let report = lora.merge_checked(model.as_mut(), |m| m.output(&ids, None).value());
-    model.save_dir(&args.out)?;
-    outdir::copy_tokenizer_files(&args.model, &args.out)?;
+    outdir::write_folder(&args.out, |tmp| {
+        model.save_dir(tmp)?;
+        outdir::copy_tokenizer_files(&args.model, tmp)
+    })?;
     writeln!(out, "{report}")?;
     if report.dtype != DType::F32 {
         writeln!(out, "(weights stored as {:?}: the error above is that dtype's rounding)", report.dtype)?;

@@ -26,9 +26,8 @@ const OURS: &[&str] = &[
     "generation_config.json",
 ];
 
-/// Makes `dir` ready for a fresh run: creates it, or, when it has contents, refuses unless
-/// `overwrite` (which deletes deltaw's own outputs in it) or `resume` (which keeps them).
-pub fn prepare(dir: &Path, overwrite: bool, resume: bool) -> Result<()> {
+/// Refuses a `dir` with contents unless `overwrite` or `resume`; returns whether it has any.
+pub fn check(dir: &Path, overwrite: bool, resume: bool) -> Result<bool> {
     let has_contents = dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false);
     if has_contents && !overwrite && !resume {
         bail!(
@@ -37,6 +36,23 @@ pub fn prepare(dir: &Path, overwrite: bool, resume: bool) -> Result<()> {
             dir.display()
         );
     }
+    Ok(has_contents)
+}
+
+/// Writes the model or adapter folder `dir` atomically (`deltaw_tensor::atomic::replace_dir`):
+/// `fill` writes into a temp folder beside it, which then replaces `dir`, so an interrupted
+/// command leaves the old folder or the complete new one. Files of the old folder that
+/// deltaw did not write (see [`OURS`]; any `.safetensors`) are kept.
+pub fn write_folder(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let foreign =
+        |name: &str| !OURS.contains(&name) && !name.ends_with(".safetensors") && !name.ends_with(".index.json");
+    deltaw_tensor::atomic::replace_dir(dir, foreign, fill)
+}
+
+/// Makes `dir` ready for a fresh run: creates it, or, when it has contents, refuses unless
+/// `overwrite` (which deletes deltaw's own outputs in it) or `resume` (which keeps them).
+pub fn prepare(dir: &Path, overwrite: bool, resume: bool) -> Result<()> {
+    let has_contents = check(dir, overwrite, resume)?;
     if has_contents && overwrite {
         for name in OURS {
             let path = dir.join(name);

@@ -213,8 +213,10 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
         }
         None => {
             let dir = args.run.out.join("model");
-            model.save_dir(&dir)?;
-            outdir::copy_tokenizer_files(&args.model, &dir)?;
+            outdir::write_folder(&dir, |tmp| {
+                model.save_dir(tmp)?;
+                outdir::copy_tokenizer_files(&args.model, tmp)
+            })?;
             dir
         }
     };

@@ -98,8 +98,10 @@ pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()
         return Ok(());
     }
     let dir = args.run.out.join("model");
-    model.save_dir(&dir)?;
-    describe_tokens(args, &dir)?;
+    outdir::write_folder(&dir, |tmp| {
+        model.save_dir(tmp)?;
+        describe_tokens(args, tmp)
+    })?;
     writeln!(out, "wrote {}", dir.display())?;
     Ok(())
 }

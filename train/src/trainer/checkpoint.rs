@@ -9,15 +9,16 @@
 //! functions of `(seed, step)`, so restoring the parameters and the optimizer restores the
 //! run, and its losses continue bit for bit.
 //!
-//! Writing is crash-safe: the folder is written as `step-000120.tmp`, each file through a temp
-//! file + fsync + rename, the folder renamed into place, and only then `checkpoints/latest`
+//! Writing is crash-safe: the folder is written into a temp folder beside it
+//! (`deltaw_tensor::atomic::replace_dir`), each file through a temp file + fsync + rename,
+//! the folder renamed into place, and only then `checkpoints/latest`
 //! (atomically rewritten) points at it. A crash at any moment leaves `latest` naming a
 //! complete checkpoint. The two newest checkpoints are kept.
 
 use super::config::TrainerConfig;
 use crate::error::{Error, Result};
 use deltaw_autograd::{AdamW, Var};
-use deltaw_tensor::{safetensors, Device, Tensor};
+use deltaw_tensor::{atomic, safetensors, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,11 +44,7 @@ fn name_of(p: &Var) -> &str {
 pub(crate) fn save(root: &Path, step: usize, params: &[Var], opt: &AdamW, config: &TrainerConfig) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(io(root))?;
     let name = format!("step-{step:06}");
-    let (tmp, dir) = (root.join(format!("{name}.tmp")), root.join(&name));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let dir = root.join(&name);
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     let mut adam_steps = BTreeMap::new();
     for p in params {
@@ -58,31 +55,34 @@ pub(crate) fn save(root: &Path, step: usize, params: &[Var], opt: &AdamW, config
             tensors.push((format!("adam_v.{}", name_of(p)), v));
         }
     }
-    safetensors::save(tensors.iter().map(|(k, t)| (k.as_str(), t)), None, tmp.join("trainable.safetensors"))?;
     let state = State { step, adam_steps, config: config.clone() };
     let json = serde_json::to_string_pretty(&state).expect("state serialises");
-    safetensors::write_atomic(&tmp.join("state.json"), json.as_bytes())?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
-    }
-    std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
-    safetensors::write_atomic(&root.join("latest"), name.as_bytes())?;
+    atomic::replace_dir(
+        &dir,
+        |_| false,
+        |tmp| -> Result<()> {
+            safetensors::save(tensors.iter().map(|(k, t)| (k.as_str(), t)), None, tmp.join("trainable.safetensors"))?;
+            Ok(atomic::write_file(&tmp.join("state.json"), json.as_bytes())?)
+        },
+    )?;
+    atomic::write_file(&root.join("latest"), name.as_bytes())?;
     prune(root, &name);
     Ok(dir)
 }
 
-/// Removes all but the newest `KEEP` checkpoints (never `latest`'s), and stale `.tmp` folders.
+/// Removes all but the newest `KEEP` checkpoints (never `latest`'s), and the temp folders an
+/// interrupted save left (`.step-….tmp-<pid>`, `.step-….old-<pid>`).
 fn prune(root: &Path, latest: &str) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("step-"))
+        .filter(|n| n.starts_with("step-") || n.starts_with(".step-"))
         .collect();
     names.sort();
-    let complete: Vec<&String> = names.iter().filter(|n| !n.ends_with(".tmp")).collect();
+    let complete: Vec<&String> = names.iter().filter(|n| n.starts_with("step-")).collect();
     let old = complete.len().saturating_sub(KEEP);
-    for n in complete.into_iter().take(old).chain(names.iter().filter(|n| n.ends_with(".tmp"))) {
+    for n in complete.into_iter().take(old).chain(names.iter().filter(|n| n.starts_with(".step-"))) {
         if n != latest {
             std::fs::remove_dir_all(root.join(n)).ok();
         }

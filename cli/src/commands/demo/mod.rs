@@ -241,8 +241,13 @@ fn probe(set: &SftDataset, device: &Device) -> Result<impl Fn(&(dyn CausalLm + '
 /// Saves `model` to `dir` with the byte codec's `tokenizer.json` (so `deltaw generate` runs it)
 /// and a README saying in words how text becomes ids.
 fn save_model(model: &dyn CausalLm, dir: &Path, what: &str) -> Result<()> {
-    model.save_dir(dir)?;
-    ByteCodec::save_files(dir)?;
+    outdir::write_folder(dir, |tmp| write_model_files(model, dir, tmp, what))
+}
+
+/// [`save_model`]'s files, written into `tmp` (the README names the final folder `dir`).
+fn write_model_files(model: &dyn CausalLm, dir: &Path, tmp: &Path, what: &str) -> Result<()> {
+    model.save_dir(tmp)?;
+    ByteCodec::save_files(tmp)?;
     let (prompt, answer) = FINETUNE.record_with(0, 0, WORD_LEN..=WORD_LEN);
     let prompt = format!("{prompt}="); // the compact template's
     let readme = format!(
@@ -254,7 +259,7 @@ fn save_model(model: &dyn CausalLm, dir: &Path, what: &str) -> Result<()> {
         model.model_type(),
         dir.display(),
     );
-    deltaw_tensor::safetensors::write_atomic(&dir.join("README.md"), readme.as_bytes())?;
+    deltaw_tensor::safetensors::write_atomic(&tmp.join("README.md"), readme.as_bytes())?;
     Ok(())
 }
 

@@ -1,6 +1,8 @@
-//! Which micro-kernel runs: detected once from the CPU, overridable with `DELTAW_GEMM_KERNEL`.
+//! Which micro-kernel runs: that of the SIMD level (`DELTAW_SIMD`, see `cpu/simd.rs`), or the
+//! one `DELTAW_GEMM_KERNEL` names.
 
 use super::{MatRef, Widen};
+use crate::cpu::simd::{simd_level, SimdLevel};
 use half::{bf16, f16};
 use std::any::Any;
 use std::sync::OnceLock;
@@ -67,18 +69,33 @@ pub(crate) struct Kernel {
     pub pack_b: PackB,
 }
 
-/// The kernel `sgemm` uses: `DELTAW_GEMM_KERNEL` if set and supported, else the fastest.
+/// The kernel `sgemm` uses: `DELTAW_GEMM_KERNEL` if set and supported, else the one of the
+/// SIMD level ([`simd_level`]: `DELTAW_SIMD` or the widest the CPU has).
 pub(crate) fn selected() -> &'static Kernel {
     static SELECTED: OnceLock<Kernel> = OnceLock::new();
     SELECTED.get_or_init(|| {
         let all = available();
+        let of_level = for_level(&all, simd_level());
         let wanted = std::env::var("DELTAW_GEMM_KERNEL").ok();
         let forced = wanted.as_deref().and_then(|w| all.iter().find(|k| k.name.starts_with(w)));
         if let (Some(w), None) = (&wanted, forced) {
-            eprintln!("deltaw: DELTAW_GEMM_KERNEL={w} is not supported here; using {}", all[0].name);
+            eprintln!("deltaw: DELTAW_GEMM_KERNEL={w} is not supported here; using {}", of_level.name);
         }
-        *forced.unwrap_or(&all[0])
+        *forced.unwrap_or(of_level)
     })
+}
+
+/// The kernel of a SIMD level among `all` (from [`available`], which holds one per level the
+/// CPU supports, so the portable fallback is only for a level without a kernel).
+pub(crate) fn for_level(all: &[Kernel], level: SimdLevel) -> &Kernel {
+    let prefix = match level {
+        SimdLevel::Avx512 => "avx512f",
+        SimdLevel::Avx2 => "avx2",
+        SimdLevel::Neon => "neon",
+        SimdLevel::Portable => "portable",
+    };
+    let portable = all.last().expect("the portable kernel is always available");
+    all.iter().find(|k| k.name.starts_with(prefix)).unwrap_or(portable)
 }
 
 /// Every kernel this CPU can run, fastest first; the portable one is always last.

@@ -86,8 +86,9 @@ impl<T: Widen> MatRef<'_, T> {
 /// copy of B, which is never made.
 ///
 /// Without `accumulate`, C is only written, never read, so it may hold garbage (even NaN).
-/// The micro-kernel is chosen once per process from the CPU's features (see [`kernel_name`]);
-/// `DELTAW_GEMM_KERNEL=portable|avx2|avx512|neon` forces one the CPU supports.
+/// The micro-kernel is chosen once per process from the CPU's features (see [`kernel_name`]):
+/// `DELTAW_SIMD=portable|avx2|avx512|neon` forces a level for every CPU kernel
+/// ([`crate::cpu::simd`]), `DELTAW_GEMM_KERNEL` (same names) the GEMM kernel alone.
 ///
 /// # Panics
 /// If `a` cannot hold an m×k matrix, `b` a k×n one, or `c` m rows of n with stride `ldc`

@@ -238,13 +238,15 @@ pub(crate) fn widen_f16_portable(src: &[f16], dst: &mut [f32]) {
     }
 }
 
-/// Whether this CPU has F16C (checked once). `DELTAW_GEMM_KERNEL=portable` turns it off, so
-/// the tests can run the scalar path on any machine.
+/// Whether this CPU has F16C (checked once). `DELTAW_SIMD=portable` or
+/// `DELTAW_GEMM_KERNEL=portable` turns it off, so the tests can run the scalar path on any
+/// machine.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn f16c() -> bool {
     static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *DETECTED.get_or_init(|| {
-        let forced_portable = std::env::var("DELTAW_GEMM_KERNEL").is_ok_and(|k| k.starts_with("portable"));
+        let forced_portable = std::env::var("DELTAW_GEMM_KERNEL").is_ok_and(|k| k.starts_with("portable"))
+            || crate::cpu::simd::simd_level() == crate::cpu::simd::SimdLevel::Portable;
         !forced_portable && is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx")
     })
 }
