@@ -14,7 +14,7 @@ use deltaw_tensor::Device;
 use deltaw_train::evaluation::{evaluate_model, EvalOptions, EvalSet, ModelEval, NamedEval, Report, Segmentation};
 use deltaw_train::HfCodec;
 use deltaw_transformer::{load_causal_lm_with, CausalLm, ChatTemplate, GenerateOptions, GenerationConfig, WeightDtype};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 /// `--segmentation` values.
@@ -84,12 +84,15 @@ pub fn run(args: &EvalArgs, device: &Device, out: &mut impl Write) -> Result<()>
         bail!("--batch-size must be at least 1");
     }
     check_report_files(args.out.as_deref(), args.overwrite)?;
+    if let Some(adapter) = args.adapter.as_ref().filter(|a| !a.is_dir()) {
+        bail!("adapter folder {} does not exist", adapter.display());
+    }
+    if let Some(other) = &args.compare {
+        check_model_dir(other)?;
+    }
     let mut first = load_side(&args.model, args, device, out)?;
     let mut evals = vec![named(&args.model, "base", None, evaluate(&first, "base")?)];
     if let Some(adapter) = &args.adapter {
-        if !adapter.is_dir() {
-            bail!("adapter folder {} does not exist", adapter.display());
-        }
         let _lora = Lora::load_peft(first.model.as_mut(), adapter, device)?;
         evals.push(named(&args.model, "tuned", Some(adapter), evaluate(&first, "tuned")?));
     } else if let Some(other) = &args.compare {
@@ -173,13 +176,18 @@ fn stop_conditions(
     Ok(options)
 }
 
-/// Evaluates one side, with a progress line on stderr.
+/// Evaluates one side, with a progress line on stderr when it is a terminal.
 fn evaluate(side: &Side, name: &str) -> Result<ModelEval> {
-    let result =
-        evaluate_model(side.model.as_ref(), &side.codec.tokenizer, &side.set, &side.options, &mut |done, total| {
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |done: usize, total: usize| {
+        if terminal {
             eprint!("\r{name}: answered {done}/{total}");
-        });
-    eprintln!();
+        }
+    };
+    let result = evaluate_model(side.model.as_ref(), &side.codec.tokenizer, &side.set, &side.options, &mut progress);
+    if terminal {
+        eprintln!();
+    }
     Ok(result?)
 }
 
