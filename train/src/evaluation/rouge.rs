@@ -44,7 +44,7 @@ pub struct Rouge {
 ///
 /// ```
 /// use deltaw_train::evaluation::{rouge, Segmentation};
-/// let r = rouge("the cat was found under the bed", "the cat was under the bed", Segmentation::Words);
+/// let r = rouge("the cat was under the bed", "the cat was found under the bed", Segmentation::Words);
 /// assert!((r.rouge1.f1 - 12.0 / 13.0).abs() < 1e-12); // 6 shared unigrams of 7 and 6
 /// assert!((r.rouge_l.recall - 1.0).abs() < 1e-12);     // the reference is a subsequence
 /// ```
