@@ -95,7 +95,7 @@ pub fn tokenize_13a(text: &str) -> Vec<String> {
 }
 
 /// sacrebleu's `zh` tokenizer: strip (sacrebleu's `rstrip()`, then the tokenizer's `strip()`), a space either side of each character of its table
-/// ([`is_zh_split_char`]), then the same regexp pass as `13a`.
+/// (`is_zh_split_char`), then the same regexp pass as `13a`.
 pub fn tokenize_zh(text: &str) -> Vec<String> {
     let mut spaced = String::with_capacity(text.len() * 2);
     for c in text.trim_matches(is_py_space).chars() {
