@@ -6,7 +6,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
-use commands::{chat, demo, embed, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs};
+use commands::{chat, demo, embed, eval, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -34,6 +34,8 @@ enum Command {
     Sft(Box<sft::SftArgs>),
     /// Pretrain a GPT-2-style model from scratch on text files (bytes or a tokenizer.json).
     Train(Box<train::TrainArgs>),
+    /// Score a model on held-out pairs (perplexity, exact match, BLEU, ROUGE); --adapter / --compare side by side.
+    Eval(Box<eval::EvalArgs>),
     /// Fold a LoRA adapter (PEFT format) into its base model and write a model folder.
     Merge(merge::MergeArgs),
     /// Show how a dataset is tokenized and which tokens are trained on.
@@ -89,6 +91,7 @@ fn dispatch(cli: &Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args, out),
         Command::Sft(args) => device().and_then(|d| sft::run(args, &d, out)),
         Command::Train(args) => device().and_then(|d| train::run(args, &d, out)),
+        Command::Eval(args) => device().and_then(|d| eval::run(args, &d, out)),
         Command::Merge(args) => device().and_then(|d| merge::run(args, &d, out)),
         Command::InspectData(args) => inspect_data::run(args, out),
         Command::Plot(args) => plot::run(args, out),

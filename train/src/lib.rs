@@ -32,6 +32,7 @@
 
 pub mod data;
 mod error;
+pub mod evaluation;
 pub mod synthetic;
 pub mod trainer;
 

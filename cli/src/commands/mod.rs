@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod demo;
 pub mod embed;
+pub mod eval;
 pub mod generate;
 pub mod info;
 pub mod inspect_data;
@@ -23,7 +24,7 @@ use std::path::Path;
 /// Options every subcommand takes.
 #[derive(Args)]
 pub struct GlobalArgs {
-    /// Where the model runs (embed, generate, train, sft, merge, demo, rag; the others read files only).
+    /// Where the model runs (embed, eval, generate, train, sft, merge, demo, rag; the others read files only).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
     pub device: DeviceArg,
 }

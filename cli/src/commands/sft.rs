@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use deltaw_lora::{Lora, LoraConfig, TargetModules};
 use deltaw_tensor::{Device, Seed};
 use deltaw_train::data::{DataFormat, LoadReport, PromptTemplate, SftDataset, SftOptions, TextCodec};
+use deltaw_train::evaluation::{Encoder, EvalSet};
 use deltaw_train::{HfCodec, Trainer, TrainerConfig};
 use deltaw_transformer::{load_causal_lm_with, ChatTemplate, Tokenizer, WeightDtype, BUILTIN_TEMPLATES};
 use std::io::Write;
@@ -84,16 +85,39 @@ impl DataArgs {
     /// Loads `path` with these options, through the chat template when there is one (the
     /// model's own or a built-in: loss on the assistant turns only), else the prompt template.
     pub fn load(&self, path: &Path, codec: &dyn TextCodec, model: &Path) -> Result<(SftDataset, LoadReport)> {
-        let format = match self.format {
-            FormatArg::Auto => DataFormat::Auto,
-            FormatArg::Alpaca => DataFormat::Alpaca,
-            FormatArg::Sharegpt => DataFormat::ShareGpt,
-        };
+        let format = self.data_format();
         let tokenizer = Tokenizer::from_dir(model)?;
         if let Some(template) = self.chat_template(model, &tokenizer)? {
             return Ok(SftDataset::load_chat(path, format, &template, &tokenizer, &self.options())?);
         }
         Ok(SftDataset::load(path, format, codec, &self.template()?, &self.options())?)
+    }
+
+    /// [`load`](Self::load) as evaluation examples: the same samples, plus each record's prompt
+    /// and reference answer; with the chat template they went through, if any.
+    pub fn load_eval(
+        &self,
+        path: &Path,
+        codec: &HfCodec,
+        model: &Path,
+    ) -> Result<(EvalSet, LoadReport, Option<ChatTemplate>)> {
+        let (format, options) = (self.data_format(), self.options());
+        if let Some(template) = self.chat_template(model, &codec.tokenizer)? {
+            let encoder = Encoder::Chat { template: &template, tokenizer: &codec.tokenizer };
+            let (set, report) = EvalSet::load(path, format, &encoder, &options)?;
+            return Ok((set, report, Some(template)));
+        }
+        let template = self.template()?;
+        let (set, report) = EvalSet::load(path, format, &Encoder::Prompt { template: &template, codec }, &options)?;
+        Ok((set, report, None))
+    }
+
+    fn data_format(&self) -> DataFormat {
+        match self.format {
+            FormatArg::Auto => DataFormat::Auto,
+            FormatArg::Alpaca => DataFormat::Alpaca,
+            FormatArg::Sharegpt => DataFormat::ShareGpt,
+        }
     }
 }
 
@@ -132,6 +156,13 @@ pub struct SftArgs {
     /// Greedy exact-match accuracy on this many validation samples at each evaluation.
     #[arg(long, default_value_t = 0)]
     pub exact_match: usize,
+    /// At the end, evaluate the base and the tuned model on the validation data as `deltaw
+    /// eval` does (perplexity, exact match, BLEU, ROUGE of greedy answers); report in --out/eval/.
+    #[arg(long)]
+    pub eval: bool,
+    /// With --eval: the longest answer generated, in tokens.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub eval_max_new_tokens: usize,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -174,20 +205,7 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     let mut model = load_causal_lm_with(&args.model, device, dtype)?;
     let codec = HfCodec::from_dir(&args.model)?;
     codec.check_vocab(model.vocab_size())?;
-    let (data, report) = args.data.load(&args.data.data, &codec, &args.model)?;
-    writeln!(out, "{}: {report}", args.data.data.display())?;
-    let (train, val) = match (&args.val, args.val_split) {
-        (Some(path), _) => {
-            let (val, report) = args.data.load(path, &codec, &args.model)?;
-            writeln!(out, "{}: {report}", path.display())?;
-            (data, Some(val))
-        }
-        (None, Some(f)) if f > 0.0 => {
-            let (train, val) = data.split(f, args.run.seed);
-            (train, Some(val))
-        }
-        _ => (data, None),
-    };
+    let (train, val, eval) = load_splits(args, &codec, out)?;
 
     let lora = if args.full {
         None
@@ -221,7 +239,52 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
         }
     };
     writeln!(out, "wrote {}", dest.display())?;
+    if let Some((val, template)) = eval {
+        drop(trainer); // it borrows the model
+        let dirs = (args.model.as_path(), args.run.out.as_path());
+        super::eval::after_sft(model, lora, dirs, (codec, val), (template.as_ref(), args.eval_max_new_tokens), out)?;
+    }
     Ok(())
+}
+
+/// The training samples and the validation samples (from `--val` or `--val-split`); with
+/// `--eval`, the validation examples too (prompts and references beside the samples, split
+/// exactly as the samples are) and the chat template they went through.
+#[allow(clippy::type_complexity)]
+fn load_splits(
+    args: &SftArgs,
+    codec: &HfCodec,
+    out: &mut impl Write,
+) -> Result<(SftDataset, Option<SftDataset>, Option<(EvalSet, Option<ChatTemplate>)>)> {
+    let data = &args.data;
+    if !args.eval {
+        let (all, report) = data.load(&data.data, codec, &args.model)?;
+        writeln!(out, "{}: {report}", data.data.display())?;
+        return Ok(match (&args.val, args.val_split) {
+            (Some(path), _) => {
+                let (val, report) = data.load(path, codec, &args.model)?;
+                writeln!(out, "{}: {report}", path.display())?;
+                (all, Some(val), None)
+            }
+            (None, Some(f)) if f > 0.0 => {
+                let (train, val) = all.split(f, args.run.seed);
+                (train, Some(val), None)
+            }
+            _ => (all, None, None),
+        });
+    }
+    let (all, report, template) = data.load_eval(&data.data, codec, &args.model)?;
+    writeln!(out, "{}: {report}", data.data.display())?;
+    let (train, val) = match (&args.val, args.val_split) {
+        (Some(path), _) => {
+            let (val, report, _) = data.load_eval(path, codec, &args.model)?;
+            writeln!(out, "{}: {report}", path.display())?;
+            (all, val)
+        }
+        (None, Some(f)) if f > 0.0 => all.split(f, args.run.seed),
+        _ => bail!("--eval evaluates on validation data: pass --val FILE or --val-split F"),
+    };
+    Ok((train.dataset(), Some(val.dataset()), Some((val, template))))
 }
 
 /// Records what the run was (`run.json`) next to its outputs.

@@ -152,48 +152,9 @@ impl SftDataset {
         options: &SftOptions,
         encode: &dyn Fn(&Conversation) -> Result<Sample>,
     ) -> Result<(SftDataset, LoadReport)> {
-        options.validate()?;
-        let records = split_records(text, path)?;
-        let mut report = LoadReport { records: records.len(), ..Default::default() };
-        let mut samples = Vec::with_capacity(records.len());
-        for record in records {
-            let conversation = record.json.and_then(|json| to_conversation(&json, format, alpaca_input));
-            let conversation = match conversation {
-                Ok(conversation) => conversation,
-                Err(message) => {
-                    let error = Error::Record { path: path.to_path_buf(), location: record.location, message };
-                    if !options.skip_bad_lines {
-                        return Err(error);
-                    }
-                    report.skipped += 1;
-                    if report.skipped_messages.len() < LoadReport::MAX_MESSAGES {
-                        report.skipped_messages.push(error.to_string());
-                    }
-                    continue;
-                }
-            };
-            let mut sample = encode(&conversation)?;
-            if options.cutoff_len.is_some_and(|len| sample.truncate(len)) {
-                report.truncated += 1;
-            }
-            if sample.trained_tokens() == 0 {
-                report.dropped += 1;
-                continue;
-            }
-            report.tokens += sample.len();
-            report.trained_tokens += sample.trained_tokens();
-            samples.push(sample);
-        }
-        report.samples = samples.len();
-        if samples.is_empty() {
-            let why = match (report.records, report.skipped) {
-                (0, _) => "no records".to_string(),
-                (n, skipped) if skipped == n => format!("all {n} records were unreadable and skipped"),
-                _ => format!("{} samples had nothing to train on after cutoff_len", report.dropped),
-            };
-            return Err(Error::EmptyDataset { path: path.to_path_buf(), why });
-        }
-        Ok((SftDataset { samples }, report))
+        let encode = |c: &Conversation| Ok((encode(c)?, ()));
+        let (kept, report) = parse_records(text, path, format, alpaca_input, options, &encode)?;
+        Ok((SftDataset { samples: kept.into_iter().map(|(sample, ())| sample).collect() }, report))
     }
 
     pub fn len(&self) -> usize {
@@ -212,14 +173,8 @@ impl SftDataset {
     /// Unless `0 <= val_fraction < 1`.
     pub fn split(self, val_fraction: f64, seed: u64) -> (SftDataset, SftDataset) {
         assert!((0.0..1.0).contains(&val_fraction), "split: val_fraction {val_fraction} is not in [0, 1)");
-        let n = self.samples.len();
-        let n_val =
-            if val_fraction == 0.0 || n < 2 { 0 } else { ((val_fraction * n as f64).round() as usize).clamp(1, n - 1) };
-        let mut is_val = vec![false; n];
-        for &i in &permutation(n, seed)[..n_val] {
-            is_val[i] = true;
-        }
-        let (mut train, mut val) = (Vec::with_capacity(n - n_val), Vec::with_capacity(n_val));
+        let is_val = validation_mask(self.samples.len(), val_fraction, seed);
+        let (mut train, mut val) = (Vec::new(), Vec::new());
         for (sample, val_sample) in self.samples.into_iter().zip(is_val) {
             if val_sample {
                 val.push(sample)
@@ -267,6 +222,74 @@ impl SftDataset {
         assert!(start < order.len(), "batch_of: batch {index} of {batch_size} starts past {} samples", order.len());
         order[start..(start + batch_size).min(order.len())].iter().map(|&i| &self.samples[i]).collect()
     }
+}
+
+/// Reads every record of `text` into a conversation and encodes it with `encode` (untruncated;
+/// `T` is whatever else the caller keeps per record), then cuts each sample to
+/// `options.cutoff_len` and drops samples with nothing to train. The loop of
+/// [`SftDataset::parse`] and of the evaluation sets.
+pub(crate) fn parse_records<T>(
+    text: &str,
+    path: &Path,
+    format: DataFormat,
+    alpaca_input: &str,
+    options: &SftOptions,
+    encode: &dyn Fn(&Conversation) -> Result<(Sample, T)>,
+) -> Result<(Vec<(Sample, T)>, LoadReport)> {
+    options.validate()?;
+    let records = split_records(text, path)?;
+    let mut report = LoadReport { records: records.len(), ..Default::default() };
+    let mut samples = Vec::with_capacity(records.len());
+    for record in records {
+        let conversation = record.json.and_then(|json| to_conversation(&json, format, alpaca_input));
+        let conversation = match conversation {
+            Ok(conversation) => conversation,
+            Err(message) => {
+                let error = Error::Record { path: path.to_path_buf(), location: record.location, message };
+                if !options.skip_bad_lines {
+                    return Err(error);
+                }
+                report.skipped += 1;
+                if report.skipped_messages.len() < LoadReport::MAX_MESSAGES {
+                    report.skipped_messages.push(error.to_string());
+                }
+                continue;
+            }
+        };
+        let (mut sample, extra) = encode(&conversation)?;
+        if options.cutoff_len.is_some_and(|len| sample.truncate(len)) {
+            report.truncated += 1;
+        }
+        if sample.trained_tokens() == 0 {
+            report.dropped += 1;
+            continue;
+        }
+        report.tokens += sample.len();
+        report.trained_tokens += sample.trained_tokens();
+        samples.push((sample, extra));
+    }
+    report.samples = samples.len();
+    if samples.is_empty() {
+        let why = match (report.records, report.skipped) {
+            (0, _) => "no records".to_string(),
+            (n, skipped) if skipped == n => format!("all {n} records were unreadable and skipped"),
+            _ => format!("{} samples had nothing to train on after cutoff_len", report.dropped),
+        };
+        return Err(Error::EmptyDataset { path: path.to_path_buf(), why });
+    }
+    Ok((samples, report))
+}
+
+/// Which of `n` samples go to validation in [`SftDataset::split`]: a seeded `val_fraction`
+/// of them, at least one when `val_fraction > 0` and `n >= 2`, never all.
+pub(crate) fn validation_mask(n: usize, val_fraction: f64, seed: u64) -> Vec<bool> {
+    let n_val =
+        if val_fraction == 0.0 || n < 2 { 0 } else { ((val_fraction * n as f64).round() as usize).clamp(1, n - 1) };
+    let mut is_val = vec![false; n];
+    for &i in &permutation(n, seed)[..n_val] {
+        is_val[i] = true;
+    }
+    is_val
 }
 
 #[cfg(test)]

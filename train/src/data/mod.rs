@@ -69,6 +69,7 @@ pub use batch::{collate, Batch};
 pub use chat::{assistant_spans, conversation_messages, encode_with_template};
 pub use codec::{ByteCodec, HfCodec, TextCodec};
 pub use conversation::{Conversation, Role};
+pub(crate) use dataset::{parse_records, validation_mask};
 pub use dataset::{LoadReport, Sample, SftDataset};
 pub use formats::DataFormat;
 pub use template::{PromptTemplate, SftOptions, IGNORE_INDEX};

@@ -46,6 +46,7 @@ mod metrics;
 
 pub use config::TrainerConfig;
 pub use eval::{exact_match, greedy_answer, prompt_and_answer};
+pub(crate) use eval::{target_count, validation_loss};
 pub use metrics::{read_metrics, EvalMetrics, MetricsLine, MetricsLog, StepMetrics};
 
 use crate::data::{collate, SftDataset};
