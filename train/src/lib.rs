@@ -28,6 +28,7 @@
 //! # Ok::<(), deltaw_train::Error>(())
 //! ```
 
+pub mod clean;
 pub mod data;
 mod error;
 pub mod synthetic;
