@@ -134,7 +134,8 @@ fn compiled() -> &'static [Regex; 6] {
 /// it are not ASCII digits or letters (Chinese text runs straight into numbers, `电话13800138000`) (nor `.`, which joins version and decimal parts, nor `@`,
 /// `$`, `¥`, `€`, `£`, `+`, `:`, `/`, `_`). An e-mail may sit right after a letter-free punctuation mark.
 fn isolated(text: &str, start: usize, end: usize, kind: PiiKind) -> bool {
-    let joins = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '$' | '¥' | '€' | '£' | '_' | ':' | '/' | '+');
+    let joins =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '$' | '¥' | '€' | '£' | '_' | ':' | '/' | '+');
     let before = text[..start].chars().next_back();
     let after = text[end..].chars().next();
     // A sentence may end right after an address or a number: "... at 10.0.0.1." is fine.
@@ -178,7 +179,17 @@ pub fn luhn_is_valid(number: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                d
+            }
+        })
         .sum();
     !digits.is_empty() && sum % 10 == 0
 }

@@ -192,7 +192,8 @@ impl<'a> Processor<'a> {
         if let Some(rule) = check_filters(&text, &record.answers(), length, &options.filters) {
             return Ok(Outcome::Removed { rule, text });
         }
-        let exact = (u128::from(hash_bytes(text.as_bytes())) << 64) | u128::from(hash_bytes(&[text.as_bytes(), b"\x01"].concat()));
+        let exact = (u128::from(hash_bytes(text.as_bytes())) << 64)
+            | u128::from(hash_bytes(&[text.as_bytes(), b"\x01"].concat()));
         let bands = self.params.band_keys(&self.hasher.signature(&self.shingles(&text)));
         Ok(Outcome::Candidate(Candidate { line: record.to_line(), text, exact, bands, length, pii }))
     }
@@ -201,7 +202,10 @@ impl<'a> Processor<'a> {
     fn shingles(&self, text: &str) -> Vec<u64> {
         let text = text.to_lowercase();
         let kind = self.options.dedup.shingle.unwrap_or_else(|| {
-            let (cjk, visible) = text.chars().filter(|c| !c.is_whitespace()).fold((0, 0), |(k, n), c| (k + usize::from(is_cjk(c)), n + 1));
+            let (cjk, visible) = text
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .fold((0, 0), |(k, n), c| (k + usize::from(is_cjk(c)), n + 1));
             if 3 * cjk > visible {
                 ShingleKind::Char
             } else {
@@ -263,7 +267,11 @@ impl Run<'_> {
         }
         if let Some(leader) = self.index.find(&candidate.bands) {
             let (leader_file, leader_at) = self.kept_at[leader as usize];
-            let of = format!("{} (near duplicate of {}: {leader_at})", at(p.location), self.report.inputs[leader_file as usize]);
+            let of = format!(
+                "{} (near duplicate of {}: {leader_at})",
+                at(p.location),
+                self.report.inputs[leader_file as usize]
+            );
             self.report.remove(Rule::NearDuplicate, || of, &candidate.text);
             return Ok(());
         }
@@ -292,7 +300,8 @@ impl Run<'_> {
     fn finish(self, out_dir: &Path) -> Result<CleanReport> {
         self.train.commit()?;
         self.val.commit()?;
-        let write = |name: &str, text: String| deltaw_tensor::safetensors::write_atomic(&out_dir.join(name), text.as_bytes());
+        let write =
+            |name: &str, text: String| deltaw_tensor::safetensors::write_atomic(&out_dir.join(name), text.as_bytes());
         write("report.json", self.report.to_json())?;
         write("report.md", self.report.to_markdown())?;
         Ok(self.report)

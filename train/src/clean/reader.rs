@@ -59,7 +59,11 @@ impl RecordReader {
         File::open(path).map_err(io)?.take(8192).read_to_end(&mut head).map_err(io)?;
         if let Some(at) = head.iter().position(|&b| b == 0) {
             let message = format!("a NUL byte at offset {at}: this looks like a binary file, not text or JSON");
-            return Err(Error::Record { path: path.to_path_buf(), location: Location::Line(line_of(&head, at)), message });
+            return Err(Error::Record {
+                path: path.to_path_buf(),
+                location: Location::Line(line_of(&head, at)),
+                message,
+            });
         }
         let first = head.iter().copied().find(|b| !b.is_ascii_whitespace() && !matches!(b, 0xef | 0xbb | 0xbf));
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
@@ -208,7 +212,8 @@ impl RecordReader {
 }
 
 fn utf8(bytes: Vec<u8>) -> std::result::Result<String, String> {
-    String::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 (byte {} of the record)", e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes)
+        .map_err(|e| format!("not valid UTF-8 (byte {} of the record)", e.utf8_error().valid_up_to()))
 }
 
 /// The line (from 1) that byte `at` of `bytes` sits on.

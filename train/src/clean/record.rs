@@ -101,7 +101,8 @@ impl Record {
                 }
             }
         }
-        let parts: Vec<&str> = values.into_iter().filter_map(|v| v.and_then(Value::as_str)).filter(|s| !s.is_empty()).collect();
+        let parts: Vec<&str> =
+            values.into_iter().filter_map(|v| v.and_then(Value::as_str)).filter(|s| !s.is_empty()).collect();
         parts.join("\n")
     }
 

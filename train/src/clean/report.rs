@@ -128,13 +128,13 @@ impl CleanReport {
         let _ = writeln!(md, "Inputs: {}\n", self.inputs.join(", "));
         md.push_str("| | records |\n| --- | ---: |\n");
         let _ = writeln!(md, "| read | {} |\n| bad (skipped) | {} |", self.records_read, self.bad_records);
-        for (rule, count) in &self.removed {
-            let _ = writeln!(md, "| removed: `{rule}` | {count} |");
+        for rule in Rule::ALL.map(Rule::name) {
+            let _ = writeln!(md, "| removed: `{rule}` | {} |", self.removed.get(rule).copied().unwrap_or(0));
         }
         let _ = writeln!(md, "| kept | {} |\n| train | {} |\n| validation | {} |\n", self.kept, self.train, self.val);
         md.push_str("## Personal data masked\n\n| kind | spans |\n| --- | ---: |\n");
-        for (kind, count) in &self.pii_masked {
-            let _ = writeln!(md, "| {kind} | {count} |");
+        for kind in PiiKind::ALL.map(PiiKind::name) {
+            let _ = writeln!(md, "| {kind} | {} |", self.pii_masked.get(kind).copied().unwrap_or(0));
         }
         let _ = writeln!(md, "\n{} records had something masked.\n", self.records_with_pii);
         let _ = writeln!(md, "## Lengths ({})\n\n| length | before | after |\n| --- | ---: | ---: |", self.length_unit);
