@@ -170,17 +170,15 @@ impl RecordReader {
             for &b in buffer {
                 used += 1;
                 if in_string {
-                    in_string = !(b == b'"' && !escaped);
+                    in_string = b != b'"' || escaped;
                     escaped = b == b'\\' && !escaped;
                 } else if element.is_empty() && (b.is_ascii_whitespace() || b == b',') {
                     continue;
                 } else if element.is_empty() && b == b'[' && !self.opened {
                     self.opened = true;
                     continue;
-                } else if element.is_empty() && b == b']' {
-                    end = true;
-                    break;
-                } else if depth == 0 && !element.is_empty() && (b == b',' || b == b']') {
+                } else if (element.is_empty() && b == b']') || (depth == 0 && (b == b',' || b == b']')) {
+                    // The end of the array, or of an element at the top level.
                     end = true;
                     break;
                 } else {
