@@ -28,6 +28,8 @@
 //! # Ok::<(), deltaw_train::Error>(())
 //! ```
 
+/// Dataset cleaning before fine-tuning: normalisation, PII masking, filters, MinHash
+/// deduplication and a cluster-safe split (`deltaw data clean`).
 pub mod clean;
 pub mod data;
 mod error;
