@@ -6,7 +6,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
-use commands::{chat, demo, embed, eval, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs};
+use commands::{chat, data, demo, embed, eval, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -44,6 +44,8 @@ enum Command {
     Plot(plot::PlotArgs),
     /// The whole job offline: pretrain a tiny GPT-2, LoRA-fine-tune it on a new task, merge, report.
     Demo(demo::DemoArgs),
+    /// Dataset tools: `data clean` normalises, filters, masks personal data, deduplicates and splits.
+    Data(data::DataArgs),
     /// Retrieval over .md / .txt notes: `rag index` embeds them, `rag query` ranks chunks (and answers).
     Rag(rag::RagArgs),
 }
@@ -96,6 +98,7 @@ fn dispatch(cli: &Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::InspectData(args) => inspect_data::run(args, out),
         Command::Plot(args) => plot::run(args, out),
         Command::Demo(args) => device().and_then(|d| demo::run(args, &d, out)),
+        Command::Data(args) => data::run(args, out),
         Command::Rag(args) => device().and_then(|d| rag::run(args, &d, out)),
     }
 }

@@ -74,7 +74,7 @@ fn every_quickstart_command_runs_as_written() {
         );
     }
     let all =
-        ["chat", "demo", "embed", "eval", "generate", "info", "inspect-data", "merge", "plot", "rag", "sft", "train"];
+        ["chat", "data", "demo", "embed", "eval", "generate", "info", "inspect-data", "merge", "plot", "rag", "sft", "train"];
     assert_eq!(seen.iter().map(String::as_str).collect::<Vec<_>>(), all, "every command has a quickstart line");
     assert!(Path::new(&scratch.join("lora.png")).is_file());
     std::fs::remove_dir_all(&scratch).ok();

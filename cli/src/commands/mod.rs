@@ -2,6 +2,7 @@
 //! a model folder. A new command is a new file here plus one variant in `main.rs`.
 
 pub mod chat;
+pub mod data;
 pub mod demo;
 pub mod embed;
 pub mod eval;

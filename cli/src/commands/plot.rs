@@ -45,7 +45,7 @@ pub fn plot_run(dir: &Path) {
 
 /// Image size in pixels: the loss panel takes the top 60%, the learning rate the rest.
 const SIZE: (u32, u32) = (900, 640);
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// Draws `lines` (training and evaluation lines of one run) into the PNG `out`.
 ///
@@ -83,7 +83,7 @@ pub fn plot_metrics(lines: &[MetricsLine], out: &Path) -> Result<()> {
 }
 
 /// Makes [`FONT`] available to plotters (once per process; later calls are no-ops).
-fn register_font() -> std::result::Result<(), String> {
+pub(crate) fn register_font() -> std::result::Result<(), String> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT).is_ok()
@@ -192,7 +192,7 @@ fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
 }
 
 /// An 8-bit RGB PNG of a `(h, w, 3)` buffer.
-fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> std::result::Result<Vec<u8>, String> {
+pub(crate) fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> std::result::Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, w, h);
     encoder.set_color(png::ColorType::Rgb);

@@ -1,0 +1,350 @@
+//! The cleaning run over files: chunks of records processed in parallel, then decided in
+//! input order, written to `train.jsonl` and `val.jsonl` through temporary files that are
+//! renamed into place only when the whole run has succeeded.
+
+use super::filters::{check_filters, is_cjk, Rule};
+use super::lsh::{LshIndex, LshParams};
+use super::minhash::{hash_bytes, shingles, MinHasher, ShingleKind};
+use super::normalize::normalize;
+use super::pii::{mask_pii, PiiCounts};
+use super::reader::{InputKind, RawItem, RecordReader};
+use super::record::Record;
+use super::report::{CleanReport, Example};
+use super::CleanOptions;
+use crate::data::TextCodec;
+use crate::error::{Error, Location, Result};
+use deltaw_tensor::mix64;
+use rayon::prelude::*;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// The files [`clean_files`] writes into its output folder.
+pub const OUTPUT_FILES: [&str; 4] = ["train.jsonl", "val.jsonl", "report.json", "report.md"];
+
+/// Records per parallel chunk: enough to keep every thread busy, few enough that a chunk's
+/// records and results stay a few megabytes.
+const CHUNK: usize = 4096;
+
+/// Cleans `inputs` into `out_dir` (created if needed): `train.jsonl` and `val.jsonl` in the
+/// records' own layouts (a text paragraph becomes `{"text": ...}`), `report.json` and
+/// `report.md`. Lengths are in tokens of `codec` when given, in characters otherwise.
+///
+/// ```
+/// use deltaw_train::clean::{clean_files, CleanOptions};
+/// let dir = std::env::temp_dir().join(format!("deltaw-clean-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let input = dir.join("in.jsonl");
+/// std::fs::write(&input, concat!(
+///     r#"{"instruction": "Ｈｉ!", "output": "Mail me at a@b.com"}"#, "\n",
+///     r#"{"instruction": "Hi!", "output": "Mail me at c@d.org"}"#, "\n",   // same after masking
+///     r#"{"instruction": "Empty", "output": "  "}"#, "\n"))?;
+/// let report = clean_files(&[input], &dir.join("out"), &CleanOptions::default(), None)?;
+/// assert_eq!((report.records_read, report.kept), (3, 1));
+/// assert_eq!((report.removed["exact_duplicate"], report.removed["empty_answer"]), (1, 1));
+/// assert_eq!(report.pii_masked["email"], 1);
+/// let kept = std::fs::read_to_string(dir.join("out/train.jsonl"))? + &std::fs::read_to_string(dir.join("out/val.jsonl"))?;
+/// assert_eq!(kept, "{\"instruction\":\"Hi!\",\"output\":\"Mail me at <EMAIL>\"}\n");
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// Invalid options; an input that cannot be read, is binary or of an unknown format; a
+/// malformed record (unless `skip_bad`, which counts it and goes on); an output that cannot
+/// be written. On error nothing in `out_dir` is replaced.
+pub fn clean_files(
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    options: &CleanOptions,
+    codec: Option<&(dyn TextCodec + Sync)>,
+) -> Result<CleanReport> {
+    options.validate()?;
+    std::fs::create_dir_all(out_dir).map_err(|source| Error::Io { path: out_dir.to_path_buf(), source })?;
+    let processor = Processor::new(options, codec);
+    let names = inputs.iter().map(|p| p.display().to_string()).collect();
+    let settings = serde_json::json!({ "options": options, "lsh": processor.params });
+    let unit = if codec.is_some() { "tokens" } else { "chars" };
+    let mut run = Run {
+        report: CleanReport::new(names, unit, settings),
+        exact: HashSet::new(),
+        index: LshIndex::new(processor.params),
+        kept_at: Vec::new(),
+        train: TempFile::create(&out_dir.join("train.jsonl"))?,
+        val: TempFile::create(&out_dir.join("val.jsonl"))?,
+        options,
+    };
+    let total: u64 = inputs.iter().filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum();
+    let bar = progress_bar(total, options.progress);
+    for (file, path) in inputs.iter().enumerate() {
+        let mut reader = RecordReader::open(path)?;
+        let start = bar.position();
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while chunk.len() < CHUNK {
+                match reader.next_item()? {
+                    Some(item) => chunk.push(item),
+                    None => break,
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let processed: Vec<Processed> = chunk.par_iter().map(|item| processor.process(item)).collect();
+            for p in processed {
+                run.take(file, path, p)?;
+            }
+            bar.set_position(start + reader.bytes_read);
+        }
+    }
+    bar.finish_and_clear();
+    run.finish(out_dir)
+}
+
+fn progress_bar(total: u64, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let template = "{bar:30} {bytes}/{total_bytes} [{elapsed_precise}<{eta_precise}] {bytes_per_sec}";
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// What one record became, computed without looking at any other record.
+struct Processed {
+    location: Location,
+    /// The length before cleaning, for records that parsed.
+    before: Option<usize>,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Bad(String),
+    Removed { rule: Rule, text: String },
+    Candidate(Candidate),
+}
+
+/// A record that passed the filters, with what the in-order decisions need.
+struct Candidate {
+    line: String,
+    text: String,
+    exact: u128,
+    bands: Vec<u64>,
+    length: usize,
+    pii: PiiCounts,
+}
+
+/// The per-record work, shared by all threads.
+struct Processor<'a> {
+    options: &'a CleanOptions,
+    codec: Option<&'a (dyn TextCodec + Sync)>,
+    hasher: MinHasher,
+    params: LshParams,
+}
+
+impl<'a> Processor<'a> {
+    fn new(options: &'a CleanOptions, codec: Option<&'a (dyn TextCodec + Sync)>) -> Processor<'a> {
+        let hasher = MinHasher::new(options.dedup.num_perm, options.seed);
+        let params = LshParams::optimal(options.dedup.threshold, options.dedup.num_perm);
+        Processor { options, codec, hasher, params }
+    }
+
+    fn process(&self, item: &RawItem) -> Processed {
+        let bad = |message: String| Processed { location: item.location, before: None, outcome: Outcome::Bad(message) };
+        let raw = match &item.text {
+            Ok(text) => text,
+            Err(message) => return bad(message.clone()),
+        };
+        let mut record = match item.kind {
+            InputKind::Text => Record::from_text(raw),
+            InputKind::JsonLines | InputKind::JsonArray => match Record::from_json(raw) {
+                Ok(record) => record,
+                Err(message) => return bad(message),
+            },
+        };
+        let before = match self.length(&record.text()) {
+            Ok(length) => length,
+            Err(message) => return bad(message),
+        };
+        let outcome = self.clean(&mut record).unwrap_or_else(Outcome::Bad);
+        Processed { location: item.location, before: Some(before), outcome }
+    }
+
+    /// Normalises and masks `record` in place, filters it, and hashes what is left.
+    fn clean(&self, record: &mut Record) -> std::result::Result<Outcome, String> {
+        let mut pii = PiiCounts::default();
+        let options = self.options;
+        record.map_texts(|field| {
+            let field = normalize(field, options.normalize);
+            if !options.mask_pii {
+                return field;
+            }
+            let (masked, counts) = mask_pii(&field);
+            pii.iter_mut().zip(counts).for_each(|(total, c)| *total += c);
+            masked
+        });
+        let text = record.text();
+        let length = self.length(&text)?;
+        if let Some(rule) = check_filters(&text, &record.answers(), length, &options.filters) {
+            return Ok(Outcome::Removed { rule, text });
+        }
+        let exact = (u128::from(hash_bytes(text.as_bytes())) << 64)
+            | u128::from(hash_bytes(&[text.as_bytes(), b"\x01"].concat()));
+        let bands = self.params.band_keys(&self.hasher.signature(&self.shingles(&text)));
+        Ok(Outcome::Candidate(Candidate { line: record.to_line(), text, exact, bands, length, pii }))
+    }
+
+    /// Shingles of the lower-cased text, by characters for mostly-CJK text unless told.
+    fn shingles(&self, text: &str) -> Vec<u64> {
+        let text = text.to_lowercase();
+        let kind = self.options.dedup.shingle.unwrap_or_else(|| {
+            let (cjk, visible) = text
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .fold((0, 0), |(k, n), c| (k + usize::from(is_cjk(c)), n + 1));
+            if 3 * cjk > visible {
+                ShingleKind::Char
+            } else {
+                ShingleKind::Word
+            }
+        });
+        let size = self.options.dedup.shingle_size.unwrap_or(if kind == ShingleKind::Char { 5 } else { 3 });
+        shingles(&text, kind, size)
+    }
+
+    fn length(&self, text: &str) -> std::result::Result<usize, String> {
+        match self.codec {
+            Some(codec) => codec.encode(text).map(|ids| ids.len()).map_err(|e| format!("cannot tokenize: {e}")),
+            None => Ok(text.chars().count()),
+        }
+    }
+}
+
+/// The in-order part of a run: duplicates, the split, the outputs and the report.
+struct Run<'a> {
+    report: CleanReport,
+    /// Hashes of every record that passed the filters.
+    exact: HashSet<u128>,
+    index: LshIndex,
+    /// Where each kept record came from (file index, location), by kept id.
+    kept_at: Vec<(u32, Location)>,
+    train: TempFile,
+    val: TempFile,
+    options: &'a CleanOptions,
+}
+
+impl Run<'_> {
+    fn take(&mut self, file: usize, path: &Path, p: Processed) -> Result<()> {
+        let at = |location: Location| format!("{}: {location}", path.display());
+        self.report.records_read += 1;
+        if let Some(before) = p.before {
+            self.report.lengths_before.add(before);
+        }
+        let candidate = match p.outcome {
+            Outcome::Bad(message) if self.options.skip_bad => {
+                self.report.bad_records += 1;
+                if self.report.examples_bad.len() < super::report::EXAMPLES_PER_RULE {
+                    self.report.examples_bad.push(Example::new("bad_record", at(p.location), &message));
+                }
+                return Ok(());
+            }
+            Outcome::Bad(message) => {
+                return Err(Error::Record { path: path.to_path_buf(), location: p.location, message });
+            }
+            Outcome::Removed { rule, text } => {
+                self.report.remove(rule, || at(p.location), &text);
+                return Ok(());
+            }
+            Outcome::Candidate(candidate) => candidate,
+        };
+        if !self.exact.insert(candidate.exact) {
+            self.report.remove(Rule::ExactDuplicate, || at(p.location), &candidate.text);
+            return Ok(());
+        }
+        if let Some(leader) = self.index.find(&candidate.bands) {
+            let (leader_file, leader_at) = self.kept_at[leader as usize];
+            let of = format!(
+                "{} (near duplicate of {}: {leader_at})",
+                at(p.location),
+                self.report.inputs[leader_file as usize]
+            );
+            self.report.remove(Rule::NearDuplicate, || of, &candidate.text);
+            return Ok(());
+        }
+        let id = u32::try_from(self.kept_at.len()).map_err(|_| Error::Options("more than 2^32 kept records".into()))?;
+        self.index.insert(id, &candidate.bands);
+        self.kept_at.push((file as u32, p.location));
+        self.keep(candidate, || at(p.location))
+    }
+
+    /// Writes a kept record to its side of the split and counts it.
+    fn keep(&mut self, candidate: Candidate, at: impl FnOnce() -> String) -> Result<()> {
+        self.report.kept += 1;
+        self.report.lengths_after.add(candidate.length);
+        self.report.masked(&candidate.pii, at, &candidate.text);
+        let draw = mix64(self.options.seed ^ candidate.exact as u64) as f64 / 2f64.powi(64);
+        if draw < self.options.val_fraction {
+            self.report.val += 1;
+            self.val.write_line(&candidate.line)
+        } else {
+            self.report.train += 1;
+            self.train.write_line(&candidate.line)
+        }
+    }
+
+    /// Renames the data files into place and writes the reports.
+    fn finish(self, out_dir: &Path) -> Result<CleanReport> {
+        self.train.commit()?;
+        self.val.commit()?;
+        let write =
+            |name: &str, text: String| deltaw_tensor::safetensors::write_atomic(&out_dir.join(name), text.as_bytes());
+        write("report.json", self.report.to_json())?;
+        write("report.md", self.report.to_markdown())?;
+        Ok(self.report)
+    }
+}
+
+/// A file written under a temporary name beside its final one and renamed over it by
+/// [`TempFile::commit`]; dropped without a commit, the temporary file is removed.
+struct TempFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: Option<BufWriter<File>>,
+}
+
+impl TempFile {
+    fn create(path: &Path) -> Result<TempFile> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+        let file = File::create(&tmp).map_err(|source| Error::Io { path: tmp.clone(), source })?;
+        Ok(TempFile { path: path.to_path_buf(), tmp, writer: Some(BufWriter::with_capacity(1 << 20, file)) })
+    }
+
+    fn write_line(&mut self, line: &str) -> Result<()> {
+        let writer = self.writer.as_mut().expect("written before commit");
+        writeln!(writer, "{line}").map_err(|source| Error::Io { path: self.tmp.clone(), source })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let writer = self.writer.take().expect("committed once");
+        let file = writer.into_inner().map_err(|e| Error::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        file.sync_all().map_err(io(&self.tmp))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.writer.is_some() || self.tmp.exists() {
+            std::fs::remove_file(&self.tmp).ok();
+        }
+    }
+}
