@@ -73,8 +73,21 @@ fn every_quickstart_command_runs_as_written() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let all =
-        ["chat", "data", "demo", "embed", "eval", "generate", "info", "inspect-data", "merge", "plot", "rag", "sft", "train"];
+    let all = [
+        "chat",
+        "data",
+        "demo",
+        "embed",
+        "eval",
+        "generate",
+        "info",
+        "inspect-data",
+        "merge",
+        "plot",
+        "rag",
+        "sft",
+        "train",
+    ];
     assert_eq!(seen.iter().map(String::as_str).collect::<Vec<_>>(), all, "every command has a quickstart line");
     assert!(Path::new(&scratch.join("lora.png")).is_file());
     std::fs::remove_dir_all(&scratch).ok();
