@@ -6,8 +6,8 @@ mod support;
 
 use deltaw_train::evaluation::{score_answers, Segmentation};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use support::{assert_fails_with, deltaw, fixture, fresh_path, path};
+use std::path::Path;
+use support::{assert_fails_with, deltaw, fresh_path, llama_folder, path};
 
 fn s(p: &Path) -> String {
     p.display().to_string()
@@ -21,21 +21,6 @@ fn ok(out: &std::process::Output) -> String {
 
 fn report(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
-}
-
-/// The Llama model files and the Llama 3 tokenizer and chat template in one new folder.
-fn llama_folder(tag: &str) -> PathBuf {
-    let dir = fresh_path(tag);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (src, names) in [
-        ("llama/llama3_gqa4", &["config.json", "model.safetensors"][..]),
-        ("chat/llama3", &["tokenizer.json", "tokenizer_config.json", "generation_config.json"][..]),
-    ] {
-        for name in names {
-            std::fs::copy(fixture(src).join(name), dir.join(name)).unwrap();
-        }
-    }
-    dir
 }
 
 /// The report's scores are those of its own answers: recomputed here from the JSON.

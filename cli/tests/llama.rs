@@ -6,23 +6,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use support::{deltaw, fixture, fresh_path, gpu_available, path, stdout_json};
-
-/// The model files and the tokenizer files in one new folder.
-fn llama_folder(tag: &str) -> PathBuf {
-    let dir = fresh_path(tag);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (src, names) in [
-        ("llama/llama3_gqa4", &["config.json", "model.safetensors"][..]),
-        ("chat/llama3", &["tokenizer.json", "tokenizer_config.json", "generation_config.json"][..]),
-    ] {
-        for name in names {
-            std::fs::copy(fixture(src).join(name), dir.join(name)).unwrap();
-        }
-    }
-    dir
-}
+use std::path::Path;
+use support::{deltaw, fresh_path, gpu_available, llama_folder, path, stdout_json};
 
 fn s(p: &Path) -> String {
     p.display().to_string()

@@ -13,6 +13,22 @@ pub fn path(name: &str) -> String {
     fixture(name).display().to_string()
 }
 
+/// A Llama-family model folder: the tiny Llama 3 of `llama/llama3_gqa4` with the Llama 3-style
+/// tokenizer and chat template of `chat/llama3`, copied into a new folder.
+pub fn llama_folder(tag: &str) -> PathBuf {
+    let dir = fresh_path(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (src, names) in [
+        ("llama/llama3_gqa4", &["config.json", "model.safetensors"][..]),
+        ("chat/llama3", &["tokenizer.json", "tokenizer_config.json", "generation_config.json"][..]),
+    ] {
+        for name in names {
+            std::fs::copy(fixture(src).join(name), dir.join(name)).unwrap();
+        }
+    }
+    dir
+}
+
 /// `deltaw-cli-<name>-<pid>` in the temp folder, with nothing there yet (a test's own path).
 pub fn fresh_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("deltaw-cli-{name}-{}", std::process::id()));

@@ -64,7 +64,8 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
         }
     } else {
         let path = DotPath::of(kern, TB::simd_ready());
-        let task = |(i, dst): (usize, &mut [f32])| dot_columns(path, &a_row, &b, i * block, dst);
+        let x = path.lane_order::<TB>(&a_row);
+        let task = |(i, dst): (usize, &mut [f32])| dot_columns(path, &x, &b, i * block, dst);
         if parallel {
             out.par_chunks_mut(block).enumerate().for_each(task);
         } else {
@@ -140,9 +141,32 @@ impl DotPath {
         let _ = (kern, ready);
         DotPath::Portable
     }
+
+    /// `a` in the lane order in which this path loads a `T` column: itself, or for an
+    /// [`Widen::INTERLEAVED`] type (bf16) on a SIMD path each run of 16 (AVX2) or 32
+    /// (AVX-512) elements as its even elements and then its odd ones. The tail past the last
+    /// whole run keeps its order. Done once per product, shared by every task.
+    fn lane_order<T: Widen>(self, a: &[f32]) -> Cow<'_, [f32]> {
+        let run = match self {
+            #[cfg(target_arch = "x86_64")]
+            DotPath::Avx512 if T::INTERLEAVED => 32,
+            #[cfg(target_arch = "x86_64")]
+            DotPath::Avx2 if T::INTERLEAVED => 16,
+            _ => return Cow::Borrowed(a),
+        };
+        let body = a.len() / run * run;
+        let mut x = Vec::with_capacity(a.len());
+        for piece in a[..body].chunks_exact(run) {
+            x.extend(piece.iter().step_by(2));
+            x.extend(piece.iter().skip(1).step_by(2));
+        }
+        x.extend_from_slice(&a[body..]);
+        Cow::Owned(x)
+    }
 }
 
-/// Outputs `first..first + dst.len()` as dot products with B's contiguous columns.
+/// Outputs `first..first + dst.len()` as dot products with B's contiguous columns; `a` is in
+/// the path's lane order ([`DotPath::lane_order`]).
 fn dot_columns<T: Widen>(path: DotPath, a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
     match path {
         // SAFETY (both): `DotPath::of` checked F16C and took the kernel's instruction set, which
@@ -163,21 +187,31 @@ fn dot_columns<T: Widen>(path: DotPath, a: &[f32], b: &MatRef<'_, T>, first: usi
     }
 }
 
-/// `a` in the lane order in which the SIMD dot loads a `T` column: itself, or for an
-/// [`Widen::INTERLEAVED`] type (bf16) each run of `run` elements as its even elements and
-/// then its odd ones. The tail past the last whole run keeps its order.
-pub(super) fn lane_order<T: Widen>(a: &[f32], run: usize) -> Cow<'_, [f32]> {
-    if !T::INTERLEAVED {
-        return Cow::Borrowed(a);
+/// Outputs `first..first + dst.len()`, four at a time through `dot4` and the rest one at a
+/// time through `dot1`, each given B's columns (`k` long) for its outputs: the loop the SIMD
+/// paths share.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn by_fours<T: Widen>(
+    k: usize,
+    b: &MatRef<'_, T>,
+    first: usize,
+    dst: &mut [f32],
+    dot4: impl Fn([&[T]; 4]) -> [f32; 4],
+    dot1: impl Fn(&[T]) -> f32,
+) {
+    let column = |j: usize| {
+        let start = b.offset + (first + j) * b.col_stride;
+        &b.data[start..start + k]
+    };
+    let done = dst.len() / 4 * 4;
+    let mut quads = dst.chunks_exact_mut(4);
+    for (g, out) in (&mut quads).enumerate() {
+        out.copy_from_slice(&dot4(std::array::from_fn(|i| column(4 * g + i))));
     }
-    let body = a.len() / run * run;
-    let mut x = Vec::with_capacity(a.len());
-    for piece in a[..body].chunks_exact(run) {
-        x.extend(piece.iter().step_by(2));
-        x.extend(piece.iter().skip(1).step_by(2));
+    for (j, d) in quads.into_remainder().iter_mut().enumerate() {
+        *d = dot1(column(done + j));
     }
-    x.extend_from_slice(&a[body..]);
-    Cow::Owned(x)
 }
 
 /// `src` as f32: itself when it is f32, else widened into `buf` (of `src`'s length).

@@ -7,7 +7,7 @@
 //! 2, 1), which [`finish`] computes for either order, so a 16-bit B gives its f32 copy's bits.
 //! Results differ from the AVX2 path's (16 partial sums), as any two GEMM kernels' do.
 
-use super::gemv::lane_order;
+use super::gemv::by_fours;
 use super::gemv_x86::halve8;
 use super::{MatRef, Widen};
 use std::arch::x86_64::*;
@@ -15,28 +15,15 @@ use std::arch::x86_64::*;
 /// Elements per run: one [`Widen::load32x2`].
 const RUN: usize = 32;
 
-/// Outputs `first..first + dst.len()` as dot products of `a` with B's contiguous columns.
+/// Outputs `first..first + dst.len()` as dot products of `x` (`a` in lane order,
+/// `DotPath::lane_order` in `gemv.rs`) with B's contiguous columns.
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX2, FMA and F16C, and [`Widen::simd_ready`] must hold for
-/// `T`. B's columns `first..first + dst.len()` must lie in `b.data`.
+/// The CPU must support AVX-512F, AVX2, FMA and F16C, and [`Widen::simd_ready`] must hold for `T`. B's
+/// columns `first..first + dst.len()` must lie in `b.data` (checked by `sgemm`'s shape check).
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-pub(crate) unsafe fn dot_columns<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
-    let x = lane_order::<T>(a, RUN);
-    let k = a.len();
-    let column = |j: usize| {
-        let start = b.offset + (first + j) * b.col_stride;
-        &b.data[start..start + k]
-    };
-    let done = dst.len() / 4 * 4;
-    let mut quads = dst.chunks_exact_mut(4);
-    for (g, out) in (&mut quads).enumerate() {
-        let cols = [column(4 * g), column(4 * g + 1), column(4 * g + 2), column(4 * g + 3)];
-        out.copy_from_slice(&dot4(&x, cols));
-    }
-    for (j, d) in quads.into_remainder().iter_mut().enumerate() {
-        *d = dot1(&x, column(done + j));
-    }
+pub(crate) unsafe fn dot_columns<T: Widen>(x: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
+    by_fours(x.len(), b, first, dst, |cols| dot4(x, cols), |col| dot1(x, col));
 }
 
 /// The run-multiple body of four dot products, then each output's reduction and tail.
