@@ -30,8 +30,6 @@
 
 #![forbid(unsafe_code)]
 
-/// Dataset cleaning before fine-tuning: normalisation, PII masking, filters, MinHash
-/// deduplication and a cluster-safe split (`deltaw data clean`).
 pub mod clean;
 pub mod data;
 mod error;
