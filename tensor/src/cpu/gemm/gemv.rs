@@ -63,7 +63,7 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
             out.chunks_mut(block).enumerate().for_each(task);
         }
     } else {
-        let path = DotPath::of(kern, TB::simd_ready());
+        let path = DotPath::of::<TB>(kern);
         let x = path.lane_order::<TB>(&a_row);
         let task = |(i, dst): (usize, &mut [f32])| dot_columns(path, &x, &b, i * block, dst);
         if parallel {
@@ -127,10 +127,10 @@ enum DotPath {
 
 impl DotPath {
     /// The path that goes with the GEMM kernel `kern` (its instruction set was checked when
-    /// it was listed as available), for a B whose `simd_ready` is `ready`.
-    fn of(kern: &Kernel, ready: bool) -> DotPath {
+    /// it was listed as available), for a B of type `T` (f16 needs F16C).
+    fn of<T: Widen>(kern: &Kernel) -> DotPath {
         #[cfg(target_arch = "x86_64")]
-        if ready && std::arch::is_x86_feature_detected!("f16c") {
+        if T::simd_ready() && std::arch::is_x86_feature_detected!("f16c") {
             if kern.name.starts_with("avx512") {
                 return DotPath::Avx512;
             }
@@ -138,8 +138,20 @@ impl DotPath {
                 return DotPath::Avx2;
             }
         }
-        let _ = (kern, ready);
+        let _ = kern;
         DotPath::Portable
+    }
+
+    /// How many elements this path loads as one run of `T`, when it loads them as the even
+    /// elements and then the odd ones (bf16 on a SIMD path); `None` when it keeps their order.
+    fn interleaved_run<T: Widen>(self) -> Option<usize> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            DotPath::Avx512 if T::INTERLEAVED => Some(32),
+            #[cfg(target_arch = "x86_64")]
+            DotPath::Avx2 if T::INTERLEAVED => Some(16),
+            _ => None,
+        }
     }
 
     /// `a` in the lane order in which this path loads a `T` column: itself, or for an
@@ -147,12 +159,8 @@ impl DotPath {
     /// (AVX-512) elements as its even elements and then its odd ones. The tail past the last
     /// whole run keeps its order. Done once per product, shared by every task.
     fn lane_order<T: Widen>(self, a: &[f32]) -> Cow<'_, [f32]> {
-        let run = match self {
-            #[cfg(target_arch = "x86_64")]
-            DotPath::Avx512 if T::INTERLEAVED => 32,
-            #[cfg(target_arch = "x86_64")]
-            DotPath::Avx2 if T::INTERLEAVED => 16,
-            _ => return Cow::Borrowed(a),
+        let Some(run) = self.interleaved_run::<T>() else {
+            return Cow::Borrowed(a);
         };
         let body = a.len() / run * run;
         let mut x = Vec::with_capacity(a.len());
