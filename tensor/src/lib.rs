@@ -48,6 +48,7 @@ pub mod gpu;
 mod kinds;
 mod layout;
 mod ops;
+pub mod quant;
 mod rng;
 pub mod safetensors;
 mod safetensors_stream;
@@ -61,6 +62,7 @@ pub use error::{Error, Result};
 pub use kinds::{AdamWScalars, BinaryOp, ReduceDims, ReduceOp, UnaryOp};
 pub use layout::{Layout, StridedOffsets};
 pub use ops::{AttentionOutput, LayerNormOutput, MatmulVectors, RmsNormOutput, TopK};
+pub use quant::QuantType;
 pub use rng::{mix64, Seed};
 pub use shape::{Dim, Shape};
 #[doc(hidden)]
