@@ -26,6 +26,10 @@ pub enum Error {
     #[error("to_dtype({to}): element {index} = {value} cannot be represented exactly")]
     Conversion { to: String, index: usize, value: f64 },
 
+    /// f32 data that cannot be quantized: not a whole number of blocks, a NaN or an infinity.
+    #[error("quantize to {ty}: {message}")]
+    Quantize { ty: String, message: String },
+
     /// The GPU backend failed: no adapter, an allocation over the device's limits, a lost device.
     #[cfg(feature = "gpu")]
     #[error(transparent)]

@@ -23,6 +23,21 @@
 
 use std::fmt;
 
+mod dequant;
+mod kquant_ref;
+mod kquants;
+mod legacy;
+mod quantize;
+
+pub use dequant::{dequantize, dequantize_rows};
+pub use quantize::quantize;
+
+/// The little-endian f16 at byte `at` of a block, widened to f32 (exactly).
+#[inline(always)]
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
 /// A block-quantized storage type, named as llama.cpp names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QuantType {
