@@ -68,6 +68,16 @@ impl Gpt2Config {
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
         let raw: Value =
             serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;
+        Gpt2Config::from_json(raw, &path)
+    }
+
+    /// [`Gpt2Config::from_dir`] for a parsed file (or one built from GGUF metadata); `path`
+    /// names it in errors.
+    ///
+    /// # Errors
+    /// As [`Gpt2Config::from_dir`].
+    pub fn from_json(raw: Value, path: &Path) -> Result<Gpt2Config> {
+        let path = path.to_path_buf();
         check_model_type(&raw, "gpt2", &path)?; // before the fields, whose errors would mislead
         let mut config: Gpt2Config =
             Gpt2Config::deserialize(&raw).map_err(|e| Error::Config { path: path.clone(), message: e.to_string() })?;

@@ -26,6 +26,7 @@ mod generate;
 mod generate_batch;
 mod generate_text;
 mod gpt2;
+pub mod gguf;
 mod init;
 mod layers;
 mod llama;

@@ -40,6 +40,11 @@ impl Tokenizer {
         Ok(tokenizer)
     }
 
+    /// A tokenizer built in code (from a GGUF file's metadata); `path` names its file in errors.
+    pub(crate) fn from_parts(inner: tokenizers::Tokenizer, path: PathBuf, config: TokenizerConfig) -> Tokenizer {
+        Tokenizer { inner, path, config }
+    }
+
     /// Loads a `tokenizer.json` file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Tokenizer> {
         let path = path.as_ref().to_path_buf();

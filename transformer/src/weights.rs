@@ -54,6 +54,13 @@ impl Checkpoint {
         Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone(), dtype: WeightDtype::F32 })
     }
 
+    /// A checkpoint of tensors already loaded and named as transformers names them (a GGUF
+    /// file's, renamed); `path` names the file in errors.
+    pub fn from_tensors(path: &Path, tensors: BTreeMap<String, Tensor>, device: &Device) -> Checkpoint {
+        let device = device.clone();
+        Checkpoint { path: path.to_path_buf(), tensors, prefix: String::new(), problems: Vec::new(), device, dtype: WeightDtype::F32 }
+    }
+
     /// How [`ParamSource::param`] hands out weights (f32 by default).
     pub fn with_dtype(mut self, dtype: WeightDtype) -> Checkpoint {
         self.dtype = dtype;
