@@ -15,6 +15,9 @@ pub enum Error {
     #[error("{path}: not a valid safetensors file: {message}")]
     Safetensors { path: PathBuf, message: String },
 
+    #[error("{path} (GGUF): {message}")]
+    Gguf { path: PathBuf, message: String },
+
     #[error(
         "{path}: tensor '{tensor}' has dtype {dtype}, which deltaw cannot load (supported: F32, F16, BF16, I32, I64)"
     )]

@@ -43,6 +43,7 @@ mod device;
 mod display;
 mod dtype;
 mod error;
+pub mod gguf;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 mod kinds;
