@@ -58,7 +58,14 @@ impl Checkpoint {
     /// file's, renamed); `path` names the file in errors.
     pub fn from_tensors(path: &Path, tensors: BTreeMap<String, Tensor>, device: &Device) -> Checkpoint {
         let device = device.clone();
-        Checkpoint { path: path.to_path_buf(), tensors, prefix: String::new(), problems: Vec::new(), device, dtype: WeightDtype::F32 }
+        Checkpoint {
+            path: path.to_path_buf(),
+            tensors,
+            prefix: String::new(),
+            problems: Vec::new(),
+            device,
+            dtype: WeightDtype::F32,
+        }
     }
 
     /// How [`ParamSource::param`] hands out weights (f32 by default).

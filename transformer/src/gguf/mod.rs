@@ -69,16 +69,15 @@ impl GgufModel {
             Some(info) if info.shape.len() == 2 => info.shape[0],
             _ => vocab.tokens.len(),
         };
-        let eos: Vec<i32> = [vocab.eos_token_id, eot_id(&file)?]
-            .into_iter()
-            .flatten()
-            .map(|i| i as i32)
-            .fold(Vec::new(), |mut v, i| {
+        let eos: Vec<i32> = [vocab.eos_token_id, eot_id(&file)?].into_iter().flatten().map(|i| i as i32).fold(
+            Vec::new(),
+            |mut v, i| {
                 if !v.contains(&i) {
                     v.push(i);
                 }
                 v
-            });
+            },
+        );
         let generation = GenerationConfig {
             eos_token_ids: eos,
             bos_token_id: vocab.bos_token_id.map(|i| i as i32),
@@ -121,8 +120,9 @@ fn hf_tensors(file: &GgufFile, arch: GgufArch, device: &Device) -> Result<BTreeM
         if name == "rope_freqs.weight" {
             return Err(Error::Config {
                 path: file.path().to_path_buf(),
-                message: "tensor rope_freqs.weight (Llama 3.1's rope scaling as per-frequency factors) is not supported yet"
-                    .into(),
+                message:
+                    "tensor rope_freqs.weight (Llama 3.1's rope scaling as per-frequency factors) is not supported yet"
+                        .into(),
             });
         }
         let Some(key) = hf_name(arch, name) else {
@@ -134,12 +134,20 @@ fn hf_tensors(file: &GgufFile, arch: GgufArch, device: &Device) -> Result<BTreeM
         }
         // llama.cpp's converter permuted q's rows with the query heads, k's with the kv heads.
         let permuted = match arch {
-            GgufArch::Llama(LlamaFamily::Llama | LlamaFamily::Mistral) if key.ends_with("q_proj.weight") || key.ends_with("q_proj.bias") => {
+            GgufArch::Llama(LlamaFamily::Llama | LlamaFamily::Mistral)
+                if key.ends_with("q_proj.weight") || key.ends_with("q_proj.bias") =>
+            {
                 Some(heads("attention.head_count")?)
             }
-            GgufArch::Llama(LlamaFamily::Llama | LlamaFamily::Mistral) if key.ends_with("k_proj.weight") || key.ends_with("k_proj.bias") => {
+            GgufArch::Llama(LlamaFamily::Llama | LlamaFamily::Mistral)
+                if key.ends_with("k_proj.weight") || key.ends_with("k_proj.bias") =>
+            {
                 let nh = heads("attention.head_count")?;
-                Some(metadata.get("llama.attention.head_count_kv").map_or(Ok(nh), |_| heads("attention.head_count_kv"))?)
+                Some(
+                    metadata
+                        .get("llama.attention.head_count_kv")
+                        .map_or(Ok(nh), |_| heads("attention.head_count_kv"))?,
+                )
             }
             _ => None,
         };
@@ -224,10 +232,12 @@ fn read_tensor(file: &GgufFile, info: &GgufTensorInfo, permuted: Option<usize>, 
         (_, Some(heads)) => {
             // Float rows, un-permuted on their f32 bytes.
             let t = file.tensor(&info.name, &Device::Cpu)?.to_dtype(DType::F32)?;
-            let values = t.to_vec::<f32>();
+            let values: Vec<f32> = t.to_vec();
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let bytes = unpermute_rows(&bytes, info.shape[0], heads).map_err(|m| bad(format!("tensor {}: {m}", info.name)))?;
-            let values: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let bytes =
+                unpermute_rows(&bytes, info.shape[0], heads).map_err(|m| bad(format!("tensor {}: {m}", info.name)))?;
+            let values: Vec<f32> =
+                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             Ok(Tensor::from_vec(values, info.shape.clone(), device)?)
         }
     }
@@ -248,7 +258,11 @@ fn read_tensor(file: &GgufFile, info: &GgufTensorInfo, permuted: Option<usize>, 
 /// # Errors
 /// When `rows` is not `heads` times an even head size, or the bytes are not `rows` rows.
 pub fn unpermute_rows(bytes: &[u8], rows: usize, heads: usize) -> std::result::Result<Vec<u8>, String> {
-    if heads == 0 || !rows.is_multiple_of(heads) || !(rows / heads).is_multiple_of(2) || !bytes.len().is_multiple_of(rows.max(1)) {
+    if heads == 0
+        || !rows.is_multiple_of(heads)
+        || !(rows / heads).is_multiple_of(2)
+        || !bytes.len().is_multiple_of(rows.max(1))
+    {
         return Err(format!("{rows} rows of {} bytes cannot be {heads} heads of an even size", bytes.len()));
     }
     let (hs, row) = (rows / heads, bytes.len() / rows);

@@ -34,7 +34,8 @@ const USER_DEFINED: i32 = 4;
 /// pre-tokenizer's own regex does), for `pre` = `gpt-2` / `default`.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Qwen2's split: Llama 3's with single digits.
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The `tokenizer.*` metadata of a GGUF file, as plain data.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -79,16 +80,26 @@ impl GgufVocab {
             let v = metadata.get_uint(key)?;
             Ok(Some(u32::try_from(v).map_err(|_| Error::Input(format!("{key} = {v} is not a token id")))?))
         };
-        let flag = |key: &str| -> Result<Option<bool>> { opt(key).then(|| metadata.get_bool(key)).transpose().map_err(Into::into) };
+        let flag = |key: &str| -> Result<Option<bool>> {
+            opt(key).then(|| metadata.get_bool(key)).transpose().map_err(Into::into)
+        };
         let strings = |key: &str| -> Result<Option<Vec<String>>> {
             Ok(if opt(key) { Some(metadata.get_str_array(key)?.into_iter().map(String::from).collect()) } else { None })
         };
         Ok(GgufVocab {
             model: metadata.get_str("tokenizer.ggml.model")?.to_string(),
-            pre: opt("tokenizer.ggml.pre").then(|| metadata.get_str("tokenizer.ggml.pre")).transpose()?.map(String::from),
-            tokens: strings("tokenizer.ggml.tokens")?.ok_or_else(|| Error::Input("no metadata key 'tokenizer.ggml.tokens'".into()))?,
-            scores: opt("tokenizer.ggml.scores").then(|| metadata.get_f32_array("tokenizer.ggml.scores")).transpose()?,
-            token_types: opt("tokenizer.ggml.token_type").then(|| metadata.get_i32_array("tokenizer.ggml.token_type")).transpose()?,
+            pre: opt("tokenizer.ggml.pre")
+                .then(|| metadata.get_str("tokenizer.ggml.pre"))
+                .transpose()?
+                .map(String::from),
+            tokens: strings("tokenizer.ggml.tokens")?
+                .ok_or_else(|| Error::Input("no metadata key 'tokenizer.ggml.tokens'".into()))?,
+            scores: opt("tokenizer.ggml.scores")
+                .then(|| metadata.get_f32_array("tokenizer.ggml.scores"))
+                .transpose()?,
+            token_types: opt("tokenizer.ggml.token_type")
+                .then(|| metadata.get_i32_array("tokenizer.ggml.token_type"))
+                .transpose()?,
             merges: strings("tokenizer.ggml.merges")?,
             bos_token_id: id("tokenizer.ggml.bos_token_id")?,
             eos_token_id: id("tokenizer.ggml.eos_token_id")?,
@@ -97,7 +108,10 @@ impl GgufVocab {
             add_bos: flag("tokenizer.ggml.add_bos_token")?,
             add_eos: flag("tokenizer.ggml.add_eos_token")?,
             add_space_prefix: flag("tokenizer.ggml.add_space_prefix")?,
-            chat_template: opt("tokenizer.chat_template").then(|| metadata.get_str("tokenizer.chat_template")).transpose()?.map(String::from),
+            chat_template: opt("tokenizer.chat_template")
+                .then(|| metadata.get_str("tokenizer.chat_template"))
+                .transpose()?
+                .map(String::from),
         })
     }
 
@@ -152,7 +166,9 @@ impl GgufVocab {
     fn tokenizer_json(&self) -> std::result::Result<Value, String> {
         let n = self.tokens.len();
         let types = match &self.token_types {
-            Some(t) if t.len() != n => return Err(format!("tokenizer.ggml.token_type has {} entries for {n} tokens", t.len())),
+            Some(t) if t.len() != n => {
+                return Err(format!("tokenizer.ggml.token_type has {} entries for {n} tokens", t.len()))
+            }
             Some(t) => t.clone(),
             None => vec![NORMAL; n],
         };
@@ -194,10 +210,15 @@ impl GgufVocab {
                 let model = json!({"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
                     "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                     "vocab": vocab, "merges": pairs});
-                (model, self.byte_level_pre()?, json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}))
+                (
+                    model,
+                    self.byte_level_pre()?,
+                    json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}),
+                )
             }
             "llama" => {
-                let scores = self.scores.as_ref().ok_or("tokenizer.ggml.model \"llama\" needs tokenizer.ggml.scores")?;
+                let scores =
+                    self.scores.as_ref().ok_or("tokenizer.ggml.model \"llama\" needs tokenizer.ggml.scores")?;
                 if scores.len() != n {
                     return Err(format!("tokenizer.ggml.scores has {} entries for {n} tokens", scores.len()));
                 }
