@@ -3,15 +3,14 @@
 //! ends at any EOS id or the template's end of turn. `/reset` clears the conversation (the
 //! system message stays), `/system TEXT` sets the system message, Ctrl-D (end of input) quits.
 
-use super::check_model_dir;
 use super::generate::SamplingArgs;
+use super::open_model::{open_causal_lm, OpenedLm};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use deltaw_lora::Lora;
 use deltaw_tensor::Device;
 use deltaw_transformer::{
-    generate_text, load_causal_lm_with, CausalLm, ChatTemplate, GenerateOptions, GeneratedText, GenerationConfig,
-    Message, Tokenizer, WeightDtype, BUILTIN_TEMPLATES,
+    generate_text, CausalLm, ChatTemplate, GenerateOptions, GeneratedText, Message, Tokenizer, BUILTIN_TEMPLATES,
 };
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -20,8 +19,9 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct ChatModelArgs {
     /// A causal LM folder (config.json, model.safetensors, tokenizer.json; tokenizer_config.json,
-    /// chat_template.jinja and generation_config.json when present).
-    #[arg(long, value_name = "DIR")]
+    /// chat_template.jinja and generation_config.json when present), or a GGUF file (.gguf:
+    /// llama, qwen2, qwen3, gpt2), which holds its tokenizer and chat template.
+    #[arg(long, value_name = "DIR|FILE.gguf")]
     pub model: PathBuf,
     /// A PEFT LoRA adapter folder to apply to the model.
     #[arg(long, value_name = "DIR")]
@@ -55,18 +55,15 @@ pub struct ChatModel {
 
 impl ChatModel {
     pub fn load(args: &ChatModelArgs, sampling: &SamplingArgs, device: &Device) -> Result<ChatModel> {
-        check_model_dir(&args.model)?;
         let mut options = sampling.options()?;
-        let mut model = load_causal_lm_with(&args.model, device, WeightDtype::Stored)?;
+        let OpenedLm { mut model, tokenizer, generation, template } = open_causal_lm(&args.model, device)?;
         let adapter = match &args.adapter {
             Some(dir) if !dir.is_dir() => bail!("adapter folder {} does not exist", dir.display()),
             Some(dir) => Some(Lora::load_peft(model.as_mut(), dir, device)?),
             None => None,
         };
-        let tokenizer = Tokenizer::from_dir(&args.model)?;
-        tokenizer.check_vocab(model.vocab_size())?;
-        let template = load_template(&args.model, args.template.as_deref(), &tokenizer)?;
-        options.eos_token_ids = GenerationConfig::from_dir(&args.model)?.eos_token_ids;
+        let template = pick_template(&args.model, template, args.template.as_deref(), &tokenizer)?;
+        options.eos_token_ids = generation.eos_token_ids;
         let ends = [tokenizer.config().eos_token.as_deref(), template.end_of_turn()];
         for end in ends.into_iter().flatten() {
             match tokenizer.token_id(end) {
@@ -98,17 +95,22 @@ impl ChatModel {
     }
 }
 
-/// `--template NAME`, else the folder's own template; a folder without one is an error that
+/// `--template NAME`, else the model's own template; a model without one is an error that
 /// names the built-ins.
-fn load_template(dir: &std::path::Path, name: Option<&str>, tokenizer: &Tokenizer) -> Result<ChatTemplate> {
+fn pick_template(
+    model: &std::path::Path,
+    own: Option<ChatTemplate>,
+    name: Option<&str>,
+    tokenizer: &Tokenizer,
+) -> Result<ChatTemplate> {
     if let Some(name) = name {
         return Ok(ChatTemplate::builtin(name, tokenizer.config())?);
     }
-    ChatTemplate::from_dir(dir)?.with_context(|| {
+    own.with_context(|| {
         format!(
-            "{} has no chat template (tokenizer_config.json's chat_template or chat_template.jinja); \
-             pass --template with one of {}",
-            dir.display(),
+            "{} has no chat template (tokenizer_config.json's chat_template, chat_template.jinja or a GGUF's \
+             tokenizer.chat_template); pass --template with one of {}",
+            model.display(),
             BUILTIN_TEMPLATES.join(", ")
         )
     })

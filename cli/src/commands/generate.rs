@@ -1,15 +1,13 @@
-//! `deltaw generate`: continues a prompt with a causal LM folder, greedy or sampled, stopping
+//! `deltaw generate`: continues a prompt with a causal LM (a folder or a GGUF file), greedy or sampled, stopping
 //! at the model's end-of-text tokens or a `--stop` string; `--chat` runs the prompt as one user
 //! turn through the chat template. The sampling flags are shared with `deltaw chat`.
 
 use super::chat::{ChatModel, ChatModelArgs};
-use super::check_model_dir;
+use super::open_model::{open_causal_lm, OpenedLm};
 use anyhow::{bail, Result};
 use clap::Args;
 use deltaw_tensor::Device;
-use deltaw_transformer::{
-    generate_text, load_causal_lm_with, GenerateOptions, GenerationConfig, Message, StopReason, Tokenizer, WeightDtype,
-};
+use deltaw_transformer::{generate_text, GenerateOptions, Message, StopReason};
 use serde_json::json;
 use std::io::Write;
 
@@ -66,13 +64,9 @@ pub fn run(args: &GenerateArgs, device: &Device, out: &mut dyn Write) -> Result<
     if args.model.adapter.is_some() || args.model.template.is_some() || args.model.system.is_some() {
         bail!("--adapter, --template and --system go with --chat (or `deltaw chat`)");
     }
-    let dir = &args.model.model;
-    check_model_dir(dir)?;
     let mut options = args.sampling.options()?;
-    let model = load_causal_lm_with(dir, device, WeightDtype::Stored)?;
-    let tokenizer = Tokenizer::from_dir(dir)?;
-    tokenizer.check_vocab(model.vocab_size())?;
-    options.eos_token_ids = GenerationConfig::from_dir(dir)?.eos_token_ids;
+    let OpenedLm { model, tokenizer, generation, .. } = open_causal_lm(&args.model.model, device)?;
+    options.eos_token_ids = generation.eos_token_ids;
     let prompt_ids = tokenizer.encode(&args.prompt)?;
     let new = generate_text(model.as_ref(), &tokenizer, &prompt_ids, &options, &mut |_| {})?;
     let text = match new.stop {

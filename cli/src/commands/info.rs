@@ -1,4 +1,4 @@
-//! `deltaw info`: what a model folder holds, read from its `config.json` and the header of its
+//! `deltaw info`: what a model folder (or a GGUF file: `info_gguf.rs`) holds, read from its `config.json` and the header of its
 //! `model.safetensors` (the weights themselves are not loaded, so this is quick on any size).
 
 use super::check_model_dir;
@@ -17,8 +17,9 @@ const BUFFERS: [&str; 3] = [".attn.bias", ".attn.masked_bias", "embeddings.posit
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// A Hugging Face folder with config.json and model.safetensors (gpt2 or bert).
-    #[arg(long, value_name = "DIR")]
+    /// A Hugging Face folder with config.json and model.safetensors (gpt2, bert, the Llama
+    /// family), or a GGUF file (.gguf).
+    #[arg(long, value_name = "DIR|FILE.gguf")]
     pub model: PathBuf,
     /// Print one JSON object.
     #[arg(long)]
@@ -48,6 +49,9 @@ struct Info {
 }
 
 pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
+    if super::open_model::is_gguf(&args.model) {
+        return super::info_gguf::run(&args.model, args.json, out);
+    }
     check_model_dir(&args.model)?;
     let info = Info::read(&args.model)?;
     if args.json {
