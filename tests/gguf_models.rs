@@ -8,9 +8,9 @@
 //! and second-best logit over the generated steps (`min_margin`, ≥ 0.005 in every case), far
 //! above the ~1e-5 by which f32 logits of two implementations differ at these sizes.
 
-use deltaw_tensor::Device;
-use deltaw_transformer::gguf::{unpermute_rows, GgufModel};
-use deltaw_transformer::{ChatTemplate, GenerateOptions, Message, Tokenizer, WeightDtype};
+use deltaw_tensor::{quant, DType, Device, QuantType};
+use deltaw_transformer::gguf::{export_gguf, unpermute_rows, GgufModel, GgufQuant, GgufVocab};
+use deltaw_transformer::{named_parameters, ChatTemplate, GenerateOptions, Message, Tokenizer, WeightDtype};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -114,4 +114,112 @@ fn a_file_that_is_not_a_model_names_what_is_missing() {
     let err = GgufModel::load(&path, &Device::Cpu, WeightDtype::F32).err().unwrap().to_string();
     assert!(err.contains("tokenizer.ggml.model"), "{err}");
     std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// A model folder in the temp dir: the files of `tests/fixtures/llama/<model>` and the tokenizer
+/// files of `tests/fixtures/chat/<tokenizer>`.
+fn model_folder(model: &str, tokenizer: &str) -> PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let dir = std::env::temp_dir().join(format!("deltaw-gguf-export-{model}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for src in [fixtures.join("llama").join(model), fixtures.join("chat").join(tokenizer)] {
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+#[test]
+fn exported_tokenizer_metadata_encodes_as_the_folder() {
+    let chat = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/chat");
+    let texts = ["Hello world", "  two  spaces\nand a line", "héllo 你好 <s>x</s>", "<|im_start|>user\nhi<|im_end|>"];
+    for name in ["mistral", "qwen2", "llama3"] {
+        let folder = Tokenizer::from_dir(chat.join(name)).unwrap();
+        let vocab = GgufVocab::from_tokenizer_dir(&chat.join(name)).unwrap();
+        assert_eq!(vocab.model, if name == "mistral" { "llama" } else { "gpt2" });
+        let back = vocab.tokenizer("x.gguf").unwrap();
+        for text in texts {
+            assert_eq!(back.encode(text).unwrap(), folder.encode(text).unwrap(), "{name}: {text:?}");
+        }
+        assert_eq!(back.config().chat_template, folder.config().chat_template, "{name}");
+    }
+}
+
+/// Largest |difference| of the two models' logits on one prompt, over the largest |logit|.
+fn logit_gap(folder: &Path, gguf: &Path) -> f32 {
+    let reference = deltaw_transformer::load_causal_lm(folder, &Device::Cpu).unwrap();
+    let lm = GgufModel::load(gguf, &Device::Cpu, WeightDtype::F32).unwrap();
+    let ids = deltaw_tensor::Tensor::from_vec(vec![1i32, 50, 300, 7, 99, 4], (1, 6), &Device::Cpu).unwrap();
+    let a: Vec<f32> = reference.output(&ids, None).value().to_vec();
+    let b: Vec<f32> = lm.model.output(&ids, None).value().to_vec();
+    let scale = a.iter().map(|x| x.abs()).fold(0.0, f32::max);
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / scale
+}
+
+/// Every parameter of the model loaded from `gguf` equals the folder's, rounded as `quant`
+/// stores matrices (f16, or Q8_0 quantized and dequantized by llama.cpp's arithmetic); vectors
+/// stay f32. Exact: the same values, whatever the file's layout was on the way.
+fn assert_weights_round_trip(folder: &Path, gguf: &Path, quant: GgufQuant) {
+    let reference = deltaw_transformer::load_causal_lm(folder, &Device::Cpu).unwrap();
+    let lm = GgufModel::load(gguf, &Device::Cpu, WeightDtype::F32).unwrap();
+    let got: std::collections::BTreeMap<String, Vec<f32>> =
+        named_parameters(lm.model.as_ref()).into_iter().map(|(k, v)| (k, v.value().to_vec())).collect();
+    let want = named_parameters(reference.as_ref());
+    assert_eq!(got.len(), want.len());
+    for (key, var) in want {
+        let t = var.value().to_dtype(DType::F32).unwrap();
+        let w: Vec<f32> = t.to_vec();
+        let rounded = match (t.rank(), quant) {
+            (1, _) => w,
+            // A row that is not whole Q8_0 blocks (Qwen2's width 48) is written f16 instead.
+            (_, GgufQuant::F16) => t.to_dtype(DType::F16).unwrap().to_dtype(DType::F32).unwrap().to_vec(),
+            (_, GgufQuant::Q8_0) if t.dims()[1] % 32 != 0 => {
+                t.to_dtype(DType::F16).unwrap().to_dtype(DType::F32).unwrap().to_vec()
+            }
+            (_, GgufQuant::Q8_0) => {
+                let mut back = vec![0.0; w.len()];
+                quant::dequantize(QuantType::Q8_0, &quant::quantize(QuantType::Q8_0, &w).unwrap(), &mut back);
+                back
+            }
+            _ => unreachable!("only f16 and q8_0 here"),
+        };
+        assert!(got[&key] == rounded, "{key}: the loaded weight is not the folder's rounded as {quant:?}");
+    }
+}
+
+#[test]
+fn export_writes_files_that_load_back_as_the_same_model() {
+    // Mistral (written as `llama`: q/k permuted on the way out, un-permuted on the way in) and
+    // Qwen2 (biases, not permuted). Weights are compared exactly; the f16 logits besides,
+    // relative to the largest: f16 keeps 11 significant bits (2^-11 ≈ 5e-4 relative per
+    // weight), and the measured gap is ~3e-7, so 1e-4 fails on any misplaced row.
+    for (model, tokenizer) in [("mistral_bf16_shards", "mistral"), ("qwen2_bias_gqa3", "qwen2")] {
+        let dir = model_folder(model, tokenizer);
+        for quant in [GgufQuant::F16, GgufQuant::Q8_0] {
+            let out = dir.join(format!("{quant:?}.gguf"));
+            let report = export_gguf(&dir, &out, quant).unwrap();
+            let fell_back = model.starts_with("qwen2") && quant == GgufQuant::Q8_0;
+            assert_eq!(!report.fallbacks.is_empty(), fell_back, "{model}: {report:?}");
+            assert_weights_round_trip(&dir, &out, quant);
+        }
+        let gap = logit_gap(&dir, &dir.join("F16.gguf"));
+        assert!(gap < 1e-4, "{model}: f16 logits differ by {gap} of the largest");
+        // Q4_K needs rows of 256: these tiny widths fall back to f16, and the report says so.
+        let report = export_gguf(&dir, &dir.join("q4km.gguf"), GgufQuant::Q4KM).unwrap();
+        assert!(report.fallbacks.iter().any(|n| n == "blk.0.attn_q.weight"), "{report:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn export_refuses_a_rope_gguf_cannot_hold() {
+    let dir = model_folder("llama3_gqa4", "llama3");
+    let err = export_gguf(&dir, &dir.join("x.gguf"), GgufQuant::Q8_0).unwrap_err().to_string();
+    assert!(err.contains("llama3") && err.contains("config.json"), "{err}");
+    assert!(!dir.join("x.gguf").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

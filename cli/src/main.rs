@@ -6,7 +6,9 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
-use commands::{chat, data, demo, embed, eval, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs};
+use commands::{
+    chat, data, demo, embed, eval, export, generate, info, inspect_data, merge, plot, rag, sft, train, GlobalArgs,
+};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -24,11 +26,11 @@ struct Cli {
 enum Command {
     /// Sentence embeddings from a BERT / sentence-transformers folder (e.g. all-MiniLM-L6-v2).
     Embed(embed::EmbedArgs),
-    /// Continue a prompt with a causal LM folder (greedy or sampled, KV cache); --chat for one chat turn.
+    /// Continue a prompt with a causal LM folder or .gguf file (greedy or sampled, KV cache); --chat for one chat turn.
     Generate(generate::GenerateArgs),
     /// Chat with a model in the terminal through its chat template (/reset, /system TEXT, Ctrl-D).
     Chat(chat::ChatArgs),
-    /// What a model folder holds: type, config, parameter count, stored dtypes, file size.
+    /// What a model folder or .gguf file holds: type, config, parameter count, stored dtypes, file size.
     Info(info::InfoArgs),
     /// Supervised fine-tuning of a GPT-2 folder on Alpaca / ShareGPT data, LoRA or --full.
     Sft(Box<sft::SftArgs>),
@@ -38,6 +40,8 @@ enum Command {
     Eval(Box<eval::EvalArgs>),
     /// Fold a LoRA adapter (PEFT format) into its base model and write a model folder.
     Merge(merge::MergeArgs),
+    /// Write a model folder as one GGUF file (f16, q8_0, q4_0, q4_k_m) with its tokenizer and chat template.
+    Export(export::ExportArgs),
     /// Show how a dataset is tokenized and which tokens are trained on.
     InspectData(inspect_data::InspectDataArgs),
     /// Draw a run's loss curves (metrics.jsonl) as a PNG.
@@ -95,6 +99,7 @@ fn dispatch(cli: &Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::Train(args) => device().and_then(|d| train::run(args, &d, out)),
         Command::Eval(args) => device().and_then(|d| eval::run(args, &d, out)),
         Command::Merge(args) => device().and_then(|d| merge::run(args, &d, out)),
+        Command::Export(args) => export::run(args, out),
         Command::InspectData(args) => inspect_data::run(args, out),
         Command::Plot(args) => plot::run(args, out),
         Command::Demo(args) => device().and_then(|d| demo::run(args, &d, out)),

@@ -6,6 +6,7 @@ pub mod data;
 pub mod demo;
 pub mod embed;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod info;
 pub mod info_gguf;

@@ -23,9 +23,14 @@
 //! ```
 
 mod config;
+mod export;
+mod names;
 mod vocab;
+mod vocab_export;
 
 pub use config::{gpt2_config, llama_config, GgufArch};
+pub use export::{export_gguf, ExportReport, GgufQuant};
+pub use names::{gguf_name, hf_name};
 pub use vocab::GgufVocab;
 
 use crate::error::{Error, Result};
@@ -163,57 +168,6 @@ fn hf_tensors(file: &GgufFile, arch: GgufArch, device: &Device) -> Result<BTreeM
 /// GPT-2's weights that transformers stores `(in, out)` (`Conv1D`).
 fn is_conv1d(key: &str) -> bool {
     key.ends_with(".weight") && (key.contains(".c_attn.") || key.contains(".c_proj.") || key.contains(".c_fc."))
-}
-
-/// transformers' key for llama.cpp's tensor `name`: `None` for a name deltaw does not know,
-/// `""` for a tensor to drop.
-fn hf_name(arch: GgufArch, name: &str) -> Option<String> {
-    let (stem, kind) = name.rsplit_once('.')?; // kind: weight / bias
-    let llama = matches!(arch, GgufArch::Llama(_));
-    let global = match (stem, llama) {
-        ("token_embd", true) => Some("model.embed_tokens"),
-        ("output_norm", true) => Some("model.norm"),
-        ("output", true) => Some("lm_head"),
-        ("token_embd", false) => Some("wte"),
-        ("position_embd", false) => Some("wpe"),
-        ("output_norm", false) => Some("ln_f"),
-        ("output", false) => return Some(String::new()),
-        _ => None,
-    };
-    if let Some(g) = global {
-        return Some(format!("{g}.{kind}"));
-    }
-    let rest = stem.strip_prefix("blk.")?;
-    let (layer, part) = rest.split_once('.')?;
-    let layer: usize = layer.parse().ok()?;
-    let module = if llama {
-        match part {
-            "attn_norm" => "input_layernorm",
-            "attn_q" => "self_attn.q_proj",
-            "attn_k" => "self_attn.k_proj",
-            "attn_v" => "self_attn.v_proj",
-            "attn_output" => "self_attn.o_proj",
-            "attn_q_norm" => "self_attn.q_norm",
-            "attn_k_norm" => "self_attn.k_norm",
-            "ffn_norm" => "post_attention_layernorm",
-            "ffn_gate" => "mlp.gate_proj",
-            "ffn_up" => "mlp.up_proj",
-            "ffn_down" => "mlp.down_proj",
-            _ => return None,
-        }
-    } else {
-        match part {
-            "attn_norm" => "ln_1",
-            "attn_qkv" => "attn.c_attn",
-            "attn_output" => "attn.c_proj",
-            "ffn_norm" => "ln_2",
-            "ffn_up" => "mlp.c_fc",
-            "ffn_down" => "mlp.c_proj",
-            _ => return None,
-        }
-    };
-    let prefix = if llama { "model.layers" } else { "h" };
-    Some(format!("{prefix}.{layer}.{module}.{kind}"))
 }
 
 /// Tensor `info` of `file`, its rows un-permuted for `permuted = Some(heads)`.

@@ -1,0 +1,234 @@
+//! Writing a Hugging Face model folder as one GGUF file in llama.cpp's layout: metadata from
+//! `config.json`, the tokenizer and chat template from the folder, tensors renamed
+//! ([`gguf_name`]), q/k rows permuted for `llama`, GPT-2's `Conv1D` weights transposed, and the
+//! matrices stored as f16 or block-quantized.
+
+use super::config::GgufArch;
+use super::names::gguf_name;
+use super::vocab::GgufVocab;
+use crate::config::ModelType;
+use crate::error::{Error, Result};
+use crate::llama_config::LlamaFamily;
+use crate::model::load_causal_lm;
+use crate::module::named_parameters;
+use deltaw_tensor::gguf::{GgufType, GgufValue, GgufWriter};
+use deltaw_tensor::{quant, DType, Device, QuantType, Tensor};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How the matrices of an exported file are stored (vectors, norms and biases stay f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GgufQuant {
+    /// Every matrix f16.
+    F16,
+    /// Every matrix Q8_0 (8.5 bits per weight).
+    Q8_0,
+    /// Every matrix Q4_0 (4.5 bits per weight).
+    Q4_0,
+    /// llama.cpp's Q4_K_M mix: Q4_K, with Q6_K for `attn_v`, `ffn_down` and the output head,
+    /// where those matter most.
+    Q4KM,
+}
+
+impl GgufQuant {
+    /// The names `--quant` takes.
+    pub const NAMES: [&'static str; 4] = ["f16", "q8_0", "q4_0", "q4_k_m"];
+
+    /// `"f16"`, `"q8_0"`, `"q4_0"` or `"q4_k_m"` (any case).
+    pub fn from_name(name: &str) -> Option<GgufQuant> {
+        match name.to_ascii_lowercase().as_str() {
+            "f16" => Some(GgufQuant::F16),
+            "q8_0" => Some(GgufQuant::Q8_0),
+            "q4_0" => Some(GgufQuant::Q4_0),
+            "q4_k_m" => Some(GgufQuant::Q4KM),
+            _ => None,
+        }
+    }
+
+    /// llama.cpp's `general.file_type` (its `LLAMA_FTYPE_MOSTLY_*`).
+    fn file_type(self) -> u32 {
+        match self {
+            GgufQuant::F16 => 1,
+            GgufQuant::Q4_0 => 2,
+            GgufQuant::Q8_0 => 7,
+            GgufQuant::Q4KM => 15,
+        }
+    }
+
+    /// The storage of matrix `name` (a GGUF name).
+    fn matrix_type(self, name: &str) -> GgufType {
+        match self {
+            GgufQuant::F16 => GgufType::F16,
+            GgufQuant::Q8_0 => GgufType::Quant(QuantType::Q8_0),
+            GgufQuant::Q4_0 => GgufType::Quant(QuantType::Q4_0),
+            GgufQuant::Q4KM if name == "output.weight" || name.contains(".attn_v.") || name.contains(".ffn_down.") => {
+                GgufType::Quant(QuantType::Q6K)
+            }
+            GgufQuant::Q4KM => GgufType::Quant(QuantType::Q4K),
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExportReport {
+    /// Tensors per stored type (`"q8_0"`, `"F32"`...).
+    pub types: BTreeMap<String, usize>,
+    /// Matrices whose rows are not a whole number of the type's blocks, stored f16 instead.
+    pub fallbacks: Vec<String>,
+}
+
+/// Writes the causal LM in the folder `dir` as the GGUF file `out` (atomically).
+///
+/// # Errors
+/// A folder deltaw cannot load, a family or rope llama.cpp's format cannot express here
+/// (Llama 3.1's rope scaling), a tokenizer without a llama.cpp equivalent, or a write failure.
+pub fn export_gguf(dir: &Path, out: &Path, quant: GgufQuant) -> Result<ExportReport> {
+    let model = load_causal_lm(dir, &Device::Cpu)?;
+    let config = model.config_json();
+    let arch = match ModelType::from_dir(dir)? {
+        ModelType::Gpt2 => GgufArch::Gpt2,
+        ModelType::Llama(family) => GgufArch::Llama(family),
+        ModelType::Bert => unreachable!("load_causal_lm refuses BERT"),
+    };
+    let mut writer = GgufWriter::new();
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut metadata = vec![
+        ("general.architecture".to_string(), GgufValue::String(arch.as_str().into())),
+        ("general.name".into(), GgufValue::String(name)),
+        ("general.file_type".into(), GgufValue::U32(quant.file_type())),
+    ];
+    metadata.extend(arch_metadata(arch, &config, dir)?);
+    metadata.extend(GgufVocab::from_tokenizer_dir(dir)?.to_metadata());
+    for (key, value) in metadata {
+        writer.add_metadata(key, value)?;
+    }
+    let heads = |key: &str| config[key].as_u64().map(|v| v as usize);
+    let nh = heads("num_attention_heads").unwrap_or(1);
+    let nkv = heads("num_key_value_heads").unwrap_or(nh);
+    let mut report = ExportReport::default();
+    for (key, param) in named_parameters(model.as_ref()) {
+        let gname = gguf_name(arch, &key).ok_or_else(|| Error::Input(format!("no GGUF name for parameter '{key}'")))?;
+        let mut t = param.value().to_dtype(DType::F32)?.contiguous();
+        if arch == GgufArch::Gpt2 && t.rank() == 2 && [".c_attn.", ".c_proj.", ".c_fc."].iter().any(|m| key.contains(m))
+        {
+            t = t.t().contiguous(); // Conv1D (in, out) -> (out, in)
+        }
+        let permute = match arch {
+            GgufArch::Llama(LlamaFamily::Llama | LlamaFamily::Mistral) if key.contains(".q_proj.") => Some(nh),
+            GgufArch::Llama(LlamaFamily::Llama | LlamaFamily::Mistral) if key.contains(".k_proj.") => Some(nkv),
+            _ => None,
+        };
+        let shape = t.dims().to_vec();
+        let mut values: Vec<f32> = t.to_vec();
+        if let Some(h) = permute {
+            values = permute_rows(&values, shape[0], h);
+        }
+        let ty = if shape.len() == 2 { quant.matrix_type(&gname) } else { GgufType::F32 };
+        let ty = match ty {
+            GgufType::Quant(q) if !shape[1].is_multiple_of(q.block_elems()) => {
+                report.fallbacks.push(gname.clone());
+                GgufType::F16
+            }
+            other => other,
+        };
+        let bytes = match ty {
+            GgufType::Quant(q) => quant::quantize(q, &values)?,
+            GgufType::F16 | GgufType::BF16 => {
+                let half = Tensor::from_vec(values, shape.clone(), &Device::Cpu)?.to_dtype(DType::F16)?;
+                writer.add_tensor(&gname, &half)?;
+                *report.types.entry(ty.to_string()).or_default() += 1;
+                continue;
+            }
+            GgufType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        writer.add_tensor_bytes(&gname, ty, &shape, bytes)?;
+        *report.types.entry(ty.to_string()).or_default() += 1;
+    }
+    writer.write(out)?;
+    Ok(report)
+}
+
+/// llama.cpp's q/k permutation (convert_hf_to_gguf.py's `permute`): in each head, row `i` of
+/// the first rotary half goes to `2i`, row `i` of the second to `2i + 1`. Undone by
+/// [`super::unpermute_rows`].
+fn permute_rows(values: &[f32], rows: usize, heads: usize) -> Vec<f32> {
+    let (hs, row) = (rows / heads, values.len() / rows);
+    let mut out = vec![0.0; values.len()];
+    for h in 0..heads {
+        for i in 0..hs / 2 {
+            for j in 0..2 {
+                let (to, from) = (h * hs + 2 * i + j, h * hs + j * hs / 2 + i);
+                out[to * row..(to + 1) * row].copy_from_slice(&values[from * row..(from + 1) * row]);
+            }
+        }
+    }
+    out
+}
+
+/// The `{arch}.*` keys for a model's `config.json`.
+fn arch_metadata(arch: GgufArch, config: &Value, dir: &Path) -> Result<Vec<(String, GgufValue)>> {
+    let path = dir.join("config.json");
+    let bad = |message: String| Error::Config { path: path.clone(), message };
+    let uint = |field: &str| -> Result<GgufValue> {
+        let v = config[field].as_u64().ok_or_else(|| bad(format!("{field}: expected a count")))?;
+        Ok(GgufValue::U32(u32::try_from(v).map_err(|_| bad(format!("{field} {v} does not fit GGUF's UINT32")))?))
+    };
+    let float = |field: &str| -> Result<GgufValue> {
+        config[field]
+            .as_f64()
+            .map(|v| GgufValue::F32(v as f32))
+            .ok_or_else(|| bad(format!("{field}: expected a number")))
+    };
+    let a = arch.as_str();
+    let key = |k: &str| format!("{a}.{k}");
+    let mut out = Vec::new();
+    match arch {
+        GgufArch::Gpt2 => {
+            out.push((key("context_length"), uint("n_positions")?));
+            out.push((key("embedding_length"), uint("n_embd")?));
+            out.push((key("block_count"), uint("n_layer")?));
+            let inner = config["n_inner"].as_u64().unwrap_or(4 * config["n_embd"].as_u64().unwrap_or(0));
+            out.push((key("feed_forward_length"), GgufValue::U32(inner as u32)));
+            out.push((key("attention.head_count"), uint("n_head")?));
+            out.push((key("attention.layer_norm_epsilon"), float("layer_norm_epsilon")?));
+        }
+        GgufArch::Llama(_) => {
+            let c = crate::llama_config::LlamaConfig::from_json(config.clone(), &path)?;
+            let u = |v: usize| GgufValue::U32(v as u32);
+            out.push((key("context_length"), u(c.max_position_embeddings)));
+            out.push((key("embedding_length"), u(c.hidden_size)));
+            out.push((key("block_count"), u(c.num_hidden_layers)));
+            out.push((key("feed_forward_length"), u(c.intermediate_size)));
+            out.push((key("attention.head_count"), u(c.num_attention_heads)));
+            out.push((key("attention.head_count_kv"), u(c.num_kv_heads())));
+            out.push((key("attention.key_length"), u(c.head_size())));
+            out.push((key("attention.value_length"), u(c.head_size())));
+            out.push((key("rope.dimension_count"), u(c.head_size())));
+            out.push((key("attention.layer_norm_rms_epsilon"), GgufValue::F32(c.rms_norm_eps)));
+            let params = config.get("rope_parameters").filter(|p| p.is_object());
+            let scaling = params.or_else(|| config.get("rope_scaling").filter(|p| p.is_object()));
+            let theta = params.and_then(|p| p["rope_theta"].as_f64()).or_else(|| config["rope_theta"].as_f64());
+            out.push((key("rope.freq_base"), GgufValue::F32(theta.unwrap_or(10_000.0) as f32)));
+            if let Some(s) = scaling {
+                let kind = s["rope_type"].as_str().or_else(|| s["type"].as_str()).unwrap_or("default");
+                match kind {
+                    "default" => {}
+                    "linear" | "yarn" => {
+                        out.push((key("rope.scaling.type"), GgufValue::String(kind.into())));
+                        out.push((
+                            key("rope.scaling.factor"),
+                            GgufValue::F32(s["factor"].as_f64().unwrap_or(1.0) as f32),
+                        ));
+                        if let Some(orig) = s["original_max_position_embeddings"].as_u64() {
+                            out.push((key("rope.scaling.original_context_length"), GgufValue::U32(orig as u32)));
+                        }
+                    }
+                    other => return Err(bad(format!("rope type \"{other}\" cannot be written as GGUF metadata here"))),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
