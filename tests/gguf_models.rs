@@ -196,7 +196,8 @@ fn export_writes_files_that_load_back_as_the_same_model() {
     // Mistral (written as `llama`: q/k permuted on the way out, un-permuted on the way in) and
     // Qwen2 (biases, not permuted). Weights are compared exactly; the f16 logits besides,
     // relative to the largest: f16 keeps 11 significant bits (2^-11 ≈ 5e-4 relative per
-    // weight), and the measured gap is ~3e-7, so 1e-4 fails on any misplaced row.
+    // weight): measured 3e-7 for Mistral (bf16 weights, exact in f16) and 7.6e-4 for Qwen2
+    // (f32 weights); 2e-3 allows that and fails on a misplaced row (gaps of order 1).
     for (model, tokenizer) in [("mistral_bf16_shards", "mistral"), ("qwen2_bias_gqa3", "qwen2")] {
         let dir = model_folder(model, tokenizer);
         for quant in [GgufQuant::F16, GgufQuant::Q8_0] {
@@ -207,7 +208,7 @@ fn export_writes_files_that_load_back_as_the_same_model() {
             assert_weights_round_trip(&dir, &out, quant);
         }
         let gap = logit_gap(&dir, &dir.join("F16.gguf"));
-        assert!(gap < 1e-4, "{model}: f16 logits differ by {gap} of the largest");
+        assert!(gap < 2e-3, "{model}: f16 logits differ by {gap} of the largest");
         // Q4_K needs rows of 256: these tiny widths fall back to f16, and the report says so.
         let report = export_gguf(&dir, &dir.join("q4km.gguf"), GgufQuant::Q4KM).unwrap();
         assert!(report.fallbacks.iter().any(|n| n == "blk.0.attn_q.weight"), "{report:?}");
