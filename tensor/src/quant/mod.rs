@@ -28,6 +28,8 @@ mod kquant_ref;
 mod kquants;
 mod legacy;
 mod quantize;
+#[cfg(test)]
+mod round_trip_tests;
 
 pub use dequant::{dequantize, dequantize_rows};
 pub use quantize::quantize;
