@@ -90,7 +90,7 @@ impl QuantType {
 
     /// Bytes that hold `n` values, or `None` when `n` is not a whole number of blocks.
     pub fn bytes_for(self, n: usize) -> Option<usize> {
-        (n % self.block_elems() == 0).then(|| n / self.block_elems() * self.block_bytes())
+        n.is_multiple_of(self.block_elems()).then(|| n / self.block_elems() * self.block_bytes())
     }
 
     /// The type's id in GGUF files (`ggml_type`).
