@@ -25,8 +25,8 @@ use std::fmt;
 
 mod dequant;
 mod kquant_ref;
-mod kquants;
-mod legacy;
+pub mod kquants;
+pub mod legacy;
 mod quantize;
 #[cfg(test)]
 mod round_trip_tests;
