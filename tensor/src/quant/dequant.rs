@@ -102,7 +102,10 @@ pub fn dequantize_rows(ty: QuantType, src: &[u8], k: usize, rows: Range<usize>, 
         panic!("dequantize_rows({ty}): row length {k} is not a whole number of {}-value blocks", ty.block_elems())
     };
     assert!(
-        row_bytes > 0 && src.len() % row_bytes == 0 && rows.start <= rows.end && rows.end <= src.len() / row_bytes,
+        row_bytes > 0
+            && src.len().is_multiple_of(row_bytes)
+            && rows.start <= rows.end
+            && rows.end <= src.len() / row_bytes,
         "dequantize_rows({ty}): rows {rows:?} of {} bytes each do not fit {} source bytes",
         row_bytes,
         src.len()

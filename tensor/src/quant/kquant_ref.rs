@@ -26,6 +26,16 @@ struct Grid {
     nstep: i32,
 }
 
+/// `Σ w · (scale · l + min - x)²`, summed in index order as the reference does.
+fn weighted_error(x: &[f32], w: &[f32], l: &[u8], scale: f32, min: f32) -> f32 {
+    let mut err = 0.0f32;
+    for i in 0..x.len() {
+        let diff = scale * l[i] as f32 + min - x[i];
+        err += w[i] * (diff * diff);
+    }
+    err
+}
+
 /// `make_qkx2_quants` (squared error): fits `x ≈ scale · L - min` with `L` in `0..=nmax`,
 /// weights `w`. Writes `L`, returns `(scale, min)` with `min ≥ 0` (the value subtracted).
 fn fit_scale_min(x: &[f32], w: &[f32], nmax: i32, grid: &Grid, l_out: &mut [u8]) -> (f32, f32) {
@@ -53,13 +63,10 @@ fn fit_scale_min(x: &[f32], w: &[f32], nmax: i32, grid: &Grid, l_out: &mut [u8])
     let nmaxf = nmax as f32;
     let mut iscale = nmaxf / (max - min);
     let mut scale = 1.0 / iscale;
-    let mut best_error = 0.0f32;
     for i in 0..n {
-        let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-        l_out[i] = l as u8;
-        let diff = scale * l as f32 + min - x[i];
-        best_error += w[i] * (diff * diff);
+        l_out[i] = nearest_int(iscale * (x[i] - min)).clamp(0, nmax) as u8;
     }
+    let mut best_error = weighted_error(x, w, &l_out[..n], scale, min);
     let mut laux = [0u8; 32];
     for is in 0..=grid.nstep {
         iscale = (grid.rmin + grid.rdelta * is as f32 + nmaxf) / (max - min);
@@ -80,11 +87,7 @@ fn fit_scale_min(x: &[f32], w: &[f32], nmax: i32, grid: &Grid, l_out: &mut [u8])
                 this_min = 0.0;
                 this_scale = sum_xl / sum_l2;
             }
-            let mut cur_error = 0.0f32;
-            for i in 0..n {
-                let diff = this_scale * laux[i] as f32 + this_min - x[i];
-                cur_error += w[i] * (diff * diff);
-            }
+            let cur_error = weighted_error(x, w, &laux[..n], this_scale, this_min);
             if cur_error < best_error {
                 l_out[..n].copy_from_slice(&laux[..n]);
                 best_error = cur_error;
@@ -244,13 +247,14 @@ pub(crate) fn quantize_q6_k(x: &[f32], b: &mut [u8]) {
     for (o, &s) in b[192..208].iter_mut().zip(&sc) {
         *o = s as u8;
     }
-    for j in 0..16 {
-        let dj = d.to_f32() * sc[j] as f32;
+    // Requantize against the scales as stored; a zero scale keeps the fit's codes.
+    for ((&s, xs), ls) in sc.iter().zip(x.chunks_exact(16)).zip(l.chunks_exact_mut(16)) {
+        let dj = d.to_f32() * s as f32;
         if dj == 0.0 {
             continue;
         }
-        for i in 16 * j..16 * j + 16 {
-            l[i] = (nearest_int(x[i] / dj).clamp(-32, 31) + 32) as u8;
+        for (o, &v) in ls.iter_mut().zip(xs) {
+            *o = (nearest_int(v / dj).clamp(-32, 31) + 32) as u8;
         }
     }
     let (ql, rest) = b.split_at_mut(128);

@@ -31,10 +31,24 @@
 use super::f16_at;
 
 /// Values per super-block.
-pub(crate) const QK_K: usize = 256;
+pub const QK_K: usize = 256;
 
-/// Sub-block `j`'s 6-bit (scale, min) from the 12 packed bytes (see the module doc).
-pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+/// Sub-block `j`'s 6-bit `(scale, min)` from the 12 packed `scales` bytes of a Q4_K or Q5_K
+/// block (see the module doc), as llama.cpp's `get_scale_min_k4`.
+///
+/// ```
+/// use deltaw_tensor::quant::kquants::scale_min_k4;
+/// // Sub-block 5: low nibbles in byte 9, high two bits in the top of bytes 1 (scale) and 5 (min).
+/// let mut s = [0u8; 12];
+/// s[9] = 0x2A; // scale low 4 bits 0xA, min low 4 bits 0x2
+/// s[1] = 0b11 << 6; // scale bits 5..4
+/// s[5] = 0b01 << 6; // min bits 5..4
+/// assert_eq!(scale_min_k4(5, &s), (0x3A, 0x12));
+/// ```
+///
+/// # Panics
+/// If `j ≥ 8` or `q` is shorter than 12 bytes.
+pub fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

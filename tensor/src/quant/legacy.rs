@@ -96,7 +96,7 @@ pub(crate) fn dequantize_q8_0(b: &[u8], y: &mut [f32]) {
 /// of magnitude below about 1e-37).
 #[inline(always)]
 pub(crate) fn c_f32_to_i8(x: f32) -> i8 {
-    let i = if x >= -2147483648.0 && x < 2147483648.0 { x as i32 } else { i32::MIN };
+    let i = if (-2147483648.0..2147483648.0).contains(&x) { x as i32 } else { i32::MIN };
     i as i8
 }
 

@@ -25,9 +25,11 @@ use std::fmt;
 
 mod dequant;
 mod kquant_ref;
-mod kquants;
-mod legacy;
+pub mod kquants;
+pub mod legacy;
 mod quantize;
+#[cfg(test)]
+mod round_trip_tests;
 
 pub use dequant::{dequantize, dequantize_rows};
 pub use quantize::quantize;
