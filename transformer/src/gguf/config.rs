@@ -45,7 +45,7 @@ impl GgufArch {
     /// The architecture's name, the prefix of its metadata keys.
     pub fn as_str(self) -> &'static str {
         match self {
-            GgufArch::Llama(f) if f == LlamaFamily::Mistral => "llama",
+            GgufArch::Llama(LlamaFamily::Mistral) => "llama",
             GgufArch::Llama(f) => f.as_str(),
             GgufArch::Gpt2 => "gpt2",
         }

@@ -30,9 +30,10 @@ const GPT2_LAYER: [(&str, &str); 6] = [
 ];
 const GPT2_GLOBAL: [(&str, &str); 3] = [("token_embd", "wte"), ("position_embd", "wpe"), ("output_norm", "ln_f")];
 
-fn tables(
-    arch: GgufArch,
-) -> (&'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)], &'static str) {
+/// Pairs of (llama.cpp name part, transformers module).
+type Table = &'static [(&'static str, &'static str)];
+
+fn tables(arch: GgufArch) -> (Table, Table, &'static str) {
     match arch {
         GgufArch::Llama(_) => (&LLAMA_GLOBAL, &LLAMA_LAYER, "model.layers"),
         GgufArch::Gpt2 => (&GPT2_GLOBAL, &GPT2_LAYER, "h"),
