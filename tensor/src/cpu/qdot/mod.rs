@@ -43,7 +43,7 @@ mod tests;
 mod x86;
 
 use crate::cpu::gemm::{sgemm, MatRef};
-use crate::cpu::simd::{simd_level, SimdLevel};
+use crate::cpu::simd::{simd_level, vectorized, SimdLevel};
 use crate::quant::{dequantize_rows, QuantType};
 use act::ActBlocks;
 use rayon::prelude::*;
@@ -181,14 +181,18 @@ fn int_matmul(
             let mut wq = vec![0i8; k];
             let mut g = vec![0i32; k / 16];
             let mut res = Vec::with_capacity(rows.len() * m);
-            for j in rows {
-                let row = &w[j * row_bytes..(j + 1) * row_bytes];
-                blocks::unpack_row(ty, row, &mut wq);
-                for a in &acts {
-                    dot16s(path, &wq, &a.q, &mut g);
-                    res.push(blocks::combine_row(ty, row, a, &g));
+            // The unpack and the f32 combine are plain loops: compiled for the SIMD level's
+            // width inside `vectorized` (integer ops and unfused f32 steps: same bits).
+            vectorized(|| {
+                for j in rows {
+                    let row = &w[j * row_bytes..(j + 1) * row_bytes];
+                    blocks::unpack_row(ty, row, &mut wq);
+                    for a in &acts {
+                        dot16s(path, &wq, &a.q, &mut g);
+                        res.push(blocks::combine_row(ty, row, a, &g));
+                    }
                 }
-            }
+            });
             (t * ROWS_PER_TASK, res)
         })
         .collect();
