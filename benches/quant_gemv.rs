@@ -22,7 +22,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use deltaw_benches::filled;
-use deltaw_tensor::cpu::qdot::{gemv, qdot_path_name, quant_matmul_dequant};
+use deltaw_tensor::cpu::qdot::{gemv, qdot_path_name, quant_matmul_dequant, quant_matmul_int};
 use deltaw_tensor::quant::{quantize, QuantType};
 use rayon::prelude::*;
 use std::hint::black_box;
@@ -98,5 +98,36 @@ fn bench_gemv(crit: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_bandwidth, bench_gemv);
+/// `quant_matmul/<type>/<route>/<m>`: m activation rows against Qwen2.5-0.5B's 896→4864
+/// projection, on the integer route and the widen-a-tile-then-`sgemm` route, to place
+/// `DEQUANT_GEMM_MIN_M`. Throughput in multiply-adds.
+fn bench_matmul(crit: &mut Criterion) {
+    let (k, n) = (896, 4864);
+    let mut group = crit.benchmark_group("quant_matmul");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    for ty in [QuantType::Q8_0, QuantType::Q4_0] {
+        let w = weights(ty, n, k);
+        for m in [2, 4, 8, 16, 32, 64] {
+            let x = filled(m * k, 5);
+            let mut out = vec![0.0f32; m * n];
+            group.throughput(Throughput::Elements((m * n * k) as u64));
+            group.bench_function(BenchmarkId::new(format!("{}/int", ty.name()), m), |b| {
+                b.iter(|| {
+                    quant_matmul_int(ty, &w, n, k, &x, m, &mut out);
+                    black_box(&mut out);
+                })
+            });
+            group.bench_function(BenchmarkId::new(format!("{}/f32", ty.name()), m), |b| {
+                b.iter(|| {
+                    quant_matmul_dequant(ty, &w, n, k, &x, m, &mut out);
+                    black_box(&mut out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_bandwidth, bench_gemv, bench_matmul);
 criterion_main!(benches);

@@ -26,7 +26,7 @@ pub(crate) struct ActBlocks {
 impl ActBlocks {
     /// Quantizes `x` (a whole number of `block`-value blocks) with one scale per block.
     pub(crate) fn quantize(x: &[f32], block: usize) -> ActBlocks {
-        debug_assert!(block % 16 == 0 && x.len() % block == 0);
+        debug_assert!(block.is_multiple_of(16) && x.len().is_multiple_of(block));
         let mut q = vec![0i8; x.len()];
         let mut d = Vec::with_capacity(x.len() / block);
         for (xb, qb) in x.chunks_exact(block).zip(q.chunks_exact_mut(block)) {

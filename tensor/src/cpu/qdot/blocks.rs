@@ -30,7 +30,11 @@ fn f16_at(b: &[u8], at: usize) -> f32 {
     let h = u16::from_le_bytes([b[at], b[at + 1]]) as u32;
     let sign = (h & 0x8000) << 16;
     let bits = (h & 0x7fff) << 13;
-    let mag = if h & 0x7c00 == 0x7c00 { bits | 0x7f80_0000 } else { (f32::from_bits(bits) * f32::from_bits(0x7780_0000)).to_bits() };
+    let mag = if h & 0x7c00 == 0x7c00 {
+        bits | 0x7f80_0000
+    } else {
+        (f32::from_bits(bits) * f32::from_bits(0x7780_0000)).to_bits()
+    };
     f32::from_bits(sign | mag)
 }
 

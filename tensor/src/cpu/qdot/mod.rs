@@ -22,18 +22,36 @@
 //!
 //! **Error.** Quantizing the activations adds, per block of activation scale `dx`, at most
 //! `dx / 2` per value, so `|out − x·Wᵀ| ≤ Σ_blocks (dx/2) Σ_{i∈block} |w_i|` beyond f32
-//! rounding (W the dequantized weights). `tests.rs` checks exactly that bound; relative to
-//! `Σ|w||x|` it is about 0.4% in the worst case and typically ~0.1% for Gaussian data, well
-//! below the weight quantization error itself (Q4_0: ~5–10%).
+//! rounding (W the dequantized weights). `tests.rs` checks exactly that bound (and
+//! that errors reach >1% of it, so it is not vacuous). Per value that is at most `amax/254`,
+//! 0.4% of the block's largest activation; the errors of different values are independent and
+//! partly cancel, and the weight quantization error itself (Q4_0 ~5–10%) is far larger.
 //!
-//! **Versus widening in registers.** [`quant_matmul_dequant`] dequantizes each weight row to
-//! f32 in L1 and multiplies f32 activations (no activation error). Figures from
-//! `benches/quant_gemv.rs` are in docs/ARCHITECTURE.md's note on this module.
+//! **Versus widening in registers.** [`quant_matmul_dequant`] dequantizes each tile of weight
+//! rows to f32 in cache (`crate::quant::dequantize_rows`) and runs the f32 gemv (no activation
+//! error). `benches/quant_gemv.rs` on the 2-core shared build machine (AVX-512 VNNI path, load
+//! 1–3, figures noisy ±20%), GiB/s of weights, against a parallel read of 13.7 GiB/s:
+//!
+//! | shape k→n  | Q4_0 int | Q4_0 f32 | Q8_0 int | Q8_0 f32 | Q4_K int | Q6_K int |
+//! |------------|---------:|---------:|---------:|---------:|---------:|---------:|
+//! | 768→3072   | 4.6 | 0.96 | 2.1 | 1.8 | 4.8 | 6.7 |
+//! | 768→50257  | 4.3 | 0.96 | 3.2 | 3.3 | 5.8 | 9.8 |
+//! | 4864→896   | 6.3 | 0.98 | 3.2 | 2.2 | 5.7 | 9.6 |
+//! | 896→151936 | 3.7 | 0.96 | 2.4 | 3.5 | –   | –   |
+//!
+//! Q4_0's integer route is 4–6× faster than widening (the f32 route is bound by the scalar
+//! dequantizer, ~1 GiB/s); for Q8_0 the two are about even (its widening is cheap), and the
+//! integer route is kept for one code path. Fraction of the read roofline: Q6_K ~70%, Q4_K
+//! ~40%, Q4_0 30–45%, Q8_0 ~20%: the unpack into an i8 buffer and the second pass over it cost
+//! compute that fused kernels (llama.cpp's) do not spend.
 //!
 //! **m > 1.** [`quant_matmul`] quantizes each activation row once and unpacks each weight row
 //! once for all `m` rows. From [`DEQUANT_GEMM_MIN_M`] rows on, widening a tile of weight rows
 //! to f32 and running the packed [`crate::cpu::gemm::sgemm`] is faster (its FMA throughput
 //! beats the per-row integer path once the unpack is amortised), and that is what runs.
+//! Measured (bench group `quant_matmul`, Q4_0, 896→4864, idle machine): integer vs sgemm
+//! route 0.46 vs 1.93 ms at m = 2, 1.59 vs 2.05 ms at m = 8, 3.05 vs 2.46 ms at m = 16,
+//! 12.1 vs 3.9 ms at m = 64; the crossover lies between 8 and 16.
 
 mod act;
 mod blocks;
@@ -48,7 +66,8 @@ use crate::quant::{dequantize_rows, QuantType};
 use act::ActBlocks;
 use rayon::prelude::*;
 
-/// From this many activation rows on, [`quant_matmul`] widens weight tiles and runs `sgemm`.
+/// From this many activation rows on, [`quant_matmul`] widens weight tiles and runs `sgemm`
+/// (the measured crossover lies between 8 and 16 rows, see the module docs).
 pub const DEQUANT_GEMM_MIN_M: usize = 16;
 
 /// Weight rows per rayon task (and per widened tile on the `sgemm` route).
@@ -112,6 +131,7 @@ fn dot16s(path: Path, w: &[i8], x: &[i8], g: &mut [i32]) {
 }
 
 #[track_caller]
+#[allow(clippy::too_many_arguments)] // the entry points' operands and sizes, checked together
 fn check(name: &str, ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], m: usize, out: &[f32]) -> usize {
     let Some(row_bytes) = ty.bytes_for(k) else {
         panic!("{name}({ty}): k = {k} is not a whole number of {}-value blocks", ty.block_elems())
@@ -202,6 +222,19 @@ fn int_matmul(
                 out[i * n + j0 + dj] = v;
             }
         }
+    }
+}
+
+/// [`quant_matmul`]'s integer route for any `m` (activations quantized per block), which
+/// `quant_matmul` itself takes below [`DEQUANT_GEMM_MIN_M`] rows; for benchmarks and tests.
+///
+/// # Panics
+/// As [`quant_matmul`].
+#[track_caller]
+pub fn quant_matmul_int(ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    let row_bytes = check("quant_matmul_int", ty, w, n, k, x, m, out);
+    if m > 0 && n > 0 {
+        int_matmul(path(), ty, w, (n, k, row_bytes), x, m, out)
     }
 }
 
