@@ -8,10 +8,14 @@
 //!   backwards) claim the same bits at every width (no FMA contraction, fixed partial sums),
 //!   so they are compared bit for bit;
 //! - the GEMM and gemv kernels fuse multiply-adds where the portable kernel rounds twice, so
-//!   they are held to [`gemm_tolerance`], a bound on the rounding of a k-term dot product.
+//!   they are held to [`gemm_tolerance`], a bound on the rounding of a k-term dot product;
+//! - the quantized-weight products (`cpu::qdot`, all 8 block types) sum integers exactly and
+//!   combine them in one fixed f32 order on every path, so they too are compared bit for bit.
 
 use deltaw_tensor::cpu::gemm::kernel_name;
+use deltaw_tensor::cpu::qdot::{qdot_path_name, quant_matmul};
 use deltaw_tensor::cpu::simd::{simd_level, supported_levels, SimdLevel};
+use deltaw_tensor::quant::{quantize, QuantType};
 use deltaw_tensor::{safetensors, DType, Device, Seed, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
@@ -88,6 +92,24 @@ fn gemm_outputs() -> Vec<(String, Tensor)> {
     out
 }
 
+/// Quantized-weight products (`cpu::qdot`) of every block type, named `"exact/qdot/..."`:
+/// one and three activation rows (both below the rows that switch to the `sgemm` route).
+fn qdot_outputs() -> Vec<(String, Tensor)> {
+    let (n, k) = (67, 512);
+    let w = randn(&[n, k], 20).to_vec();
+    let mut out = Vec::new();
+    for ty in QuantType::ALL {
+        let wq = quantize(ty, &w).unwrap();
+        for m in [1, 3] {
+            let x = randn(&[m, k], 21).to_vec();
+            let mut y = vec![0.0f32; m * n];
+            quant_matmul(ty, &wq, n, k, &x, m, &mut y);
+            out.push((format!("exact/qdot/{}/{m}", ty.name()), Tensor::from_vec(y, (m, n), &Device::Cpu).unwrap()));
+        }
+    }
+    out
+}
+
 /// The child: writes every output on the path `DELTAW_SIMD` chose, plus which path ran.
 #[test]
 #[ignore = "run by every_simd_path_matches_portable in a child process, with DELTAW_SIMD set"]
@@ -95,7 +117,9 @@ fn child_writes_outputs() {
     let path = std::env::var(OUT_VAR).expect("the parent sets DELTAW_SIMD_PATHS_OUT");
     let mut outputs = vectorised_outputs();
     outputs.extend(gemm_outputs());
+    outputs.extend(qdot_outputs());
     let meta = HashMap::from([
+        ("qdot".to_string(), qdot_path_name().to_string()),
         ("level".to_string(), simd_level().name().to_string()),
         ("kernel".to_string(), kernel_name().to_string()),
     ]);
@@ -135,11 +159,15 @@ fn every_simd_path_matches_portable() {
     let (want, meta) = run_child(SimdLevel::Portable, &dir);
     assert_eq!(meta["level"], "portable");
     assert!(meta["kernel"].starts_with("portable"), "DELTAW_SIMD=portable ran {}", meta["kernel"]);
+    assert_eq!(meta["qdot"], "portable", "DELTAW_SIMD=portable ran the {} qdot kernel", meta["qdot"]);
     let mut report = Vec::new();
     for level in supported_levels().into_iter().filter(|&l| l != SimdLevel::Portable) {
         let (got, meta) = run_child(level, &dir);
         assert_eq!(meta["level"], level.name(), "the override was not taken");
         assert!(!meta["kernel"].starts_with("portable"), "{} ran the portable GEMM", level.name());
+        if cfg!(target_arch = "x86_64") {
+            assert_ne!(meta["qdot"], "portable", "{} ran the portable qdot kernel", level.name());
+        }
         let mut problems = Vec::new();
         for (name, w) in &want {
             let (w, g) = (w.to_vec(), got[name].to_vec());
@@ -157,7 +185,7 @@ fn every_simd_path_matches_portable() {
             }
         }
         assert!(problems.is_empty(), "DELTAW_SIMD={} ({}):\n{}", level.name(), meta["kernel"], problems.join("\n"));
-        report.push(format!("{} ({})", level.name(), meta["kernel"]));
+        report.push(format!("{} ({}, qdot {})", level.name(), meta["kernel"], meta["qdot"]));
     }
     std::fs::remove_dir_all(&dir).ok();
     eprintln!(

@@ -12,6 +12,7 @@ pub mod math;
 pub mod nn;
 pub mod optim;
 pub mod pool;
+pub mod qdot;
 pub mod reduce;
 pub mod simd;
 pub mod strided;

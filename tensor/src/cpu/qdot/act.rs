@@ -1,0 +1,77 @@
+//! Activations quantized per block, as the integer dot products need them.
+//!
+//! A row of `k` f32 activations becomes `k` i8 values `q` and one f32 scale `d` per block of
+//! [`ActBlocks::block`] values (32 for the legacy weight types, Q8_0's layout; 256 for the
+//! K-quants, Q8_K's): `d = amax / 127`, `q = round(x / d)`, so `|x - d·q| ≤ d / 2` and every
+//! `q` lies in `-127..=127` (never -128: the SIMD kernels rely on it, see `x86.rs`).
+//! Alongside, the sum of the `q` of every 16 values (`sums16`, Q8_K's `bsums`), which the
+//! types with a minimum or offset (Q4_1, Q5_1, Q4_K, Q5_K) multiply by it.
+//!
+//! Kept in separate arrays (not llama.cpp's interleaved `block_q8_0`) because the kernels
+//! read the `q` of a whole row as one contiguous run.
+
+/// A quantized activation row (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ActBlocks {
+    /// Values per scale: 32 or 256.
+    pub block: usize,
+    /// `k` quantized values.
+    pub q: Vec<i8>,
+    /// One scale per block.
+    pub d: Vec<f32>,
+    /// `Σ q` over each run of 16 values (`k / 16` entries).
+    pub sums16: Vec<i32>,
+}
+
+impl ActBlocks {
+    /// Quantizes `x` (a whole number of `block`-value blocks) with one scale per block.
+    pub(crate) fn quantize(x: &[f32], block: usize) -> ActBlocks {
+        debug_assert!(block.is_multiple_of(16) && x.len().is_multiple_of(block));
+        let mut q = vec![0i8; x.len()];
+        let mut d = Vec::with_capacity(x.len() / block);
+        for (xb, qb) in x.chunks_exact(block).zip(q.chunks_exact_mut(block)) {
+            let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let scale = amax / 127.0;
+            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            for (qv, &xv) in qb.iter_mut().zip(xb) {
+                // |x · inv| ≤ 127 up to rounding of `inv`; the clamp keeps -128 out regardless.
+                *qv = (xv * inv).round().clamp(-127.0, 127.0) as i8;
+            }
+            d.push(scale);
+        }
+        let sums16 = q.chunks_exact(16).map(|c| c.iter().map(|&v| v as i32).sum()).collect();
+        ActBlocks { block, q, d, sums16 }
+    }
+
+    /// `Σ q` over the 32 values of legacy block `b` (two 16-value sums).
+    #[inline]
+    pub(crate) fn sum32(&self, b: usize) -> i32 {
+        self.sums16[2 * b] + self.sums16[2 * b + 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_error_is_within_half_a_step_and_q_avoids_minus_128() {
+        let x: Vec<f32> = (0..512).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+        for block in [32, 256] {
+            let a = ActBlocks::quantize(&x, block);
+            for (i, &v) in x.iter().enumerate() {
+                let d = a.d[i / block];
+                assert!((v - d * a.q[i] as f32).abs() <= d / 2.0 * 1.0001, "block {block}, i {i}");
+                assert!(a.q[i] != -128);
+            }
+            let s: i32 = a.q[16..32].iter().map(|&v| v as i32).sum();
+            assert_eq!(a.sums16[1], s);
+        }
+    }
+
+    #[test]
+    fn an_all_zero_block_has_scale_zero_and_zero_values() {
+        let a = ActBlocks::quantize(&[0.0; 32], 32);
+        assert_eq!((a.d[0], a.q.iter().all(|&v| v == 0)), (0.0, true));
+    }
+}

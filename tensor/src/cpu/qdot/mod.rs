@@ -1,0 +1,305 @@
+//! Matrix products whose weights stay block-quantized (llama.cpp's layouts, [`crate::quant`]).
+//!
+//! `out (m×n) = x (m×k) · Wᵀ` where `W` is `n` rows of `k` values stored as `k / B` blocks per
+//! row, row after row (a GGUF weight tensor of shape `[k, n]` in ggml's order, i.e. a Linear
+//! weight `(n, k)`). The weights are never widened to a full f32 copy:
+//!
+//! 1. Each activation row is quantized once per product, per block, as llama.cpp does
+//!    (`act.rs`): Q8_0-style blocks of 32 (f32 scale, 32 i8) for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0
+//!    weights, Q8_K-style super-blocks of 256 (f32 scale, 256 i8, 16 sums of 16) for
+//!    Q4_K/Q5_K/Q6_K, with the 16-value sums that the types with a minimum need.
+//! 2. Each weight row is unpacked into one i8 per value (`blocks.rs`: nibbles, fifth/sixth
+//!    bits, offsets removed), then an integer kernel forms `g[t] = Σ w_q·x_q` over every 16
+//!    values, exactly in i32 ([`dot16s_portable`]; `x86.rs`: AVX2 `vpmaddubsw`, AVX-512 VNNI
+//!    `vpdpbusd`).
+//! 3. The scales combine the integer sums in f32, blocks in row order (`blocks.rs` has the
+//!    algebra per type). That step is the same code on every path and the integer sums are
+//!    exact, so **every SIMD path gives the same bits as the portable one**.
+//!
+//! The path follows `DELTAW_SIMD` ([`crate::cpu::simd::simd_level`]): `avx512` runs the VNNI
+//! kernel when the CPU has AVX-512 VNNI (else the AVX2 one), `avx2` the AVX2 kernel,
+//! `portable` (and `neon`) the plain-Rust reference. [`qdot_path_name`] says which runs.
+//!
+//! **Error.** Quantizing the activations adds, per block of activation scale `dx`, at most
+//! `dx / 2` per value, so `|out − x·Wᵀ| ≤ Σ_blocks (dx/2) Σ_{i∈block} |w_i|` beyond f32
+//! rounding (W the dequantized weights). `tests.rs` checks exactly that bound (and
+//! that errors reach >1% of it, so it is not vacuous). Per value that is at most `amax/254`,
+//! 0.4% of the block's largest activation; the errors of different values are independent and
+//! partly cancel, and the weight quantization error itself (Q4_0 ~5–10%) is far larger.
+//!
+//! **Versus widening in registers.** [`quant_matmul_dequant`] dequantizes each tile of weight
+//! rows to f32 in cache (`crate::quant::dequantize_rows`) and runs the f32 gemv (no activation
+//! error). `benches/quant_gemv.rs` on the 2-core shared build machine (AVX-512 VNNI path, load
+//! 1–3, figures noisy ±20%), GiB/s of weights, against a parallel read of 13.7 GiB/s:
+//!
+//! | shape k→n  | Q4_0 int | Q4_0 f32 | Q8_0 int | Q8_0 f32 | Q4_K int | Q6_K int |
+//! |------------|---------:|---------:|---------:|---------:|---------:|---------:|
+//! | 768→3072   | 4.6 | 0.96 | 2.1 | 1.8 | 4.8 | 6.7 |
+//! | 768→50257  | 4.3 | 0.96 | 3.2 | 3.3 | 5.8 | 9.8 |
+//! | 4864→896   | 6.3 | 0.98 | 3.2 | 2.2 | 5.7 | 9.6 |
+//! | 896→151936 | 3.7 | 0.96 | 2.4 | 3.5 | –   | –   |
+//!
+//! Q4_0's integer route is 4–6× faster than widening (the f32 route is bound by the scalar
+//! dequantizer, ~1 GiB/s); for Q8_0 the two are about even (its widening is cheap), and the
+//! integer route is kept for one code path. Fraction of the read roofline: Q6_K ~70%, Q4_K
+//! ~40%, Q4_0 30–45%, Q8_0 ~20%: the unpack into an i8 buffer and the second pass over it cost
+//! compute that fused kernels (llama.cpp's) do not spend.
+//!
+//! **m > 1.** [`quant_matmul`] quantizes each activation row once and unpacks each weight row
+//! once for all `m` rows. From [`DEQUANT_GEMM_MIN_M`] rows on, widening a tile of weight rows
+//! to f32 and running the packed [`crate::cpu::gemm::sgemm`] is faster (its FMA throughput
+//! beats the per-row integer path once the unpack is amortised), and that is what runs.
+//! Measured (bench group `quant_matmul`, Q4_0, 896→4864, idle machine): integer vs sgemm
+//! route 0.46 vs 1.93 ms at m = 2, 1.59 vs 2.05 ms at m = 8, 3.05 vs 2.46 ms at m = 16,
+//! 12.1 vs 3.9 ms at m = 64; the crossover lies between 8 and 16.
+
+mod act;
+mod blocks;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::cpu::gemm::{sgemm, MatRef};
+use crate::cpu::simd::{simd_level, vectorized, SimdLevel};
+use crate::quant::{dequantize_rows, QuantType};
+use act::ActBlocks;
+use rayon::prelude::*;
+
+/// From this many activation rows on, [`quant_matmul`] widens weight tiles and runs `sgemm`
+/// (the measured crossover lies between 8 and 16 rows, see the module docs).
+pub const DEQUANT_GEMM_MIN_M: usize = 16;
+
+/// Weight rows per rayon task (and per widened tile on the `sgemm` route).
+const ROWS_PER_TASK: usize = 64;
+
+/// Which integer kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
+}
+
+fn path() -> Path {
+    #[cfg(target_arch = "x86_64")]
+    match simd_level() {
+        SimdLevel::Avx512 if std::arch::is_x86_feature_detected!("avx512vnni") => return Path::Avx512Vnni,
+        SimdLevel::Avx512 | SimdLevel::Avx2 => return Path::Avx2,
+        SimdLevel::Portable | SimdLevel::Neon => {}
+    }
+    let _ = simd_level;
+    Path::Portable
+}
+
+/// The integer kernel the products use here: "portable", "avx2" or "avx512-vnni".
+///
+/// ```
+/// let name = deltaw_tensor::cpu::qdot::qdot_path_name();
+/// assert!(["portable", "avx2", "avx512-vnni"].contains(&name));
+/// ```
+pub fn qdot_path_name() -> &'static str {
+    match path() {
+        Path::Portable => "portable",
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => "avx2",
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => "avx512-vnni",
+    }
+}
+
+/// `g[t] = Σ_{i in 16t..16t+16} w[i] · x[i]`, exact in i32: the reference integer kernel.
+pub(crate) fn dot16s_portable(w: &[i8], x: &[i8], g: &mut [i32]) {
+    for ((g, w), x) in g.iter_mut().zip(w.chunks_exact(16)).zip(x.chunks_exact(16)) {
+        *g = w.iter().zip(x).map(|(&a, &b)| a as i32 * b as i32).sum();
+    }
+}
+
+fn dot16s(path: Path, w: &[i8], x: &[i8], g: &mut [i32]) {
+    match path {
+        Path::Portable => dot16s_portable(w, x, g),
+        // SAFETY: `path()` picks Avx2 only on a CPU with AVX2 (SimdLevel::Avx2 or wider); the
+        // lengths match (both `k`, `g` is k/16), and activations are in -127..=127 (act.rs).
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { x86::dot16s_avx2(w, x, g) },
+        // SAFETY: as above, with AVX-512F and VNNI detected by `path()`.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => unsafe { x86::dot16s_avx512_vnni(w, x, g) },
+    }
+}
+
+#[track_caller]
+#[allow(clippy::too_many_arguments)] // the entry points' operands and sizes, checked together
+fn check(name: &str, ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], m: usize, out: &[f32]) -> usize {
+    let Some(row_bytes) = ty.bytes_for(k) else {
+        panic!("{name}({ty}): k = {k} is not a whole number of {}-value blocks", ty.block_elems())
+    };
+    assert_eq!(
+        w.len(),
+        n * row_bytes,
+        "{name}({ty}): n = {n} rows of k = {k} need {} weight bytes, got {}",
+        n * row_bytes,
+        w.len()
+    );
+    assert_eq!(x.len(), m * k, "{name}({ty}): x must hold m = {m} rows of k = {k} values, got {}", x.len());
+    assert_eq!(out.len(), m * n, "{name}({ty}): out must hold m = {m} rows of n = {n} values, got {}", out.len());
+    row_bytes
+}
+
+/// `out (m×n) = x (m×k) · Wᵀ` for quantized weights `w` (`n` rows of `k` values, row-major
+/// blocks of type `ty`) and f32 activations `x`, row-major. See the module docs for the
+/// method, the error bound and the paths.
+///
+/// # Panics
+/// If `k` is not a whole number of blocks or a buffer's length does not match the sizes.
+///
+/// ```
+/// use deltaw_tensor::cpu::qdot::quant_matmul;
+/// use deltaw_tensor::quant::{quantize, QuantType};
+/// let (n, k) = (3, 64);
+/// let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect();
+/// let wq = quantize(QuantType::Q8_0, &w)?;
+/// let x = vec![0.5f32; k];
+/// let mut out = vec![0.0; n];
+/// quant_matmul(QuantType::Q8_0, &wq, n, k, &x, 1, &mut out);
+/// let exact: f32 = w[..k].iter().map(|v| v * 0.5).sum();
+/// assert!((out[0] - exact).abs() < 1e-3 * exact.abs().max(1.0));
+/// # Ok::<(), deltaw_tensor::Error>(())
+/// ```
+#[track_caller]
+pub fn quant_matmul(ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    let row_bytes = check("quant_matmul", ty, w, n, k, x, m, out);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if m >= DEQUANT_GEMM_MIN_M {
+        return dequant_gemm(ty, w, n, k, x, m, out);
+    }
+    int_matmul(path(), ty, w, (n, k, row_bytes), x, m, out)
+}
+
+/// The integer route of [`quant_matmul`] on a given path (sizes checked by the caller).
+fn int_matmul(
+    path: Path,
+    ty: QuantType,
+    w: &[u8],
+    (n, k, row_bytes): (usize, usize, usize),
+    x: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
+    let acts: Vec<ActBlocks> = x.chunks_exact(k.max(1)).map(|r| ActBlocks::quantize(r, ty.block_elems())).collect();
+    let acts = if k == 0 { vec![ActBlocks::quantize(&[], ty.block_elems()); m] } else { acts };
+    // Each task: up to ROWS_PER_TASK weight rows, each unpacked once and dotted with all m
+    // activation rows; results land in a task-local (rows × m) block, scattered afterwards.
+    let tasks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|t| {
+            let rows = t * ROWS_PER_TASK..((t + 1) * ROWS_PER_TASK).min(n);
+            let mut wq = vec![0i8; k];
+            let mut g = vec![0i32; k / 16];
+            let mut res = Vec::with_capacity(rows.len() * m);
+            // The unpack and the f32 combine are plain loops: compiled for the SIMD level's
+            // width inside `vectorized` (integer ops and unfused f32 steps: same bits).
+            vectorized(|| {
+                for j in rows {
+                    let row = &w[j * row_bytes..(j + 1) * row_bytes];
+                    blocks::unpack_row(ty, row, &mut wq);
+                    for a in &acts {
+                        dot16s(path, &wq, &a.q, &mut g);
+                        res.push(blocks::combine_row(ty, row, a, &g));
+                    }
+                }
+            });
+            (t * ROWS_PER_TASK, res)
+        })
+        .collect();
+    for (j0, res) in tasks {
+        for (dj, r) in res.chunks_exact(m).enumerate() {
+            for (i, &v) in r.iter().enumerate() {
+                out[i * n + j0 + dj] = v;
+            }
+        }
+    }
+}
+
+/// [`quant_matmul`]'s integer route for any `m` (activations quantized per block), which
+/// `quant_matmul` itself takes below [`DEQUANT_GEMM_MIN_M`] rows; for benchmarks and tests.
+///
+/// # Panics
+/// As [`quant_matmul`].
+#[track_caller]
+pub fn quant_matmul_int(ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    let row_bytes = check("quant_matmul_int", ty, w, n, k, x, m, out);
+    if m > 0 && n > 0 {
+        int_matmul(path(), ty, w, (n, k, row_bytes), x, m, out)
+    }
+}
+
+/// [`quant_matmul`] with one activation row: `out (n) = W · x`.
+///
+/// ```
+/// use deltaw_tensor::cpu::qdot::gemv;
+/// use deltaw_tensor::quant::{quantize, QuantType};
+/// let w = quantize(QuantType::Q4_0, &vec![1.0f32; 2 * 32])?; // (2, 32), all ones
+/// let mut out = [0.0; 2];
+/// gemv(QuantType::Q4_0, &w, 2, 32, &vec![0.25; 32], &mut out);
+/// assert!((out[1] - 8.0).abs() < 0.05);
+/// # Ok::<(), deltaw_tensor::Error>(())
+/// ```
+#[track_caller]
+pub fn gemv(ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], out: &mut [f32]) {
+    quant_matmul(ty, w, n, k, x, 1, out)
+}
+
+/// The comparison route: each tile of [`ROWS_PER_TASK`] weight rows is dequantized to f32
+/// (helper `crate::quant::dequantize_rows`) and multiplied by the f32 activations with
+/// [`sgemm`] (its gemv for m = 1). No activation quantization error; the f32 multiply-adds
+/// are those of `sgemm` on the dequantized weights, bit for bit.
+///
+/// # Panics
+/// As [`quant_matmul`].
+///
+/// ```
+/// use deltaw_tensor::cpu::qdot::quant_matmul_dequant;
+/// use deltaw_tensor::quant::{quantize, QuantType};
+/// let w = quantize(QuantType::Q8_0, &vec![2.0f32; 32])?;
+/// let mut out = [0.0];
+/// quant_matmul_dequant(QuantType::Q8_0, &w, 1, 32, &vec![1.0; 32], 1, &mut out);
+/// assert!((out[0] - 64.0).abs() < 0.05); // 2.0 is stored as 127 · f16(2/127)
+/// # Ok::<(), deltaw_tensor::Error>(())
+/// ```
+#[track_caller]
+pub fn quant_matmul_dequant(ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    check("quant_matmul_dequant", ty, w, n, k, x, m, out);
+    if m == 0 || n == 0 {
+        return;
+    }
+    dequant_gemm(ty, w, n, k, x, m, out)
+}
+
+fn dequant_gemm(ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    let tiles: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|t| {
+            let rows = t * ROWS_PER_TASK..((t + 1) * ROWS_PER_TASK).min(n);
+            let nr = rows.len();
+            let mut tile = vec![0.0f32; nr * k];
+            dequantize_rows(ty, w, k, rows, &mut tile);
+            let mut c = vec![0.0f32; m * nr];
+            let a = MatRef { data: x, offset: 0, row_stride: k, col_stride: 1 };
+            // B (k × nr) is the tile seen transposed: element (p, j) at tile[j·k + p].
+            let b = MatRef { data: &tile, offset: 0, row_stride: 1, col_stride: k };
+            sgemm(m, nr, k, a, b, &mut c, nr, false);
+            (t * ROWS_PER_TASK, c)
+        })
+        .collect();
+    for (j0, c) in tiles {
+        let nr = c.len() / m;
+        for i in 0..m {
+            out[i * n + j0..i * n + j0 + nr].copy_from_slice(&c[i * nr..(i + 1) * nr]);
+        }
+    }
+}
