@@ -305,7 +305,7 @@ impl Parser<'_> {
                 b @ (0 | 1) => GgufValue::Bool(b == 1),
                 b => return Err(self.bad(format!("'{key}': BOOL byte is {b}, not 0 or 1"))),
             },
-            GgufValueType::String => GgufValue::String(self.string(key)?),
+            GgufValueType::String => GgufValue::String(self.string(&format!("'{key}'"))?),
             GgufValueType::Array => self.array(key, depth)?,
         })
     }
