@@ -119,6 +119,7 @@ fn the_valid_spec_opens() {
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.tensor_info("w").unwrap().shape, [2, 32]);
     assert_eq!(file.metadata().get_u32("llama.block_count").unwrap(), 2);
+    std::fs::remove_file(&path).ok();
 }
 
 #[test]
