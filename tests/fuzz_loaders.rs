@@ -1,6 +1,7 @@
 //! Structured fuzzing of every loader of untrusted files: valid seed files from
 //! `tests/fixtures/`, mutated by `fuzz_mutate.rs` (truncation, bit flips, huge and negative
-//! numbers, wrong JSON types, deep nesting, NaN, odd Unicode, duplicate keys), then loaded.
+//! numbers, wrong JSON types, deep nesting, NaN, odd Unicode, duplicate keys; in a GGUF file,
+//! counts, lengths, type ids, dims and offsets overwritten), then loaded.
 //!
 //! Each case must end in `Ok` or `Err`: a panic (caught with `catch_unwind`) fails the test
 //! and names the edits. So does any single allocation above [`ALLOC_LIMIT`] on the loading
@@ -12,11 +13,14 @@
 //! runs `every_loader_twenty_times_longer`: twenty times as many, from a random seed. Counts
 //! per loader are printed (`--nocapture`).
 
+#[path = "fuzz_gguf_fields.rs"]
+mod gguf_fields;
 #[path = "fuzz_mutate.rs"]
 mod mutate;
 
 use deltaw_lora::Lora;
 use deltaw_rag::{build_index, BuildOptions, EmbeddingModel, Index};
+use deltaw_tensor::gguf::{GgufFile, GgufType};
 use deltaw_tensor::{safetensors, Device};
 use deltaw_train::{ByteCodec, DataFormat, PromptTemplate, SftDataset, SftOptions, Trainer, TrainerConfig};
 use deltaw_transformer::{
@@ -28,6 +32,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The largest single allocation a case may make on its thread: 64 MiB, over 300 times the
 /// largest seed file.
@@ -159,6 +164,40 @@ fn safetensors_files_with(long: bool) {
     fuzz("safetensors (model-sized)", (150, long), &dir, &seeds, &|d| {
         let _ = safetensors::load(d.join("a.safetensors"), &Device::Cpu);
     });
+}
+
+#[test]
+fn gguf_files() {
+    gguf_files_with(false);
+}
+
+/// Every tensor of a mutated GGUF file is read (as a tensor where it is one of the float
+/// types, as bytes otherwise), so a size that passed validation is also used.
+fn gguf_files_with(long: bool) {
+    let dir = scratch("gguf");
+    let seeds = [
+        seed("a.gguf", &fixture("gguf/all_types_v3.gguf"), Kind::Gguf),
+        seed("a.gguf", &fixture("gguf/aligned64_v2.gguf"), Kind::Gguf),
+        seed("a.gguf", &fixture("gguf/deltaw_written.gguf"), Kind::Gguf),
+    ];
+    let (opened, refused) = (AtomicU32::new(0), AtomicU32::new(0));
+    fuzz("GGUF", (1000, long), &dir, &seeds, &|d| {
+        let Ok(file) = GgufFile::open(d.join("a.gguf")) else {
+            refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        opened.fetch_add(1, Ordering::Relaxed);
+        for info in file.tensor_infos() {
+            let _ = match info.ty {
+                GgufType::Quant(_) => file.read_bytes(&info.name).map(drop),
+                _ => file.tensor(&info.name, &Device::Cpu).map(drop),
+            };
+        }
+        let _ = file.metadata().get_str_array("tokenizer.ggml.tokens");
+    });
+    let (opened, refused) = (opened.into_inner(), refused.into_inner());
+    eprintln!("fuzz GGUF: {opened} mutated files opened (edits that kept them valid), {refused} refused");
+    assert!(refused > opened / 4, "the GGUF edits should break most files: {refused} refused, {opened} opened");
 }
 
 /// A copy of a model folder whose `config.json` the cases mutate; the model is then loaded
@@ -332,6 +371,7 @@ fn training_checkpoints_with(long: bool) {
 #[ignore = "the long run: cargo test --test fuzz_loaders -- --ignored --nocapture"]
 fn every_loader_twenty_times_longer() {
     safetensors_files_with(true);
+    gguf_files_with(true);
     config_fuzz("config-gpt2", "tiny_gpt2", 250, true);
     config_fuzz("config-bert", "tiny_bert", 250, true);
     config_fuzz("config-llama", "llama/qwen2_bias_gqa3", 250, true);

@@ -6,7 +6,8 @@
 //!   parses: one node replaced by a huge, negative or fractional number, `NaN`, a value of
 //!   the wrong type, odd Unicode, or deep nesting, or an object key written twice. A
 //!   safetensors header is re-framed with its new length, so the loader reads the edited
-//!   JSON rather than stopping at a bad length prefix.
+//!   JSON rather than stopping at a bad length prefix;
+//! - GGUF edits: one integer field (found by `fuzz_gguf_fields.rs`) overwritten with an odd number.
 
 use proptest::prelude::*;
 use serde_json::Value;
@@ -86,7 +87,39 @@ pub enum Kind {
     Json,
     /// 8-byte little-endian header length, JSON header, data.
     Safetensors,
+    /// A GGUF file: the JSON edits overwrite one of its integer fields (a count, a length, a
+    /// type id, a dim, an offset, a number in the metadata) with [`GGUF_NUMBERS`] or a number
+    /// near the file's length.
+    Gguf,
 }
+
+/// Numbers written over a GGUF field (truncated to its width): zero, type ids, block sizes,
+/// powers of two, and the largest values of each width.
+pub const GGUF_NUMBERS: &[u64] = &[
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    8,
+    9,
+    12,
+    13,
+    14,
+    30,
+    31,
+    33,
+    64,
+    255,
+    256,
+    0x7fff_ffff,
+    0xffff_ffff,
+    1 << 32,
+    1 << 40,
+    i64::MAX as u64,
+    u64::MAX,
+];
 
 /// `seed` with `edits` applied in order.
 pub fn apply(seed: &[u8], kind: Kind, edits: &[Edit]) -> Vec<u8> {
@@ -132,6 +165,19 @@ fn edit_structured(bytes: &[u8], kind: Kind, edit: &Edit) -> Option<Vec<u8>> {
             let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
             out[i] = render_edited(&v, edit);
             Some((out.join("\n") + "\n").into_bytes())
+        }
+        Kind::Gguf => {
+            let fields = crate::gguf_fields::fields(bytes);
+            let (node, r) = target(edit);
+            let &(pos, width) = fields.get(node % fields.len().max(1))?;
+            let number = match edit {
+                Edit::Replace(..) => GGUF_NUMBERS[r % GGUF_NUMBERS.len()],
+                // A number near the file's length, or the bytes left after the field.
+                _ => [bytes.len() as u64, bytes.len() as u64 + 1, (bytes.len() - pos) as u64][r % 3],
+            };
+            let mut out = bytes.to_vec();
+            out[pos..pos + width].copy_from_slice(&number.to_le_bytes()[..width]);
+            Some(out)
         }
         Kind::Safetensors => {
             let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;

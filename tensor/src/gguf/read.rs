@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// How deep arrays may nest in metadata (real files nest at most once).
 const MAX_DEPTH: usize = 8;
@@ -126,15 +126,16 @@ impl GgufFile {
     pub fn read_bytes(&self, name: &str) -> Result<Vec<u8>> {
         let info = self.require(name)?;
         let mut bytes = vec![0u8; info.n_bytes as usize]; // checked against the file by open
-        self.read_into(info, &mut bytes)?;
+        self.at(info)?.read_exact(&mut bytes).map_err(|source| Error::Io { path: self.path.clone(), source })?;
         Ok(bytes)
     }
 
-    fn read_into(&self, info: &GgufTensorInfo, out: &mut [u8]) -> Result<()> {
-        let io = |source| Error::Io { path: self.path.clone(), source };
+    /// The file, locked and positioned at the first byte of `info`'s data.
+    fn at(&self, info: &GgufTensorInfo) -> Result<MutexGuard<'_, File>> {
         let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        file.seek(SeekFrom::Start(self.data_start + info.offset)).map_err(io)?;
-        file.read_exact(out).map_err(io)
+        let start = self.data_start + info.offset; // within the file: checked by open
+        file.seek(SeekFrom::Start(start)).map_err(|source| Error::Io { path: self.path.clone(), source })?;
+        Ok(file)
     }
 
     /// Tensor `name` on `device`, with the row-major shape of its info: F32, F16 and BF16 as
@@ -147,17 +148,13 @@ impl GgufFile {
         let info = self.require(name)?;
         let n = info.numel();
         let io = |source| Error::Io { path: self.path.clone(), source };
-        let storage = {
-            let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            file.seek(SeekFrom::Start(self.data_start + info.offset)).map_err(io)?;
-            match info.ty {
-                GgufType::F32 => CpuStorage::F32(read_direct::<f32>(&mut file, n).map_err(io)?),
-                GgufType::F16 => CpuStorage::F16(read_direct::<f16>(&mut file, n).map_err(io)?),
-                GgufType::BF16 => CpuStorage::BF16(read_direct::<bf16>(&mut file, n).map_err(io)?),
-                GgufType::Quant(q) => {
-                    let message = format!("{q}: quantized tensors are read as bytes (read_bytes)");
-                    return Err(Error::BadTensor { tensor: name.into(), message });
-                }
+        let storage = match info.ty {
+            GgufType::F32 => CpuStorage::F32(read_direct::<f32>(&mut *self.at(info)?, n).map_err(io)?),
+            GgufType::F16 => CpuStorage::F16(read_direct::<f16>(&mut *self.at(info)?, n).map_err(io)?),
+            GgufType::BF16 => CpuStorage::BF16(read_direct::<bf16>(&mut *self.at(info)?, n).map_err(io)?),
+            GgufType::Quant(q) => {
+                let message = format!("{q}: quantized tensors are read as bytes (read_bytes)");
+                return Err(Error::BadTensor { tensor: name.into(), message });
             }
         };
         Tensor::from_cpu(storage, info.shape.clone()).to_device(device)
@@ -305,7 +302,7 @@ impl Parser<'_> {
                 b @ (0 | 1) => GgufValue::Bool(b == 1),
                 b => return Err(self.bad(format!("'{key}': BOOL byte is {b}, not 0 or 1"))),
             },
-            GgufValueType::String => GgufValue::String(self.string(key)?),
+            GgufValueType::String => GgufValue::String(self.string(&format!("'{key}'"))?),
             GgufValueType::Array => self.array(key, depth)?,
         })
     }

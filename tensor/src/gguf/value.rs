@@ -323,7 +323,7 @@ impl GgufMetadata {
         }
     }
 
-    /// The ARRAY[STRING] value of `key` (e.g. `tokenizer.ggml.tokens`).
+    /// The `ARRAY[STRING]` value of `key` (e.g. `tokenizer.ggml.tokens`).
     pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>> {
         let v = self.require(key)?;
         match v {
@@ -335,7 +335,7 @@ impl GgufMetadata {
         }
     }
 
-    /// The ARRAY[FLOAT32] value of `key` (e.g. `tokenizer.ggml.scores`).
+    /// The `ARRAY[FLOAT32]` value of `key` (e.g. `tokenizer.ggml.scores`).
     pub fn get_f32_array(&self, key: &str) -> Result<Vec<f32>> {
         match self.require(key)? {
             GgufValue::Array(GgufValueType::F32, items) => {
@@ -345,7 +345,7 @@ impl GgufMetadata {
         }
     }
 
-    /// The ARRAY[INT32] value of `key` (e.g. `tokenizer.ggml.token_type`).
+    /// The `ARRAY[INT32]` value of `key` (e.g. `tokenizer.ggml.token_type`).
     pub fn get_i32_array(&self, key: &str) -> Result<Vec<i32>> {
         match self.require(key)? {
             GgufValue::Array(GgufValueType::I32, items) => {

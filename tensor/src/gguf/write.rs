@@ -38,6 +38,11 @@ fn invalid(what: &str, message: String) -> Error {
     Error::BadTensor { tensor: what.into(), message }
 }
 
+/// A metadata error; no file is named yet, so the message names the writer.
+fn bad_key(key: &str, message: String) -> Error {
+    Error::Gguf { path: "GgufWriter".into(), message: format!("metadata '{key}': {message}") }
+}
+
 impl GgufWriter {
     /// An empty file: no metadata, no tensors.
     pub fn new() -> GgufWriter {
@@ -52,10 +57,10 @@ impl GgufWriter {
     pub fn add_metadata(&mut self, key: impl Into<String>, value: GgufValue) -> Result<()> {
         let key = key.into();
         if self.keys.contains(&key) {
-            return Err(invalid(&key, "metadata key added twice".into()));
+            return Err(bad_key(&key, "added twice".into()));
         }
         if key == ALIGNMENT_KEY && !matches!(value, GgufValue::U32(a) if a.is_power_of_two()) {
-            return Err(invalid(&key, format!("must be a UINT32 power of two, not {value:?}")));
+            return Err(bad_key(&key, format!("must be a UINT32 power of two, not {value:?}")));
         }
         check_array(&key, &value)?;
         self.keys.insert(key.clone());
@@ -168,7 +173,7 @@ fn padded(n: u64, align: u64) -> u64 {
 fn check_array(key: &str, value: &GgufValue) -> Result<()> {
     if let GgufValue::Array(ty, items) = value {
         if let Some(bad) = items.iter().find(|i| i.value_type() != *ty) {
-            return Err(invalid(key, format!("an ARRAY[{ty}] holds a {}", bad.type_name())));
+            return Err(bad_key(key, format!("an ARRAY[{ty}] holds a {}", bad.type_name())));
         }
         items.iter().try_for_each(|i| check_array(key, i))?;
     }
