@@ -161,7 +161,7 @@ fn describe(var: &Var) -> GraphNode {
 /// what it reads, not its logical size.
 fn tensor_bytes(t: &Tensor) -> usize {
     let reach = t.layout().storage_extent().saturating_sub(t.layout().offset());
-    t.numel().min(reach) * t.dtype().size_in_bytes()
+    t.dtype().bytes_for(t.numel().min(reach))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -120,7 +120,7 @@ impl safetensors::View for &Entry {
 }
 
 /// The row-major bytes of `t`, read back first when it lives on a GPU.
-fn entry(t: &Tensor) -> Result<Entry> {
+fn entry(name: &str, t: &Tensor) -> Result<Entry> {
     let c = t.to_device(&crate::Device::Cpu)?.contiguous();
     let width = c.dtype().size_in_bytes();
     let start = c.layout().offset() * width;
@@ -130,6 +130,12 @@ fn entry(t: &Tensor) -> Result<Entry> {
         DType::F16 => StDtype::F16,
         DType::BF16 => StDtype::BF16,
         DType::I32 => StDtype::I32,
+        DType::Quant(ty) => {
+            return Err(Error::BadTensor {
+                tensor: name.to_string(),
+                message: format!("{ty} blocks have no safetensors dtype: write GGUF, or to_dtype(F32) first"),
+            })
+        }
     };
     Ok(Entry { dtype, shape: c.dims().to_vec(), bytes })
 }
@@ -155,7 +161,7 @@ pub fn save<'a, S: AsRef<str>>(
 ) -> Result<()> {
     let path = path.as_ref();
     let entries: Vec<(String, Entry)> =
-        tensors.into_iter().map(|(n, t)| Ok((n.as_ref().to_string(), entry(t)?))).collect::<Result<_>>()?;
+        tensors.into_iter().map(|(n, t)| Ok((n.as_ref().to_string(), entry(n.as_ref(), t)?))).collect::<Result<_>>()?;
     let views = entries.iter().map(|(n, e)| (n.as_str(), e));
     let bytes = safetensors::serialize(views, metadata)
         .map_err(|e| Error::Safetensors { path: path.into(), message: e.to_string() })?;

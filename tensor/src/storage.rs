@@ -2,6 +2,7 @@
 //! so nothing above this crate is generic over a backend or an element type.
 
 use crate::dtype::{DType, Element};
+use crate::quant::QuantType;
 use crate::Device;
 use half::{bf16, f16};
 
@@ -12,6 +13,11 @@ pub enum CpuStorage {
     F16(Vec<f16>),
     BF16(Vec<bf16>),
     I32(Vec<i32>),
+    /// Whole blocks of `ty` (see [`crate::quant`]), rows one after another.
+    Quant {
+        ty: QuantType,
+        bytes: Vec<u8>,
+    },
 }
 
 impl CpuStorage {
@@ -21,6 +27,7 @@ impl CpuStorage {
             CpuStorage::F16(_) => DType::F16,
             CpuStorage::BF16(_) => DType::BF16,
             CpuStorage::I32(_) => DType::I32,
+            CpuStorage::Quant { ty, .. } => DType::Quant(*ty),
         }
     }
 
@@ -30,6 +37,7 @@ impl CpuStorage {
             CpuStorage::F16(v) => v.len(),
             CpuStorage::BF16(v) => v.len(),
             CpuStorage::I32(v) => v.len(),
+            CpuStorage::Quant { ty, bytes } => bytes.len() / ty.block_bytes() * ty.block_elems(),
         }
     }
 
@@ -49,6 +57,7 @@ impl CpuStorage {
             CpuStorage::F16(v) => bytemuck::cast_slice(v),
             CpuStorage::BF16(v) => bytemuck::cast_slice(v),
             CpuStorage::I32(v) => bytemuck::cast_slice(v),
+            CpuStorage::Quant { bytes, .. } => bytes,
         }
     }
 }
@@ -119,7 +128,8 @@ impl Storage {
 
 /// A device buffer and the context that owns it. f32 and i32 take one 32-bit word per
 /// element; f16 and bf16 are packed two per word (element `2w` in the low half of word `w`),
-/// the byte layout of a host `[f16]`, so uploads and read-backs copy bytes unchanged.
+/// the byte layout of a host `[f16]`, so uploads and read-backs copy bytes unchanged; quantized
+/// blocks keep their host bytes too (padded to a whole word at the end).
 #[cfg(feature = "gpu")]
 #[derive(Clone, Debug)]
 pub(crate) struct GpuStorage {
@@ -139,7 +149,7 @@ impl GpuStorage {
         dtype: DType,
         len: usize,
     ) -> Result<GpuStorage, crate::gpu::GpuError> {
-        debug_assert_eq!(bytes.len(), len * dtype.size_in_bytes());
+        debug_assert_eq!(bytes.len(), dtype.bytes_for(len));
         let buffer = ctx.upload(bytes)?;
         Ok(GpuStorage { ctx: ctx.clone(), buffer, dtype, len })
     }
@@ -152,6 +162,10 @@ impl GpuStorage {
             DType::I32 => CpuStorage::I32(self.ctx.read_back(&self.buffer, len)?),
             DType::F16 => CpuStorage::F16(self.ctx.read_back(&self.buffer, len)?),
             DType::BF16 => CpuStorage::BF16(self.ctx.read_back(&self.buffer, len)?),
+            DType::Quant(ty) => {
+                let whole = len.next_multiple_of(ty.block_elems()).min(self.len);
+                CpuStorage::Quant { ty, bytes: self.ctx.read_back(&self.buffer, self.dtype.bytes_for(whole))? }
+            }
         })
     }
 }

@@ -312,6 +312,10 @@ impl Tensor {
             CpuStorage::F16(v) => v[range].iter().map(|&x| T::from_f32(x.to_f32())).collect(),
             CpuStorage::BF16(v) => v[range].iter().map(|&x| T::from_f32(x.to_f32())).collect(),
             CpuStorage::I32(v) => v[range].iter().map(|&x| T::from_f32(x as f32)).collect(),
+            CpuStorage::Quant { .. } => {
+                let wide = c.to_dtype(DType::F32).unwrap_or_else(|e| panic!("to_vec_of: {e}"));
+                wide.to_vec_of()
+            }
         }
     }
 
@@ -394,11 +398,15 @@ impl Tensor {
         }
         match (self.storage.as_ref(), device) {
             #[cfg(feature = "gpu")]
+            (Storage::Cpu(_), Device::Gpu(_)) if self.dtype().quant_type().is_some() => Err(Error::BadTensor {
+                tensor: format!("{} {:?}", self.dtype(), self.shape()),
+                message: crate::ops::on_gpu::QUANT_CPU_ONLY.to_string(),
+            }),
+            #[cfg(feature = "gpu")]
             (Storage::Cpu(_), Device::Gpu(ctx)) => {
                 let c = self.contiguous();
-                let width = c.dtype().size_in_bytes();
-                let start = c.layout.offset() * width;
-                let bytes = &c.cpu_storage().as_bytes()[start..start + c.numel() * width];
+                let start = c.dtype().bytes_for(c.layout.offset());
+                let bytes = &c.cpu_storage().as_bytes()[start..start + c.dtype().bytes_for(c.numel())];
                 let storage = crate::storage::GpuStorage::upload(ctx, bytes, c.dtype(), c.numel())?;
                 Ok(Tensor::new(Arc::new(Storage::Gpu(storage)), Layout::contiguous(self.shape().clone())))
             }
@@ -415,7 +423,7 @@ impl Tensor {
     }
 
     /// Bytes of element data held by this tensor's storage, on whichever device: elements ×
-    /// the dtype's size (2 for bf16 / f16, 4 for f32 and i32). A view reports its whole
+    /// the dtype's size (2 for bf16 / f16, 4 for f32 and i32; blocks for a quantized type). A view reports its whole
     /// buffer, which it shares. A bf16 `(4096, 4096)` weight holds 32 MiB, half its f32 copy.
     pub fn storage_bytes(&self) -> usize {
         let elements = match self.storage.as_ref() {
@@ -423,7 +431,7 @@ impl Tensor {
             #[cfg(feature = "gpu")]
             Storage::Gpu(s) => s.len,
         };
-        elements * self.dtype().size_in_bytes()
+        self.dtype().bytes_for(elements)
     }
 
     /// True when both tensors share the same storage buffer (one is a view of the other).

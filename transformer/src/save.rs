@@ -71,7 +71,7 @@ fn write_folder(named: &[(String, Tensor)], dir: &Path, mut config: Value, max_s
 }
 
 fn tensor_bytes(t: &Tensor) -> u64 {
-    (t.numel() * t.dtype().size_in_bytes()) as u64
+    t.dtype().bytes_for(t.numel()) as u64
 }
 
 /// Consecutive runs of `named` of at most `max_bytes` each (a tensor larger than that gets a

@@ -27,5 +27,11 @@ pub fn gather_storage(src: &CpuStorage, layout: &Layout) -> CpuStorage {
         CpuStorage::F16(v) => CpuStorage::F16(gather(v, layout)),
         CpuStorage::BF16(v) => CpuStorage::BF16(gather(v, layout)),
         CpuStorage::I32(v) => CpuStorage::I32(gather(v, layout)),
+        CpuStorage::Quant { ty, .. } => panic!(
+            "contiguous: a {ty} tensor of shape {:?} is viewed with strides {:?}; blocks cannot be \
+             copied element by element: convert with to_dtype(DType::F32) first",
+            layout.dims(),
+            layout.strides()
+        ),
     }
 }

@@ -43,6 +43,7 @@ impl Tensor {
                     DType::F16 => cat_typed::<f16>(&parts, outer, inner, d),
                     DType::BF16 => cat_typed::<bf16>(&parts, outer, inner, d),
                     DType::I32 => cat_typed::<i32>(&parts, outer, inner, d),
+                    DType::Quant(ty) => panic!("cat: {ty} tensors store blocks, not elements; to_dtype(F32) first"),
                 };
                 Tensor::from_cpu(data, shape)
             }
@@ -84,6 +85,7 @@ impl Tensor {
                     CpuStorage::F16(v) => CpuStorage::F16(kernels::index_select(&v[range], dims, &idx, op)),
                     CpuStorage::BF16(v) => CpuStorage::BF16(kernels::index_select(&v[range], dims, &idx, op)),
                     CpuStorage::I32(v) => CpuStorage::I32(kernels::index_select(&v[range], dims, &idx, op)),
+                    CpuStorage::Quant { .. } => return super::quant::index_select(&src, d, &idx),
                 };
                 let mut shape = self.dims().to_vec();
                 shape[d] = idx.len();
@@ -145,6 +147,9 @@ impl Tensor {
                     CpuStorage::F16(v) => CpuStorage::F16(kernels::gather(&v[range], xd, d, &idx, id)),
                     CpuStorage::BF16(v) => CpuStorage::BF16(kernels::gather(&v[range], xd, d, &idx, id)),
                     CpuStorage::I32(v) => CpuStorage::I32(kernels::gather(&v[range], xd, d, &idx, id)),
+                    CpuStorage::Quant { ty, .. } => {
+                        panic!("gather: a {ty} tensor stores blocks, not elements; to_dtype(F32) first")
+                    }
                 };
                 Tensor::from_cpu(data, index.shape())
             }

@@ -20,7 +20,9 @@ impl Tensor {
     /// `x.matmul(&w.to_dtype(DType::F32)?)` bit for bit on the CPU, without the f32 copy. A
     /// bf16 / f16 `self` (an activation, small) is widened to an f32 copy first. On a GPU, an
     /// f32 `self` times a bf16 or f16 `rhs` runs one mixed kernel (`matmul_w16.wgsl`), and
-    /// f16 times f16 runs `matmul_f16.wgsl` when the adapter has SHADER_F16.
+    /// f16 times f16 runs `matmul_f16.wgsl` when the adapter has SHADER_F16. A quantized `rhs`
+    /// (a 2-D weight `W` or `Wᵀ` whose rows are whole blocks, see [`Tensor::from_quant`]) stays
+    /// in its blocks: each product reads them directly.
     ///
     /// ```
     /// use deltaw_tensor::{Device, Tensor};
@@ -109,6 +111,7 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
             let out = match rhs.cpu_storage() {
                 CpuStorage::BF16(b) => cpu_matmul(a, &la, b, &lb, batch.dims(), (m, n, k)),
                 CpuStorage::F16(b) => cpu_matmul(a, &la, b, &lb, batch.dims(), (m, n, k)),
+                CpuStorage::Quant { .. } => super::quant::cpu_matmul(a, &la, rhs, &lb, batch.dims(), (m, n, k)),
                 _ => cpu_matmul(a, &la, rhs.f32_storage("matmul"), &lb, batch.dims(), (m, n, k)),
             };
             Tensor::from_f32(out, with_batch(m, n))

@@ -24,6 +24,7 @@ mod nn;
 #[cfg(feature = "gpu")]
 pub(crate) mod on_gpu;
 mod optim;
+mod quant;
 mod reduce;
 mod topk;
 mod views;

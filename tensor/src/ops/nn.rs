@@ -229,12 +229,13 @@ impl Tensor {
     pub fn embedding(&self, ids: &Tensor) -> Tensor {
         assert_eq!(self.rank(), 2, "embedding: the table must be (V, C), got shape {:?}", self.shape());
         let (ids_flat, half) = (ids.flatten_all(), matches!(self.dtype(), DType::BF16 | DType::F16));
+        let widened = half || self.dtype().quant_type().is_some();
         let rows = match self.storage() {
             #[cfg(feature = "gpu")]
             Storage::Gpu(_) if half && self.dims()[1].is_multiple_of(2) => {
                 super::on_gpu::embedding_rows_16(self, &ids_flat)
             }
-            _ if half => self.index_select(0, &ids_flat).to_dtype(DType::F32).expect("widening a float cannot fail"),
+            _ if widened => self.index_select(0, &ids_flat).to_dtype(DType::F32).expect("widening a float cannot fail"),
             _ => self.index_select(0, &ids_flat),
         };
         let mut shape = ids.dims().to_vec();

@@ -55,6 +55,10 @@ pub(super) fn same_device(op: &str, a: &Tensor, b: &Tensor) {
     }
 }
 
+/// Why no quantized tensor lives on a GPU: [`Tensor::to_device`] refuses them.
+pub(crate) const QUANT_CPU_ONLY: &str =
+    "quantized tensors stay on the CPU (no WGSL block kernels yet): convert with to_dtype(DType::F32) before to_device";
+
 /// The storage of a GPU tensor that an op computes on, which must be f32 (as on the host).
 #[track_caller]
 pub(super) fn f32_of<'a>(t: &'a Tensor, op: &str) -> &'a GpuStorage {
@@ -82,6 +86,7 @@ pub(crate) fn dense(t: &Tensor, op: &str) -> Tensor {
         DType::F16 | DType::BF16 => widen(&g.ctx, g.dtype, &g.buffer, g.len)
             .and_then(|wide| gpu::copy_strided(&g.ctx, &wide, t.layout()))
             .and_then(|picked| narrow(&g.ctx, g.dtype, &picked, t.numel())),
+        DType::Quant(_) => unreachable!("{QUANT_CPU_ONLY}"),
     };
     wrap(&g.ctx, ok(op, copied), g.dtype, t.shape())
 }
@@ -136,6 +141,7 @@ pub(super) fn on_words(
         DType::F16 | DType::BF16 => widen(&g.ctx, g.dtype, &x, t.numel())
             .and_then(|wide| kernel(&g.ctx, &wide))
             .and_then(|out| narrow(&g.ctx, g.dtype, &out, out_numel)),
+        DType::Quant(_) => unreachable!("{QUANT_CPU_ONLY}"),
     };
     ok(op, result)
 }
@@ -152,11 +158,18 @@ pub(crate) fn to_dtype(t: &Tensor, to: DType) -> Result<Tensor> {
             DType::F32 => x.clone(),
             DType::F16 | DType::BF16 => widen(ctx, from, &x, n)?,
             DType::I32 => gpu::i32_to_f32(ctx, &x, n)?,
+            DType::Quant(_) => unreachable!("{QUANT_CPU_ONLY}"),
         };
         Ok(match to {
             DType::F32 => wide,
             DType::F16 | DType::BF16 => narrow(ctx, to, &wide, n)?,
             DType::I32 => gpu::f32_to_i32(ctx, &wide, n)?,
+            DType::Quant(ty) => {
+                return Err(crate::Error::BadTensor {
+                    tensor: format!("{:?}", t.shape()),
+                    message: format!("to_dtype({ty}) on a GPU: {QUANT_CPU_ONLY}"),
+                })
+            }
         })
     };
     convert().map(|buffer| wrap(ctx, buffer, to, t.shape()))
