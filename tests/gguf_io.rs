@@ -94,6 +94,14 @@ fn check_file(file: &GgufFile, desc: &Value) {
         let bytes = hex(t["hex"].as_str().unwrap());
         assert_eq!(info.n_bytes as usize, bytes.len(), "{tname}");
         assert_eq!(file.read_bytes(tname).unwrap(), bytes, "{tname}");
+        if let Some(bits) = t.get("dequant_bits").and_then(|b| b.as_array()) {
+            // A quantized tensor keeps its blocks; dequantized, it is gguf-py's values exactly.
+            let got = file.tensor(tname, &Device::Cpu).unwrap();
+            assert_eq!(got.dtype().quant_type().map(|q| q.ggml_id() as u64), t["type_id"].as_u64(), "{tname}");
+            let got_bits: Vec<u64> = got.to_vec().iter().map(|v| u64::from(v.to_bits())).collect();
+            let want: Vec<u64> = bits.iter().map(|b| b.as_u64().unwrap()).collect();
+            assert_eq!(got_bits, want, "{tname}: dequantized");
+        }
     }
 }
 

@@ -11,6 +11,20 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+/// What the report says, gathered from the header before anything is printed.
+struct Report<'a> {
+    file: &'a GgufFile,
+    arch: GgufArch,
+    config: Value,
+    summary: String,
+    parameters: u64,
+    types: BTreeMap<String, usize>,
+    file_bytes: u64,
+    tokens: Option<usize>,
+    tokenizer_model: Option<&'a str>,
+    template: bool,
+}
+
 /// Prints the report for the GGUF file at `path` (`json`: one object).
 pub fn run(path: &Path, json_out: bool, out: &mut dyn Write) -> Result<()> {
     let file = GgufFile::open(path)?;
@@ -21,7 +35,35 @@ pub fn run(path: &Path, json_out: bool, out: &mut dyn Write) -> Result<()> {
         Some(info) if info.shape.len() == 2 => info.shape[0],
         _ => tokens.unwrap_or(0),
     };
-    let (config, summary) = match arch {
+    let (config, summary) = config_summary(&file, arch, vocab, path)?;
+    let infos = file.tensor_infos();
+    let mut types: BTreeMap<String, usize> = BTreeMap::new();
+    for t in infos {
+        *types.entry(t.ty.to_string()).or_default() += 1;
+    }
+    let report = Report {
+        file: &file,
+        arch,
+        config,
+        summary,
+        parameters: infos.iter().map(|t| t.numel() as u64).sum(),
+        types,
+        file_bytes: std::fs::metadata(path)?.len(),
+        tokens,
+        tokenizer_model: metadata.get_str("tokenizer.ggml.model").ok(),
+        template: metadata.get("tokenizer.chat_template").is_some(),
+    };
+    if json_out {
+        print_json(&report, path, out)
+    } else {
+        print_text(&report, path, out)
+    }
+}
+
+/// The config as JSON (the shape `config.json` would have) and a one-line summary of it.
+fn config_summary(file: &GgufFile, arch: GgufArch, vocab: usize, path: &Path) -> Result<(Value, String)> {
+    let metadata = file.metadata();
+    Ok(match arch {
         GgufArch::Llama(family) => {
             let tied = file.tensor_info("output.weight").is_none();
             let bias = file.tensor_info("blk.0.attn_q.bias").is_some();
@@ -54,54 +96,50 @@ pub fn run(path: &Path, json_out: bool, out: &mut dyn Write) -> Result<()> {
             );
             (c.to_json(), text)
         }
-    };
-    let infos = file.tensor_infos();
-    let parameters: u64 = infos.iter().map(|t| t.numel() as u64).sum();
-    let mut types: BTreeMap<String, usize> = BTreeMap::new();
-    for t in infos {
-        *types.entry(t.ty.to_string()).or_default() += 1;
-    }
-    let file_bytes = std::fs::metadata(path)?.len();
-    let template = metadata.get("tokenizer.chat_template").is_some();
-    let tokenizer_model = metadata.get_str("tokenizer.ggml.model").ok();
-    if json_out {
-        let value = json!({
-            "model_type": config.get("model_type").cloned().unwrap_or(Value::Null),
-            "file": path.display().to_string(),
-            "format": "gguf",
-            "gguf_version": file.version(),
-            "architecture": arch.as_str(),
-            "config": config,
-            "parameters": parameters,
-            "tensors": infos.len(),
-            "dtypes": types,
-            "file_bytes": file_bytes,
-            "metadata_keys": metadata.len(),
-            "tokenizer_vocab_size": tokens,
-            "tokenizer_model": tokenizer_model,
-            "chat_template": template,
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
-        return Ok(());
-    }
-    let type_text: Vec<String> = types.iter().map(|(d, n)| format!("{d} ({n} tensors)")).collect();
-    writeln!(out, "model type   {} (GGUF v{}, {})", arch.as_str(), file.version(), path.display())?;
-    writeln!(out, "config       {summary}")?;
-    writeln!(out, "parameters   {} ({:.2} M) in {} tensors", commas(parameters), parameters as f64 / 1e6, infos.len())?;
+    })
+}
+
+fn print_json(r: &Report, path: &Path, out: &mut dyn Write) -> Result<()> {
+    let value = json!({
+        "model_type": r.config.get("model_type").cloned().unwrap_or(Value::Null),
+        "file": path.display().to_string(),
+        "format": "gguf",
+        "gguf_version": r.file.version(),
+        "architecture": r.arch.as_str(),
+        "config": r.config,
+        "parameters": r.parameters,
+        "tensors": r.file.tensor_infos().len(),
+        "dtypes": r.types,
+        "file_bytes": r.file_bytes,
+        "metadata_keys": r.file.metadata().len(),
+        "tokenizer_vocab_size": r.tokens,
+        "tokenizer_model": r.tokenizer_model,
+        "chat_template": r.template,
+    });
+    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    Ok(())
+}
+
+fn print_text(r: &Report, path: &Path, out: &mut dyn Write) -> Result<()> {
+    let n_tensors = r.file.tensor_infos().len();
+    let type_text: Vec<String> = r.types.iter().map(|(d, n)| format!("{d} ({n} tensors)")).collect();
+    writeln!(out, "model type   {} (GGUF v{}, {})", r.arch.as_str(), r.file.version(), path.display())?;
+    writeln!(out, "config       {}", r.summary)?;
+    writeln!(out, "parameters   {} ({:.2} M) in {n_tensors} tensors", commas(r.parameters), r.parameters as f64 / 1e6)?;
     writeln!(out, "dtypes       {}", type_text.join(", "))?;
     writeln!(
         out,
         "file         {} bytes ({:.1} MiB), {} metadata keys",
-        commas(file_bytes),
-        file_bytes as f64 / 1048576.0,
-        metadata.len()
+        commas(r.file_bytes),
+        r.file_bytes as f64 / 1048576.0,
+        r.file.metadata().len()
     )?;
-    match (tokens, tokenizer_model) {
+    match (r.tokens, r.tokenizer_model) {
         (Some(n), Some(m)) => writeln!(
             out,
             "tokenizer    {m} (tokenizer.ggml.*), {} tokens, {}",
             commas(n as u64),
-            if template { "chat template" } else { "no chat template" }
+            if r.template { "chat template" } else { "no chat template" }
         )?,
         _ => writeln!(out, "tokenizer    none (no tokenizer.ggml.* metadata)")?,
     }

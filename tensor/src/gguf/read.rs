@@ -139,11 +139,12 @@ impl GgufFile {
     }
 
     /// Tensor `name` on `device`, with the row-major shape of its info: F32, F16 and BF16 as
-    /// themselves, read straight into the tensor's buffer.
+    /// themselves, read straight into the tensor's buffer; a block-quantized one as
+    /// [`DType::Quant`](crate::DType::Quant) holding the file's blocks.
     ///
     /// # Errors
-    /// When the file cannot be read, or the tensor is block-quantized: read those with
-    /// [`GgufFile::read_bytes`] until tensors hold quantized storage.
+    /// When the file cannot be read, or a quantized tensor is asked for on a GPU (see
+    /// [`Tensor::to_device`]).
     pub fn tensor(&self, name: &str, device: &Device) -> Result<Tensor> {
         let info = self.require(name)?;
         let n = info.numel();
@@ -152,10 +153,7 @@ impl GgufFile {
             GgufType::F32 => CpuStorage::F32(read_direct::<f32>(&mut *self.at(info)?, n).map_err(io)?),
             GgufType::F16 => CpuStorage::F16(read_direct::<f16>(&mut *self.at(info)?, n).map_err(io)?),
             GgufType::BF16 => CpuStorage::BF16(read_direct::<bf16>(&mut *self.at(info)?, n).map_err(io)?),
-            GgufType::Quant(q) => {
-                let message = format!("{q}: quantized tensors are read as bytes (read_bytes)");
-                return Err(Error::BadTensor { tensor: name.into(), message });
-            }
+            GgufType::Quant(q) => return Tensor::from_quant(q, info.shape.clone(), self.read_bytes(name)?, device),
         };
         Tensor::from_cpu(storage, info.shape.clone()).to_device(device)
     }

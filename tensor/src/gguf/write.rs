@@ -103,12 +103,16 @@ impl GgufWriter {
             DType::F32 => GgufType::F32,
             DType::F16 => GgufType::F16,
             DType::BF16 => GgufType::BF16,
+            DType::Quant(q) => {
+                let message = || format!("a {q} view that cuts its blocks cannot be written");
+                let (_, bytes) = t.quant_bytes().ok_or_else(|| invalid(name, message()))?;
+                return self.add_tensor_bytes(name, GgufType::Quant(q), t.dims(), bytes.to_vec());
+            }
             other => return Err(invalid(name, format!("dtype {other:?} has no GGUF type here"))),
         };
         let c = t.to_device(&Device::Cpu)?.contiguous();
-        let width = c.dtype().size_in_bytes();
-        let start = c.layout().offset() * width;
-        let bytes = c.cpu_storage().as_bytes()[start..start + c.numel() * width].to_vec();
+        let start = c.dtype().bytes_for(c.layout().offset());
+        let bytes = c.cpu_storage().as_bytes()[start..start + c.dtype().bytes_for(c.numel())].to_vec();
         self.add_tensor_bytes(name, ty, c.dims(), bytes)
     }
 

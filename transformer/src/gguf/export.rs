@@ -110,44 +110,59 @@ pub fn export_gguf(dir: &Path, out: &Path, quant: GgufQuant) -> Result<ExportRep
     let mut report = ExportReport::default();
     for (key, param) in named_parameters(model.as_ref()) {
         let gname = gguf_name(arch, &key).ok_or_else(|| Error::Input(format!("no GGUF name for parameter '{key}'")))?;
-        let mut t = param.value().to_dtype(DType::F32)?.contiguous();
-        if arch == GgufArch::Gpt2 && t.rank() == 2 && [".c_attn.", ".c_proj.", ".c_fc."].iter().any(|m| key.contains(m))
-        {
-            t = t.t().contiguous(); // Conv1D (in, out) -> (out, in)
-        }
+        let t = param.value().to_dtype(DType::F32)?.contiguous();
         let permute = match arch {
             GgufArch::Llama(LlamaFamily::Llama | LlamaFamily::Mistral) if key.contains(".q_proj.") => Some(nh),
             GgufArch::Llama(LlamaFamily::Llama | LlamaFamily::Mistral) if key.contains(".k_proj.") => Some(nkv),
             _ => None,
         };
-        let shape = t.dims().to_vec();
-        let mut values: Vec<f32> = t.to_vec();
-        if let Some(h) = permute {
-            values = permute_rows(&values, shape[0], h);
-        }
-        let ty = if shape.len() == 2 { quant.matrix_type(&gname) } else { GgufType::F32 };
-        let ty = match ty {
-            GgufType::Quant(q) if !shape[1].is_multiple_of(q.block_elems()) => {
-                report.fallbacks.push(gname.clone());
-                GgufType::F16
-            }
-            other => other,
-        };
-        let bytes = match ty {
-            GgufType::Quant(q) => quant::quantize(q, &values)?,
-            GgufType::F16 | GgufType::BF16 => {
-                let half = Tensor::from_vec(values, shape.clone(), &Device::Cpu)?.to_dtype(DType::F16)?;
-                writer.add_tensor(&gname, &half)?;
-                *report.types.entry(ty.to_string()).or_default() += 1;
-                continue;
-            }
-            GgufType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        };
-        writer.add_tensor_bytes(&gname, ty, &shape, bytes)?;
+        let conv1d = arch == GgufArch::Gpt2 && [".c_attn.", ".c_proj.", ".c_fc."].iter().any(|m| key.contains(m));
+        let ty = add_tensor(&mut writer, &gname, t, conv1d, permute, quant, &mut report)?;
         *report.types.entry(ty.to_string()).or_default() += 1;
     }
     writer.write(out)?;
     Ok(report)
+}
+
+/// Adds one parameter `t` (f32) as `gname` in the type `quant` picks for it, and returns that
+/// type. `conv1d`: GPT-2's Conv1D weights are stored (in, out) and GGUF wants (out, in).
+/// `permute`: the head count of a Llama q/k projection, whose rows llama.cpp interleaves. A
+/// matrix whose rows do not split into whole blocks falls back to f16 (noted in `report`).
+fn add_tensor(
+    writer: &mut GgufWriter,
+    gname: &str,
+    mut t: Tensor,
+    conv1d: bool,
+    permute: Option<usize>,
+    quant: GgufQuant,
+    report: &mut ExportReport,
+) -> Result<GgufType> {
+    if conv1d && t.rank() == 2 {
+        t = t.t().contiguous();
+    }
+    let shape = t.dims().to_vec();
+    let mut values: Vec<f32> = t.to_vec();
+    if let Some(h) = permute {
+        values = permute_rows(&values, shape[0], h);
+    }
+    let ty = match if shape.len() == 2 { quant.matrix_type(gname) } else { GgufType::F32 } {
+        GgufType::Quant(q) if !shape[1].is_multiple_of(q.block_elems()) => {
+            report.fallbacks.push(gname.to_string());
+            GgufType::F16
+        }
+        other => other,
+    };
+    let bytes = match ty {
+        GgufType::Quant(q) => quant::quantize(q, &values)?,
+        GgufType::F16 | GgufType::BF16 => {
+            let half = Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(DType::F16)?;
+            writer.add_tensor(gname, &half)?;
+            return Ok(GgufType::F16);
+        }
+        GgufType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    };
+    writer.add_tensor_bytes(gname, ty, &shape, bytes)?;
+    Ok(ty)
 }
 
 /// llama.cpp's q/k permutation (convert_hf_to_gguf.py's `permute`): in each head, row `i` of
@@ -207,28 +222,31 @@ fn arch_metadata(arch: GgufArch, config: &Value, dir: &Path) -> Result<Vec<(Stri
             out.push((key("attention.value_length"), u(c.head_size())));
             out.push((key("rope.dimension_count"), u(c.head_size())));
             out.push((key("attention.layer_norm_rms_epsilon"), GgufValue::F32(c.rms_norm_eps)));
-            let params = config.get("rope_parameters").filter(|p| p.is_object());
-            let scaling = params.or_else(|| config.get("rope_scaling").filter(|p| p.is_object()));
-            let theta = params.and_then(|p| p["rope_theta"].as_f64()).or_else(|| config["rope_theta"].as_f64());
-            out.push((key("rope.freq_base"), GgufValue::F32(theta.unwrap_or(10_000.0) as f32)));
-            if let Some(s) = scaling {
-                let kind = s["rope_type"].as_str().or_else(|| s["type"].as_str()).unwrap_or("default");
-                match kind {
-                    "default" => {}
-                    "linear" | "yarn" => {
-                        out.push((key("rope.scaling.type"), GgufValue::String(kind.into())));
-                        out.push((
-                            key("rope.scaling.factor"),
-                            GgufValue::F32(s["factor"].as_f64().unwrap_or(1.0) as f32),
-                        ));
-                        if let Some(orig) = s["original_max_position_embeddings"].as_u64() {
-                            out.push((key("rope.scaling.original_context_length"), GgufValue::U32(orig as u32)));
-                        }
-                    }
-                    other => return Err(bad(format!("rope type \"{other}\" cannot be written as GGUF metadata here"))),
-                }
+            out.extend(rope_metadata(a, config).map_err(bad)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The `{arch}.rope.*` keys for the rope in `config` (either config form); an error message for
+/// a rope type GGUF metadata cannot express (llama3's frequency bands need a `rope_freqs` tensor).
+fn rope_metadata(a: &str, config: &Value) -> std::result::Result<Vec<(String, GgufValue)>, String> {
+    let key = |k: &str| format!("{a}.{k}");
+    let params = config.get("rope_parameters").filter(|p| p.is_object());
+    let scaling = params.or_else(|| config.get("rope_scaling").filter(|p| p.is_object()));
+    let theta = params.and_then(|p| p["rope_theta"].as_f64()).or_else(|| config["rope_theta"].as_f64());
+    let mut out = vec![(key("rope.freq_base"), GgufValue::F32(theta.unwrap_or(10_000.0) as f32))];
+    let Some(s) = scaling else { return Ok(out) };
+    match s["rope_type"].as_str().or_else(|| s["type"].as_str()).unwrap_or("default") {
+        "default" => {}
+        kind @ ("linear" | "yarn") => {
+            out.push((key("rope.scaling.type"), GgufValue::String(kind.into())));
+            out.push((key("rope.scaling.factor"), GgufValue::F32(s["factor"].as_f64().unwrap_or(1.0) as f32)));
+            if let Some(orig) = s["original_max_position_embeddings"].as_u64() {
+                out.push((key("rope.scaling.original_context_length"), GgufValue::U32(orig as u32)));
             }
         }
+        other => return Err(format!("rope type \"{other}\" cannot be written as GGUF metadata here")),
     }
     Ok(out)
 }

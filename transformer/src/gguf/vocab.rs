@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
 use crate::tokenizer_config::TokenizerConfig;
 use deltaw_tensor::gguf::GgufMetadata;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -181,8 +181,7 @@ impl GgufVocab {
                 return Err(format!("tokenizer.ggml.{key}_token_id {id} is outside the {n} tokens"));
             }
         }
-        let vocab: serde_json::Map<String, Value> =
-            self.tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+        let vocab: Map<String, Value> = self.tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
         // Control tokens are special added tokens (skipped when decoding, never split);
         // user-defined ones are added tokens that decode as text.
         let added: Vec<Value> = types
@@ -195,57 +194,65 @@ impl GgufVocab {
             })
             .collect();
         let (model, pre_tokenizer, decoder) = match self.model.as_str() {
-            "gpt2" => {
-                let merges = self.merges.as_ref().ok_or("tokenizer.ggml.model \"gpt2\" needs tokenizer.ggml.merges")?;
-                let pairs = merges
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| {
-                        m.split_once(' ')
-                            .map(|(a, b)| json!([a, b]))
-                            .ok_or_else(|| format!("tokenizer.ggml.merges[{i}] = {m:?} is not two tokens"))
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                let model = json!({"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-                    "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                    "vocab": vocab, "merges": pairs});
-                (
-                    model,
-                    self.byte_level_pre()?,
-                    json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}),
-                )
-            }
-            "llama" => {
-                let scores =
-                    self.scores.as_ref().ok_or("tokenizer.ggml.model \"llama\" needs tokenizer.ggml.scores")?;
-                if scores.len() != n {
-                    return Err(format!("tokenizer.ggml.scores has {} entries for {n} tokens", scores.len()));
-                }
-                let merges = match &self.merges {
-                    Some(m) => m.iter().filter_map(|m| m.split_once(' ')).map(|(a, b)| json!([a, b])).collect(),
-                    None => sentencepiece_merges(&self.tokens, scores, &types),
-                };
-                let unk = self.unknown_token_id.map(|i| self.tokens[i as usize].clone());
-                let model = json!({"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
-                    "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
-                    "vocab": vocab, "merges": merges});
-                let prefix = self.add_space_prefix.unwrap_or(true);
-                let scheme = if prefix { "first" } else { "never" };
-                let pre = json!({"type": "Metaspace", "replacement": "▁", "prepend_scheme": scheme, "split": false});
-                let mut decoders = vec![
-                    json!({"type": "Replace", "pattern": {"String": "▁"}, "content": " "}),
-                    json!({"type": "ByteFallback"}),
-                    json!({"type": "Fuse"}),
-                ];
-                if prefix {
-                    decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
-                }
-                (model, pre, json!({"type": "Sequence", "decoders": decoders}))
-            }
+            "gpt2" => self.byte_level_parts(vocab)?,
+            "llama" => self.sentencepiece_parts(vocab, &types)?,
             other => return Err(format!("tokenizer.ggml.model \"{other}\" is not supported (supported: gpt2, llama)")),
         };
         Ok(json!({"version": "1.0", "truncation": null, "padding": null, "added_tokens": added, "normalizer": null,
                   "pre_tokenizer": pre_tokenizer, "post_processor": null, "decoder": decoder, "model": model}))
+    }
+
+    /// The model, pre-tokenizer and decoder of a byte-level BPE (`"gpt2"`): its merges as given.
+    fn byte_level_parts(&self, vocab: Map<String, Value>) -> std::result::Result<(Value, Value, Value), String> {
+        let merges = self.merges.as_ref().ok_or("tokenizer.ggml.model \"gpt2\" needs tokenizer.ggml.merges")?;
+        let pairs = merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.split_once(' ')
+                    .map(|(a, b)| json!([a, b]))
+                    .ok_or_else(|| format!("tokenizer.ggml.merges[{i}] = {m:?} is not two tokens"))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let model = json!({"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+            "vocab": vocab, "merges": pairs});
+        let decoder = json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true});
+        Ok((model, self.byte_level_pre()?, decoder))
+    }
+
+    /// The model, pre-tokenizer and decoder of a SentencePiece vocabulary (`"llama"`): a BPE
+    /// with byte fallback whose merges come from the scores when the file has none.
+    fn sentencepiece_parts(
+        &self,
+        vocab: Map<String, Value>,
+        types: &[i32],
+    ) -> std::result::Result<(Value, Value, Value), String> {
+        let n = self.tokens.len();
+        let scores = self.scores.as_ref().ok_or("tokenizer.ggml.model \"llama\" needs tokenizer.ggml.scores")?;
+        if scores.len() != n {
+            return Err(format!("tokenizer.ggml.scores has {} entries for {n} tokens", scores.len()));
+        }
+        let merges: Vec<Value> = match &self.merges {
+            Some(m) => m.iter().filter_map(|m| m.split_once(' ')).map(|(a, b)| json!([a, b])).collect(),
+            None => sentencepiece_merges(&self.tokens, scores, types),
+        };
+        let unk = self.unknown_token_id.map(|i| self.tokens[i as usize].clone());
+        let model = json!({"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+            "vocab": vocab, "merges": merges});
+        let prefix = self.add_space_prefix.unwrap_or(true);
+        let scheme = if prefix { "first" } else { "never" };
+        let pre = json!({"type": "Metaspace", "replacement": "▁", "prepend_scheme": scheme, "split": false});
+        let mut decoders = vec![
+            json!({"type": "Replace", "pattern": {"String": "▁"}, "content": " "}),
+            json!({"type": "ByteFallback"}),
+            json!({"type": "Fuse"}),
+        ];
+        if prefix {
+            decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+        }
+        Ok((model, pre, json!({"type": "Sequence", "decoders": decoders})))
     }
 
     /// The pre-tokenizer of a byte-level vocabulary, by `tokenizer.ggml.pre`.

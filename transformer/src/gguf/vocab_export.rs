@@ -28,41 +28,9 @@ impl GgufVocab {
         if model["type"] != "BPE" {
             return Err(bad(format!("model type {} cannot be written as GGUF (BPE only)", model["type"])));
         }
-        let mut by_id: HashMap<usize, (String, i32)> = HashMap::new();
-        let vocab = model["vocab"].as_object().ok_or_else(|| bad("model.vocab is not an object".into()))?;
-        for (token, id) in vocab {
-            let id = id.as_u64().ok_or_else(|| bad(format!("vocab[{token:?}] is not an id")))? as usize;
-            let byte = token.len() == 6 && token.starts_with("<0x") && token.ends_with('>');
-            by_id.insert(id, (token.clone(), if byte { 6 } else { 1 }));
-        }
         let tokens_config = TokenizerConfig::from_dir(dir)?;
-        for added in json["added_tokens"].as_array().into_iter().flatten() {
-            let (Some(id), Some(content)) = (added["id"].as_u64(), added["content"].as_str()) else {
-                return Err(bad("an added token lacks its id or content".into()));
-            };
-            let special = added["special"].as_bool().unwrap_or(false);
-            let ty = match special {
-                true if tokens_config.unk_token.as_deref() == Some(content) => 2,
-                true => 3,
-                false => 4,
-            };
-            by_id.insert(id as usize, (content.to_string(), ty));
-        }
-        let n = by_id.keys().max().map_or(0, |m| m + 1);
-        // Ids nothing names (a padded vocabulary) are unused placeholders, as llama.cpp's converter writes them.
-        let (tokens, types): (Vec<String>, Vec<i32>) =
-            (0..n).map(|i| by_id.remove(&i).unwrap_or_else(|| (format!("[PAD{i}]"), 5))).unzip();
-        let merges: Vec<String> = model["merges"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| match m {
-                Value::String(s) => Some(s.clone()),
-                Value::Array(p) => Some(format!("{} {}", p.first()?.as_str()?, p.get(1)?.as_str()?)),
-                _ => None,
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| bad("model.merges: expected \"a b\" strings or [a, b] pairs".into()))?;
+        let (tokens, types) = tokens_and_types(&json, &tokens_config).map_err(bad)?;
+        let merges = merges_of(model).map_err(bad)?;
         let id_of = |t: &Option<String>| t.as_ref().and_then(|t| tokens.iter().position(|x| x == t)).map(|i| i as u32);
         let generation = GenerationConfig::from_dir(dir)?;
         let bos = generation.bos_token_id.map(|i| i as u32).or_else(|| id_of(&tokens_config.bos_token));
@@ -165,4 +133,45 @@ fn pre_name(pre: &Value) -> std::result::Result<String, String> {
             "pre_tokenizer {pre} has no llama.cpp name (known: GPT-2's ByteLevel, Llama 3's and Qwen2's splits)"
         )),
     }
+}
+
+/// The tokens by id and their llama.cpp token types (1 normal, 2 unknown, 3 control, 4
+/// user-defined, 5 unused, 6 byte) from `tokenizer.json`'s vocabulary and added tokens.
+fn tokens_and_types(json: &Value, config: &TokenizerConfig) -> std::result::Result<(Vec<String>, Vec<i32>), String> {
+    let mut by_id: HashMap<usize, (String, i32)> = HashMap::new();
+    let vocab = json["model"]["vocab"].as_object().ok_or("model.vocab is not an object")?;
+    for (token, id) in vocab {
+        let id = id.as_u64().ok_or_else(|| format!("vocab[{token:?}] is not an id"))? as usize;
+        let byte = token.len() == 6 && token.starts_with("<0x") && token.ends_with('>');
+        by_id.insert(id, (token.clone(), if byte { 6 } else { 1 }));
+    }
+    for added in json["added_tokens"].as_array().into_iter().flatten() {
+        let (Some(id), Some(content)) = (added["id"].as_u64(), added["content"].as_str()) else {
+            return Err("an added token lacks its id or content".into());
+        };
+        let ty = match added["special"].as_bool().unwrap_or(false) {
+            true if config.unk_token.as_deref() == Some(content) => 2,
+            true => 3,
+            false => 4,
+        };
+        by_id.insert(id as usize, (content.to_string(), ty));
+    }
+    let n = by_id.keys().max().map_or(0, |m| m + 1);
+    // Ids nothing names (a padded vocabulary) are unused placeholders, as llama.cpp's converter writes them.
+    Ok((0..n).map(|i| by_id.remove(&i).unwrap_or_else(|| (format!("[PAD{i}]"), 5))).unzip())
+}
+
+/// `model.merges` as `"a b"` strings (tokenizers writes either those or `[a, b]` pairs).
+fn merges_of(model: &Value) -> std::result::Result<Vec<String>, String> {
+    model["merges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| match m {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(p) => Some(format!("{} {}", p.first()?.as_str()?, p.get(1)?.as_str()?)),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| "model.merges: expected \"a b\" strings or [a, b] pairs".into())
 }
