@@ -12,6 +12,8 @@
 //! 3. **Bandwidth.** A memcpy of a 256 MiB buffer (and a parallel read of it), then the bytes
 //!    one decoded token reads for GPT-2 124M and Qwen2.5-0.5B in f32, bf16, Q8_0 and Q4_0,
 //!    and the tokens/s that bandwidth allows at most.
+//! 4. **One decode product** at GPT-2's head shape in f32, Q8_0, Q4_0 and Q4_K, on each
+//!    route: time and GB/s of weights, against that bandwidth.
 //!
 //! The weights: `encoder.layer.0.intermediate.dense.weight` (1536×384) and
 //! `encoder.layer.0.output.dense.weight` (384×1536) of sentence-transformers'
@@ -20,8 +22,9 @@
 //! file, two Gaussian matrices of the same shapes stand in, and the output says so.
 //!
 //! Run with `cargo run --release -p deltaw-tensor --example quant_error [-- FILE [TENSOR..]]`
-//! (about 10 s). Exit status 1 when a check fails.
+//! (a few seconds once built). Exit status 1 when a check fails.
 
+use deltaw_tensor::cpu::gemm::{sgemm, MatRef};
 use deltaw_tensor::cpu::qdot::{qdot_path_name, quant_matmul_dequant, quant_matmul_int};
 use deltaw_tensor::quant::kquants::scale_min_k4;
 use deltaw_tensor::quant::{dequantize, quantize, QuantType};
@@ -66,7 +69,8 @@ fn main() {
     for m in &matrices {
         error_table(m, &mut failures);
     }
-    bandwidth_bound();
+    let (copy, read) = bandwidth_bound();
+    head_gemv(copy, read, &mut failures);
     if failures.is_empty() {
         println!("\nall checks PASS");
     } else {
@@ -246,7 +250,7 @@ fn error_table(m: &Matrix, failures: &mut Vec<String>) {
     for ty in TYPES {
         if !k.is_multiple_of(ty.block_elems()) {
             println!(
-                "{:<5} rows of {k} are not whole {}-value blocks: llama.cpp stores such a tensor in another type",
+                "{:<5} rows of {k} are not whole {}-value blocks (export_gguf stores such a matrix in f16)",
                 ty.name(),
                 ty.block_elems()
             );
@@ -365,7 +369,8 @@ const QWEN: ModelSize = ModelSize {
 };
 
 /// Part 3: memcpy and read bandwidth, then bytes per token and the tokens/s they allow.
-fn bandwidth_bound() {
+/// Returns the best memcpy (bytes read + written per second) and the parallel read, in GB/s.
+fn bandwidth_bound() -> (f64, f64) {
     const BYTES: usize = 256 << 20;
     let src: Vec<u64> = (0..BYTES as u64 / 8).collect();
     let mut dst = vec![0u64; BYTES / 8];
@@ -390,10 +395,12 @@ fn bandwidth_bound() {
         2.0 * gbs(all)
     );
     println!("parallel read of 256 MiB:       {:6.2} GB/s", gbs(read));
-    // The better of the two copies: on a shared machine either may lose its core for a while.
-    let bw = gbs(one.min(all));
+    // The better of the two copies (on a shared machine either may lose its core for a
+    // while), counting every byte moved: read and written. A decode product only reads, so
+    // this is the most traffic it could hope for: an upper bound, not a forecast.
+    let bw = 2.0 * gbs(one.min(all));
     println!(
-        "\nOne token reads every weight once. Bound = {bw:.2} GB/s (best memcpy, bytes copied) / bytes per token:"
+        "\nOne token reads every weight once. Bound = {bw:.2} GB/s (best memcpy, read + written) / bytes per token:"
     );
     println!("model          dtype  bytes/weight  MB/token  tokens/s at most");
     for model in [GPT2, QWEN] {
@@ -406,6 +413,59 @@ fn bandwidth_bound() {
         "(weights per token: GPT-2 {} + {} small, Qwen2.5-0.5B {} + {} small)",
         GPT2.matrices, GPT2.small, QWEN.matrices, QWEN.small
     );
+    (bw, gbs(read))
+}
+
+/// Part 4: one decode product at GPT-2's head shape, `logits (50257) = wte (50257×768) · x`,
+/// with the weights in f32 (the GEMM's gemv), Q8_0 and Q4_0 (both routes of `cpu::qdot`)
+/// and Q4_K: milliseconds, and GB/s of weights against the bandwidths of part 3. The
+/// weights are one 64-row tile of Gaussian values repeated (values do not change the speed).
+fn head_gemv(copy: f64, read: f64, failures: &mut Vec<String>) {
+    let (n, k) = (50257, 768);
+    let tile = Tensor::randn((64, k), Seed(3), &Device::Cpu).to_vec();
+    let w32: Vec<f32> = (0..n).flat_map(|j| tile[(j % 64) * k..(j % 64 + 1) * k].iter().copied()).collect();
+    let x = Tensor::randn(k, Seed(4), &Device::Cpu).to_vec();
+    let mut y = vec![0.0f32; n];
+    println!("\n== 4. One decode product at GPT-2's head shape (768 → 50257), best of 10 ==");
+    println!("weights  route                  bytes (MB)      ms   GB/s  of memcpy  of read");
+    let report = |name: &str, route: &str, bytes: usize, secs: f64| {
+        let gbs = bytes as f64 / secs * 1e-9;
+        println!(
+            "{name:<8} {route:<22} {:10.1} {:7.2} {gbs:6.2} {:9.0}% {:7.0}%",
+            bytes as f64 * 1e-6,
+            secs * 1e3,
+            100.0 * gbs / copy,
+            100.0 * gbs / read
+        );
+        secs
+    };
+    let a = MatRef { data: &x, offset: 0, row_stride: k, col_stride: 1 };
+    let b = MatRef { data: &w32, offset: 0, row_stride: 1, col_stride: k }; // Wᵀ, read in place
+    let f32_secs = report("f32", "gemm (gemv)", 4 * n * k, best_of(10, || sgemm(1, n, k, a, b, &mut y, n, false)));
+    let mut q4_0_secs = f64::MAX;
+    for ty in [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4K] {
+        let tile_q = quantize(ty, &tile).expect("finite values");
+        let row = ty.bytes_for(k).expect("768 is whole blocks of 32 and of 256");
+        let w: Vec<u8> = (0..n).flat_map(|j| tile_q[(j % 64) * row..(j % 64 + 1) * row].iter().copied()).collect();
+        let secs = best_of(10, || quant_matmul_int(ty, &w, n, k, &x, 1, &mut y));
+        report(ty.name(), "int8 dot products", w.len(), secs);
+        if ty == QuantType::Q4_0 {
+            q4_0_secs = secs;
+        }
+        if ty != QuantType::Q4K {
+            report(
+                ty.name(),
+                "dequantize tile + f32",
+                w.len(),
+                best_of(10, || quant_matmul_dequant(ty, &w, n, k, &x, 1, &mut y)),
+            );
+        }
+    }
+    // Q4_0 reads 7.1× fewer bytes than f32: the product must take less time, or the
+    // quantized route has stopped being worth its error.
+    if q4_0_secs >= f32_secs {
+        failures.push(format!("the Q4_0 head product ({q4_0_secs} s) is not faster than f32 ({f32_secs} s)"));
+    }
 }
 
 /// The shortest of `reps` runs of `f`, in seconds.
