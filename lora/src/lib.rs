@@ -11,6 +11,7 @@
 //!   reports the drift; [`Lora::unmerge`] takes it out again.
 //! - [`Lora::save_peft`] / [`Lora::load_peft`] read and write PEFT's adapter folders, so
 //!   adapters move between deltaw and Python PEFT.
+//! - [`quantize_base`] makes QLoRA's frozen base: the linear weights block-quantized.
 //!
 //! ```no_run
 //! use deltaw_lora::{Lora, LoraConfig};
@@ -34,10 +35,12 @@ mod layer;
 mod merge;
 mod model;
 mod peft;
+mod qlora;
 
 pub use config::{LoraConfig, TargetModules};
 pub use error::{Error, Result};
 pub use layer::LoraAdapter;
-pub use merge::MergeReport;
+pub use merge::{MergeReport, OutputDrift};
 pub use model::{commas, Lora, LoraModule, ParamCount};
 pub use peft::{CONFIG_FILE, WEIGHTS_FILE};
+pub use qlora::{quantize_base, QuantizedBase};

@@ -10,8 +10,8 @@
 
 use crate::model::Lora;
 use deltaw_tensor::{DType, Tensor};
-use deltaw_transformer::LinearModule;
 use deltaw_transformer::Model;
+use deltaw_transformer::{LinearModule, QuantLayout};
 use std::fmt;
 
 /// What merging cost.
@@ -19,12 +19,12 @@ use std::fmt;
 pub struct MergeReport {
     /// Layers merged.
     pub modules: usize,
-    /// The weights' storage dtype.
+    /// The merged weights' storage dtype.
     pub dtype: DType,
     /// max |W_merged − (W0 + s·B A)| over every merged weight, the exact sum taken in f64.
     pub max_weight_error: f64,
-    /// max |output_adapter − output_merged| on the probe, when one was given.
-    pub max_output_change: Option<f32>,
+    /// How the probe's output moved, when one was given.
+    pub drift: Option<OutputDrift>,
 }
 
 impl fmt::Display for MergeReport {
@@ -34,27 +34,111 @@ impl fmt::Display for MergeReport {
             "merged {} layers ({:?}): max |W - (W0 + s·BA)| = {:.3e}",
             self.modules, self.dtype, self.max_weight_error
         )?;
-        if let Some(d) = self.max_output_change {
-            write!(f, ", max output change = {d:.3e}")?;
+        if let Some(d) = self.drift {
+            write!(f, "; {d}")?;
         }
         Ok(())
     }
 }
 
+/// How a model's output on a probe batch moved between two versions of the model (the
+/// adapter applied unmerged, and merged): over every value, and over the argmax of the last
+/// dim (the greedy token, when the output is logits).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutputDrift {
+    /// max |after − before|.
+    pub max: f32,
+    /// mean |after − before|.
+    pub mean: f32,
+    /// Positions (every index but the last dim's) whose argmax changed.
+    pub changed: usize,
+    /// Positions compared.
+    pub positions: usize,
+}
+
+impl OutputDrift {
+    /// The drift from `before` to `after` (the same shape).
+    ///
+    /// ```
+    /// use deltaw_lora::OutputDrift;
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let before = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 0.0], (2, 2), &Device::Cpu)?;
+    /// let after = Tensor::from_vec(vec![1.0f32, 2.5, 3.0, 0.0], (2, 2), &Device::Cpu)?;
+    /// let d = OutputDrift::between(&before, &after);
+    /// assert_eq!((d.max, d.mean, d.changed, d.positions), (0.5, 0.125, 0, 2));
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// When the shapes differ, naming both.
+    #[track_caller]
+    pub fn between(before: &Tensor, after: &Tensor) -> OutputDrift {
+        assert_eq!(
+            before.dims(),
+            after.dims(),
+            "OutputDrift: before {:?} and after {:?}",
+            before.shape(),
+            after.shape()
+        );
+        let diff = after.sub(before).abs();
+        let (a, b) = (before.argmax(-1).to_vec(), after.argmax(-1).to_vec());
+        OutputDrift {
+            max: diff.max_all().to_vec()[0],
+            mean: diff.mean_all().to_vec()[0],
+            changed: a.iter().zip(&b).filter(|(x, y)| x != y).count(),
+            positions: a.len(),
+        }
+    }
+
+    /// The share of positions whose argmax changed.
+    pub fn changed_share(&self) -> f64 {
+        self.changed as f64 / self.positions.max(1) as f64
+    }
+}
+
+impl fmt::Display for OutputDrift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "max output change {:.3e}, mean {:.3e}; top-1 changed at {} of {} positions ({:.2}%)",
+            self.max,
+            self.mean,
+            self.changed,
+            self.positions,
+            100.0 * self.changed_share()
+        )
+    }
+}
+
 impl Lora {
-    /// Merges every adapter into its layer's weight and detaches it.
+    /// Merges every adapter into its layer's weight and detaches it; the merged weight keeps
+    /// W0's storage dtype.
     ///
     /// # Panics
     /// If the adapters are already merged.
     #[track_caller]
     pub fn merge<M: Model + ?Sized>(&mut self, model: &mut M) -> MergeReport {
+        self.merge_as(model, None)
+    }
+
+    /// [`Lora::merge`], storing the merged weights as `dtype` (`None`: W0's own). Merging a
+    /// QLoRA adapter into `Some(F32)` gives `deq(Q) + s·BA` exactly (up to f32 rounding);
+    /// into a block type, the sum is quantized again, which is the drift PEFT users meet.
+    /// A block type whose blocks would not be whole for a layer leaves that layer f32.
+    ///
+    /// # Panics
+    /// If the adapters are already merged, or `dtype` is i32.
+    #[track_caller]
+    pub fn merge_as<M: Model + ?Sized>(&mut self, model: &mut M, dtype: Option<DType>) -> MergeReport {
         assert!(!self.merged, "merge: the adapters are already merged");
-        let mut report = MergeReport { modules: 0, dtype: DType::F32, max_weight_error: 0.0, max_output_change: None };
+        assert!(dtype != Some(DType::I32), "merge: weights cannot be stored as i32");
+        let mut report = MergeReport { modules: 0, dtype: DType::F32, max_weight_error: 0.0, drift: None };
         self.for_each_layer(model, |module, layer| {
             let w0 = layer.weight().value();
-            let merged = add_in_f32(&w0, &oriented_delta(module, layer), 1.0);
+            let to = dtype.unwrap_or(w0.dtype());
+            let merged = store_as(add_in_f32(&w0, &oriented_delta(module, layer), 1.0), to, layer.fan_in_fan_out());
             report.max_weight_error = report.max_weight_error.max(exact_error(&w0, &merged, module));
-            report.dtype = w0.dtype();
+            report.dtype = merged.dtype();
             report.modules += 1;
             layer.weight().set_value(merged);
             layer.set_adapter(None);
@@ -63,13 +147,22 @@ impl Lora {
         report
     }
 
-    /// [`Lora::merge`], plus the largest change of `probe`'s output (e.g. a forward pass's
-    /// logits on a fixed batch) between the adapter path and the merged weights.
+    /// [`Lora::merge`], plus how `probe`'s output (e.g. a forward pass's logits on a held-out
+    /// batch) changed between the adapter path and the merged weights.
     pub fn merge_checked<M: Model + ?Sized>(&mut self, model: &mut M, probe: impl Fn(&M) -> Tensor) -> MergeReport {
+        self.merge_checked_as(model, None, probe)
+    }
+
+    /// [`Lora::merge_as`] with [`Lora::merge_checked`]'s output comparison.
+    pub fn merge_checked_as<M: Model + ?Sized>(
+        &mut self,
+        model: &mut M,
+        dtype: Option<DType>,
+        probe: impl Fn(&M) -> Tensor,
+    ) -> MergeReport {
         let before = probe(model);
-        let mut report = self.merge(model);
-        let after = probe(model);
-        report.max_output_change = Some(after.sub(&before).abs().max_all().to_vec()[0]);
+        let mut report = self.merge_as(model, dtype);
+        report.drift = Some(OutputDrift::between(&before, &probe(model)));
         report
     }
 
@@ -82,7 +175,8 @@ impl Lora {
         assert!(self.merged, "unmerge: the adapters are not merged");
         self.for_each_layer(model, |module, layer| {
             let w = layer.weight().value();
-            layer.weight().set_value(add_in_f32(&w, &oriented_delta(module, layer), -1.0));
+            let restored = add_in_f32(&w, &oriented_delta(module, layer), -1.0);
+            layer.weight().set_value(store_as(restored, w.dtype(), layer.fan_in_fan_out()));
             layer.set_adapter(Some(module.adapter.clone()));
         });
         self.merged = false;
@@ -111,14 +205,23 @@ fn oriented_delta(module: &crate::LoraModule, layer: &dyn LinearModule) -> Tenso
     }
 }
 
-/// `w + sign · delta` computed in f32 and stored in `w`'s dtype.
+/// `w + sign · delta`, computed in f32.
 fn add_in_f32(w: &Tensor, delta: &Tensor, sign: f32) -> Tensor {
     let wide = w.to_dtype(DType::F32).expect("a float weight widens to f32");
-    let sum = wide.add(&delta.mul_scalar(sign));
-    if w.dtype() == DType::F32 {
-        sum
-    } else {
-        sum.to_dtype(w.dtype()).expect("a merged weight fits its storage dtype")
+    wide.add(&delta.mul_scalar(sign))
+}
+
+/// The f32 weight `sum` stored as `dtype`: a block type along the input axis (the layout
+/// a quantized base has, see [`QuantLayout`]), left f32 where the blocks would not be whole.
+fn store_as(sum: Tensor, dtype: DType, fan_in_fan_out: bool) -> Tensor {
+    match dtype {
+        DType::F32 => sum,
+        DType::Quant(ty) => {
+            let layout = if fan_in_fan_out { QuantLayout::Transposed } else { QuantLayout::Rows };
+            // A non-finite sum (a corrupt adapter) stays f32 rather than failing the merge.
+            layout.quantize(sum.clone(), ty).unwrap_or(sum)
+        }
+        other => sum.to_dtype(other).expect("a merged weight fits its storage dtype"),
     }
 }
 

@@ -31,7 +31,30 @@ pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<TensorMap> {
 /// The file is read tensor by tensor straight into each tensor's buffer, so loading holds the
 /// weights once, not the file's bytes beside the decoded tensors.
 pub fn load_with_metadata(path: impl AsRef<Path>, device: &Device) -> Result<(TensorMap, HashMap<String, String>)> {
-    crate::safetensors_stream::load(path.as_ref(), device)
+    crate::safetensors_stream::load(path.as_ref(), device, &mut |_, t| Ok(t))
+}
+
+/// [`load`], passing each tensor through `map(name, tensor)` as soon as it is read (on the
+/// CPU, in its stored dtype) and before the next one is: a loader that converts as it reads
+/// (quantizes a frozen base, say) holds only the converted weights plus one tensor as read.
+///
+/// ```no_run
+/// use deltaw_tensor::{safetensors, DType, Device, QuantType};
+/// // Every matrix as Q8_0 (rows of whole 32-value blocks), the rest as stored.
+/// let weights = safetensors::load_mapped("model.safetensors", &Device::Cpu, &mut |_, t| {
+///     if t.rank() == 2 && t.dims()[1] % 32 == 0 { t.to_dtype(DType::Quant(QuantType::Q8_0)) } else { Ok(t) }
+/// })?;
+/// # Ok::<(), deltaw_tensor::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`load`], and whatever `map` returns.
+pub fn load_mapped(
+    path: impl AsRef<Path>,
+    device: &Device,
+    map: &mut dyn FnMut(&str, Tensor) -> Result<Tensor>,
+) -> Result<TensorMap> {
+    Ok(crate::safetensors_stream::load(path.as_ref(), device, map)?.0)
 }
 
 pub use crate::safetensors_stream::{read_header, Header, HeaderEntry};

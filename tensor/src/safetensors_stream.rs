@@ -125,7 +125,13 @@ fn dtype_size(dtype: &str) -> Option<usize> {
     })
 }
 
-pub(crate) fn load(path: &Path, device: &Device) -> Result<(super::safetensors::TensorMap, HashMap<String, String>)> {
+/// Loads every tensor, passing each (on the CPU, as stored) through `map` before it moves to
+/// `device` and the next one is read.
+pub(crate) fn load(
+    path: &Path,
+    device: &Device,
+    map: &mut dyn FnMut(&str, Tensor) -> Result<Tensor>,
+) -> Result<(super::safetensors::TensorMap, HashMap<String, String>)> {
     let io = |source| Error::Io { path: path.into(), source };
     let mut file = File::open(path).map_err(io)?;
     let header = read_header_from(&mut file, path)?;
@@ -133,7 +139,7 @@ pub(crate) fn load(path: &Path, device: &Device) -> Result<(super::safetensors::
     for e in header.tensors {
         file.seek(SeekFrom::Start(header.data_start + e.start)).map_err(io)?;
         let storage = read_storage(&mut file, &e, path)?;
-        let tensor = Tensor::from_cpu(storage, e.shape.clone()).to_device(device)?;
+        let tensor = map(&e.name, Tensor::from_cpu(storage, e.shape.clone()))?.to_device(device)?;
         tensors.insert(e.name, tensor);
     }
     Ok((tensors, header.metadata))

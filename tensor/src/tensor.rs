@@ -304,6 +304,10 @@ impl Tensor {
         if self.device().is_gpu() {
             return self.on_host("to_vec_of").to_vec_of();
         }
+        if self.dtype().quant_type().is_some() {
+            // Blocks are widened whole (a strided view of them cannot be gathered first).
+            return self.to_dtype(DType::F32).unwrap_or_else(|e| panic!("to_vec_of: {e}")).to_vec_of();
+        }
         let c = self.contiguous();
         let start = c.layout.offset();
         let range = start..start + c.numel();
@@ -312,10 +316,7 @@ impl Tensor {
             CpuStorage::F16(v) => v[range].iter().map(|&x| T::from_f32(x.to_f32())).collect(),
             CpuStorage::BF16(v) => v[range].iter().map(|&x| T::from_f32(x.to_f32())).collect(),
             CpuStorage::I32(v) => v[range].iter().map(|&x| T::from_f32(x as f32)).collect(),
-            CpuStorage::Quant { .. } => {
-                let wide = c.to_dtype(DType::F32).unwrap_or_else(|e| panic!("to_vec_of: {e}"));
-                wide.to_vec_of()
-            }
+            CpuStorage::Quant { .. } => unreachable!("widened above"),
         }
     }
 
@@ -368,6 +369,13 @@ impl Tensor {
             return Ok(self.clone());
         }
         match self.storage() {
+            // A strided view of blocks (`Wᵀ` of a quantized W) cannot be gathered element by
+            // element: the whole buffer is dequantized and the view taken of the floats.
+            Storage::Cpu(data) if self.dtype().quant_type().is_some() && !self.is_contiguous() => {
+                let floats = cpu::convert::convert(data, 0..data.len(), DType::F32)?;
+                let view = Tensor::new(Arc::new(Storage::Cpu(floats)), self.layout.clone());
+                view.contiguous().to_dtype(dtype)
+            }
             Storage::Cpu(_) => {
                 let c = self.contiguous();
                 let start = c.layout.offset();

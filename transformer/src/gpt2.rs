@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::layers::{Activation, Embedding, LayerNorm, Linear, Mlp, WeightLayout};
 use crate::model::{CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
-use crate::weights::{Checkpoint, WeightDtype};
+use crate::weights::{Checkpoint, QuantLayout, WeightDtype};
 use deltaw_autograd::Var;
 use deltaw_tensor::{DType, Device, Tensor};
 use std::path::Path;
@@ -120,6 +120,13 @@ pub struct Gpt2 {
     pub ln_f: LayerNorm,
 }
 
+/// The GPT-2 weights a quantized base ([`WeightDtype::Quant`]) stores in blocks: the
+/// `Conv1D` matrices of the blocks, held `(in, out)` (the embeddings and the tied head stay).
+fn gpt2_quant_layout(name: &str) -> Option<QuantLayout> {
+    let conv1d = [".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"];
+    conv1d.iter().any(|s| name.ends_with(s)).then_some(QuantLayout::Transposed)
+}
+
 impl Gpt2 {
     /// Loads `config.json` and `model.safetensors` from a Hugging Face folder (keys with or
     /// without the `transformer.` prefix; f16/bf16 weights are widened to f32).
@@ -138,7 +145,7 @@ impl Gpt2 {
     pub fn from_dir_with(dir: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Gpt2> {
         let dir = dir.as_ref();
         let config = Gpt2Config::from_dir(dir)?;
-        let mut ck = Checkpoint::load(dir, "transformer.", device)?.with_dtype(dtype);
+        let mut ck = Checkpoint::load_as(dir, "transformer.", device, dtype, gpt2_quant_layout)?;
         ck.skip_buffers(&[".attn.bias", ".attn.masked_bias"]); // causal masks, rebuilt here
         let model = Gpt2::build(config, &mut ck);
         ck.finish()?;

@@ -62,7 +62,7 @@ pub use rope::{Rope, RopeScaling, ROPE_TYPES};
 pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
 pub use tokenizer::{Encoding, StreamDecoder, Tokenizer};
 pub use tokenizer_config::{GenerationConfig, TokenizerConfig};
-pub use weights::{Checkpoint, WeightDtype};
+pub use weights::{Checkpoint, QuantLayout, WeightDtype};
 
 /// The README's examples, compiled (and run unless marked `no_run`) as doc tests.
 #[doc = include_str!("../README.md")]

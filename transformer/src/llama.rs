@@ -24,7 +24,7 @@ use crate::llama_config::{LlamaConfig, LlamaFamily};
 use crate::model::{CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
 use crate::rope::Rope;
-use crate::weights::{Checkpoint, WeightDtype};
+use crate::weights::{Checkpoint, QuantLayout, WeightDtype};
 use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Tensor};
 use std::path::Path;
@@ -209,6 +209,12 @@ pub struct Llama {
     rope: Rope,
 }
 
+/// The weights a quantized base ([`WeightDtype::Quant`]) stores in blocks: the seven
+/// projections of each decoder layer (the embeddings and the head stay as stored).
+fn llama_quant_layout(name: &str) -> Option<QuantLayout> {
+    (name.contains("layers.") && name.ends_with("_proj.weight")).then_some(QuantLayout::Rows)
+}
+
 impl Llama {
     /// Loads `config.json` and the weights (`model.safetensors`, or the shards that
     /// `model.safetensors.index.json` lists) from a Hugging Face folder.
@@ -227,7 +233,7 @@ impl Llama {
     pub fn from_dir_with(dir: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Llama> {
         let dir = dir.as_ref();
         let config = LlamaConfig::from_dir(dir)?;
-        let mut ck = Checkpoint::load(dir, "", device)?.with_dtype(dtype);
+        let mut ck = Checkpoint::load_as(dir, "", device, dtype, llama_quant_layout)?;
         ck.skip_buffers(&["rotary_emb.inv_freq"]); // older checkpoints stored the frequencies
         let model = Llama::build(config, &mut ck)?;
         ck.finish()?;

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::module::{Init, ParamSource};
 use deltaw_autograd::Var;
-use deltaw_tensor::{safetensors, DType, Device, Tensor};
+use deltaw_tensor::{safetensors, DType, Device, QuantType, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,48 @@ pub enum WeightDtype {
     /// biases) are widened. For inference and LoRA on a half-precision base: the base takes
     /// half the memory of an f32 copy and half the bytes per decoded token.
     Stored,
+    /// As [`WeightDtype::Stored`], and the linear layers' weights inside the blocks (not the
+    /// embeddings or the head) block-quantized as they are read, frozen: the base of QLoRA.
+    /// A matrix whose rows do not split into whole blocks stays as stored.
+    Quant(QuantType),
+}
+
+/// How a quantizable checkpoint matrix lies, for [`WeightDtype::Quant`]. Blocks always run
+/// along the input (dot-product) axis, the layout the quantized products read directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantLayout {
+    /// `W (out, in)`, as `nn.Linear` stores it: its rows are quantized.
+    Rows,
+    /// `W (in, out)`, as GPT-2's `Conv1D` stores it: the rows of `Wᵀ` are quantized and the
+    /// parameter is the view `(Q)ᵀ`, so `x @ W` still reads whole blocks.
+    Transposed,
+}
+
+impl QuantLayout {
+    /// `t` (2-D, any float dtype) quantized to `ty` as this layout says, or `t` itself when
+    /// its blocks would not be whole (a dot-product axis that is not a multiple of the block).
+    ///
+    /// ```
+    /// use deltaw_tensor::{DType, Device, QuantType, Tensor};
+    /// use deltaw_transformer::QuantLayout;
+    /// let w = Tensor::randn((64, 8), deltaw_tensor::Seed(0), &Device::Cpu); // Conv1D (in, out)
+    /// let q = QuantLayout::Transposed.quantize(w, QuantType::Q8_0)?;
+    /// assert_eq!((q.dims(), q.dtype()), (&[64, 8][..], DType::Quant(QuantType::Q8_0)));
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A non-finite value (named by index).
+    pub fn quantize(self, t: Tensor, ty: QuantType) -> deltaw_tensor::Result<Tensor> {
+        let b = ty.block_elems();
+        match (t.dims(), self) {
+            (&[_, cols], QuantLayout::Rows) if cols.is_multiple_of(b) => t.to_dtype(DType::Quant(ty)),
+            (&[rows, _], QuantLayout::Transposed) if rows.is_multiple_of(b) => {
+                Ok(t.t().to_dtype(DType::F32)?.to_dtype(DType::Quant(ty))?.t())
+            }
+            _ => Ok(t),
+        }
+    }
 }
 
 /// The tensors of a `model.safetensors`, handed out by name.
@@ -42,16 +84,36 @@ impl Checkpoint {
     /// A missing or unreadable file; for a sharded folder, a malformed index, shards that do
     /// not exist (all named) or a tensor missing from the shard the index names.
     pub fn load(dir: &Path, prefix: &str, device: &Device) -> Result<Checkpoint> {
+        Checkpoint::load_as(dir, prefix, device, WeightDtype::F32, |_| None)
+    }
+
+    /// [`Checkpoint::load`] handing weights out as `dtype` says. Under [`WeightDtype::Quant`]
+    /// each tensor that `layout(name)` names is quantized as soon as it is read, before the
+    /// next one is, so the peak holds the quantized weights plus one tensor as stored.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::load`].
+    pub fn load_as(
+        dir: &Path,
+        prefix: &str,
+        device: &Device,
+        dtype: WeightDtype,
+        layout: impl Fn(&str) -> Option<QuantLayout>,
+    ) -> Result<Checkpoint> {
+        let mut map = |name: &str, t: Tensor| match (dtype, layout(name)) {
+            (WeightDtype::Quant(ty), Some(l)) => l.quantize(t, ty),
+            _ => Ok(t),
+        };
         let index = dir.join("model.safetensors.index.json");
         let (path, tensors) = if index.exists() {
-            (index.clone(), load_shards(dir, &index, device)?)
+            (index.clone(), load_shards(dir, &index, device, &mut map)?)
         } else {
             let path = dir.join("model.safetensors");
-            let tensors = safetensors::load(&path, device)?;
+            let tensors = safetensors::load_mapped(&path, device, &mut map)?;
             (path, tensors)
         };
         let prefix = if tensors.keys().any(|k| k.starts_with(prefix)) { prefix.to_string() } else { String::new() };
-        Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone(), dtype: WeightDtype::F32 })
+        Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone(), dtype })
     }
 
     /// A checkpoint of tensors already loaded and named as transformers names them (a GGUF
@@ -79,11 +141,11 @@ impl Checkpoint {
         self.take_as(name, shape, false)
     }
 
-    /// [`Checkpoint::take`], keeping a bf16/f16 tensor's dtype when `keep_half`.
-    fn take_as(&mut self, name: &str, shape: &[usize], keep_half: bool) -> Tensor {
+    /// [`Checkpoint::take`], keeping a bf16/f16 or quantized tensor's dtype when `keep_stored`.
+    fn take_as(&mut self, name: &str, shape: &[usize], keep_stored: bool) -> Tensor {
         let key = format!("{}{name}", self.prefix);
         match self.tensors.remove(&key) {
-            Some(t) if t.dims() == shape && keep_half && matches!(t.dtype(), DType::BF16 | DType::F16) => t,
+            Some(t) if t.dims() == shape && keep_stored && t.dtype() != DType::F32 && t.dtype() != DType::I32 => t,
             Some(t) if t.dims() == shape => t.to_dtype(DType::F32).unwrap_or(t),
             Some(t) => {
                 self.problems.push(format!("'{key}' has shape {:?}, expected {shape:?}", t.shape()));
@@ -128,7 +190,12 @@ impl Checkpoint {
 }
 
 /// The tensors of every shard an index lists: `{"weight_map": {tensor: shard file}}`.
-fn load_shards(dir: &Path, index: &Path, device: &Device) -> Result<BTreeMap<String, Tensor>> {
+fn load_shards(
+    dir: &Path,
+    index: &Path,
+    device: &Device,
+    convert: &mut dyn FnMut(&str, Tensor) -> deltaw_tensor::Result<Tensor>,
+) -> Result<BTreeMap<String, Tensor>> {
     let bad = |problems: String| Error::Checkpoint { path: index.to_path_buf(), problems };
     let text = std::fs::read_to_string(index).map_err(|source| Error::Io { path: index.to_path_buf(), source })?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
@@ -149,7 +216,7 @@ fn load_shards(dir: &Path, index: &Path, device: &Device) -> Result<BTreeMap<Str
     let mut tensors = BTreeMap::new();
     let mut problems = Vec::new();
     for (shard, names) in by_shard {
-        let mut loaded = safetensors::load(dir.join(&shard), device)?;
+        let mut loaded = safetensors::load_mapped(dir.join(&shard), device, &mut *convert)?;
         for name in names {
             match loaded.remove(&name) {
                 Some(t) => drop(tensors.insert(name, t)),
@@ -167,10 +234,11 @@ fn load_shards(dir: &Path, index: &Path, device: &Device) -> Result<BTreeMap<Str
 
 impl ParamSource for Checkpoint {
     /// The stored tensor (the init is for fresh models), as a parameter named `key`; under
-    /// [`WeightDtype::Stored`] a half-precision matrix stays half and frozen.
+    /// [`WeightDtype::Stored`] a half-precision matrix stays half and frozen, and under
+    /// [`WeightDtype::Quant`] a quantized one stays quantized and frozen too.
     fn param(&mut self, key: &str, shape: &[usize], _init: Init) -> Var {
-        let keep_half = self.dtype == WeightDtype::Stored && shape.len() >= 2;
-        let value = self.take_as(key, shape, keep_half);
+        let keep_stored = self.dtype != WeightDtype::F32 && shape.len() >= 2;
+        let value = self.take_as(key, shape, keep_stored);
         let trainable = value.dtype() == DType::F32;
         Var::new(value, trainable).named(key)
     }

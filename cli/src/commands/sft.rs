@@ -6,7 +6,7 @@ use super::{check_model_dir, outdir};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use deltaw_lora::{Lora, LoraConfig, TargetModules};
-use deltaw_tensor::{Device, Seed};
+use deltaw_tensor::{Device, QuantType, Seed};
 use deltaw_train::data::{DataFormat, LoadReport, PromptTemplate, SftDataset, SftOptions, TextCodec};
 use deltaw_train::evaluation::{Encoder, EvalSet};
 use deltaw_train::{HfCodec, Trainer, TrainerConfig};
@@ -151,6 +151,11 @@ pub struct SftArgs {
     /// Rank-stabilised scaling alpha / sqrt(r).
     #[arg(long)]
     pub rslora: bool,
+    /// QLoRA: hold the frozen base's linear weights block-quantized as they load (`q4_0`,
+    /// `q4_k`, `q8_0`, or another of llama.cpp's block types), read directly by the products;
+    /// the adapters train in f32 as without it.
+    #[arg(long, value_name = "TYPE", value_parser = parse_quant_type, conflicts_with = "full")]
+    pub base_quant: Option<QuantType>,
     #[command(flatten)]
     pub optim: Optim<FineTuning>,
     /// Greedy exact-match accuracy on this many validation samples at each evaluation.
@@ -200,8 +205,13 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
         bail!("--val-split {f} must be in [0, 1)");
     }
     outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
-    // LoRA freezes the base: a bf16/f16 base stays in its dtype (half the memory of f32).
-    let dtype = if args.full { WeightDtype::F32 } else { WeightDtype::Stored };
+    // LoRA freezes the base: a bf16/f16 base stays in its dtype (half the memory of f32), or
+    // is quantized into blocks as it loads (QLoRA).
+    let dtype = match (args.full, args.base_quant) {
+        (true, _) => WeightDtype::F32,
+        (false, Some(ty)) => WeightDtype::Quant(ty),
+        (false, None) => WeightDtype::Stored,
+    };
     let mut model = load_causal_lm_with(&args.model, device, dtype)?;
     let codec = HfCodec::from_dir(&args.model)?;
     codec.check_vocab(model.vocab_size())?;
@@ -287,6 +297,14 @@ fn load_splits(
     Ok((train.dataset(), Some(val.dataset()), Some((val, template))))
 }
 
+/// `--base-quant TYPE`: one of llama.cpp's block types by name, any case.
+pub fn parse_quant_type(name: &str) -> std::result::Result<QuantType, String> {
+    QuantType::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = QuantType::ALL.iter().map(|t| t.name()).collect();
+        format!("unknown block type '{name}' (known: {})", names.join(", "))
+    })
+}
+
 /// Records what the run was (`run.json`) next to its outputs.
 fn write_run_json(args: &SftArgs, config: &TrainerConfig) -> Result<()> {
     let lora = (!args.full).then(|| {
@@ -300,7 +318,12 @@ fn write_run_json(args: &SftArgs, config: &TrainerConfig) -> Result<()> {
         "data": args.data.data,
         "val": args.val,
         "val_split": args.val_split,
-        "mode": if args.full { "full" } else { "lora" },
+        "mode": match (args.full, args.base_quant) {
+            (true, _) => "full",
+            (false, Some(_)) => "qlora",
+            (false, None) => "lora",
+        },
+        "base_quant": args.base_quant.map(|t| t.name()),
         "lora": lora,
         "trainer": config,
     });

@@ -88,7 +88,7 @@ impl GgufModel {
             bos_token_id: vocab.bos_token_id.map(|i| i as i32),
             pad_token_id: vocab.padding_token_id.map(|i| i as i32),
         };
-        let tensors = hf_tensors(&file, arch, device)?;
+        let tensors = hf_tensors(&file, arch, device, dtype != WeightDtype::F32)?;
         let mut ck = Checkpoint::from_tensors(path, tensors, device).with_dtype(dtype);
         let model: Box<dyn CausalLm> = match arch {
             GgufArch::Llama(family) => {
@@ -116,7 +116,7 @@ fn eot_id(file: &GgufFile) -> Result<Option<u32>> {
 
 /// Every tensor of `file` under transformers' name, laid out as transformers holds it.
 /// Names deltaw does not know keep their GGUF name, so the checkpoint reports them.
-fn hf_tensors(file: &GgufFile, arch: GgufArch, device: &Device) -> Result<BTreeMap<String, Tensor>> {
+fn hf_tensors(file: &GgufFile, arch: GgufArch, device: &Device, keep_blocks: bool) -> Result<BTreeMap<String, Tensor>> {
     let metadata = file.metadata();
     let heads = |key: &str| -> Result<usize> { Ok(metadata.get_uint(&format!("{}.{key}", arch.as_str()))? as usize) };
     let mut out = BTreeMap::new();
@@ -131,7 +131,7 @@ fn hf_tensors(file: &GgufFile, arch: GgufArch, device: &Device) -> Result<BTreeM
             });
         }
         let Some(key) = hf_name(arch, name) else {
-            out.insert(name.to_string(), read_tensor(file, info, None, device)?);
+            out.insert(name.to_string(), read_tensor(file, info, None, device, keep_blocks)?);
             continue;
         };
         if key.is_empty() {
@@ -156,9 +156,10 @@ fn hf_tensors(file: &GgufFile, arch: GgufArch, device: &Device) -> Result<BTreeM
             }
             _ => None,
         };
-        let mut t = read_tensor(file, info, permuted, device)?;
+        let mut t = read_tensor(file, info, permuted, device, keep_blocks)?;
         if arch == GgufArch::Gpt2 && is_conv1d(&key) && t.rank() == 2 {
-            t = t.to_dtype(DType::F32)?.t().contiguous();
+            // Blocks stay along the input axis: the view (Q)ᵀ, as a quantized base holds it.
+            t = if t.dtype().quant_type().is_some() { t.t() } else { t.to_dtype(DType::F32)?.t().contiguous() };
         }
         out.insert(key, t);
     }
@@ -170,8 +171,15 @@ fn is_conv1d(key: &str) -> bool {
     key.ends_with(".weight") && (key.contains(".c_attn.") || key.contains(".c_proj.") || key.contains(".c_fc."))
 }
 
-/// Tensor `info` of `file`, its rows un-permuted for `permuted = Some(heads)`.
-fn read_tensor(file: &GgufFile, info: &GgufTensorInfo, permuted: Option<usize>, device: &Device) -> Result<Tensor> {
+/// Tensor `info` of `file`, its rows un-permuted for `permuted = Some(heads)`; a quantized
+/// one kept in its blocks when `keep_blocks`, else dequantized.
+fn read_tensor(
+    file: &GgufFile,
+    info: &GgufTensorInfo,
+    permuted: Option<usize>,
+    device: &Device,
+    keep_blocks: bool,
+) -> Result<Tensor> {
     let bad = |message: String| Error::Config { path: file.path().to_path_buf(), message };
     match (info.ty, permuted) {
         (GgufType::Quant(ty), _) => {
@@ -180,7 +188,7 @@ fn read_tensor(file: &GgufFile, info: &GgufTensorInfo, permuted: Option<usize>, 
                 let rows = info.shape[0];
                 bytes = unpermute_rows(&bytes, rows, heads).map_err(|m| bad(format!("tensor {}: {m}", info.name)))?;
             }
-            quantized_weight(ty, &info.shape, bytes, device)
+            quantized_weight(ty, &info.shape, bytes, device, keep_blocks)
         }
         (_, None) => Ok(file.tensor(&info.name, device)?),
         (_, Some(heads)) => {
@@ -232,13 +240,20 @@ pub fn unpermute_rows(bytes: &[u8], rows: usize, heads: usize) -> std::result::R
     Ok(out)
 }
 
-/// A block-quantized weight as the model holds it: for now dequantized to f32 (llama.cpp's
-/// reference arithmetic, [`quant::dequantize`]). This is the one place to switch to
-/// quantized storage (`Tensor::from_quant`) once matmul reads the blocks directly.
+/// A block-quantized weight as the model holds it: its blocks as they are
+/// ([`Tensor::from_quant`], read directly by the quantized products) when `keep_blocks` and
+/// the model lives on the CPU, else dequantized to f32 (llama.cpp's reference arithmetic,
+/// [`quant::dequantize`]).
 ///
 /// # Errors
 /// When the byte count does not match the shape (the last dim a whole number of blocks).
-pub fn quantized_weight(ty: QuantType, shape: &[usize], bytes: Vec<u8>, device: &Device) -> Result<Tensor> {
+pub fn quantized_weight(
+    ty: QuantType,
+    shape: &[usize],
+    bytes: Vec<u8>,
+    device: &Device,
+    keep_blocks: bool,
+) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let last = shape.last().copied().unwrap_or(0);
     let expected = ty.bytes_for(n).filter(|_| last.is_multiple_of(ty.block_elems()));
@@ -250,6 +265,9 @@ pub fn quantized_weight(ty: QuantType, shape: &[usize], bytes: Vec<u8>, device: 
             ty.block_elems(),
             expected
         )));
+    }
+    if keep_blocks && !device.is_gpu() {
+        return Ok(Tensor::from_quant(ty, shape.to_vec(), bytes, device)?);
     }
     let mut values = vec![0.0f32; n];
     quant::dequantize(ty, &bytes, &mut values);

@@ -25,8 +25,8 @@ use super::run_args::interrupt_flag;
 use anyhow::{bail, Result};
 use clap::Args;
 use deltaw_autograd::no_grad;
-use deltaw_lora::{Lora, LoraConfig, MergeReport, ParamCount, TargetModules};
-use deltaw_tensor::{Device, Seed, Tensor};
+use deltaw_lora::{quantize_base, Lora, LoraConfig, MergeReport, ParamCount, QuantizedBase, TargetModules};
+use deltaw_tensor::{DType, Device, QuantType, Seed, Tensor};
 use deltaw_train::data::{collate, ByteCodec, SftDataset, TextCodec};
 use deltaw_train::synthetic::{compact_template, dataset, Task};
 use deltaw_train::trainer::{exact_match, greedy_answer, prompt_and_answer};
@@ -78,6 +78,11 @@ pub struct DemoArgs {
     /// rotary positions, SwiGLU, grouped-query attention).
     #[arg(long, default_value = "gpt2", value_parser = ["gpt2", "llama"])]
     pub arch: String,
+    /// QLoRA: block-quantize the pretrained base's linear weights (frozen) before the LoRA
+    /// phase, e.g. `q4_0` or `q8_0` (the demo's width of 64 takes 32-value blocks, not the
+    /// 256 of the K types); the adapter is then merged into f32 weights deq(Q) + s·BA.
+    #[arg(long, value_name = "TYPE", value_parser = super::sft::parse_quant_type)]
+    pub base_quant: Option<QuantType>,
 }
 
 /// Steps and sizes of a run. The quick plan is the one tests/sft_learning.rs shows reaching
@@ -309,7 +314,7 @@ fn finetune(
 /// prompts differently from the adapter. Returns the merge's report and that agreement.
 fn merge_and_save(
     model: &mut (dyn CausalLm + 'static),
-    lora: &mut Lora,
+    (lora, into): (&mut Lora, Option<DType>),
     data: &Data,
     out: &Path,
     device: &Device,
@@ -317,7 +322,7 @@ fn merge_and_save(
     let base = out.join("base");
     lora.save_peft(out.join("adapter"), &base.display().to_string(), model.model_type())?;
     let adapter_answers = answers(model, &data.finetune_test);
-    let merge = lora.merge_checked(model, probe(&data.finetune_test, device)?);
+    let merge = lora.merge_checked_as(model, into, probe(&data.finetune_test, device)?);
     let agree = answers(model, &data.finetune_test) == adapter_answers;
     save_model(model, &out.join("model"), "the base with the LoRA adapter merged in")?;
     if !agree {
@@ -327,6 +332,19 @@ fn merge_and_save(
         );
     }
     Ok((merge, agree))
+}
+
+/// QLoRA's base for the LoRA phase: `model`'s linear weights quantized to `ty` and frozen.
+fn quantize_frozen_base(model: &mut (dyn CausalLm + 'static), ty: QuantType, json: bool) -> Result<QuantizedBase> {
+    let report = quantize_base(model, ty)?;
+    if report.quantized == 0 {
+        bail!(
+            "--base-quant {ty}: no linear layer of the demo model has rows of whole {}-value blocks",
+            ty.block_elems()
+        );
+    }
+    progress(json, &report.to_string());
+    Ok(report)
 }
 
 /// The untrained model: a GPT-2 (2 layers, n_embd 64, 4 heads, 32 positions), or a Llama of
@@ -365,6 +383,10 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
     examples.extend(example_prompts(&data.pretrain_test, 1)?);
     let before = example_answers(model, &examples)?;
     save_model(model, &args.out.join("base"), "the pretrained base model")?;
+    let quantized = match args.base_quant {
+        Some(ty) => Some(quantize_frozen_base(model, ty, control.json)?),
+        None => None,
+    };
 
     let (mut lora, tuned_phase) = finetune(model, &plan, &data, &args.out, &control)?;
     if tuned_phase.summary.interrupted {
@@ -372,7 +394,9 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
     }
     let tuned = Scores::measure(model, &data);
     let after = example_answers(model, &examples)?;
-    let (merge, agree) = merge_and_save(model, &mut lora, &data, &args.out, device)?;
+    // A quantized base merges into f32 (deq(Q) + s·BA): a folder transformers loads.
+    let into = quantized.as_ref().map(|_| DType::F32);
+    let (merge, agree) = merge_and_save(model, (&mut lora, into), &data, &args.out, device)?;
 
     let report = json!({
         "pretrain_task": PRETRAIN.name(),
@@ -381,6 +405,8 @@ pub fn run(args: &DemoArgs, device: &Device, out: &mut impl Write) -> Result<()>
         "exact_match": { "initial": initial.json(), "pretrained": pretrained.json(), "finetuned": tuned.json() },
         "phases": { "pretrain": report::phase_json(&pre)?, "lora": report::phase_json(&tuned_phase)? },
         "merge": report::merge_json(&merge, agree),
+        "base_quant": quantized.map(|q| json!({ "type": q.ty.name(), "layers": q.quantized,
+            "bytes_before": q.bytes_before, "bytes_after": q.bytes_after })),
         "examples": examples.iter().zip(before.iter().zip(&after)).map(|((_, prompt, expected), (b, a))| {
             json!({ "prompt": prompt, "expected": expected, "before": b, "after": a })
         }).collect::<Vec<_>>(),

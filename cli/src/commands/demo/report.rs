@@ -59,7 +59,7 @@ pub(super) fn merge_json(merge: &MergeReport, agree: bool) -> Value {
     json!({
         "modules": merge.modules,
         "max_weight_error": merge.max_weight_error,
-        "max_logit_change": merge.max_output_change,
+        "max_logit_change": merge.drift.map(|d| d.max),
         "answers_agree": agree,
     })
 }
@@ -68,6 +68,17 @@ pub(super) fn merge_json(merge: &MergeReport, agree: bool) -> Value {
 pub(super) fn write(out: &mut impl Write, r: &Value) -> Result<()> {
     write_scores(out, r)?;
     write_phases(out, r)?;
+    if let Some(q) = r["base_quant"].as_object() {
+        let mib = |k: &str| q[k].as_f64().unwrap_or(0.0) / 1048576.0;
+        writeln!(
+            out,
+            "QLoRA base   {} linear layers frozen as {} ({:.3} MiB -> {:.3} MiB)",
+            q["layers"],
+            q["type"].as_str().unwrap_or_default(),
+            mib("bytes_before"),
+            mib("bytes_after")
+        )?;
+    }
     write_merge(out, &r["merge"])?;
     write_examples(out, r)?;
     write_artefacts(out, Path::new(r["out"].as_str().unwrap_or_default()))?;
