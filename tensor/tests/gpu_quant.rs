@@ -67,8 +67,9 @@ fn dequantize_on_the_gpu_matches_the_host_bit_for_bit() {
     for ty in QuantType::ALL {
         let (q, f) = weight(ty, 7, 512, 2);
         let g = q.to_device(&dev).unwrap();
-        // The kernel runs the host's f32 operations in its order: exact unless a driver fuses
-        // `d · q + m` into an fma, which Vulkan allows; llvmpipe and the tested drivers do not.
+        // The kernel runs the host's f32 operations in its order, so the values are the same
+        // bits. (Vulkan lets a driver fuse `d · q + m` / `d1 · q - m1` into an fma, which would
+        // move Q4_1, Q5_1, Q4_K and Q5_K by an ulp; llvmpipe does not fuse them.)
         assert_eq!(bits(&g.to_dtype(DType::F32).unwrap()), bits(&f), "{ty}");
         assert_eq!(bits(&g.narrow(0, 3, 2).to_dtype(DType::F32).unwrap()), bits(&f.narrow(0, 3, 2)), "{ty} narrow");
         // Through f32 to the 16-bit types and i32-free paths, as the host converts.
@@ -144,6 +145,16 @@ fn x_times_w_transposed_matches_the_dequantized_product() {
         let (want, scale) = (xb.matmul(&f.narrow(0, 8, 30).t()), xb.abs().matmul(&f.narrow(0, 8, 30).abs().t()));
         assert_product_close(&got, &want, &scale, &format!("{ty} batched"));
     }
+}
+
+#[test]
+fn gemv_covers_more_weight_rows_than_one_grid_dimension() {
+    let Some(dev) = gpu() else { return };
+    // 65,600 rows: one workgroup each, folded into a 2-D grid past 65,535.
+    let (q, f) = weight(QuantType::Q8_0, 65_600, 32, 12);
+    let x = Tensor::randn((1, 32), Seed(13), &Device::Cpu);
+    let got = x.to_device(&dev).unwrap().matmul(&q.to_device(&dev).unwrap().t());
+    assert_product_close(&got, &x.matmul(&f.t()), &x.abs().matmul(&f.abs().t()), "65,600 rows");
 }
 
 #[test]

@@ -76,8 +76,15 @@ pub fn quant_gather_rows(
 ) -> Result<GpuBuffer, GpuError> {
     let total = outer * k * row_bytes;
     let out = ctx.alloc(total.next_multiple_of(4).max(4) as u64)?;
-    let rows = QuantRows { ty: QuantType::Q8_0, base, row_stride: row_bytes }; // ty unused
-    let params = params(rows, outer * k, n, k);
+    // Bytes are moved, not decoded: the block type plays no part.
+    let params = QuantParams {
+        rows: u32_arg(outer * k, "output rows"),
+        n: u32_arg(n, "n"),
+        k: u32_arg(k, "index count"),
+        w_base: u32_arg(base, "byte offset"),
+        w_row_stride: u32_arg(row_bytes, "row bytes"),
+        ..Default::default()
+    };
     let words = u32_arg(total.div_ceil(4), "output words");
     ctx.run(Kernel::QuantGatherRows, &params, &[(1, w), (4, index), (5, &out)], Grid::per_element(words))?;
     Ok(out)
