@@ -91,6 +91,14 @@ pub enum Kernel {
     MatmulBf16Weight,
     /// `matmul_w16.wgsl`: f32 A times an f16 B, widened on its bits.
     MatmulF16Weight,
+    /// `quant.wgsl`: block-quantized weight rows to f32 (`to_dtype`, embedding rows).
+    QuantDequantize,
+    /// `quant.wgsl`: whole rows of blocks by index, as bytes (`index_select`, copies).
+    QuantGatherRows,
+    /// `quant.wgsl`: `x · Wᵀ` for a few rows of x, one workgroup per weight row (decoding).
+    QuantGemv,
+    /// `quant.wgsl`: `x · Wᵀ` in 64×64 tiles (prefill, training).
+    QuantMatmul,
     /// `convert.wgsl`
     F32ToF16,
     /// `convert.wgsl`
@@ -153,6 +161,10 @@ impl Kernel {
         Kernel::MatmulF16,
         Kernel::MatmulBf16Weight,
         Kernel::MatmulF16Weight,
+        Kernel::QuantDequantize,
+        Kernel::QuantGatherRows,
+        Kernel::QuantGemv,
+        Kernel::QuantMatmul,
         Kernel::F32ToF16,
         Kernel::F16ToF32,
         Kernel::F32ToBf16,
@@ -195,6 +207,7 @@ impl Kernel {
             Kernel::Matmul => "matmul.wgsl",
             Kernel::MatmulF16 => "matmul_f16.wgsl",
             Kernel::MatmulBf16Weight | Kernel::MatmulF16Weight => "matmul_w16.wgsl",
+            Kernel::QuantDequantize | Kernel::QuantGatherRows | Kernel::QuantGemv | Kernel::QuantMatmul => "quant.wgsl",
             Kernel::F32ToF16
             | Kernel::F16ToF32
             | Kernel::F32ToBf16
@@ -225,6 +238,7 @@ impl Kernel {
             "matmul.wgsl" => include_str!("../wgsl/matmul.wgsl"),
             "matmul_f16.wgsl" => include_str!("../wgsl/matmul_f16.wgsl"),
             "matmul_w16.wgsl" => include_str!("../wgsl/matmul_w16.wgsl"),
+            "quant.wgsl" => include_str!("../wgsl/quant.wgsl"),
             "optim.wgsl" => include_str!("../wgsl/optim.wgsl"),
             "topk.wgsl" => include_str!("../wgsl/topk.wgsl"),
             _ => include_str!("../wgsl/convert.wgsl"),
@@ -251,6 +265,10 @@ impl Kernel {
             Kernel::MatmulF16 => "matmul_f16",
             Kernel::MatmulBf16Weight => "matmul_bf16_weight",
             Kernel::MatmulF16Weight => "matmul_f16_weight",
+            Kernel::QuantDequantize => "quant_dequantize",
+            Kernel::QuantGatherRows => "quant_gather_rows",
+            Kernel::QuantGemv => "quant_gemv",
+            Kernel::QuantMatmul => "quant_matmul",
             Kernel::F32ToF16 => "f32_to_f16",
             Kernel::F16ToF32 => "f16_to_f32",
             Kernel::F32ToBf16 => "f32_to_bf16",

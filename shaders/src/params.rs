@@ -123,6 +123,22 @@ pub struct MatmulParams {
     pub b_col_stride: u32,
 }
 
+/// `quant.wgsl`: the block type (its index in `QuantType::ALL`) and size, the sizes of the
+/// entry point (see the WGSL header: `rows`, `n`, `k`), and where weight rows start in the
+/// block bytes (`w_base`, `w_row_stride`, in bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct QuantParams {
+    pub ty: u32,
+    pub block_bytes: u32,
+    pub block_elems: u32,
+    pub rows: u32,
+    pub n: u32,
+    pub k: u32,
+    pub w_base: u32,
+    pub w_row_stride: u32,
+}
+
 /// `convert.wgsl`: element count (the packed side has `numel.div_ceil(2)` words).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]

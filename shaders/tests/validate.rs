@@ -13,7 +13,7 @@ fn parse(kernel: Kernel) -> naga::Module {
 #[test]
 fn every_shader_parses_and_validates() {
     let files: HashSet<&str> = Kernel::ALL.iter().map(|k| k.file()).collect();
-    assert_eq!(files.len(), 15, "one file per op family");
+    assert_eq!(files.len(), 16, "one file per op family");
     for &kernel in Kernel::ALL {
         let module = parse(kernel);
         let caps = if kernel.needs_f16() { Capabilities::all() } else { Capabilities::default() };
@@ -65,6 +65,7 @@ fn rust_params_mirror_wgsl_sizes() {
         (Kernel::CrossEntropyRows, size_of::<params::CrossEntropyParams>()),
         (Kernel::Matmul, size_of::<params::MatmulParams>()),
         (Kernel::MatmulF16, size_of::<params::MatmulParams>()),
+        (Kernel::QuantGemv, size_of::<params::QuantParams>()),
         (Kernel::F32ToF16, size_of::<params::ConvertParams>()),
         (Kernel::AdamWUpdate, size_of::<params::AdamWParams>()),
         (Kernel::TopKKeys, size_of::<params::TopKParams>()),

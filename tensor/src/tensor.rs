@@ -397,19 +397,30 @@ impl Tensor {
     /// # Ok::<(), deltaw_tensor::Error>(())
     /// ```
     ///
+    /// A quantized tensor moves as its blocks' bytes, unchanged both ways (on a GPU they are
+    /// u32 words, the last one zero-padded), so a round trip gives back the same bytes.
+    ///
     /// # Errors
     /// When the GPU fails: an upload over the device's buffer limits (naming the size and
-    /// the limit), or a lost device.
+    /// the limit), or a lost device; a quantized view that starts inside a block.
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         if self.device() == *device {
             return Ok(self.clone());
         }
         match (self.storage.as_ref(), device) {
+            // Blocks are uploaded whole: a view must start on one (its bytes start there).
             #[cfg(feature = "gpu")]
-            (Storage::Cpu(_), Device::Gpu(_)) if self.dtype().quant_type().is_some() => Err(Error::BadTensor {
-                tensor: format!("{} {:?}", self.dtype(), self.shape()),
-                message: crate::ops::on_gpu::QUANT_CPU_ONLY.to_string(),
-            }),
+            (Storage::Cpu(_), Device::Gpu(_))
+                if self
+                    .dtype()
+                    .quant_type()
+                    .is_some_and(|ty| !self.layout.offset().is_multiple_of(ty.block_elems())) =>
+            {
+                Err(Error::BadTensor {
+                    tensor: format!("{} {:?}", self.dtype(), self.shape()),
+                    message: format!("the view starts at element {}, inside a block", self.layout.offset()),
+                })
+            }
             #[cfg(feature = "gpu")]
             (Storage::Cpu(_), Device::Gpu(ctx)) => {
                 let c = self.contiguous();

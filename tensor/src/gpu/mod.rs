@@ -10,7 +10,7 @@
 //! - `launch.rs`: bind group + uniform params + dispatch, recorded into a pending command
 //!   encoder and submitted in batches; reading back is the only wait.
 //! - kernels (`elementwise.rs`, `reduce.rs`, `nn.rs`, `llama.rs` (RMSNorm, rope, SwiGLU), `index.rs`, `matmul.rs`, `convert.rs`,
-//!   `topk.rs`, and for training `optim.rs`): one file per kernel family, each forward beside
+//!   `quant.rs` (block-quantized weights), `topk.rs`, and for training `optim.rs`): one file per kernel family, each forward beside
 //!   its backward, mirroring the CPU kernels on contiguous or strided buffers.
 //!
 //! ```no_run
@@ -33,6 +33,7 @@ mod nn;
 mod optim;
 mod pipelines;
 mod pool;
+mod quant;
 mod reduce;
 mod topk;
 
@@ -63,6 +64,8 @@ pub use nn::{
 pub use optim::{adamw_update, GpuAdamW};
 #[doc(hidden)]
 pub use pool::{GpuBuffer, PoolStats};
+#[doc(hidden)]
+pub use quant::{dequantize, quant_gather_rows, quant_matmul, QuantRows, GEMV_MAX_ROWS};
 #[doc(hidden)]
 pub use reduce::reduce;
 #[doc(hidden)]

@@ -31,6 +31,9 @@ impl Tensor {
             assert_eq!(t.dtype(), first.dtype(), "cat: dtypes {} and {} differ", first.dtype(), t.dtype());
             assert_eq!(t.device(), first.device(), "cat: devices {} and {} differ", first.device(), t.device());
         }
+        if let DType::Quant(ty) = first.dtype() {
+            panic!("cat: {ty} tensors store blocks, not elements; to_dtype(F32) first");
+        }
         let outer: usize = first.dims()[..d].iter().product();
         let inner: usize = first.dims()[d + 1..].iter().product();
         let mut shape = first.dims().to_vec();
@@ -43,7 +46,7 @@ impl Tensor {
                     DType::F16 => cat_typed::<f16>(&parts, outer, inner, d),
                     DType::BF16 => cat_typed::<bf16>(&parts, outer, inner, d),
                     DType::I32 => cat_typed::<i32>(&parts, outer, inner, d),
-                    DType::Quant(ty) => panic!("cat: {ty} tensors store blocks, not elements; to_dtype(F32) first"),
+                    DType::Quant(_) => unreachable!("refused above"),
                 };
                 Tensor::from_cpu(data, shape)
             }

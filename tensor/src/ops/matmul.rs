@@ -22,7 +22,8 @@ impl Tensor {
     /// f32 `self` times a bf16 or f16 `rhs` runs one mixed kernel (`matmul_w16.wgsl`), and
     /// f16 times f16 runs `matmul_f16.wgsl` when the adapter has SHADER_F16. A quantized `rhs`
     /// (a 2-D weight `W` or `Wᵀ` whose rows are whole blocks, see [`Tensor::from_quant`]) stays
-    /// in its blocks: each product reads them directly.
+    /// in its blocks: each product reads them directly (on a GPU, `x @ Wᵀ` runs the kernels
+    /// of `quant.wgsl`, and `dy @ W` dequantizes W on the device, then runs the f32 GEMM).
     ///
     /// ```
     /// use deltaw_tensor::{Device, Tensor};

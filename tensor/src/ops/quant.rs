@@ -96,7 +96,7 @@ pub(super) fn index_select(src: &Tensor, d: usize, idx: &[i32]) -> Tensor {
 }
 
 /// How a quantized `rhs` (k × n, after the batch dims) lies over its blocks.
-enum Orientation {
+pub(super) enum Orientation {
     /// `rhs = Wᵀ` for W (n × k) whose rows are `row_stride` apart: a `Linear` forward.
     Transposed { row_stride: usize },
     /// `rhs = W` (k × n) itself: the input gradient `dout @ W` of that `Linear`.
@@ -171,7 +171,7 @@ pub(super) fn cpu_matmul(
 /// The orientation of a quantized `rhs` with broadcast layout `lb`, or a panic naming the
 /// shape and strides when its rows do not lie on whole blocks or it is not one 2-D weight.
 #[track_caller]
-fn orientation(ty: QuantType, rhs: &Tensor, lb: &Layout) -> Orientation {
+pub(super) fn orientation(ty: QuantType, rhs: &Tensor, lb: &Layout) -> Orientation {
     let r = lb.strides().len();
     let (sk, sn) = (lb.strides()[r - 2], lb.strides()[r - 1]);
     let (k, n) = (lb.dims()[r - 2], lb.dims()[r - 1]);

@@ -10,7 +10,7 @@
 //!    Q4_K/Q5_K/Q6_K, with the 16-value sums that the types with a minimum need.
 //! 2. Each weight row is unpacked into one i8 per value (`blocks.rs`: nibbles, fifth/sixth
 //!    bits, offsets removed), then an integer kernel forms `g[t] = Σ w_q·x_q` over every 16
-//!    values, exactly in i32 ([`dot16s_portable`]; `x86.rs`: AVX2 `vpmaddubsw`, AVX-512 VNNI
+//!    values, exactly in i32 (`dot16s_portable`; `x86.rs`: AVX2 `vpmaddubsw`, AVX-512 VNNI
 //!    `vpdpbusd`).
 //! 3. The scales combine the integer sums in f32, blocks in row order (`blocks.rs` has the
 //!    algebra per type). That step is the same code on every path and the integer sums are
@@ -254,7 +254,7 @@ pub fn gemv(ty: QuantType, w: &[u8], n: usize, k: usize, x: &[f32], out: &mut [f
     quant_matmul(ty, w, n, k, x, 1, out)
 }
 
-/// The comparison route: each tile of [`ROWS_PER_TASK`] weight rows is dequantized to f32
+/// The comparison route: each tile of `ROWS_PER_TASK` weight rows is dequantized to f32
 /// (helper `crate::quant::dequantize_rows`) and multiplied by the f32 activations with
 /// [`sgemm`] (its gemv for m = 1). No activation quantization error; the f32 multiply-adds
 /// are those of `sgemm` on the dequantized weights, bit for bit.

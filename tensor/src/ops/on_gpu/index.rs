@@ -13,6 +13,9 @@ use crate::{DType, Tensor};
 pub(crate) fn index_select(x: &Tensor, d: usize, index: &Tensor) -> Tensor {
     let op = "index_select";
     same_device(op, x, index);
+    if x.dtype().quant_type().is_some() {
+        return super::quant::index_select(x, d, index);
+    }
     let dims = around(x.dims(), d);
     checked_indices(index, dims.1, op);
     let k = index.numel();
@@ -123,7 +126,7 @@ pub(super) fn check_i32(index: &Tensor, op: &str) {
 
 /// Indices read back and checked against the dim size `d`, as the host kernels check them.
 #[track_caller]
-fn checked_indices(index: &Tensor, d: usize, op: &str) {
+pub(super) fn checked_indices(index: &Tensor, d: usize, op: &str) {
     check_i32(index, op);
     for i in index.to_vec_i32() {
         assert!(i >= 0 && (i as usize) < d, "{op}: index {i} is out of range for a dim of size {d}");

@@ -9,12 +9,15 @@
 //! Most kernels read *dense* buffers (row-major from element 0); the elementwise family and
 //! matmul walk strides themselves. [`dense`] makes the copy when a view is not dense.
 //! f16 and bf16 live packed two per word; ops that move elements of them (copies, index ops,
-//! `cat`) widen to f32, run the 32-bit kernel and narrow again, which is exact.
+//! `cat`) widen to f32, run the 32-bit kernel and narrow again, which is exact. Quantized
+//! tensors keep their blocks' bytes; `quant.rs` holds the ops they take part in (copies of
+//! whole blocks, dequantizing, the products with a weight), and every other op refuses them.
 
 mod elementwise;
 mod index;
 mod llama;
 mod nn;
+mod quant;
 
 pub(crate) use elementwise::{binary, gelu_backward, select, unary};
 pub(crate) use index::{cat, embedding_rows_16, gather, index_add, index_select, scatter_add};
@@ -55,10 +58,6 @@ pub(super) fn same_device(op: &str, a: &Tensor, b: &Tensor) {
     }
 }
 
-/// Why no quantized tensor lives on a GPU: [`Tensor::to_device`] refuses them.
-pub(crate) const QUANT_CPU_ONLY: &str =
-    "quantized tensors stay on the CPU (no WGSL block kernels yet): convert with to_dtype(DType::F32) before to_device";
-
 /// The storage of a GPU tensor that an op computes on, which must be f32 (as on the host).
 #[track_caller]
 pub(super) fn f32_of<'a>(t: &'a Tensor, op: &str) -> &'a GpuStorage {
@@ -81,12 +80,15 @@ pub(crate) fn dense(t: &Tensor, op: &str) -> Tensor {
     if t.is_contiguous() && t.layout().offset() == 0 {
         return t.clone();
     }
+    if g.dtype.quant_type().is_some() {
+        return quant::dense(t, op);
+    }
     let copied = match g.dtype {
         DType::F32 | DType::I32 => gpu::copy_strided(&g.ctx, &g.buffer, t.layout()),
         DType::F16 | DType::BF16 => widen(&g.ctx, g.dtype, &g.buffer, g.len)
             .and_then(|wide| gpu::copy_strided(&g.ctx, &wide, t.layout()))
             .and_then(|picked| narrow(&g.ctx, g.dtype, &picked, t.numel())),
-        DType::Quant(_) => unreachable!("{QUANT_CPU_ONLY}"),
+        DType::Quant(_) => unreachable!("returned above"),
     };
     wrap(&g.ctx, ok(op, copied), g.dtype, t.shape())
 }
@@ -135,30 +137,34 @@ pub(super) fn on_words(
     kernel: impl FnOnce(&GpuContext, &GpuBuffer) -> std::result::Result<GpuBuffer, GpuError>,
 ) -> GpuBuffer {
     let g = t.gpu_storage().expect("on_words of a GPU tensor");
+    if g.dtype.quant_type().is_some() {
+        quant::refuse(op, t);
+    }
     let x = dense_buffer(t, op);
     let result = match g.dtype {
         DType::F32 | DType::I32 => kernel(&g.ctx, &x),
         DType::F16 | DType::BF16 => widen(&g.ctx, g.dtype, &x, t.numel())
             .and_then(|wide| kernel(&g.ctx, &wide))
             .and_then(|out| narrow(&g.ctx, g.dtype, &out, out_numel)),
-        DType::Quant(_) => unreachable!("{QUANT_CPU_ONLY}"),
+        DType::Quant(_) => unreachable!("refused above"),
     };
     ok(op, result)
 }
 
 /// Dtype conversion on the device: f32 ↔ f16/bf16 on the bits (exact as the host), and
 /// i32 ↔ the float types through f32; to i32 fails, naming the first element that is not an
-/// integer in range, like the host.
+/// integer in range, like the host. A quantized tensor is dequantized by `quant.wgsl` (bit
+/// for bit the host's values) and then converted; quantizing is the host's job, so converting
+/// to a quantized type is an error.
 pub(crate) fn to_dtype(t: &Tensor, to: DType) -> Result<Tensor> {
     let g = t.gpu_storage().expect("to_dtype of a GPU tensor");
     let (ctx, from, n) = (&g.ctx, g.dtype, t.numel());
-    let x = dense_buffer(t, "to_dtype");
     let convert = || -> Result<GpuBuffer> {
         let wide = match from {
-            DType::F32 => x.clone(),
-            DType::F16 | DType::BF16 => widen(ctx, from, &x, n)?,
-            DType::I32 => gpu::i32_to_f32(ctx, &x, n)?,
-            DType::Quant(_) => unreachable!("{QUANT_CPU_ONLY}"),
+            DType::Quant(_) => quant::to_f32(t, "to_dtype")?,
+            DType::F32 => dense_buffer(t, "to_dtype"),
+            DType::F16 | DType::BF16 => widen(ctx, from, &dense_buffer(t, "to_dtype"), n)?,
+            DType::I32 => gpu::i32_to_f32(ctx, &dense_buffer(t, "to_dtype"), n)?,
         };
         Ok(match to {
             DType::F32 => wide,
@@ -166,8 +172,10 @@ pub(crate) fn to_dtype(t: &Tensor, to: DType) -> Result<Tensor> {
             DType::I32 => gpu::f32_to_i32(ctx, &wide, n)?,
             DType::Quant(ty) => {
                 return Err(crate::Error::BadTensor {
-                    tensor: format!("{:?}", t.shape()),
-                    message: format!("to_dtype({ty}) on a GPU: {QUANT_CPU_ONLY}"),
+                    tensor: format!("{from} {:?}", t.shape()),
+                    message: format!(
+                        "to_dtype({ty}) on a GPU: quantizing runs on the CPU; move the tensor there first"
+                    ),
                 })
             }
         })
@@ -208,9 +216,13 @@ pub(crate) fn topk(x: &Tensor, n: usize, k: usize, shape: Vec<usize>) -> TopK {
 /// Batched `C = A · B` with `la`, `lb` already broadcast to `batch + (m, k)` and
 /// `batch + (k, n)`. f16 operands use the f16-storage kernel (f32 accumulation) when the
 /// adapter has SHADER_F16; an f32 `a` times a bf16 / f16 `b` (a frozen weight) uses the
-/// mixed kernel of `matmul_w16.wgsl`; otherwise operands must be f32, as on the host.
+/// mixed kernel of `matmul_w16.wgsl`, times a quantized `b` the kernels of `quant.wgsl`;
+/// otherwise operands must be f32, as on the host.
 #[track_caller]
 pub(crate) fn matmul(a: &Tensor, la: &Layout, b: &Tensor, lb: &Layout, mnk: (usize, usize, usize)) -> Tensor {
+    if b.dtype().quant_type().is_some() {
+        return quant::matmul(a, la, b, lb, mnk);
+    }
     let ga = a.gpu_storage().expect("matmul of GPU tensors");
     let (m, n, k) = mnk;
     let rank = la.dims().len();
