@@ -241,8 +241,8 @@ pub fn unpermute_rows(bytes: &[u8], rows: usize, heads: usize) -> std::result::R
 }
 
 /// A block-quantized weight as the model holds it: its blocks as they are
-/// ([`Tensor::from_quant`], read directly by the quantized products) when `keep_blocks` and
-/// the model lives on the CPU, else dequantized to f32 (llama.cpp's reference arithmetic,
+/// ([`Tensor::from_quant`], read directly by the quantized products on the CPU and in WGSL)
+/// when `keep_blocks`, else dequantized to f32 (llama.cpp's reference arithmetic,
 /// [`quant::dequantize`]).
 ///
 /// # Errors
@@ -266,7 +266,7 @@ pub fn quantized_weight(
             expected
         )));
     }
-    if keep_blocks && !device.is_gpu() {
+    if keep_blocks {
         return Ok(Tensor::from_quant(ty, shape.to_vec(), bytes, device)?);
     }
     let mut values = vec![0.0f32; n];
