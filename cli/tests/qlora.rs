@@ -10,7 +10,7 @@ use deltaw_tensor::{DType, Device, QuantType};
 use deltaw_transformer::gguf::GgufModel;
 use deltaw_transformer::{named_parameters, Llama, WeightDtype};
 use std::path::Path;
-use support::{assert_fails_with, deltaw, fresh_path, llama_folder, path, stdout_json};
+use support::{assert_fails_with, deltaw, fixture, fresh_path, llama_folder, path, stdout_json};
 
 fn s(p: &Path) -> String {
     p.display().to_string()
@@ -43,11 +43,25 @@ fn qlora_demo_learns_upper_on_a_4_bit_base() {
 
 #[test]
 fn qlora_sft_then_merge_reports_the_drift_into_f32_and_into_a_q4_0_gguf() {
-    let model = llama_folder("qlora-sft");
+    // Mistral in four bf16 shards (sharded loading, bf16 quantized as it streams in), with a
+    // SentencePiece-style tokenizer; its default rope goes into GGUF metadata (Llama 3's
+    // frequency bands would need llama.cpp's rope_freqs tensor, which export refuses).
+    let model = fresh_path("qlora-sft");
+    std::fs::create_dir_all(&model).unwrap();
+    for src in [fixture("llama/mistral_bf16_shards"), fixture("chat/mistral")] {
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+        }
+    }
     let out = fresh_path("qlora-sft-out");
-    let data = path("sft/sharegpt.json");
+    let data = path("sft/alpaca.jsonl");
     let args = ["sft", "--model", &s(&model), "--data", &data, "--max-steps", "3", "--batch-size", "2"];
-    let extra = ["--target", "all-linear", "--base-quant", "q4_0", "--lr", "1e-2", "--out", &s(&out)];
+    // The built-in Alpaca template: Mistral's own moves the system prompt into the last user
+    // turn, so its multi-turn records are refused as not prefix-stable (a clear error).
+    let extra = ["--template", "alpaca", "--target", "all-linear", "--base-quant", "q4_0", "--lr", "1e-2"];
+    let out_arg = s(&out);
+    let extra = [&extra[..], &["--out", &out_arg]].concat();
     let stdout = ok(&deltaw(&[&args[..], &extra[..]].concat()));
     assert!(stdout.contains("trainable params: "), "{stdout}");
     let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();

@@ -124,6 +124,14 @@ pub fn run(args: &MergeArgs, device: &Device, out: &mut impl Write) -> Result<()
         MergeDtype::F16 => DType::F16,
     };
     let mut report = lora.merge_as(model.as_mut(), Some(to));
+    // The rest of the folder in the same dtype (a bf16 or quantized base keeps its embeddings
+    // and head as stored while loaded).
+    for p in model.parameters() {
+        let v = p.value();
+        if v.dtype() != to && v.dtype() != DType::I32 {
+            p.set_value(v.to_dtype(to)?);
+        }
+    }
     report.drift = Some(OutputDrift::between(&reference, &no_grad(|| model.output(&ids, None).value())));
     writeln!(out, "{report}")?;
     if let Some(q) = args.base_quant {
