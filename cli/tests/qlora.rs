@@ -44,8 +44,7 @@ fn qlora_demo_learns_upper_on_a_4_bit_base() {
 #[test]
 fn qlora_sft_then_merge_reports_the_drift_into_f32_and_into_a_q4_0_gguf() {
     // Mistral in four bf16 shards (sharded loading, bf16 quantized as it streams in), with a
-    // SentencePiece-style tokenizer; its default rope goes into GGUF metadata (Llama 3's
-    // frequency bands would need llama.cpp's rope_freqs tensor, which export refuses).
+    // SentencePiece-style tokenizer.
     let model = fresh_path("qlora-sft");
     std::fs::create_dir_all(&model).unwrap();
     for src in [fixture("llama/mistral_bf16_shards"), fixture("chat/mistral")] {

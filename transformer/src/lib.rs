@@ -35,6 +35,7 @@ mod model;
 mod module;
 mod pooling;
 mod rope;
+mod rope_factors;
 mod save;
 mod sentence;
 mod tokenizer;
@@ -59,6 +60,7 @@ pub use model::{causal_lm_loss, load_causal_lm, load_causal_lm_with, load_model,
 pub use module::{linear_modules_mut, named_parameters, FreshInit, Init, Module, ParamSource};
 pub use pooling::{find_module, mean_pool_normalize, pool, read_modules, PoolingConfig, PoolingMode, SentenceModule};
 pub use rope::{Rope, RopeScaling, ROPE_TYPES};
+pub use rope_factors::llama3_from_factors;
 pub use sentence::{SentenceEmbedder, DEFAULT_MAX_SEQ_LENGTH};
 pub use tokenizer::{Encoding, StreamDecoder, Tokenizer};
 pub use tokenizer_config::{GenerationConfig, TokenizerConfig};

@@ -122,7 +122,7 @@ impl Rope {
     }
 
     /// `θ^(−2i/dim)` for `i < dim/2`, as transformers computes it in f32.
-    fn default_inv_freq(&self, theta: f64) -> Vec<f32> {
+    pub(crate) fn default_inv_freq(&self, theta: f64) -> Vec<f32> {
         (0..self.dim / 2).map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / self.dim as f32)).collect()
     }
 

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use deltaw_lora::commas;
 use deltaw_tensor::gguf::GgufFile;
-use deltaw_transformer::gguf::{gpt2_config, llama_config, GgufArch};
+use deltaw_transformer::gguf::{gpt2_config, llama_config, rope_freqs, GgufArch};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -67,7 +67,8 @@ fn config_summary(file: &GgufFile, arch: GgufArch, vocab: usize, path: &Path) ->
         GgufArch::Llama(family) => {
             let tied = file.tensor_info("output.weight").is_none();
             let bias = file.tensor_info("blk.0.attn_q.bias").is_some();
-            let c = llama_config(metadata, family, vocab, tied, bias, path)?;
+            let factors = rope_freqs(file)?;
+            let c = llama_config(metadata, family, vocab, tied, bias, factors.as_deref(), path)?;
             let text = format!(
                 "vocab_size {}, hidden_size {}, num_hidden_layers {}, heads {} (kv {}, head_dim {}), \
                  intermediate_size {}, context {}, {} head",

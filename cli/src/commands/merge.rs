@@ -85,7 +85,8 @@ fn probe_from_file(path: &Path, model: &Path, positions: usize, dev: &Device) ->
     Ok(Tensor::from_vec(ids[..rows * t].to_vec(), (rows, t), dev)?)
 }
 
-pub fn run(args: &MergeArgs, device: &Device, out: &mut impl Write) -> Result<()> {
+/// The checks made before anything loads; the GGUF type for `--format gguf`.
+fn check_args(args: &MergeArgs) -> Result<Option<GgufQuant>> {
     check_model_dir(&args.model)?;
     if !args.adapter.is_dir() {
         bail!("adapter folder {} does not exist", args.adapter.display());
@@ -108,6 +109,11 @@ pub fn run(args: &MergeArgs, device: &Device, out: &mut impl Write) -> Result<()
         Some(_) => {}
         None => drop(outdir::check(&args.out, args.overwrite, false)?),
     }
+    Ok(gguf)
+}
+
+pub fn run(args: &MergeArgs, device: &Device, out: &mut impl Write) -> Result<()> {
+    let gguf = check_args(args)?;
     let mut model: Box<dyn Model> = match args.base_quant {
         Some(ty) => load_causal_lm_with(&args.model, device, WeightDtype::Quant(ty))?,
         None => load_model(&args.model, device)?,

@@ -5,6 +5,8 @@
 use crate::config::Gpt2Config;
 use crate::error::{Error, Result};
 use crate::llama_config::{LlamaConfig, LlamaFamily};
+use crate::rope::RopeScaling;
+use crate::rope_factors::llama3_from_factors;
 use deltaw_tensor::gguf::GgufMetadata;
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -91,6 +93,7 @@ pub fn llama_config(
     vocab_size: usize,
     tied: bool,
     bias: bool,
+    rope_freqs: Option<&[f32]>,
     path: &Path,
 ) -> Result<LlamaConfig> {
     let arch = GgufArch::Llama(family).as_str();
@@ -125,11 +128,45 @@ pub fn llama_config(
     config.insert("tie_word_embeddings".into(), json!(tied));
     config.insert("attention_bias".into(), json!(bias && family != LlamaFamily::Qwen2));
     config.insert("hidden_act".into(), json!("silu"));
-    config.insert("rope_theta".into(), json!(k.opt_f32("rope.freq_base")?.unwrap_or(10_000.0)));
-    if let Some(scaling) = rope_scaling(&k, path)? {
+    let theta = k.opt_f32("rope.freq_base")?.unwrap_or(10_000.0);
+    config.insert("rope_theta".into(), json!(theta));
+    let scaling = rope_config(&k, (theta, head_dim as usize), rope_freqs, path)?;
+    if let Some(scaling) = scaling {
         config.insert("rope_scaling".into(), scaling);
     }
     LlamaConfig::from_json(Value::Object(config), path)
+}
+
+/// transformers' `rope_scaling` from `rope.scaling.*` metadata or, for Llama 3's bands, the
+/// factors of a `rope_freqs.weight` tensor; `None` for the default rope.
+fn rope_config(k: &Keys, (theta, dim): (f32, usize), rope_freqs: Option<&[f32]>, path: &Path) -> Result<Option<Value>> {
+    let bad = |message: String| Error::Config { path: path.to_path_buf(), message };
+    match (rope_scaling(k, path)?, rope_freqs) {
+        (scaling, None) => Ok(scaling),
+        (None, Some(factors)) => {
+            // llama.cpp's converter stores no pretraining length with the bands: Llama 3.1's.
+            let original = k.opt_uint("rope.scaling.original_context_length")?.unwrap_or(8192);
+            let fitted = llama3_from_factors(theta as f64, dim, factors, original as f64).map_err(bad)?;
+            Ok(scaling_json(&fitted))
+        }
+        (Some(_), Some(_)) => Err(bad(format!(
+            "{} and a rope_freqs.weight tensor both scale the rope; expected one",
+            k.key("rope.scaling.type")
+        ))),
+    }
+}
+
+/// A fitted scaling as transformers' `rope_scaling`, `None` for none.
+fn scaling_json(scaling: &RopeScaling) -> Option<Value> {
+    match *scaling {
+        RopeScaling::Linear { factor } => Some(json!({"rope_type": "linear", "factor": factor})),
+        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+            Some(json!({"rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor,
+                "high_freq_factor": high_freq_factor,
+                "original_max_position_embeddings": original_max_position_embeddings as u64}))
+        }
+        _ => None,
+    }
 }
 
 /// `rope.scaling.type` and its parameters as transformers' `rope_scaling`, `None` for none.

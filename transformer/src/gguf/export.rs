@@ -8,7 +8,7 @@ use super::names::gguf_name;
 use super::vocab::GgufVocab;
 use crate::config::ModelType;
 use crate::error::{Error, Result};
-use crate::llama_config::LlamaFamily;
+use crate::llama_config::{LlamaConfig, LlamaFamily};
 use crate::model::load_causal_lm;
 use crate::module::named_parameters;
 use deltaw_tensor::gguf::{GgufType, GgufValue, GgufWriter};
@@ -120,8 +120,24 @@ pub fn export_gguf(dir: &Path, out: &Path, quant: GgufQuant) -> Result<ExportRep
         let ty = add_tensor(&mut writer, &gname, t, conv1d, permute, quant, &mut report)?;
         *report.types.entry(ty.to_string()).or_default() += 1;
     }
+    if let GgufArch::Llama(_) = arch {
+        add_rope_freqs(&mut writer, &config, dir, &mut report)?;
+    }
     writer.write(out)?;
     Ok(report)
+}
+
+/// llama.cpp's `rope_freqs.weight` (f32, one factor per frequency) for a Llama 3 rope, which
+/// GGUF metadata cannot express; nothing for the other rope types.
+fn add_rope_freqs(writer: &mut GgufWriter, config: &Value, dir: &Path, report: &mut ExportReport) -> Result<()> {
+    let rope = LlamaConfig::from_json(config.clone(), &dir.join("config.json"))?.rope()?;
+    if let Some(factors) = rope.freq_factors() {
+        let n = factors.len();
+        let t = Tensor::from_vec(factors, n, &Device::Cpu)?;
+        let ty = add_tensor(writer, super::ROPE_FREQS, t, false, None, GgufQuant::F16, report)?;
+        *report.types.entry(ty.to_string()).or_default() += 1;
+    }
+    Ok(())
 }
 
 /// Adds one parameter `t` (f32) as `gname` in the type `quant` picks for it, and returns that
@@ -210,7 +226,7 @@ fn arch_metadata(arch: GgufArch, config: &Value, dir: &Path) -> Result<Vec<(Stri
             out.push((key("attention.layer_norm_epsilon"), float("layer_norm_epsilon")?));
         }
         GgufArch::Llama(_) => {
-            let c = crate::llama_config::LlamaConfig::from_json(config.clone(), &path)?;
+            let c = LlamaConfig::from_json(config.clone(), &path)?;
             let u = |v: usize| GgufValue::U32(v as u32);
             out.push((key("context_length"), u(c.max_position_embeddings)));
             out.push((key("embedding_length"), u(c.hidden_size)));
@@ -239,6 +255,13 @@ fn rope_metadata(a: &str, config: &Value) -> std::result::Result<Vec<(String, Gg
     let Some(s) = scaling else { return Ok(out) };
     match s["rope_type"].as_str().or_else(|| s["type"].as_str()).unwrap_or("default") {
         "default" => {}
+        // Llama 3's bands go in the tensor rope_freqs.weight (`add_rope_freqs`); its
+        // pretraining length here, so reading the file back gives the same parameters.
+        "llama3" => {
+            if let Some(orig) = s["original_max_position_embeddings"].as_u64() {
+                out.push((key("rope.scaling.original_context_length"), GgufValue::U32(orig as u32)));
+            }
+        }
         kind @ ("linear" | "yarn") => {
             out.push((key("rope.scaling.type"), GgufValue::String(kind.into())));
             out.push((key("rope.scaling.factor"), GgufValue::F32(s["factor"].as_f64().unwrap_or(1.0) as f32)));

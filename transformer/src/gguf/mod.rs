@@ -94,7 +94,8 @@ impl GgufModel {
             GgufArch::Llama(family) => {
                 let tied = file.tensor_info("output.weight").is_none();
                 let bias = file.tensor_info("blk.0.attn_q.bias").is_some();
-                let config = llama_config(metadata, family, vocab_size, tied, bias, path)?;
+                let factors = rope_freqs(&file)?;
+                let config = llama_config(metadata, family, vocab_size, tied, bias, factors.as_deref(), path)?;
                 Box::new(Llama::build(config, &mut ck)?)
             }
             GgufArch::Gpt2 => Box::new(Gpt2::build(gpt2_config(metadata, vocab_size, path)?, &mut ck)),
@@ -102,6 +103,20 @@ impl GgufModel {
         ck.finish()?;
         tokenizer.check_vocab(model.vocab_size())?;
         Ok(GgufModel { model, tokenizer, generation, arch })
+    }
+}
+
+/// The tensor in which llama.cpp stores Llama 3's rope scaling, one factor per frequency.
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
+
+/// The factors of [`ROPE_FREQS`], when the file has that tensor.
+///
+/// # Errors
+/// A tensor that cannot be read.
+pub fn rope_freqs(file: &GgufFile) -> Result<Option<Vec<f32>>> {
+    match file.tensor_info(ROPE_FREQS) {
+        None => Ok(None),
+        Some(_) => Ok(Some(file.tensor(ROPE_FREQS, &Device::Cpu)?.to_vec())),
     }
 }
 
@@ -122,13 +137,8 @@ fn hf_tensors(file: &GgufFile, arch: GgufArch, device: &Device, keep_blocks: boo
     let mut out = BTreeMap::new();
     for info in file.tensor_infos() {
         let name = info.name.as_str();
-        if name == "rope_freqs.weight" {
-            return Err(Error::Config {
-                path: file.path().to_path_buf(),
-                message:
-                    "tensor rope_freqs.weight (Llama 3.1's rope scaling as per-frequency factors) is not supported yet"
-                        .into(),
-            });
+        if name == ROPE_FREQS {
+            continue; // the rope's config, read by `rope_freqs`
         }
         let Some(key) = hf_name(arch, name) else {
             out.insert(name.to_string(), read_tensor(file, info, None, device, keep_blocks)?);
