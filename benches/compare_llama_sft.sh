@@ -12,6 +12,8 @@
 # disturbed least):
 #   deltaw tokens/s / PyTorch + PEFT tokens/s     (target >= 1.2)
 #   deltaw bf16-base peak RSS / PyTorch peak RSS  (target <= 0.6)
+# Needs torch (for the weights and the peer); compare_qlora_rss.sh runs deltaw's bases alone,
+# with weights from the llama_bench_weights example when there is no torch.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 steps="${1:-3}"

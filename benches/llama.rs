@@ -1,11 +1,12 @@
 //! Shared setup of the Llama-family comparisons (`compare_llama_sft.sh`,
 //! `compare_llama_decode.sh`): the Qwen2.5-0.5B-shaped folder that `benches/llama_weights.py`
-//! writes, loaded in f32 or with its bf16 base kept as stored; the fixed token ids; and the
-//! measurements every example prints (median step time, peak RSS).
+//! (or, without torch, the `llama_bench_weights` example) writes, loaded in f32, with its bf16
+//! base kept as stored, or with the decoder projections block-quantized (QLoRA); the fixed
+//! token ids; and the measurements every example prints (median step time, peak RSS).
 
-use deltaw_tensor::Device;
+use deltaw_tensor::{Device, QuantType};
 use deltaw_transformer::{Llama, WeightDtype};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// B and T of the fine-tuning step.
 pub const BATCH: usize = 2;
@@ -14,20 +15,24 @@ pub const SEQ: usize = 128;
 pub const PROMPT_TOKENS: usize = 16;
 pub const NEW_TOKENS: usize = 64;
 
-/// How the base weights are held: `f32` (the `f32/` folder, widened, as PyTorch's f32 run) or
-/// `bf16` (the `bf16/` folder with [`WeightDtype::Stored`]: bf16 matrices, frozen).
+/// How the base weights are held: `f32` (the `f32/` folder, widened, as PyTorch's f32 run),
+/// `bf16` (the `bf16/` folder with [`WeightDtype::Stored`]: bf16 matrices, frozen), or a
+/// quantized type such as `q4_0` (the `f32/` folder with [`WeightDtype::Quant`]: each decoder
+/// projection block-quantized as it streams in, frozen; embeddings and norms stay f32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Base {
     F32,
     Bf16,
+    Quant(QuantType),
 }
 
 impl Base {
+    /// `f32`, `bf16`, or a quantized type by llama.cpp's name (`q4_0`, `q8_0`, `q4_k`, ...).
     pub fn parse(s: &str) -> Option<Base> {
         match s {
             "f32" => Some(Base::F32),
             "bf16" => Some(Base::Bf16),
-            _ => None,
+            _ => QuantType::from_name(s).map(Base::Quant),
         }
     }
 
@@ -35,22 +40,38 @@ impl Base {
         match self {
             Base::F32 => "f32",
             Base::Bf16 => "bf16",
+            Base::Quant(ty) => ty.name(),
+        }
+    }
+
+    /// The folder under the weights directory that this base loads: a quantized base is
+    /// quantized from the f32 weights, so every mode sees the same values.
+    pub fn folder(self, weights: &Path) -> PathBuf {
+        match self {
+            Base::Bf16 => weights.join("bf16"),
+            Base::F32 | Base::Quant(_) => weights.join("f32"),
+        }
+    }
+
+    fn dtype(self) -> WeightDtype {
+        match self {
+            Base::F32 => WeightDtype::F32,
+            Base::Bf16 => WeightDtype::Stored,
+            Base::Quant(ty) => WeightDtype::Quant(ty),
         }
     }
 }
 
-/// The model under `weights/<f32|bf16>/`, on the CPU.
+/// The model under `weights/<f32|bf16>/`, on the CPU, held as `base` says.
 ///
 /// # Panics
-/// If the folder is missing or does not load (run `benches/llama_weights.py` first).
+/// If the folder is missing or does not load (write it with `benches/llama_weights.py`, or
+/// without torch with the `llama_bench_weights` example).
 pub fn load(weights: &Path, base: Base) -> Llama {
-    let dir = weights.join(base.name());
-    let dtype = match base {
-        Base::F32 => WeightDtype::F32,
-        Base::Bf16 => WeightDtype::Stored,
-    };
-    Llama::from_dir_with(&dir, &Device::Cpu, dtype)
-        .unwrap_or_else(|e| panic!("{}: {e} (write it with benches/llama_weights.py)", dir.display()))
+    let dir = base.folder(weights);
+    Llama::from_dir_with(&dir, &Device::Cpu, base.dtype()).unwrap_or_else(|e| {
+        panic!("{}: {e} (write it with benches/llama_weights.py or the llama_bench_weights example)", dir.display())
+    })
 }
 
 /// `n` token ids `(i · 7919 + 11) mod V`, as the GPT-2 benches and the Python peers.

@@ -57,7 +57,7 @@ fn decode(model: &Llama, prompt: &[i32]) -> (Vec<i32>, f64, Vec<f64>) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(weights), Some(base)) = (args.get(1), args.get(2).and_then(|b| Base::parse(b))) else {
-        eprintln!("usage: llama_decode WEIGHTS_DIR f32|bf16 [runs]");
+        eprintln!("usage: llama_decode WEIGHTS_DIR f32|bf16|q4_0|q8_0|.. [runs]");
         std::process::exit(2)
     };
     let runs: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
