@@ -112,6 +112,11 @@ impl Checkpoint {
             let tensors = safetensors::load_mapped(&path, device, &mut map)?;
             (path, tensors)
         };
+        if let WeightDtype::Quant(_) = dtype {
+            // The f32 tensors read and quantized went to the CPU buffer pool when dropped;
+            // nothing later has their sizes, so they would only hold memory (up to 512 MiB).
+            deltaw_tensor::cpu::pool::clear();
+        }
         let prefix = if tensors.keys().any(|k| k.starts_with(prefix)) { prefix.to_string() } else { String::new() };
         Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone(), dtype })
     }
