@@ -33,9 +33,11 @@
 # MLP's 4864-wide tensors: base and LoRA outputs of gate/up, their sums, SiLU, the product),
 # plus the logits (B·T·V f32 = 148 MiB), the loss's log-softmax (148 MiB) and in backward
 # their gradient.
-# And quantizing on load leaves the f32 read buffers in the CPU buffer pool
-# (deltaw_tensor::cpu::pool, up to 512 MiB) where nothing of the step reuses them: the q4_0
-# and q8_0 "loaded" figures are about 510 MiB above their weights, so q4_0 peaks above bf16.
+# These figures were taken while quantizing on load still left the f32 read buffers in the CPU
+# buffer pool (deltaw_tensor::cpu::pool, up to 512 MiB) where nothing of the step reuses them:
+# the q4_0 and q8_0 "loaded" figures are about 510 MiB above their weights. Checkpoint::load_as
+# now clears the pool after a quantizing load; a one-off run with that clear gave q4_0 3241 MiB
+# (0.73).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 steps="${1:-2}"

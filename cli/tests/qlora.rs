@@ -1,8 +1,8 @@
 //! QLoRA end to end: `deltaw demo --base-quant q4_0` learns the demo's `upper` task on a
 //! 4-bit frozen base; `deltaw sft --base-quant` on the tiny Llama writes a PEFT adapter and a
 //! `run.json` that says so; `deltaw merge --base-quant` reports the drift against the adapter
-//! on its quantized base, into an f32 folder and into a Q4_0 GGUF file that loads back; and
-//! bad block types are clear errors.
+//! on its quantized base, into an f32 folder and into a Q4_0 GGUF file that loads back; the
+//! same training on a GPU gives the same losses; and bad block types are clear errors.
 
 mod support;
 
@@ -10,7 +10,9 @@ use deltaw_tensor::{DType, Device, QuantType};
 use deltaw_transformer::gguf::GgufModel;
 use deltaw_transformer::{named_parameters, Llama, WeightDtype};
 use std::path::Path;
-use support::{assert_fails_with, deltaw, fixture, fresh_path, llama_folder, path, stdout_json};
+use support::{
+    assert_fails_with, deltaw, fixture, fresh_path, gpu_available, llama_folder, path, stdout_json, train_losses,
+};
 
 fn s(p: &Path) -> String {
     p.display().to_string()
@@ -88,6 +90,21 @@ fn qlora_sft_then_merge_reports_the_drift_into_f32_and_into_a_q4_0_gguf() {
         &deltaw(&[&merge[..], &["--format", "gguf", "--quant", "q4_0", "--out", &s(&file)]].concat()),
         &["exists", "--overwrite"],
     );
+    // On a GPU the blocks are read by the WGSL kernels: the same losses step for step (the
+    // products differ in summation order only, ~1e-6 relative; 1e-4 leaves room for three
+    // AdamW steps to carry it).
+    if gpu_available() {
+        let gpu_out = fresh_path("qlora-sft-gpu");
+        let gpu_arg = s(&gpu_out);
+        let gpu = [&args[..], &extra[..extra.len() - 2], &["--device", "gpu", "--out", &gpu_arg]].concat();
+        ok(&deltaw(&gpu));
+        let (cpu_losses, gpu_losses) = (train_losses(&out), train_losses(&gpu_out));
+        assert_eq!(cpu_losses.len(), 3);
+        for (c, g) in cpu_losses.iter().zip(&gpu_losses) {
+            assert!((c - g).abs() <= 1e-4 * c.abs(), "CPU losses {cpu_losses:?}, GPU {gpu_losses:?}");
+        }
+        std::fs::remove_dir_all(gpu_out).ok();
+    }
     for dir in [model, out, merged] {
         std::fs::remove_dir_all(dir).ok();
     }

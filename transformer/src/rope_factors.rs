@@ -42,7 +42,7 @@ impl Rope {
 ///
 /// # Errors
 /// A count other than `dim/2`, a factor that is not positive and finite, or factors no llama3
-/// scaling reproduces (within [`REFIT_TOLERANCE`]).
+/// scaling reproduces (within `REFIT_TOLERANCE`, 1e-4 relative).
 pub fn llama3_from_factors(theta: f64, dim: usize, factors: &[f32], original: f64) -> Result<RopeScaling, String> {
     if factors.len() != dim / 2 {
         return Err(format!(

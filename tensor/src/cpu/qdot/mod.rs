@@ -61,7 +61,9 @@ mod tests;
 mod x86;
 
 use crate::cpu::gemm::{sgemm, MatRef};
-use crate::cpu::simd::{simd_level, vectorized, SimdLevel};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::simd::SimdLevel;
+use crate::cpu::simd::{simd_level, vectorized};
 use crate::quant::{dequantize_rows, QuantType};
 use act::ActBlocks;
 use rayon::prelude::*;
