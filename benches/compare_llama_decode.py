@@ -11,6 +11,7 @@ shared machine), and the new tokens (for the cross-check).
     /work/venv/bin/python benches/compare_llama_decode.py target/llama-bench/qwen2-f32.gguf [runs]
 """
 import json
+from pathlib import Path
 import statistics
 import sys
 import time
@@ -55,7 +56,7 @@ def main():
         decode_secs.append(sum(steps))
         fastest = min(fastest, *steps)
     print(json.dumps({
-        "impl": "llama.cpp", "weights": "f16" if "f16" in path else "f32", "prompt_tokens": PROMPT_TOKENS,
+        "impl": "llama.cpp", "weights": Path(path).stem.rsplit("-", 1)[-1], "prompt_tokens": PROMPT_TOKENS,
         "new_tokens": NEW_TOKENS, "runs": runs, "prompt_s": round(statistics.median(prompt_secs), 3),
         "decode_tokens_per_s": round((NEW_TOKENS - 1) / statistics.median(decode_secs), 2),
         "best_step_tokens_per_s": round(1 / fastest, 2),

@@ -242,3 +242,31 @@ fn a_llama3_rope_travels_as_rope_freqs_and_reads_back_as_the_same_scaling() {
     assert!(gap < 2e-3, "f16 logits differ by {gap} of the largest");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_file_without_a_usable_tokenizer_still_loads_as_a_model() {
+    // Benchmark files carry `tokenizer.ggml.model = "none"` and are driven by token ids:
+    // `gguf::load_causal_lm` reads the model alone, the same weights `GgufModel::load` reads.
+    let dir = model_folder("qwen2_bias_gqa3", "qwen2");
+    let full = dir.join("q8.gguf");
+    export_gguf(&dir, &full, GgufQuant::Q8_0).unwrap();
+    let file = GgufFile::open(&full).unwrap();
+    let mut w = deltaw_tensor::gguf::GgufWriter::new();
+    for (key, value) in file.metadata().iter().filter(|(k, _)| !k.starts_with("tokenizer.")) {
+        w.add_metadata(key, value.clone()).unwrap();
+    }
+    w.add_metadata("tokenizer.ggml.model", deltaw_tensor::gguf::GgufValue::String("none".into())).unwrap();
+    for info in file.tensor_infos() {
+        w.add_tensor(&info.name, &file.tensor(&info.name, &Device::Cpu).unwrap()).unwrap();
+    }
+    let bare = dir.join("bare.gguf");
+    w.write(&bare).unwrap();
+    let err = GgufModel::load(&bare, &Device::Cpu, WeightDtype::Stored).err().unwrap().to_string();
+    assert!(err.contains("none"), "{err}");
+    let model = deltaw_transformer::gguf::load_causal_lm(&bare, &Device::Cpu, WeightDtype::Stored).unwrap();
+    let reference = GgufModel::load(&full, &Device::Cpu, WeightDtype::Stored).unwrap().model;
+    let ids = deltaw_tensor::Tensor::from_vec(vec![3i32, 17, 99, 4], (1, 4), &Device::Cpu).unwrap();
+    let (a, b) = (model.output(&ids, None).value().to_vec(), reference.output(&ids, None).value().to_vec());
+    assert_eq!(a, b, "the same weights, kept in their blocks");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p deltaw-benches --example llama_decode -- target/llama-bench f32 3
 //! cargo run --release -p deltaw-benches --example llama_decode -- target/llama-bench bf16 3
+//! cargo run --release -p deltaw-benches --example llama_decode -- target/llama-bench/qwen2-q8_0.gguf q8_0 3
 //! ```
 //!
 //! The 16-token prompt goes through one `decode_step` (the prompt phase); each of the 63
@@ -18,14 +19,16 @@
 use deltaw_autograd::{eval_mode, no_grad};
 use deltaw_benches::llama::{ids, load, median, peak_rss_mib, Base, NEW_TOKENS, PROMPT_TOKENS};
 use deltaw_tensor::cpu::gemm::kernel_name;
+use deltaw_tensor::cpu::qdot::qdot_path_name;
 use deltaw_tensor::{Device, Tensor};
-use deltaw_transformer::{CausalLm, DecodeInput, GenerateOptions, KvCache, Llama};
+use deltaw_transformer::gguf;
+use deltaw_transformer::{CausalLm, DecodeInput, GenerateOptions, KvCache, WeightDtype};
 use std::path::PathBuf;
 use std::time::Instant;
 
 /// Logits `(1, V)` of the last of `new`, fed at positions `past..past + len` after what
 /// `cache` holds.
-fn step(model: &Llama, new: &[i32], cache: &mut KvCache) -> Tensor {
+fn step(model: &dyn CausalLm, new: &[i32], cache: &mut KvCache) -> Tensor {
     let past = cache.len() as i32;
     let t = new.len();
     let ids = Tensor::from_vec(new.to_vec(), (1, t), &Device::Cpu).expect("one row");
@@ -35,7 +38,7 @@ fn step(model: &Llama, new: &[i32], cache: &mut KvCache) -> Tensor {
 
 /// Greedy decode of [`NEW_TOKENS`]: the new ids, the prompt phase's seconds and the seconds of
 /// each of the decode phase's [`NEW_TOKENS`] − 1 single-token steps.
-fn decode(model: &Llama, prompt: &[i32]) -> (Vec<i32>, f64, Vec<f64>) {
+fn decode(model: &dyn CausalLm, prompt: &[i32]) -> (Vec<i32>, f64, Vec<f64>) {
     no_grad(|| {
         eval_mode(|| {
             let mut cache = KvCache::new(model.num_layers());
@@ -56,19 +59,29 @@ fn decode(model: &Llama, prompt: &[i32]) -> (Vec<i32>, f64, Vec<f64>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(weights), Some(base)) = (args.get(1), args.get(2).and_then(|b| Base::parse(b))) else {
-        eprintln!("usage: llama_decode WEIGHTS_DIR f32|bf16|q4_0|q8_0|.. [runs]");
+    let (Some(weights), Some(label)) = (args.get(1), args.get(2)) else {
+        eprintln!(
+            "usage: llama_decode WEIGHTS_DIR f32|bf16|q4_0|q8_0|.. [runs]\n       llama_decode FILE.gguf LABEL [runs]"
+        );
         std::process::exit(2)
     };
     let runs: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let model = load(&PathBuf::from(weights), base);
-    let prompt = ids(PROMPT_TOKENS, model.config.vocab_size);
-    let (tokens, _, _) = decode(&model, &prompt); // also the warm-up
+    // A GGUF file is read as `deltaw generate` reads it: every block-quantized matrix (the
+    // embedding and tied head too) kept in its blocks.
+    let model: Box<dyn CausalLm> = if weights.ends_with(".gguf") {
+        gguf::load_causal_lm(weights, &Device::Cpu, WeightDtype::Stored).expect("a GGUF model")
+    } else {
+        let base = Base::parse(label).unwrap_or_else(|| panic!("unknown base {label}"));
+        Box::new(load(&PathBuf::from(weights), base))
+    };
+    let model = model.as_ref();
+    let prompt = ids(PROMPT_TOKENS, model.vocab_size());
+    let (tokens, _, _) = decode(model, &prompt); // also the warm-up
     let reference = model.generate(&prompt, &GenerateOptions::greedy(NEW_TOKENS));
     assert_eq!(tokens, reference, "the timed loop must decode what generate() decodes");
     let (mut prompt_secs, mut decode_secs, mut fastest) = (Vec::new(), Vec::new(), f64::INFINITY);
     for _ in 0..runs {
-        let (again, p, steps) = decode(&model, &prompt);
+        let (again, p, steps) = decode(model, &prompt);
         assert_eq!(again, tokens, "greedy decoding is deterministic");
         prompt_secs.push(p);
         decode_secs.push(steps.iter().sum::<f64>());
@@ -76,13 +89,14 @@ fn main() {
     }
     let tokens_json: Vec<String> = tokens.iter().map(i32::to_string).collect();
     println!(
-        "{{\"impl\": \"deltaw\", \"weights\": \"{}\", \"prompt_tokens\": {PROMPT_TOKENS}, \"new_tokens\": {NEW_TOKENS}, \"runs\": {runs}, \"prompt_s\": {:.3}, \"decode_tokens_per_s\": {:.2}, \"best_step_tokens_per_s\": {:.2}, \"peak_rss_mib\": {:.0}, \"kernel\": \"{}\", \"tokens\": [{}]}}",
-        base.name(),
+        "{{\"impl\": \"deltaw\", \"weights\": \"{}\", \"prompt_tokens\": {PROMPT_TOKENS}, \"new_tokens\": {NEW_TOKENS}, \"runs\": {runs}, \"prompt_s\": {:.3}, \"decode_tokens_per_s\": {:.2}, \"best_step_tokens_per_s\": {:.2}, \"peak_rss_mib\": {:.0}, \"kernel\": \"{}\", \"qdot\": \"{}\", \"tokens\": [{}]}}",
+        label,
         median(&prompt_secs),
         (NEW_TOKENS - 1) as f64 / median(&decode_secs),
         1.0 / fastest,
         peak_rss_mib(),
         kernel_name(),
+        qdot_path_name(),
         tokens_json.join(", ")
     );
 }

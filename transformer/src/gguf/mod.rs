@@ -67,13 +67,9 @@ impl GgufModel {
         let path = path.as_ref();
         let file = GgufFile::open(path)?;
         let metadata = file.metadata();
-        let arch = GgufArch::from_metadata(metadata, path)?;
+        GgufArch::from_metadata(metadata, path)?; // an unknown architecture is named first
         let vocab = GgufVocab::from_metadata(metadata)?;
         let tokenizer = vocab.tokenizer(path)?;
-        let vocab_size = match file.tensor_info("token_embd.weight") {
-            Some(info) if info.shape.len() == 2 => info.shape[0],
-            _ => vocab.tokens.len(),
-        };
         let eos: Vec<i32> = [vocab.eos_token_id, eot_id(&file)?].into_iter().flatten().map(|i| i as i32).fold(
             Vec::new(),
             |mut v, i| {
@@ -88,22 +84,53 @@ impl GgufModel {
             bos_token_id: vocab.bos_token_id.map(|i| i as i32),
             pad_token_id: vocab.padding_token_id.map(|i| i as i32),
         };
-        let tensors = hf_tensors(&file, arch, device, dtype != WeightDtype::F32)?;
-        let mut ck = Checkpoint::from_tensors(path, tensors, device).with_dtype(dtype);
-        let model: Box<dyn CausalLm> = match arch {
-            GgufArch::Llama(family) => {
-                let tied = file.tensor_info("output.weight").is_none();
-                let bias = file.tensor_info("blk.0.attn_q.bias").is_some();
-                let factors = rope_freqs(&file)?;
-                let config = llama_config(metadata, family, vocab_size, tied, bias, factors.as_deref(), path)?;
-                Box::new(Llama::build(config, &mut ck)?)
-            }
-            GgufArch::Gpt2 => Box::new(Gpt2::build(gpt2_config(metadata, vocab_size, path)?, &mut ck)),
-        };
-        ck.finish()?;
+        let (model, arch) = build_model(&file, vocab.tokens.len(), device, dtype)?;
         tokenizer.check_vocab(model.vocab_size())?;
         Ok(GgufModel { model, tokenizer, generation, arch })
     }
+}
+
+/// The causal LM of the GGUF file at `path` alone, without reading its tokenizer: for a file
+/// whose vocabulary deltaw cannot build (`tokenizer.ggml.model` `"none"`, as benchmark files
+/// driven by token ids have) or a caller that brings its own. `dtype` as for
+/// [`GgufModel::load`].
+///
+/// # Errors
+/// As [`GgufModel::load`], less the tokenizer's.
+pub fn load_causal_lm(path: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Box<dyn CausalLm>> {
+    let file = GgufFile::open(path.as_ref())?;
+    let tokens = file.metadata().get_str_array("tokenizer.ggml.tokens").map(|t| t.len()).unwrap_or(0);
+    Ok(build_model(&file, tokens, device, dtype)?.0)
+}
+
+/// The model of `file`; its vocabulary size is the token embedding's rows (`tokens`, the
+/// tokenizer's size, when the file has no such tensor).
+fn build_model(
+    file: &GgufFile,
+    tokens: usize,
+    device: &Device,
+    dtype: WeightDtype,
+) -> Result<(Box<dyn CausalLm>, GgufArch)> {
+    let (path, metadata) = (file.path(), file.metadata());
+    let arch = GgufArch::from_metadata(metadata, path)?;
+    let vocab_size = match file.tensor_info("token_embd.weight") {
+        Some(info) if info.shape.len() == 2 => info.shape[0],
+        _ => tokens,
+    };
+    let tensors = hf_tensors(file, arch, device, dtype != WeightDtype::F32)?;
+    let mut ck = Checkpoint::from_tensors(path, tensors, device).with_dtype(dtype);
+    let model: Box<dyn CausalLm> = match arch {
+        GgufArch::Llama(family) => {
+            let tied = file.tensor_info("output.weight").is_none();
+            let bias = file.tensor_info("blk.0.attn_q.bias").is_some();
+            let factors = rope_freqs(file)?;
+            let config = llama_config(metadata, family, vocab_size, tied, bias, factors.as_deref(), path)?;
+            Box::new(Llama::build(config, &mut ck)?)
+        }
+        GgufArch::Gpt2 => Box::new(Gpt2::build(gpt2_config(metadata, vocab_size, path)?, &mut ck)),
+    };
+    ck.finish()?;
+    Ok((model, arch))
 }
 
 /// The tensor in which llama.cpp stores Llama 3's rope scaling, one factor per frequency.

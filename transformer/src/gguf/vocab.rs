@@ -71,6 +71,13 @@ impl GgufVocab {
     /// A missing `tokenizer.ggml.model` or `tokenizer.ggml.tokens`, or a key of the wrong type
     /// (the message names the file and the key).
     pub fn from_metadata(metadata: &GgufMetadata) -> Result<GgufVocab> {
+        if metadata.get("tokenizer.ggml.model").is_some() && metadata.get_str("tokenizer.ggml.model")? == "none" {
+            return Err(Error::Input(
+                "tokenizer.ggml.model is \"none\": the file has no vocabulary (gguf::load_causal_lm reads its \
+                 model alone)"
+                    .into(),
+            ));
+        }
         let opt = |key: &str| metadata.get(key).is_some();
         let id = |key: &str| -> Result<Option<u32>> {
             if !opt(key) {
