@@ -21,7 +21,14 @@ python="${2:-/work/venv/bin/python}"
 weights="${3:-$root/target/llama-bench}"
 cd "$root"
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1
-"$python" benches/llama_weights.py "$weights"
+if "$python" -c "import torch" 2>/dev/null; then
+  "$python" benches/llama_weights.py "$weights"
+else
+  # Without torch: deltaw's own initialisation of the same shape, and the GGUFs from numpy + gguf.
+  [ -f "$weights/f32/model.safetensors" ] ||
+    cargo run --release -q -p deltaw-benches --example llama_bench_weights -- "$weights"
+  "$python" benches/llama_gguf.py "$weights" f32 f16
+fi
 cargo build --release -q -p deltaw-benches --example llama_decode
 bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/llama_decode"
 out=$(mktemp)
