@@ -208,6 +208,14 @@ fn export_writes_files_that_load_back_as_the_same_model() {
             let report = export_gguf(&dir, &out, quant).unwrap();
             let fell_back = model.starts_with("qwen2") && quant == GgufQuant::Q8_0;
             assert_eq!(!report.fallbacks.is_empty(), fell_back, "{model}: {report:?}");
+            // The Mistral fixture's sliding window (6) has no GGUF key: the report says so.
+            let windowed = report.notes.iter().any(|n| n.contains("sliding_window 6"));
+            assert_eq!(windowed, model.starts_with("mistral"), "{model}: {report:?}");
+            // One token per embedding row, as llama.cpp requires: the fixtures' 512 rows hold
+            // fewer tokens, padded with unused [PAD{i}] entries as llama.cpp's converter does.
+            let file = GgufFile::open(&out).unwrap();
+            let tokens = file.metadata().get_str_array("tokenizer.ggml.tokens").unwrap();
+            assert_eq!((tokens.len(), &*tokens[511]), (512, "[PAD511]"), "{model}");
             assert_weights_round_trip(&dir, &out, quant);
         }
         let gap = logit_gap(&dir, &dir.join("F16.gguf"));

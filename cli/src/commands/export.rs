@@ -38,6 +38,9 @@ pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
     if !report.fallbacks.is_empty() {
         writeln!(out, "as f16       {} (rows not a whole number of blocks)", report.fallbacks.join(", "))?;
     }
+    for note in &report.notes {
+        writeln!(out, "note         {note}")?;
+    }
     writeln!(out, "wrote {}", args.out.display())?;
     Ok(())
 }

@@ -194,6 +194,9 @@ fn write_gguf(
     if !export.fallbacks.is_empty() {
         writeln!(out, "as f16 in the file: {} (rows not a whole number of blocks)", export.fallbacks.join(", "))?;
     }
+    for note in &export.notes {
+        writeln!(out, "note: {note}")?;
+    }
     let file = GgufModel::load(&args.out, &model.device(), WeightDtype::Stored)?;
     let drift = OutputDrift::between(reference, &no_grad(|| file.model.output(ids, None).value()));
     writeln!(out, "GGUF {}: {drift}", args.quant)?;

@@ -77,6 +77,9 @@ pub struct ExportReport {
     pub types: BTreeMap<String, usize>,
     /// Matrices whose rows are not a whole number of the type's blocks, stored f16 instead.
     pub fallbacks: Vec<String>,
+    /// What the file cannot carry and llama.cpp will do differently (Mistral's sliding window:
+    /// llama.cpp's `llama` architecture attends to the whole context).
+    pub notes: Vec<String>,
 }
 
 /// Writes the causal LM in the folder `dir` as the GGUF file `out` (atomically).
@@ -100,7 +103,9 @@ pub fn export_gguf(dir: &Path, out: &Path, quant: GgufQuant) -> Result<ExportRep
         ("general.file_type".into(), GgufValue::U32(quant.file_type())),
     ];
     metadata.extend(arch_metadata(arch, &config, dir)?);
-    metadata.extend(GgufVocab::from_tokenizer_dir(dir)?.to_metadata());
+    let mut vocab = GgufVocab::from_tokenizer_dir(dir)?;
+    vocab.pad_to(model.vocab_size())?;
+    metadata.extend(vocab.to_metadata());
     for (key, value) in metadata {
         writer.add_metadata(key, value)?;
     }
@@ -122,6 +127,14 @@ pub fn export_gguf(dir: &Path, out: &Path, quant: GgufQuant) -> Result<ExportRep
     }
     if let GgufArch::Llama(_) = arch {
         add_rope_freqs(&mut writer, &config, dir, &mut report)?;
+        if let Some(w) =
+            config["sliding_window"].as_u64().filter(|&w| Some(w) < config["max_position_embeddings"].as_u64())
+        {
+            report.notes.push(format!(
+                "sliding_window {w} is not stored: llama.cpp attends to the whole context, so past {w} tokens it \
+                 decodes differently from deltaw and transformers"
+            ));
+        }
     }
     writer.write(out)?;
     Ok(report)

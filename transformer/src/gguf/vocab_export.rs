@@ -73,6 +73,31 @@ impl GgufVocab {
         Ok(vocab)
     }
 
+    /// Pads the vocabulary with unused `[PAD{i}]` tokens up to `vocab_size`, the model's
+    /// embedding rows, as llama.cpp's converter does: llama.cpp requires one token per row
+    /// (Qwen2.5's 151,936 rows hold 151,665 tokens).
+    ///
+    /// # Errors
+    /// When the tokenizer already has more tokens than the model has rows.
+    pub fn pad_to(&mut self, vocab_size: usize) -> Result<()> {
+        let n = self.tokens.len();
+        if n > vocab_size {
+            return Err(Error::Input(format!(
+                "the tokenizer has {n} tokens for a model of {vocab_size} embedding rows"
+            )));
+        }
+        for i in n..vocab_size {
+            self.tokens.push(format!("[PAD{i}]"));
+            if let Some(types) = &mut self.token_types {
+                types.push(5);
+            }
+            if let Some(scores) = &mut self.scores {
+                scores.push(-1e4 - i as f32);
+            }
+        }
+        Ok(())
+    }
+
     /// The `tokenizer.*` metadata entries.
     pub fn to_metadata(&self) -> Vec<(String, GgufValue)> {
         let strings = |v: &[String]| {
