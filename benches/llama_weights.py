@@ -43,37 +43,12 @@ def build():
 
 
 def write_gguf(model, path, f16):
-    import gguf
+    """The model as a GGUF file, f32 or with f16 matrices (llama_gguf.write, shared with the
+    torch-free path)."""
+    import llama_gguf
 
-    cfg = model.config
-    writer = gguf.GGUFWriter(str(path), "qwen2")
-    writer.add_name("deltaw-bench-qwen2.5-0.5b-random")
-    writer.add_context_length(cfg.max_position_embeddings)
-    writer.add_embedding_length(cfg.hidden_size)
-    writer.add_block_count(cfg.num_hidden_layers)
-    writer.add_feed_forward_length(cfg.intermediate_size)
-    writer.add_head_count(cfg.num_attention_heads)
-    writer.add_head_count_kv(cfg.num_key_value_heads)
-    writer.add_rope_freq_base(CONFIG["rope_theta"])
-    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if f16 else gguf.LlamaFileType.ALL_F32)
-    writer.add_vocab_size(cfg.vocab_size)
-    writer.add_tokenizer_model("none")
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, cfg.num_hidden_layers)
-    for key, tensor in sorted(model.state_dict().items()):
-        if key == "lm_head.weight":  # tied: llama.cpp falls back to token_embd
-            continue
-        name = names.get_name(key, try_suffixes=(".weight", ".bias"))
-        if name is None:
-            raise SystemExit(f"no GGUF name for {key}")
-        array = tensor.detach().numpy()
-        if f16 and array.ndim == 2:
-            array = array.astype("float16")
-        writer.add_tensor(name, array)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    llama_gguf.write(weights, CONFIG, path, "f16" if f16 else "f32")
 
 
 def main():

@@ -7,17 +7,7 @@ mod support;
 use deltaw_train::evaluation::{score_answers, Segmentation};
 use serde_json::Value;
 use std::path::Path;
-use support::{assert_fails_with, deltaw, fresh_path, llama_folder, path};
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-#[track_caller]
-fn ok(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use support::{assert_fails_with, deltaw, fresh_path, llama_folder, ok, path, s};
 
 fn report(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()

@@ -6,18 +6,7 @@
 
 mod support;
 
-use std::path::Path;
-use support::{deltaw, fresh_path, gpu_available, llama_folder, path, stdout_json};
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-#[track_caller]
-fn ok(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use support::{deltaw, fresh_path, gpu_available, llama_folder, ok, path, s, stdout_json};
 
 #[test]
 fn info_and_inspect_data_read_the_llama_folder_and_its_template() {

@@ -9,20 +9,9 @@ mod support;
 use deltaw_tensor::{DType, Device, QuantType};
 use deltaw_transformer::gguf::GgufModel;
 use deltaw_transformer::{named_parameters, Llama, WeightDtype};
-use std::path::Path;
 use support::{
-    assert_fails_with, deltaw, fixture, fresh_path, gpu_available, llama_folder, path, stdout_json, train_losses,
+    assert_fails_with, deltaw, fixture, fresh_path, gpu_available, llama_folder, ok, path, s, stdout_json, train_losses,
 };
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-#[track_caller]
-fn ok(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn qlora_demo_learns_upper_on_a_4_bit_base() {

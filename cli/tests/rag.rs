@@ -5,12 +5,7 @@
 
 mod support;
 
-use std::path::Path;
-use support::{assert_fails_with, deltaw, gpu_available, minilm_dir, path, scratch, stdout_json};
-
-fn s(path: &Path) -> String {
-    path.display().to_string()
-}
+use support::{assert_fails_with, deltaw, gpu_available, minilm_dir, path, s, scratch, stdout_json};
 
 #[test]
 fn rag_index_then_query_json_with_the_tiny_bert() {

@@ -9,16 +9,10 @@ use deltaw_tensor::{Device, Tensor};
 use deltaw_transformer::Gpt2;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::{deltaw, fresh_path};
+use support::{deltaw, fresh_path, ok};
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name).display().to_string()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[track_caller]

@@ -8,13 +8,7 @@ use deltaw_tensor::Device;
 use deltaw_transformer::Gpt2;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::{deltaw, scratch, train_losses};
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use support::{deltaw, ok, scratch, train_losses};
 
 #[track_caller]
 fn fails_with(out: &Output, needle: &str) {

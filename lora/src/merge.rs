@@ -217,9 +217,8 @@ fn store_as(sum: Tensor, dtype: DType, fan_in_fan_out: bool) -> Tensor {
     match dtype {
         DType::F32 => sum,
         DType::Quant(ty) => {
-            let layout = if fan_in_fan_out { QuantLayout::Transposed } else { QuantLayout::Rows };
             // A non-finite sum (a corrupt adapter) stays f32 rather than failing the merge.
-            layout.quantize(sum.clone(), ty).unwrap_or(sum)
+            QuantLayout::of(fan_in_fan_out).quantize(sum.clone(), ty).unwrap_or(sum)
         }
         other => sum.to_dtype(other).expect("a merged weight fits its storage dtype"),
     }

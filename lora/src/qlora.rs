@@ -71,7 +71,7 @@ pub fn quantize_base<M: Model + ?Sized>(model: &mut M, ty: QuantType) -> deltaw_
     for (path, layer) in model.linear_modules_mut() {
         let w = layer.weight();
         let value = w.value();
-        let layout = if layer.fan_in_fan_out() { QuantLayout::Transposed } else { QuantLayout::Rows };
+        let layout = QuantLayout::of(layer.fan_in_fan_out());
         let q = if path.ends_with("lm_head") { value.clone() } else { layout.quantize(value.clone(), ty)? };
         if q.dtype() != DType::Quant(ty) {
             report.kept.push(path);

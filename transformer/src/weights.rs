@@ -37,6 +37,16 @@ pub enum QuantLayout {
 }
 
 impl QuantLayout {
+    /// The layout of a linear layer's weight: [`QuantLayout::Transposed`] when it is stored
+    /// `(in, out)` (PEFT's `fan_in_fan_out`, GPT-2's `Conv1D`), else [`QuantLayout::Rows`].
+    pub fn of(fan_in_fan_out: bool) -> QuantLayout {
+        if fan_in_fan_out {
+            QuantLayout::Transposed
+        } else {
+            QuantLayout::Rows
+        }
+    }
+
     /// `t` (2-D, any float dtype) quantized to `ty` as this layout says, or `t` itself when
     /// its blocks would not be whole (a dot-product axis that is not a multiple of the block).
     ///
@@ -56,7 +66,7 @@ impl QuantLayout {
         match (t.dims(), self) {
             (&[_, cols], QuantLayout::Rows) if cols.is_multiple_of(b) => t.to_dtype(DType::Quant(ty)),
             (&[rows, _], QuantLayout::Transposed) if rows.is_multiple_of(b) => {
-                Ok(t.t().to_dtype(DType::F32)?.to_dtype(DType::Quant(ty))?.t())
+                Ok(t.t().to_dtype(DType::Quant(ty))?.t())
             }
             _ => Ok(t),
         }

@@ -15,7 +15,7 @@ use clap::{Args, ValueEnum};
 use deltaw_autograd::no_grad;
 use deltaw_lora::{Lora, OutputDrift};
 use deltaw_tensor::{DType, Device, QuantType, Tensor};
-use deltaw_transformer::gguf::{export_gguf, GgufModel, GgufQuant};
+use deltaw_transformer::gguf::{export_model, GgufModel, GgufQuant};
 use deltaw_transformer::{load_causal_lm_with, load_model, Model, Tokenizer, WeightDtype};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -172,9 +172,9 @@ fn write_merged(model: &dyn Model, base: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes the merged model as a GGUF file of `quant` (through a temporary merged folder next
-/// to it) and reports the drift of the file as llama.cpp would run it: loaded back with its
-/// blocks kept, against the adapter's `reference` output on the probe `ids`.
+/// Writes the merged model as a GGUF file of `quant` (the base's tokenizer with it) and
+/// reports the drift of the file as llama.cpp would run it: loaded back with its blocks kept,
+/// against the adapter's `reference` output on the probe `ids`.
 fn write_gguf(
     args: &MergeArgs,
     model: &dyn Model,
@@ -182,15 +182,8 @@ fn write_gguf(
     (ids, reference): (&Tensor, &Tensor),
     out: &mut impl Write,
 ) -> Result<()> {
-    let name = args.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = args.out.with_file_name(format!(".{name}.merged-folder"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing the stale {}", tmp.display()))?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let written = write_merged(model, &args.model, &tmp).and_then(|()| Ok(export_gguf(&tmp, &args.out, quant)?));
-    std::fs::remove_dir_all(&tmp).ok();
-    let export = written?;
+    let name = args.out.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let export = export_model(model, &args.model, &name, &args.out, quant)?;
     if !export.fallbacks.is_empty() {
         writeln!(out, "as f16 in the file: {} (rows not a whole number of blocks)", export.fallbacks.join(", "))?;
     }

@@ -5,6 +5,18 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+/// A path as a command-line argument.
+pub fn s(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+/// The stdout of a run that must succeed (its stderr in the message when it did not).
+#[track_caller]
+pub fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
 }

@@ -6,10 +6,9 @@
 use super::config::GgufArch;
 use super::names::gguf_name;
 use super::vocab::GgufVocab;
-use crate::config::ModelType;
 use crate::error::{Error, Result};
 use crate::llama_config::{LlamaConfig, LlamaFamily};
-use crate::model::load_causal_lm;
+use crate::model::{load_causal_lm, Model};
 use crate::module::named_parameters;
 use deltaw_tensor::gguf::{GgufType, GgufValue, GgufWriter};
 use deltaw_tensor::{quant, DType, Device, QuantType, Tensor};
@@ -89,17 +88,29 @@ pub struct ExportReport {
 /// (Llama 3.1's rope scaling), a tokenizer without a llama.cpp equivalent, or a write failure.
 pub fn export_gguf(dir: &Path, out: &Path, quant: GgufQuant) -> Result<ExportReport> {
     let model = load_causal_lm(dir, &Device::Cpu)?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    export_model(model.as_ref(), dir, &name, out, quant)
+}
+
+/// [`export_gguf`] of a model already in memory (a merged one, say): `dir` is the folder
+/// whose tokenizer files go into the file (and names `config.json` in errors), `name`
+/// becomes `general.name`.
+///
+/// # Errors
+/// As [`export_gguf`]; a BERT model, which is no causal LM.
+pub fn export_model(model: &dyn Model, dir: &Path, name: &str, out: &Path, quant: GgufQuant) -> Result<ExportReport> {
     let config = model.config_json();
-    let arch = match ModelType::from_dir(dir)? {
-        ModelType::Gpt2 => GgufArch::Gpt2,
-        ModelType::Llama(family) => GgufArch::Llama(family),
-        ModelType::Bert => unreachable!("load_causal_lm refuses BERT"),
+    let arch = match (model.model_type(), LlamaFamily::from_model_type(model.model_type())) {
+        ("gpt2", _) => GgufArch::Gpt2,
+        (_, Some(family)) => GgufArch::Llama(family),
+        (other, None) => {
+            return Err(Error::Input(format!("a {other} model cannot be written as GGUF (causal LMs only)")))
+        }
     };
     let mut writer = GgufWriter::new();
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut metadata = vec![
         ("general.architecture".to_string(), GgufValue::String(arch.as_str().into())),
-        ("general.name".into(), GgufValue::String(name)),
+        ("general.name".into(), GgufValue::String(name.to_string())),
         ("general.file_type".into(), GgufValue::U32(quant.file_type())),
     ];
     metadata.extend(arch_metadata(arch, &config, dir)?);
@@ -113,7 +124,7 @@ pub fn export_gguf(dir: &Path, out: &Path, quant: GgufQuant) -> Result<ExportRep
     let nh = heads("num_attention_heads").unwrap_or(1);
     let nkv = heads("num_key_value_heads").unwrap_or(nh);
     let mut report = ExportReport::default();
-    for (key, param) in named_parameters(model.as_ref()) {
+    for (key, param) in named_parameters(model) {
         let gname = gguf_name(arch, &key).ok_or_else(|| Error::Input(format!("no GGUF name for parameter '{key}'")))?;
         let t = param.value().to_dtype(DType::F32)?.contiguous();
         let permute = match arch {

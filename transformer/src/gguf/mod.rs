@@ -29,7 +29,7 @@ mod vocab;
 mod vocab_export;
 
 pub use config::{gpt2_config, llama_config, GgufArch};
-pub use export::{export_gguf, ExportReport, GgufQuant};
+pub use export::{export_gguf, export_model, ExportReport, GgufQuant};
 pub use names::{gguf_name, hf_name};
 pub use vocab::GgufVocab;
 
