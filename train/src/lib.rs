@@ -32,6 +32,7 @@
 
 pub mod clean;
 pub mod data;
+pub mod distributed;
 mod error;
 pub mod evaluation;
 pub mod synthetic;

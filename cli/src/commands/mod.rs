@@ -16,6 +16,7 @@ pub mod open_model;
 pub mod outdir;
 pub mod plot;
 pub mod rag;
+pub mod ranks;
 pub mod run_args;
 pub mod sft;
 pub mod train;

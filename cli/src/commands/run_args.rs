@@ -4,6 +4,7 @@
 //! from scratch and fine-tuning want different learning rates, batches and weight decay.
 
 use super::plot::plot_run;
+use super::ranks::DistArgs;
 use anyhow::Result;
 use clap::Args;
 use deltaw_train::data::SftDataset;
@@ -50,6 +51,8 @@ pub struct RunArgs {
     /// Replace deltaw's outputs in a non-empty --out.
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub dist: DistArgs,
 }
 
 /// A command's defaults for [`Optim`], written as `--help` shows them.
@@ -132,7 +135,9 @@ pub fn fit_and_report(
         }
     }
     let summary = trainer.fit(train, val)?;
-    plot_run(out_dir);
+    if trainer.is_root() {
+        plot_run(out_dir);
+    }
     writeln!(
         out,
         "{} steps, final loss {:.4}, {:.0} tokens/s, {:.1} s",

@@ -1,6 +1,7 @@
 //! `deltaw sft`: supervised fine-tuning of a GPT-2 folder on `<input, output>` data, with LoRA
 //! (the default) or fully, then the adapter (PEFT format) or the model folder written out.
 
+use super::ranks::Ranks;
 use super::run_args::{fit_and_report, interrupt_flag, Optim, OptimDefaults, RunArgs};
 use super::{check_model_dir, outdir};
 use anyhow::{bail, Context, Result};
@@ -200,11 +201,23 @@ impl SftArgs {
 }
 
 pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> {
+    let ranks = Ranks::start(&args.run.dist)?;
+    ranks.finish(run_on(args, device, out, &ranks))
+}
+
+/// `run` on one rank of a `--distributed` run (or the only process): rank 0 prints and writes.
+fn run_on(args: &SftArgs, device: &Device, out: &mut impl Write, ranks: &Ranks) -> Result<()> {
+    let mut quiet = std::io::sink();
+    let mut out: &mut dyn Write = if ranks.is_root() { out } else { &mut quiet };
+    let out = &mut out;
     check_model_dir(&args.model)?;
     if let Some(f) = args.val_split.filter(|f| !(0.0..1.0).contains(f)) {
         bail!("--val-split {f} must be in [0, 1)");
     }
-    outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
+    if ranks.is_root() {
+        outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
+    }
+    ranks.barrier("rank 0 preparing --out");
     // LoRA freezes the base: a bf16/f16 base stays in its dtype (half the memory of f32), or
     // is quantized into blocks as it loads (QLoRA).
     let dtype = match (args.full, args.base_quant) {
@@ -226,11 +239,18 @@ pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> 
     };
     let params = lora.as_ref().map_or_else(|| model.parameters(), Lora::parameters);
     let config = args.trainer_config();
-    write_run_json(args, &config)?;
+    if ranks.is_root() {
+        write_run_json(args, &config)?;
+    }
     let ids = (codec.eos_id(), codec.eos_id());
+    let dist = ranks.trainer_part(&args.run.dist, &params, config.grad_accum)?;
     let mut trainer =
         Trainer::new(model.as_ref(), params, config, &args.run.out, ids)?.with_interrupt(interrupt_flag());
-    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? {
+    if let Some(dist) = dist {
+        trainer = trainer.distributed(dist);
+    }
+    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? || !ranks.is_root()
+    {
         return Ok(());
     }
     let dest = match &lora {

@@ -6,6 +6,7 @@
 //! file needed, any text) or from a `tokenizer.json` (`--tokenizer DIR`, e.g. GPT-2's folder).
 
 use super::outdir;
+use super::ranks::Ranks;
 use super::run_args::{fit_and_report, interrupt_flag, Optim, OptimDefaults, RunArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -70,6 +71,15 @@ impl TrainArgs {
 }
 
 pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()> {
+    let ranks = Ranks::start(&args.run.dist)?;
+    ranks.finish(run_on(args, device, out, &ranks))
+}
+
+/// `run` on one rank of a `--distributed` run (or the only process): rank 0 prints and writes.
+fn run_on(args: &TrainArgs, device: &Device, out: &mut impl Write, ranks: &Ranks) -> Result<()> {
+    let mut quiet = std::io::sink();
+    let mut out: &mut dyn Write = if ranks.is_root() { out } else { &mut quiet };
+    let out = &mut out;
     if !(0.0..1.0).contains(&args.val_split) {
         bail!("--val-split {} must be in [0, 1)", args.val_split);
     }
@@ -78,7 +88,10 @@ pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()
     let data = TextDataset::load(&args.data, codec.as_ref(), args.block_size)?;
     writeln!(out, "{}", data.report)?;
     let (train, val) = data.split(args.val_split)?;
-    outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
+    if ranks.is_root() {
+        outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
+    }
+    ranks.barrier("rank 0 preparing --out");
     let model = Gpt2::init(config, Seed(args.run.seed), device);
     let params = model.parameters();
     let count: usize = params.iter().map(|p| p.value().numel()).sum();
@@ -92,9 +105,14 @@ pub fn run(args: &TrainArgs, device: &Device, out: &mut impl Write) -> Result<()
         codec.vocab_size()
     )?;
     let ids = (codec.eos_id(), codec.eos_id());
-    let mut trainer =
-        Trainer::new(&model, params, args.trainer_config(), &args.run.out, ids)?.with_interrupt(interrupt_flag());
-    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? {
+    let config = args.trainer_config();
+    let dist = ranks.trainer_part(&args.run.dist, &params, config.grad_accum)?;
+    let mut trainer = Trainer::new(&model, params, config, &args.run.out, ids)?.with_interrupt(interrupt_flag());
+    if let Some(dist) = dist {
+        trainer = trainer.distributed(dist);
+    }
+    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? || !ranks.is_root()
+    {
         return Ok(());
     }
     let dir = args.run.out.join("model");

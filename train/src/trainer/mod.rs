@@ -43,6 +43,7 @@ mod checkpoint;
 mod config;
 mod eval;
 mod metrics;
+mod shards;
 
 pub use config::TrainerConfig;
 pub use eval::{exact_match, greedy_answer, prompt_and_answer};
@@ -50,6 +51,7 @@ pub(crate) use eval::{target_count, validation_loss};
 pub use metrics::{read_metrics, EvalMetrics, MetricsLine, MetricsLog, StepMetrics};
 
 use crate::data::{collate, SftDataset};
+use crate::distributed::{all_reduce_grads, broadcast_params, Distributed};
 use crate::error::{Error, Result};
 use deltaw_autograd::{train_mode, AdamW, AdamWConfig, Grads, Optimizer, ParamGroup, Var};
 use deltaw_tensor::Seed;
@@ -90,6 +92,8 @@ pub struct Trainer<'m> {
     /// The current epoch's sample order, keyed by (epoch, samples): built once an epoch rather
     /// than once a step (the order depends on nothing else).
     order: Option<((usize, usize), Vec<usize>)>,
+    /// Data-parallel over several ranks ([`Trainer::distributed`]); `None` in one process.
+    dist: Option<Distributed>,
 }
 
 impl<'m> Trainer<'m> {
@@ -112,8 +116,7 @@ impl<'m> Trainer<'m> {
         if let Some(p) = params.iter().find(|p| p.name().is_none() || !p.requires_grad()) {
             return Err(Error::Options(format!("parameter {p:?} must be named and require grad")));
         }
-        let adam = AdamWConfig { lr: config.lr, weight_decay: config.weight_decay, ..Default::default() };
-        let opt = AdamW::with_groups(ParamGroup::decay_by_rank(&params, config.weight_decay), adam);
+        let opt = adamw(&params, &config);
         let out_dir = out_dir.as_ref().to_path_buf();
         Ok(Trainer {
             model,
@@ -127,7 +130,31 @@ impl<'m> Trainer<'m> {
             interrupt: None,
             last_checkpoint: None,
             order: None,
+            dist: None,
         })
+    }
+
+    /// Trains over the ranks of `dist` (see [`crate::distributed`]): this rank runs its share
+    /// of each step's `grad_accum` micro-batches, gradients are summed over the ranks, and with
+    /// ZeRO-1 this rank's optimizer keeps and steps only its shard of the parameters. Only rank
+    /// 0 evaluates and writes metrics, progress and checkpoints (with every rank's optimizer
+    /// shard).
+    pub fn distributed(mut self, dist: Distributed) -> Self {
+        if dist.config.zero1 {
+            self.opt = adamw(&self.params[dist.shard.clone()], &self.config);
+        }
+        self.dist = Some(dist);
+        self
+    }
+
+    /// True in a single process and on rank 0 of a distributed run: the rank that reports.
+    pub fn is_root(&self) -> bool {
+        self.dist.as_ref().is_none_or(|d| d.rank() == 0)
+    }
+
+    /// Bytes of optimizer state this process holds (with ZeRO-1, this rank's shard).
+    pub fn optimizer_bytes(&self) -> usize {
+        self.opt.state_bytes()
     }
 
     /// Ends the run after the current step (with a checkpoint) once `flag` is set, e.g. by a
@@ -153,14 +180,20 @@ impl<'m> Trainer<'m> {
     /// settings (which would not reproduce the original run).
     pub fn resume(&mut self) -> Result<Option<usize>> {
         let Some(dir) = checkpoint::latest(&self.checkpoint_root())? else { return Ok(None) };
-        self.step = checkpoint::load(&dir, &self.params, &mut self.opt, &self.config)?;
+        let wanted = self.dist.as_ref().map_or(0..self.params.len(), |d| d.shard.clone());
+        self.step = checkpoint::load(&dir, (&self.params, &mut self.opt), &self.config, wanted)?;
         self.last_checkpoint = Some(dir);
         Ok(Some(self.step))
     }
 
-    /// Writes a checkpoint of the current step now.
+    /// Writes a checkpoint of the current step now (in a distributed run, every rank must call
+    /// it at the same step).
     pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
-        let dir = checkpoint::save(&self.checkpoint_root(), self.step, &self.params, &self.opt, &self.config)?;
+        let (root, state) = (self.checkpoint_root(), (self.params.as_slice(), &self.opt));
+        let dir = match &self.dist {
+            None => checkpoint::save(&root, self.step, state, &self.config, (&[], 1))?,
+            Some(d) => shards::save(&root, self.step, state, &self.config, d)?,
+        };
         self.last_checkpoint = Some(dir.clone());
         Ok(dir)
     }
@@ -182,11 +215,12 @@ impl<'m> Trainer<'m> {
             return Err(Error::Options("the training set is empty".into()));
         }
         std::fs::create_dir_all(&self.out_dir).map_err(|source| Error::Io { path: self.out_dir.clone(), source })?;
-        let mut log = MetricsLog::open(&self.out_dir.join("metrics.jsonl"), self.step)?;
+        let root = self.is_root();
+        let mut log = root.then(|| MetricsLog::open(&self.out_dir.join("metrics.jsonl"), self.step)).transpose()?;
         let n_batches = train.len().div_ceil(self.config.batch_size);
         let total = self.config.total_steps(n_batches);
         let end = self.config.stop_after.map_or(total, |s| s.min(total));
-        let bar = progress_bar(self.config.progress, self.step, total);
+        let bar = progress_bar(self.config.progress && root, self.step, total);
         let (start, mut tokens, mut summary) = (Instant::now(), 0usize, TrainSummary::new());
         while self.step < end {
             let m = self.train_step(train, n_batches, total)?;
@@ -194,13 +228,16 @@ impl<'m> Trainer<'m> {
             summary.losses.push(m.loss);
             bar.set_position(self.step as u64);
             bar.set_message(format!("loss {:.4} lr {:.2e}", m.loss, m.lr));
-            log.write(&MetricsLine::Train(m))?;
-            let interrupted = self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+            log.as_mut().map(|log| log.write(&MetricsLine::Train(m))).transpose()?;
+            let mut interrupted = self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+            if let Some(d) = &self.dist {
+                interrupted = d.any(interrupted, self.step);
+            }
             let last = self.step == end || interrupted;
-            if let Some(val) = val.filter(|_| due(self.config.eval_every, self.step) || last) {
+            if let Some(val) = val.filter(|_| root && (due(self.config.eval_every, self.step) || last)) {
                 let e = self.evaluate(val)?;
                 bar.println(format!("step {}: val loss {:.4}, perplexity {:.2}", e.step, e.val_loss, e.val_perplexity));
-                log.write(&MetricsLine::Eval(e.clone()))?;
+                log.as_mut().map(|log| log.write(&MetricsLine::Eval(e.clone()))).transpose()?;
                 summary.last_eval = Some(e);
             }
             if due(self.config.save_every, self.step) || last {
@@ -220,36 +257,32 @@ impl<'m> Trainer<'m> {
         Ok(summary)
     }
 
-    /// One optimizer step over `grad_accum` micro-batches.
+    /// One optimizer step over `grad_accum` micro-batches (this rank's share of them, their
+    /// gradients then summed over the ranks, in a distributed run).
     fn train_step(&mut self, train: &SftDataset, n_batches: usize, total: usize) -> Result<StepMetrics> {
         let started = Instant::now();
         let accum = self.config.grad_accum;
-        let dev = self.model.device();
-        let (mut grads, mut loss_sum) = (Grads::new(), 0.0f32);
-        let (mut tokens, mut processed) = (0, 0);
-        for micro in 0..accum {
+        let mut grads = Grads::new();
+        let mut local = LocalStep::default();
+        let micro_batches = self.dist.as_ref().map_or(0..accum, |d| d.local_micro_batches(accum));
+        for micro in micro_batches {
             let g = self.step * accum + micro; // the run's micro-batch index
-            let (epoch, index) = (g / n_batches, g % n_batches);
-            let key = (epoch, train.len());
-            if self.order.as_ref().is_none_or(|(k, _)| *k != key) {
-                self.order = Some((key, train.epoch_order(Some(self.config.seed), epoch)));
-            }
-            let order = &self.order.as_ref().expect("the order was just built").1;
-            let samples = train.batch_of(order, self.config.batch_size, index);
-            tokens += eval::target_count(&samples);
-            processed += samples.iter().map(|s| s.len()).sum::<usize>();
-            let batch = collate(&samples, self.pad_id, &dev)?;
-            let dropout_seed = Seed(self.config.seed).derive(g as u64).0;
-            let loss = train_mode(dropout_seed, || {
-                let logits = self.model.output(&batch.input_ids, Some(&batch.attention_mask));
-                causal_lm_loss(&logits, &batch.labels)
-            });
-            let value = loss.value().to_vec()[0];
+            let value = self.micro_batch(train, n_batches, g, &mut grads, &mut local)?;
             if !value.is_finite() {
-                return Err(self.non_finite(format!("the loss is {value}")));
+                // Alone, stop now; distributed, the other ranks must learn it in the sum below.
+                local.bad_loss.get_or_insert(value);
+                if self.dist.is_none() {
+                    break;
+                }
             }
-            loss_sum += value / accum as f32;
-            loss.mul_scalar(1.0 / accum as f32).backward_accumulate(&mut grads)?;
+            local.loss_sum += value / accum as f32;
+        }
+        if let Some(d) = &self.dist {
+            local.reduce(d, self.step + 1);
+            all_reduce_grads(d.comm.as_ref(), &self.params, &mut grads, d.config.bucket_elems, self.step + 1)?;
+        }
+        if let Some(value) = local.bad_loss.or((!local.loss_sum.is_finite()).then_some(local.loss_sum)) {
+            return Err(self.non_finite(format!("the loss is {value}")));
         }
         if !grads.all_finite() {
             return Err(self.non_finite("a gradient is NaN or infinite".into()));
@@ -261,25 +294,91 @@ impl<'m> Trainer<'m> {
         let lr = self.config.schedule(total).lr_at(self.config.lr, self.step);
         self.opt.set_lr(lr);
         self.opt.step(&grads);
+        if let Some(d) = self.dist.as_ref().filter(|d| d.config.zero1) {
+            broadcast_params(d.comm.as_ref(), &self.params, &d.shards, d.config.bucket_elems, self.step + 1)?;
+        }
         self.step += 1;
-        let epoch = (self.step * accum) as f64 / n_batches as f64;
-        let seconds = started.elapsed().as_secs_f64();
         Ok(StepMetrics {
             step: self.step,
-            epoch,
-            loss: loss_sum,
+            epoch: (self.step * accum) as f64 / n_batches as f64,
+            loss: local.loss_sum,
             lr,
             grad_norm,
-            tokens,
-            tokens_processed: processed,
-            seconds,
+            tokens: local.tokens,
+            tokens_processed: local.processed,
+            seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Forward and backward of the run's micro-batch `g`, its gradients (of the loss over
+    /// `grad_accum`) added to `grads`; returns the unscaled loss.
+    fn micro_batch(
+        &mut self,
+        train: &SftDataset,
+        n_batches: usize,
+        g: usize,
+        grads: &mut Grads,
+        local: &mut LocalStep,
+    ) -> Result<f32> {
+        let (epoch, index) = (g / n_batches, g % n_batches);
+        let key = (epoch, train.len());
+        if self.order.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.order = Some((key, train.epoch_order(Some(self.config.seed), epoch)));
+        }
+        let order = &self.order.as_ref().expect("the order was just built").1;
+        let samples = train.batch_of(order, self.config.batch_size, index);
+        local.tokens += eval::target_count(&samples);
+        local.processed += samples.iter().map(|s| s.len()).sum::<usize>();
+        let batch = collate(&samples, self.pad_id, &self.model.device())?;
+        let dropout_seed = Seed(self.config.seed).derive(g as u64).0;
+        let loss = train_mode(dropout_seed, || {
+            let logits = self.model.output(&batch.input_ids, Some(&batch.attention_mask));
+            causal_lm_loss(&logits, &batch.labels)
+        });
+        let value = loss.value().to_vec()[0];
+        if value.is_finite() {
+            loss.mul_scalar(1.0 / self.config.grad_accum as f32).backward_accumulate(grads)?;
+        }
+        Ok(value)
     }
 
     fn non_finite(&self, what: String) -> Error {
         let checkpoint = self.last_checkpoint.as_ref().map(|p| p.display().to_string());
         Error::NonFinite { step: self.step + 1, what, checkpoint }
     }
+}
+
+/// What one rank's micro-batches of a step added up to.
+#[derive(Default)]
+struct LocalStep {
+    /// `Σ loss / grad_accum` over the micro-batches run here (the step's loss once summed
+    /// over the ranks).
+    loss_sum: f32,
+    tokens: usize,
+    processed: usize,
+    /// The first non-finite loss seen.
+    bad_loss: Option<f32>,
+}
+
+impl LocalStep {
+    /// Sums the step's figures over the ranks. The loss is summed as f32, as one process adds
+    /// its micro-batches' terms (the same bits with two ranks); a rank's non-finite loss makes
+    /// the sum non-finite everywhere.
+    fn reduce(&mut self, d: &Distributed, step: usize) {
+        let mut loss = [self.bad_loss.unwrap_or(self.loss_sum)];
+        d.comm.all_reduce_sum_f32(&mut loss, &format!("the loss of step {step}"));
+        let mut counts = [self.tokens as u64, self.processed as u64];
+        d.comm.all_reduce_sum_u64(&mut counts, &format!("the token counts of step {step}"));
+        (self.loss_sum, self.tokens, self.processed) = (loss[0], counts[0] as usize, counts[1] as usize);
+        self.bad_loss = None; // now in the sum, on every rank
+    }
+}
+
+/// AdamW over `params` with the run's learning rate and weight decay (none on biases and
+/// norms).
+fn adamw(params: &[Var], config: &TrainerConfig) -> AdamW {
+    let adam = AdamWConfig { lr: config.lr, weight_decay: config.weight_decay, ..Default::default() };
+    AdamW::with_groups(ParamGroup::decay_by_rank(params, config.weight_decay), adam)
 }
 
 impl TrainSummary {
