@@ -125,18 +125,20 @@ pub(crate) fn moments(params: &[Var], opt: &AdamW, tensors: &mut Vec<(String, Te
 }
 
 /// Removes all but the newest `KEEP` checkpoints (never `latest`'s), and the temp folders an
-/// interrupted save left (`.step-….tmp-<pid>`, `.step-….old-<pid>`).
+/// interrupted save left (`.step-….tmp-<pid>`, `.step-….old-<pid>`, a distributed save's
+/// `.shards-step-…`; the current save's shards are already moved in).
 fn prune(root: &Path, latest: &str) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("step-") || n.starts_with(".step-"))
+        .filter(|n| n.starts_with("step-") || n.starts_with(".step-") || n.starts_with(".shards-"))
         .collect();
     names.sort();
     let complete: Vec<&String> = names.iter().filter(|n| n.starts_with("step-")).collect();
     let old = complete.len().saturating_sub(KEEP);
-    for n in complete.into_iter().take(old).chain(names.iter().filter(|n| n.starts_with(".step-"))) {
+    let leftovers = names.iter().filter(|n| n.starts_with(".step-") || n.starts_with(".shards-"));
+    for n in complete.into_iter().take(old).chain(leftovers) {
         if n != latest {
             std::fs::remove_dir_all(root.join(n)).ok();
         }

@@ -68,8 +68,10 @@ impl MetricsLog {
         let io = |source| Error::Io { path: path.into(), source };
         if path.exists() {
             let text = std::fs::read_to_string(path).map_err(io)?;
+            // A process killed while writing leaves a last line without its newline: dropped.
+            let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
             let mut kept = String::with_capacity(text.len());
-            for (line, parsed) in parse_lines(&text, path) {
+            for (line, parsed) in parse_lines(complete, path) {
                 if parsed?.step() <= resume_step {
                     kept.push_str(line);
                     kept.push('\n');
