@@ -152,7 +152,11 @@ fn a_step_that_cannot_be_split_evenly_is_refused_on_every_rank() {
 
 /// Starts a long 2-rank pretraining run and returns it with the pids of its ranks (from the
 /// line each rank prints on stderr) and the rest of its stderr, read on a thread.
-fn start_long_run(out: &Path, data: &Path, extra: &[&str]) -> (std::process::Child, Vec<u32>, std::sync::mpsc::Receiver<String>) {
+fn start_long_run(
+    out: &Path,
+    data: &Path,
+    extra: &[&str],
+) -> (std::process::Child, Vec<u32>, std::sync::mpsc::Receiver<String>) {
     let mut child = mpiexec(2)
         .args(train_args(data, out, 100_000))
         .args(["--distributed", "--zero1"])

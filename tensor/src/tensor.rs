@@ -262,6 +262,25 @@ impl Tensor {
         self.row_major(self.f32_storage(op))
     }
 
+    /// The values as f32 in row-major order without a copy where possible: borrowed from a
+    /// contiguous f32 host tensor, copied (gathered, converted or read back from the GPU)
+    /// otherwise. For code that only reads the values, e.g. to send them over a network.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// use std::borrow::Cow;
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], (2, 2), &Device::Cpu)?;
+    /// assert!(matches!(t.values(), Cow::Borrowed([1.0, 2.0, 3.0, 4.0])));
+    /// assert_eq!(t.t().values().as_ref(), &[1.0, 3.0, 2.0, 4.0]); // a transposed view: gathered
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    pub fn values(&self) -> Cow<'_, [f32]> {
+        if self.device().is_gpu() || self.dtype() != DType::F32 {
+            return Cow::Owned(self.to_vec());
+        }
+        self.f32_values("values")
+    }
+
     /// The i32 values in row-major order (index tensors).
     #[track_caller]
     pub(crate) fn i32_values(&self, op: &str) -> Cow<'_, [i32]> {

@@ -219,6 +219,7 @@ mod tests {
             tokens: 1,
             tokens_processed: 1,
             seconds: 0.0,
+            comm_seconds: None,
         })
     }
 

@@ -11,7 +11,7 @@ use deltaw_tensor::{Device, QuantType, Seed};
 use deltaw_train::data::{DataFormat, LoadReport, PromptTemplate, SftDataset, SftOptions, TextCodec};
 use deltaw_train::evaluation::{Encoder, EvalSet};
 use deltaw_train::{HfCodec, Trainer, TrainerConfig};
-use deltaw_transformer::{load_causal_lm_with, ChatTemplate, Tokenizer, WeightDtype, BUILTIN_TEMPLATES};
+use deltaw_transformer::{load_causal_lm_with, CausalLm, ChatTemplate, Tokenizer, WeightDtype, BUILTIN_TEMPLATES};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -249,25 +249,10 @@ fn run_on(args: &SftArgs, device: &Device, out: &mut impl Write, ranks: &Ranks) 
     if let Some(dist) = dist {
         trainer = trainer.distributed(dist);
     }
-    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? || !ranks.is_root()
-    {
+    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? || !ranks.is_root() {
         return Ok(());
     }
-    let dest = match &lora {
-        Some(lora) => {
-            let dir = args.run.out.join("adapter");
-            lora.save_peft(&dir, &args.model.display().to_string(), model.model_type())?;
-            dir
-        }
-        None => {
-            let dir = args.run.out.join("model");
-            outdir::write_folder(&dir, |tmp| {
-                model.save_dir(tmp)?;
-                outdir::copy_tokenizer_files(&args.model, tmp)
-            })?;
-            dir
-        }
-    };
+    let dest = save_trained(args, model.as_ref(), lora.as_ref())?;
     writeln!(out, "wrote {}", dest.display())?;
     if let Some((val, template)) = eval {
         drop(trainer); // it borrows the model
@@ -275,6 +260,25 @@ fn run_on(args: &SftArgs, device: &Device, out: &mut impl Write, ranks: &Ranks) 
         super::eval::after_sft(model, lora, dirs, (codec, val), (template.as_ref(), args.eval_max_new_tokens), out)?;
     }
     Ok(())
+}
+
+/// Writes the trained adapter (LoRA) or model folder (`--full`) into `--out`; returns its path.
+fn save_trained(args: &SftArgs, model: &dyn CausalLm, lora: Option<&Lora>) -> Result<PathBuf> {
+    match lora {
+        Some(lora) => {
+            let dir = args.run.out.join("adapter");
+            lora.save_peft(&dir, &args.model.display().to_string(), model.model_type())?;
+            Ok(dir)
+        }
+        None => {
+            let dir = args.run.out.join("model");
+            outdir::write_folder(&dir, |tmp| {
+                model.save_dir(tmp)?;
+                outdir::copy_tokenizer_files(&args.model, tmp)
+            })?;
+            Ok(dir)
+        }
+    }
 }
 
 /// The training samples and the validation samples (from `--val` or `--val-split`); with

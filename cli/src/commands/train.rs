@@ -111,8 +111,7 @@ fn run_on(args: &TrainArgs, device: &Device, out: &mut impl Write, ranks: &Ranks
     if let Some(dist) = dist {
         trainer = trainer.distributed(dist);
     }
-    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? || !ranks.is_root()
-    {
+    if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? || !ranks.is_root() {
         return Ok(());
     }
     let dir = args.run.out.join("model");

@@ -11,17 +11,17 @@
 /// use deltaw_train::distributed::{Collective, SingleProcess};
 ///
 /// let world = SingleProcess;
-/// let mut grads = [0.5f32, -1.0];
-/// world.all_reduce_sum_f32(&mut grads, "example");   // the sum over one rank: unchanged
-/// assert_eq!((world.rank(), world.size(), grads), (0, 1, [0.5, -1.0]));
+/// let (grads, mut sum) = ([0.5f32, -1.0], [0.0; 2]);
+/// world.all_reduce_sum_f32(&grads, &mut sum, "example"); // the sum over one rank: a copy
+/// assert_eq!((world.rank(), world.size(), sum), (0, 1, [0.5, -1.0]));
 /// ```
 pub trait Collective {
     /// This process's rank, `0..size()`.
     fn rank(&self) -> usize;
     /// The number of ranks.
     fn size(&self) -> usize;
-    /// Replaces `buf` by the element-wise sum of every rank's `buf`.
-    fn all_reduce_sum_f32(&self, buf: &mut [f32], what: &str);
+    /// Writes into `sum` the element-wise sum of every rank's `send` (same lengths).
+    fn all_reduce_sum_f32(&self, send: &[f32], sum: &mut [f32], what: &str);
     /// Replaces `buf` by the element-wise sum of every rank's `buf`.
     fn all_reduce_sum_u64(&self, buf: &mut [u64], what: &str);
     /// Replaces `buf` on every rank by `root`'s.
@@ -43,7 +43,9 @@ impl Collective for SingleProcess {
         1
     }
 
-    fn all_reduce_sum_f32(&self, _: &mut [f32], _: &str) {}
+    fn all_reduce_sum_f32(&self, send: &[f32], sum: &mut [f32], _: &str) {
+        sum.copy_from_slice(send);
+    }
 
     fn all_reduce_sum_u64(&self, _: &mut [u64], _: &str) {}
 
@@ -63,8 +65,8 @@ impl<C: Collective + ?Sized> Collective for std::sync::Arc<C> {
         (**self).size()
     }
 
-    fn all_reduce_sum_f32(&self, buf: &mut [f32], what: &str) {
-        (**self).all_reduce_sum_f32(buf, what)
+    fn all_reduce_sum_f32(&self, send: &[f32], sum: &mut [f32], what: &str) {
+        (**self).all_reduce_sum_f32(send, sum, what)
     }
 
     fn all_reduce_sum_u64(&self, buf: &mut [u64], what: &str) {

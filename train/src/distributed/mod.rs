@@ -93,7 +93,12 @@ impl Distributed {
     /// `grad_accum` not a multiple of the number of ranks (each rank runs the same number of
     /// micro-batches, so the step is the single process's), a bucket of 0 values, or a
     /// trainable parameter that is not f32 (gradients are summed as f32).
-    pub fn new(comm: Box<dyn Collective>, config: DistConfig, params: &[Var], grad_accum: usize) -> Result<Distributed> {
+    pub fn new(
+        comm: Box<dyn Collective>,
+        config: DistConfig,
+        params: &[Var],
+        grad_accum: usize,
+    ) -> Result<Distributed> {
         let n = comm.size();
         if !grad_accum.is_multiple_of(n) {
             return Err(Error::Options(format!(
@@ -106,7 +111,9 @@ impl Distributed {
         }
         if let Some(p) = params.iter().find(|p| p.value().dtype() != DType::F32) {
             let (name, dtype) = (p.name().unwrap_or("?"), p.value().dtype());
-            return Err(Error::Options(format!("distributed training sums f32 gradients; parameter {name} is {dtype:?}")));
+            return Err(Error::Options(format!(
+                "distributed training sums f32 gradients; parameter {name} is {dtype:?}"
+            )));
         }
         let numels: Vec<usize> = params.iter().map(|p| p.value().numel()).collect();
         let shards = if config.zero1 { shard_ranges(&numels, n) } else { vec![0..params.len(); n] };

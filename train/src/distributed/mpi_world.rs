@@ -3,9 +3,9 @@
 use super::Collective;
 use crate::error::{Error, Result};
 use mpi::collective::SystemOperation;
+use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use mpi::environment::Universe;
 use mpi::Threading;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,9 +112,8 @@ impl Collective for MpiWorld {
         self.world.size() as usize
     }
 
-    fn all_reduce_sum_f32(&self, buf: &mut [f32], what: &str) {
-        let send = buf.to_vec();
-        self.watched(what, || self.world.all_reduce_into(&send[..], buf, SystemOperation::sum()));
+    fn all_reduce_sum_f32(&self, send: &[f32], sum: &mut [f32], what: &str) {
+        self.watched(what, || self.world.all_reduce_into(send, sum, SystemOperation::sum()));
     }
 
     fn all_reduce_sum_u64(&self, buf: &mut [u64], what: &str) {

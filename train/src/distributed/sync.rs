@@ -4,6 +4,7 @@ use super::Collective;
 use crate::error::Result;
 use deltaw_autograd::{Grads, Var};
 use deltaw_tensor::Tensor;
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Sums every rank's gradients of `params` so each rank holds the total (see the module docs
@@ -27,12 +28,29 @@ pub fn all_reduce_grads(
     let mut present: Vec<u64> = params.iter().map(|p| u64::from(grads.get(p).is_some())).collect();
     comm.all_reduce_sum_u64(&mut present, &format!("the gradient list of step {step}"));
     let reached: Vec<&Var> = params.iter().zip(&present).filter(|(_, &count)| count > 0).map(|(p, _)| p).collect();
-    let mut values: Vec<Vec<f32>> =
-        reached.iter().map(|p| grads.get(p).map_or_else(|| vec![0.0; p.value().numel()], Tensor::to_vec)).collect();
-    bucketed(&mut values, bucket_elems, &mut |buf, i| {
-        comm.all_reduce_sum_f32(buf, &format!("gradient bucket {i} of step {step}"));
-    });
-    for (p, v) in reached.into_iter().zip(values) {
+    // Sent straight from the gradients' buffers (no copy on the host); received into new ones.
+    let sums: Vec<Vec<f32>> = {
+        let sends: Vec<Cow<[f32]>> = reached
+            .iter()
+            .map(|p| grads.get(p).map_or_else(|| Cow::Owned(vec![0.0; p.value().numel()]), Tensor::values))
+            .collect();
+        let mut sums: Vec<Vec<f32>> = sends.iter().map(|v| vec![0.0; v.len()]).collect();
+        let lens: Vec<usize> = sends.iter().map(|v| v.len()).collect();
+        for (index, piece) in plan(&lens, bucket_elems).into_iter().enumerate() {
+            let what = format!("gradient bucket {index} of step {step}");
+            match piece {
+                Piece::Part(i, range) => comm.all_reduce_sum_f32(&sends[i][range.clone()], &mut sums[i][range], &what),
+                Piece::Joined(run) => {
+                    let joined: Vec<f32> = sends[run.clone()].iter().flat_map(|v| v.iter().copied()).collect();
+                    let mut sum = vec![0.0; joined.len()];
+                    comm.all_reduce_sum_f32(&joined, &mut sum, &what);
+                    split_into(&sum, &mut sums[run]);
+                }
+            }
+        }
+        sums
+    };
+    for (p, v) in reached.into_iter().zip(sums) {
         grads.insert(p, Tensor::from_vec(v, p.shape(), &p.value().device())?);
     }
     Ok(())
@@ -55,9 +73,18 @@ pub fn broadcast_params(
         let owned = &params[range.clone()];
         let mut values: Vec<Vec<f32>> =
             owned.iter().map(|p| if mine { p.value().to_vec() } else { vec![0.0; p.value().numel()] }).collect();
-        bucketed(&mut values, bucket_elems, &mut |buf, i| {
-            comm.broadcast_f32(owner, buf, &format!("parameter bucket {i} of rank {owner}, step {step}"));
-        });
+        let lens: Vec<usize> = values.iter().map(Vec::len).collect();
+        for (index, piece) in plan(&lens, bucket_elems).into_iter().enumerate() {
+            let what = format!("parameter bucket {index} of rank {owner}, step {step}");
+            match piece {
+                Piece::Part(i, range) => comm.broadcast_f32(owner, &mut values[i][range], &what),
+                Piece::Joined(run) => {
+                    let mut joined: Vec<f32> = values[run.clone()].iter().flatten().copied().collect();
+                    comm.broadcast_f32(owner, &mut joined, &what);
+                    split_into(&joined, &mut values[run]);
+                }
+            }
+        }
         if !mine {
             for (p, v) in owned.iter().zip(values) {
                 p.set_value(Tensor::from_vec(v, p.shape(), &p.value().device())?);
@@ -98,57 +125,73 @@ pub fn shard_ranges(numels: &[usize], n: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Applies `op(bucket, index)` to `vecs` seen as one stream cut into buckets of at most
-/// `bucket` values: runs of small vectors are joined into one message, and a vector of a
-/// bucket or more is sent in bucket-sized pieces in place. The cuts depend on the lengths
-/// alone, so every rank makes the same calls.
-fn bucketed(vecs: &mut [Vec<f32>], bucket: usize, op: &mut dyn FnMut(&mut [f32], usize)) {
-    let (mut i, mut index) = (0, 0);
-    while i < vecs.len() {
-        if vecs[i].len() >= bucket {
-            for piece in vecs[i].chunks_mut(bucket) {
-                op(piece, index);
-                index += 1;
-            }
+/// One message of a bucketed collective over vectors of given lengths.
+#[derive(Clone, Debug, PartialEq)]
+enum Piece {
+    /// Values `range` of vector `i` (a vector of a bucket or more, sent in bucket-sized parts).
+    Part(usize, Range<usize>),
+    /// Vectors `run`, joined into one message (each shorter than a bucket, together at most one).
+    Joined(Range<usize>),
+}
+
+/// The messages that send vectors of lengths `lens`, in order, in buckets of at most `bucket`
+/// values. The plan depends on the lengths alone, so every rank makes the same calls.
+fn plan(lens: &[usize], bucket: usize) -> Vec<Piece> {
+    let (mut pieces, mut i) = (Vec::new(), 0);
+    while i < lens.len() {
+        if lens[i] >= bucket {
+            pieces.extend((0..lens[i]).step_by(bucket).map(|at| Piece::Part(i, at..(at + bucket).min(lens[i]))));
             i += 1;
             continue;
         }
         let (mut j, mut total) = (i, 0);
-        while j < vecs.len() && vecs[j].len() < bucket && total + vecs[j].len() <= bucket {
-            total += vecs[j].len();
+        while j < lens.len() && lens[j] < bucket && total + lens[j] <= bucket {
+            total += lens[j];
             j += 1;
         }
         if total > 0 {
-            let mut joined: Vec<f32> = Vec::with_capacity(total);
-            vecs[i..j].iter().for_each(|v| joined.extend_from_slice(v));
-            op(&mut joined, index);
-            let mut at = 0;
-            for v in &mut vecs[i..j] {
-                let n = v.len();
-                v.copy_from_slice(&joined[at..at + n]);
-                at += n;
-            }
-            index += 1;
+            pieces.push(Piece::Joined(i..j));
         }
         i = j;
+    }
+    pieces
+}
+
+/// Copies the consecutive parts of `joined` back into `vecs`.
+fn split_into(joined: &[f32], vecs: &mut [Vec<f32>]) {
+    let mut at = 0;
+    for v in vecs {
+        let n = v.len();
+        v.copy_from_slice(&joined[at..at + n]);
+        at += n;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::bucketed;
+    use super::{plan, Piece};
 
-    /// The messages `bucketed` sends for vectors of these lengths.
+    /// The message sizes of the plan for vectors of these lengths.
     fn messages(lens: &[usize], bucket: usize) -> Vec<usize> {
-        let mut vecs: Vec<Vec<f32>> = lens.iter().map(|&n| vec![1.0; n]).collect();
-        let mut sent = Vec::new();
-        bucketed(&mut vecs, bucket, &mut |buf, i| {
-            assert_eq!(i, sent.len(), "bucket indices count up");
-            buf.iter_mut().for_each(|x| *x += 1.0);
-            sent.push(buf.len());
-        });
-        assert!(vecs.iter().flatten().all(|&x| x == 2.0), "every value went through exactly one message");
-        sent
+        let mut sent = vec![0; lens.len()];
+        let mut sizes = Vec::new();
+        for piece in plan(lens, bucket) {
+            match piece {
+                Piece::Part(i, range) => {
+                    assert_eq!(range.start, sent[i], "parts in order");
+                    sent[i] = range.end;
+                    sizes.push(range.len());
+                }
+                Piece::Joined(run) => {
+                    for i in run.clone() {
+                        sent[i] = lens[i];
+                    }
+                    sizes.push(lens[run].iter().sum());
+                }
+            }
+        }
+        assert_eq!(sent, lens, "every value goes in exactly one message");
+        sizes
     }
 
     #[test]

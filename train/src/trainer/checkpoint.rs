@@ -178,9 +178,8 @@ pub(crate) fn load(
     let path = dir.join("trainable.safetensors");
     let mut tensors = safetensors::load(&path, &Device::Cpu)?;
     let sources = gather_shards(dir, params, wanted.clone(), &mut tensors, &mut state.adam_steps)?;
-    let bad = |key: &str, message: String| {
-        Error::Checkpoint { path: sources.get(key).unwrap_or(&path).clone(), message }
-    };
+    let bad =
+        |key: &str, message: String| Error::Checkpoint { path: sources.get(key).unwrap_or(&path).clone(), message };
     let dev = params.first().map(|p| p.value().device()).unwrap_or(Device::Cpu);
     let mut take = |key: String, like: &Var| -> Result<Tensor> {
         let t = tensors.remove(&key).ok_or_else(|| bad(&key, format!("'{key}' is missing")))?;

@@ -23,6 +23,10 @@ pub struct StepMetrics {
     /// All tokens (prompt and answer, no padding) processed in the step.
     pub tokens_processed: usize,
     pub seconds: f64,
+    /// Of `seconds`, the time spent in collectives (a distributed run: summing the
+    /// gradients, sharing ZeRO-1's parameters), waiting for slower ranks included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm_seconds: Option<f64>,
 }
 
 /// One evaluation on the validation set.

@@ -277,9 +277,12 @@ impl<'m> Trainer<'m> {
             }
             local.loss_sum += value / accum as f32;
         }
+        let mut comm = self.dist.as_ref().map(|_| 0.0);
         if let Some(d) = &self.dist {
+            let started = Instant::now();
             local.reduce(d, self.step + 1);
             all_reduce_grads(d.comm.as_ref(), &self.params, &mut grads, d.config.bucket_elems, self.step + 1)?;
+            comm = Some(started.elapsed().as_secs_f64());
         }
         if let Some(value) = local.bad_loss.or((!local.loss_sum.is_finite()).then_some(local.loss_sum)) {
             return Err(self.non_finite(format!("the loss is {value}")));
@@ -295,7 +298,9 @@ impl<'m> Trainer<'m> {
         self.opt.set_lr(lr);
         self.opt.step(&grads);
         if let Some(d) = self.dist.as_ref().filter(|d| d.config.zero1) {
+            let started = Instant::now();
             broadcast_params(d.comm.as_ref(), &self.params, &d.shards, d.config.bucket_elems, self.step + 1)?;
+            comm = comm.map(|c| c + started.elapsed().as_secs_f64());
         }
         self.step += 1;
         Ok(StepMetrics {
@@ -307,6 +312,7 @@ impl<'m> Trainer<'m> {
             tokens: local.tokens,
             tokens_processed: local.processed,
             seconds: started.elapsed().as_secs_f64(),
+            comm_seconds: comm,
         })
     }
 
@@ -365,8 +371,12 @@ impl LocalStep {
     /// its micro-batches' terms (the same bits with two ranks); a rank's non-finite loss makes
     /// the sum non-finite everywhere.
     fn reduce(&mut self, d: &Distributed, step: usize) {
-        let mut loss = [self.bad_loss.unwrap_or(self.loss_sum)];
-        d.comm.all_reduce_sum_f32(&mut loss, &format!("the loss of step {step}"));
+        let mut loss = [0.0];
+        d.comm.all_reduce_sum_f32(
+            &[self.bad_loss.unwrap_or(self.loss_sum)],
+            &mut loss,
+            &format!("the loss of step {step}"),
+        );
         let mut counts = [self.tokens as u64, self.processed as u64];
         d.comm.all_reduce_sum_u64(&mut counts, &format!("the token counts of step {step}"));
         (self.loss_sum, self.tokens, self.processed) = (loss[0], counts[0] as usize, counts[1] as usize);
