@@ -34,6 +34,7 @@
 //! validation share is therefore `val` in expectation, not exactly.
 
 mod filters;
+mod index;
 mod lsh;
 mod minhash;
 mod normalize;
@@ -45,7 +46,7 @@ mod report;
 
 pub use filters::{alnum_share, check_filters, language_code, repeated_line_share, repeated_ngram_share};
 pub use filters::{FilterOptions, Rule};
-pub use lsh::{candidate_pairs, LshIndex, LshParams};
+pub use lsh::{candidate_pairs, LshParams};
 pub use minhash::{hash_bytes, shingles, MinHasher, ShingleKind};
 pub use normalize::{normalize, strip_html, NormalizeOptions};
 pub use pii::{id_card_is_valid, luhn_is_valid, mask_pii, PiiCounts, PiiKind};
