@@ -109,6 +109,8 @@ impl DedupIndex {
     /// Rebuilds the fingerprint table with `slots` slots from the scratch file, all but the
     /// entry just written (its keys are placed by the caller).
     fn refill(&mut self, slots: usize) -> Result<()> {
+        // The old table is freed before the new one exists: peak memory is the new table only.
+        self.bands = Vec::new();
         self.bands = vec![0; slots];
         self.bands_len = 0;
         let mut keys = Vec::with_capacity(self.params.bands);

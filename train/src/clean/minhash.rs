@@ -56,7 +56,7 @@ pub(crate) fn shingles_into(text: &str, kind: ShingleKind, size: usize, hashes: 
             let words = hashes.len();
             let windows = words.saturating_sub(size) + 1;
             hashes.resize(windows.max(words), 0); // grows only for a text without words
-            // Window i reads words i.. before slot i is overwritten, so this works in place.
+                                                  // Window i reads words i.. before slot i is overwritten, so this works in place.
             for i in 0..windows {
                 let end = (i + size).min(words);
                 hashes[i] = hashes[i..end].iter().fold(WORD_SHINGLE_SEED, |h, &w| mix64(h ^ w));
@@ -198,7 +198,9 @@ mod tests {
         let signature = hasher.signature(&keys);
         for (i, slot) in signature.iter().enumerate() {
             let (a, b) = (hasher.multipliers[i], hasher.offsets[i]);
-            let expected = keys.iter().map(|&k| ((u128::from(a) * u128::from(mix64(k) & 0xffff_ffff) + u128::from(b)) % (1 << 64)) >> 32);
+            let expected = keys
+                .iter()
+                .map(|&k| ((u128::from(a) * u128::from(mix64(k) & 0xffff_ffff) + u128::from(b)) % (1 << 64)) >> 32);
             assert_eq!(u128::from(*slot), expected.min().unwrap(), "slot {i}");
         }
         assert_eq!(hasher.signature(&[]), vec![u32::MAX; 16]);

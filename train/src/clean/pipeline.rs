@@ -301,7 +301,8 @@ impl Run<'_> {
             if self.report.wants_example(Rule::NearDuplicate) {
                 match self.index.leader(&candidate.bands)? {
                     Some((leader_file, leader_at)) => {
-                        of += &format!(" (near duplicate of {}: {leader_at})", self.report.inputs[leader_file as usize]);
+                        of +=
+                            &format!(" (near duplicate of {}: {leader_at})", self.report.inputs[leader_file as usize]);
                     }
                     None => of += " (near duplicate of an earlier record)",
                 }
