@@ -103,7 +103,7 @@ impl CleanReport {
         }
     }
 
-    /// True while `rule` has fewer than [`EXAMPLES_PER_RULE`] removals: the next one is shown.
+    /// True while `rule` has fewer removals than the examples shown per rule (3): the next one is shown.
     pub fn wants_example(&self, rule: Rule) -> bool {
         self.removed.get(rule.name()).copied().unwrap_or(0) < EXAMPLES_PER_RULE
     }
