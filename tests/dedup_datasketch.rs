@@ -46,7 +46,7 @@ fn minhash_lsh_matches_datasketch_recall_and_precision_on_planted_duplicates() {
         "the banding should be datasketch's optimum for the same threshold and permutations"
     );
     let hasher = MinHasher::new(num_perm, 1);
-    let signatures: Vec<Vec<u64>> = records
+    let signatures: Vec<Vec<u32>> = records
         .iter()
         .map(|(kind, text)| {
             let (kind, size) = match kind.as_str() {

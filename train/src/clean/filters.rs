@@ -1,7 +1,8 @@
 //! The quality filters: each is a named [`Rule`] with its own setting, tried in a fixed order
 //! on the normalised, masked record; the first that fires removes the record.
 
-use std::collections::HashSet;
+use super::minhash::{hash_bytes, hash_word};
+use deltaw_tensor::mix64;
 
 /// Why a record was removed. The names are the keys of the report's counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,9 +124,17 @@ pub fn check_filters(text: &str, answers: &[&str], length: usize, options: &Filt
 /// Letters and digits (any script) over non-whitespace characters; 1 for a text of spaces.
 pub fn alnum_share(text: &str) -> f64 {
     let (mut alnum, mut visible) = (0usize, 0usize);
-    for c in text.chars().filter(|c| !c.is_whitespace()) {
-        visible += 1;
-        alnum += usize::from(c.is_alphanumeric());
+    if text.is_ascii() {
+        // The same counts over bytes: ASCII's Unicode whitespace is \t..=\r and the space.
+        for b in text.bytes().filter(|b| !matches!(b, b'\t'..=b'\r' | b' ')) {
+            visible += 1;
+            alnum += usize::from(b.is_ascii_alphanumeric());
+        }
+    } else {
+        for c in text.chars().filter(|c| !c.is_whitespace()) {
+            visible += 1;
+            alnum += usize::from(c.is_alphanumeric());
+        }
     }
     if visible == 0 {
         1.0
@@ -137,7 +146,8 @@ pub fn alnum_share(text: &str) -> f64 {
 /// The share of non-blank lines equal (after trimming) to an earlier line of the text.
 pub fn repeated_line_share(text: &str) -> f64 {
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    repeated_share(&lines)
+    let hashes = lines.iter().map(|line| hash_bytes(line.as_bytes())).collect();
+    repeated_share(&lines, hashes)
 }
 
 /// The share of `n`-grams of words equal to an earlier `n`-gram. Words are runs of
@@ -147,16 +157,40 @@ pub fn repeated_ngram_share(text: &str, n: usize) -> f64 {
     if n == 0 || words.len() < n {
         return 0.0;
     }
+    // Each word is hashed once; an n-gram's hash is one finaliser over its words' hashes,
+    // each rotated by its position (collisions only cost a comparison).
+    let word_hashes: Vec<u64> = words.iter().map(|w| hash_word(w.as_bytes())).collect();
+    let hashes = word_hashes
+        .windows(n)
+        .map(|w| mix64(w.iter().zip(0u32..).fold(0u64, |h, (&x, k)| h.wrapping_add(x.rotate_left(17 * k)))))
+        .collect();
     let grams: Vec<&[&str]> = words.windows(n).collect();
-    repeated_share(&grams)
+    repeated_share(&grams, hashes)
 }
 
-fn repeated_share<T: std::hash::Hash + Eq>(items: &[T]) -> f64 {
+/// The share of `items` equal to an earlier item, given a hash of each: items are sorted by
+/// hash, and within a run of equal hashes each item is compared with the distinct items of
+/// the run met so far, so the count is exact whatever the hashes collide on, and costs a sort
+/// of 12-byte pairs instead of a hash set of the items.
+fn repeated_share<T: Eq>(items: &[T], hashes: Vec<u64>) -> f64 {
     if items.is_empty() {
         return 0.0;
     }
-    let mut seen = HashSet::with_capacity(items.len());
-    let repeats = items.iter().filter(|item| !seen.insert(*item)).count();
+    let mut order: Vec<(u64, u32)> = hashes.into_iter().zip(0u32..).collect();
+    order.sort_unstable();
+    let mut repeats = 0usize;
+    let mut distinct: Vec<usize> = Vec::new();
+    for (k, &(hash, i)) in order.iter().enumerate() {
+        if k == 0 || order[k - 1].0 != hash {
+            distinct.clear();
+        }
+        let item = &items[i as usize];
+        if distinct.iter().any(|&d| items[d] == *item) {
+            repeats += 1;
+        } else {
+            distinct.push(i as usize);
+        }
+    }
     repeats as f64 / items.len() as f64
 }
 
@@ -250,9 +284,18 @@ mod tests {
     }
 
     #[test]
+    fn repeats_are_counted_exactly_even_when_hashes_collide() {
+        let items = ["a", "b", "a", "c", "b", "a"];
+        assert_eq!(repeated_share(&items, vec![1; 6]), 0.5, "one shared hash: items still compared");
+        assert_eq!(repeated_share(&items, vec![1, 2, 1, 3, 2, 1]), 0.5);
+        assert_eq!(repeated_line_share("x\n y \n\ny\nx\nz"), 0.4);
+    }
+
+    #[test]
     fn cjk_characters_are_words_of_their_own() {
         assert_eq!(words("我爱 Rust代码!"), ["我", "爱", "Rust", "代", "码", "!"]);
         assert_eq!(alnum_share("中文，"), 2.0 / 3.0);
+        assert_eq!((alnum_share("ab\u{b}#\u{1c}"), alnum_share("ab\u{b}#\u{1c}é")), (0.5, 0.6), "ASCII and char paths");
         assert!(repeated_ngram_share("好好好好好好好好", 2) > 0.8);
     }
 

@@ -50,14 +50,23 @@ impl LshParams {
     }
 
     /// One key per band: the band's slots hashed together with the band's index, so equal
-    /// slot values in different bands never collide.
-    pub fn band_keys(&self, signature: &[u64]) -> Vec<u64> {
-        signature
-            .chunks_exact(self.rows)
-            .take(self.bands)
-            .enumerate()
-            .map(|(band, slots)| slots.iter().fold(mix64(band as u64 + 1), |h, &v| mix64(h ^ v)))
-            .collect()
+    /// slot values in different bands never collide. Slots are folded two at a time (one
+    /// 64-bit word per pair), the last alone when `rows` is odd.
+    pub fn band_keys(&self, signature: &[u32]) -> Vec<u64> {
+        let mut keys = Vec::with_capacity(self.bands);
+        self.band_keys_into(signature, &mut keys);
+        keys
+    }
+
+    /// [`LshParams::band_keys`] into `keys` (cleared first), so a caller can reuse one buffer.
+    pub(crate) fn band_keys_into(&self, signature: &[u32], keys: &mut Vec<u64>) {
+        keys.clear();
+        keys.extend(signature.chunks_exact(self.rows).take(self.bands).enumerate().map(|(band, slots)| {
+            slots.chunks(2).fold(mix64(band as u64 + 1), |h, pair| {
+                let word = u64::from(pair[0]) | pair.get(1).map_or(0, |&hi| u64::from(hi) << 32);
+                mix64(h ^ word)
+            })
+        }));
     }
 }
 
@@ -70,41 +79,9 @@ fn integrate(f: impl Fn(f64) -> f64, a: f64, b: f64) -> f64 {
     (f(a) + inner + f(b)) * h / 3.0
 }
 
-/// A streaming index for keeping the first of each cluster: records arrive in input order,
-/// [`LshIndex::find`] names the earliest indexed record that shares a band with a new one,
-/// and only records that are kept are [`LshIndex::insert`]ed.
-///
-/// This is leader clustering: a record joins the cluster of the first kept record it
-/// collides with, or leads a new cluster. Every cluster has exactly one kept record, its
-/// first in input order, and memory grows with the kept records only (one `u64 → u32` entry
-/// per band each).
-#[derive(Debug, Default)]
-pub struct LshIndex {
-    /// Per band: band key → the id of the first kept record with that key.
-    buckets: Vec<HashMap<u64, u32>>,
-}
-
-impl LshIndex {
-    pub fn new(params: LshParams) -> LshIndex {
-        LshIndex { buckets: vec![HashMap::new(); params.bands] }
-    }
-
-    /// The smallest id among indexed records sharing a band key with `keys`.
-    pub fn find(&self, keys: &[u64]) -> Option<u32> {
-        keys.iter().zip(&self.buckets).filter_map(|(key, bucket)| bucket.get(key).copied()).min()
-    }
-
-    /// Indexes a kept record; a band key already present keeps its earlier owner.
-    pub fn insert(&mut self, id: u32, keys: &[u64]) {
-        for (key, bucket) in keys.iter().zip(&mut self.buckets) {
-            bucket.entry(*key).or_insert(id);
-        }
-    }
-}
-
 /// Every pair `(i, j)`, `i < j`, of signatures that share at least one band: what querying a
 /// datasketch `MinHashLSH` holding all records returns, pair by pair. Sorted.
-pub fn candidate_pairs(signatures: &[Vec<u64>], params: LshParams) -> Vec<(usize, usize)> {
+pub fn candidate_pairs(signatures: &[Vec<u32>], params: LshParams) -> Vec<(usize, usize)> {
     let mut buckets: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, signature) in signatures.iter().enumerate() {
         for key in params.band_keys(signature) {
@@ -142,15 +119,12 @@ mod tests {
     }
 
     #[test]
-    fn the_index_reports_the_first_kept_record_of_a_bucket() {
+    fn records_sharing_a_band_are_candidates_and_bands_are_keyed_by_position() {
         let params = LshParams { bands: 2, rows: 2 };
-        let mut index = LshIndex::new(params);
         let (a, b, c) = ([1, 2, 3, 4], [1, 2, 9, 9], [7, 7, 3, 4]);
-        assert_eq!(index.find(&params.band_keys(&a)), None);
-        index.insert(0, &params.band_keys(&a));
-        assert_eq!(index.find(&params.band_keys(&b)), Some(0));
-        assert_eq!(index.find(&params.band_keys(&c)), Some(0));
-        assert_eq!(index.find(&params.band_keys(&[3, 4, 1, 2])), None, "bands are keyed by position");
+        assert_eq!(params.band_keys(&a)[0], params.band_keys(&b)[0]);
+        assert_ne!(params.band_keys(&a)[1], params.band_keys(&b)[1]);
+        assert_ne!(params.band_keys(&[3, 4, 1, 2])[0], params.band_keys(&a)[1], "same slots, other band");
         let signatures = vec![a.to_vec(), b.to_vec(), c.to_vec()];
         assert_eq!(candidate_pairs(&signatures, params), vec![(0, 1), (0, 2)]);
     }

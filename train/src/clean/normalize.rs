@@ -7,7 +7,7 @@
 //! the ideographic space U+3000 and the no-break space into plain spaces, which the folding
 //! then treats like any other space.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 /// What [`normalize`] does besides NFKC, control-character removal and whitespace folding,
 /// which always happen.
@@ -41,9 +41,57 @@ pub fn normalize(text: &str, options: NormalizeOptions) -> String {
     } else {
         text
     };
-    let visible: String = text.replace("\r\n", "\n").chars().filter_map(visible_char).collect();
-    let composed: String = visible.nfkc().collect();
-    fold_whitespace(&composed)
+    if text.is_ascii() {
+        return normalize_ascii(text);
+    }
+    // NFKC leaves ASCII as it is, and unicode-normalization's quick check answers "yes" for
+    // most other text already in NFKC (a table lookup per character): either way the full
+    // decompose-and-recompose is skipped, its result being its input.
+    if is_nfkc_quick(visible_chars(text)) == IsNormalized::Yes {
+        return fold_whitespace(visible_chars(text), text.len());
+    }
+    fold_whitespace(visible_chars(text).nfkc(), text.len())
+}
+
+/// [`normalize`] of ASCII text, where NFKC is the identity: the same removals and folding in
+/// one pass over bytes (ASCII's control characters are `0..=0x1f` and `0x7f`).
+fn normalize_ascii(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut newlines, mut space) = (0usize, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
+            b'\r' | b'\n' => (newlines, space) = (newlines + 1, false),
+            b' ' | b'\t' => space = true,
+            0..=0x1f | 0x7f => {}
+            _ => {
+                if !out.is_empty() && newlines > 0 {
+                    out.extend_from_slice(if newlines == 1 { b"\n" } else { b"\n\n" });
+                } else if !out.is_empty() && space {
+                    out.push(b' ');
+                }
+                (newlines, space) = (0, false);
+                out.push(b);
+            }
+        }
+    }
+    String::from_utf8(out).expect("ASCII in, ASCII out")
+}
+
+/// The characters of `text` with `\r\n` and `\r` read as `\n` and the characters
+/// [`visible_char`] drops removed.
+fn visible_chars(text: &str) -> impl Iterator<Item = char> + '_ {
+    let mut chars = text.chars().peekable();
+    std::iter::from_fn(move || loop {
+        let c = chars.next()?;
+        if c == '\r' && chars.peek() == Some(&'\n') {
+            continue; // the '\n' that follows is the line break
+        }
+        if let Some(c) = visible_char(c) {
+            return Some(c);
+        }
+    })
 }
 
 /// `c` with `\r` read as a line break, or `None` for a character that is dropped.
@@ -59,12 +107,13 @@ fn visible_char(c: char) -> Option<char> {
     }
 }
 
-/// Folds runs of whitespace (after NFKC every Unicode space is a space or a line break).
-fn fold_whitespace(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// Folds runs of whitespace (after NFKC every Unicode space is a space or a line break);
+/// `capacity` is a guess of the output's bytes.
+fn fold_whitespace(chars: impl Iterator<Item = char>, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
     let mut newlines = 0usize;
     let mut space = false;
-    for c in text.chars() {
+    for c in chars {
         if c == '\n' {
             newlines += 1;
             space = false;
@@ -199,6 +248,14 @@ mod tests {
         assert_eq!(norm("one\r\ntwo\rthree"), "one\ntwo\nthree");
         assert_eq!(norm("x\t\t y \n\n\n\n z  "), "x y\n\nz");
         assert_eq!(norm(" \u{3000}\u{a0}\n "), "");
+    }
+
+    #[test]
+    fn the_ascii_path_matches_the_general_one() {
+        for text in ["a\r\n\r\n\r\nb", " x\x0b\x0cy \t\n z\r\x00\nw\x7f ", "\r\r\nq", "", " \n "] {
+            let general = fold_whitespace(visible_chars(text).nfkc(), 0);
+            assert_eq!(normalize_ascii(text), general, "{text:?}");
+        }
     }
 
     #[test]

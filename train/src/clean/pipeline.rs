@@ -3,11 +3,12 @@
 //! renamed into place only when the whole run has succeeded.
 
 use super::filters::{check_filters, is_cjk, Rule};
-use super::lsh::{LshIndex, LshParams};
-use super::minhash::{hash_bytes, shingles, MinHasher, ShingleKind};
+use super::index::DedupIndex;
+use super::lsh::LshParams;
+use super::minhash::{fnv1a, shingles_into, MinHasher, ShingleKind, FNV_PRIME};
 use super::normalize::normalize;
 use super::pii::{mask_pii, PiiCounts};
-use super::reader::{InputKind, RawItem, RecordReader};
+use super::reader::{InputKind, Inputs, RawItem};
 use super::record::Record;
 use super::report::{CleanReport, Example};
 use super::CleanOptions;
@@ -15,7 +16,6 @@ use crate::data::TextCodec;
 use crate::error::{Error, Location, Result};
 use deltaw_tensor::mix64;
 use rayon::prelude::*;
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -66,37 +66,37 @@ pub fn clean_files(
     let names = inputs.iter().map(|p| p.display().to_string()).collect();
     let settings = serde_json::json!({ "options": options, "lsh": processor.params });
     let unit = if codec.is_some() { "tokens" } else { "chars" };
+    let scratch = out_dir.join(format!(".lsh-index.tmp{}", std::process::id()));
     let mut run = Run {
         report: CleanReport::new(names, unit, settings),
-        exact: HashSet::new(),
-        index: LshIndex::new(processor.params),
-        kept_at: Vec::new(),
+        index: DedupIndex::new(processor.params, &scratch)?,
+        inputs,
         train: TempFile::create(&out_dir.join("train.jsonl"))?,
         val: TempFile::create(&out_dir.join("val.jsonl"))?,
         options,
     };
     let total: u64 = inputs.iter().filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum();
     let bar = progress_bar(total, options.progress);
-    for (file, path) in inputs.iter().enumerate() {
-        let mut reader = RecordReader::open(path)?;
-        let start = bar.position();
-        loop {
-            let mut chunk = Vec::with_capacity(CHUNK);
-            while chunk.len() < CHUNK {
-                match reader.next_item()? {
-                    Some(item) => chunk.push(item),
-                    None => break,
-                }
-            }
-            if chunk.is_empty() {
-                break;
-            }
-            let processed: Vec<Processed> = chunk.par_iter().map(|item| processor.process(item)).collect();
-            for p in processed {
-                run.take(file, path, p)?;
-            }
-            bar.set_position(start + reader.bytes_read);
-        }
+    let mut source = Inputs::new(inputs, CHUNK);
+    // Three stages overlap: while the pool works on chunk k, one task takes chunk k - 1's
+    // decisions in input order and another reads chunk k + 1. On 2 cores the in-order part
+    // and the reading would otherwise leave a core idle for about a tenth of the run.
+    let mut chunk = source.next_chunk()?;
+    let mut pending: Option<(usize, Vec<Processed>)> = None;
+    while chunk.is_some() || pending.is_some() {
+        let (processed, (taken, next)) = rayon::join(
+            || chunk.map(|(file, items)| (file, processor.process_chunk(&items))),
+            || {
+                rayon::join(
+                    || pending.map_or(Ok(()), |(file, done)| run.take_chunk(file, done)),
+                    || source.next_chunk(),
+                )
+            },
+        );
+        taken?;
+        chunk = next?;
+        pending = processed;
+        bar.set_position(source.bytes_read());
     }
     bar.finish_and_clear();
     run.finish(out_dir)
@@ -132,11 +132,17 @@ enum Outcome {
 struct Candidate {
     line: String,
     text: String,
-    exact: u128,
+    /// The exact-duplicate key, `hash_bytes(text)`.
+    exact: u64,
+    /// Decides the split: `hash_bytes(text ++ [1])`, independent of `exact`.
+    split: u64,
     bands: Vec<u64>,
     length: usize,
     pii: PiiCounts,
 }
+
+/// One thread's reusable buffers: shingle hashes and a signature.
+type Buffers = (Vec<u64>, Vec<u32>);
 
 /// The per-record work, shared by all threads.
 struct Processor<'a> {
@@ -153,7 +159,13 @@ impl<'a> Processor<'a> {
         Processor { options, codec, hasher, params }
     }
 
-    fn process(&self, item: &RawItem) -> Processed {
+    /// A chunk's records in parallel, each thread reusing its own shingle and signature buffers.
+    fn process_chunk(&self, items: &[RawItem]) -> Vec<Processed> {
+        let scratch = || (Vec::new(), vec![0u32; self.hasher.num_perm()]);
+        items.par_iter().map_init(scratch, |buffers, item| self.process(item, buffers)).collect()
+    }
+
+    fn process(&self, item: &RawItem, buffers: &mut Buffers) -> Processed {
         let bad = |message: String| Processed { location: item.location, before: None, outcome: Outcome::Bad(message) };
         let raw = match &item.text {
             Ok(text) => text,
@@ -170,12 +182,12 @@ impl<'a> Processor<'a> {
             Ok(length) => length,
             Err(message) => return bad(message),
         };
-        let outcome = self.clean(&mut record).unwrap_or_else(Outcome::Bad);
+        let outcome = self.clean(&mut record, buffers).unwrap_or_else(Outcome::Bad);
         Processed { location: item.location, before: Some(before), outcome }
     }
 
     /// Normalises and masks `record` in place, filters it, and hashes what is left.
-    fn clean(&self, record: &mut Record) -> std::result::Result<Outcome, String> {
+    fn clean(&self, record: &mut Record, buffers: &mut Buffers) -> std::result::Result<Outcome, String> {
         let mut pii = PiiCounts::default();
         let options = self.options;
         record.map_texts(|field| {
@@ -192,16 +204,24 @@ impl<'a> Processor<'a> {
         if let Some(rule) = check_filters(&text, &record.answers(), length, &options.filters) {
             return Ok(Outcome::Removed { rule, text });
         }
-        let exact = (u128::from(hash_bytes(text.as_bytes())) << 64)
-            | u128::from(hash_bytes(&[text.as_bytes(), b"\x01"].concat()));
-        let bands = self.params.band_keys(&self.hasher.signature(&self.shingles(&text)));
-        Ok(Outcome::Candidate(Candidate { line: record.to_line(), text, exact, bands, length, pii }))
+        // One FNV pass serves both hashes: `hash_bytes(text)` finalises the state as it is,
+        // `hash_bytes(text ++ [1])` after one more byte.
+        let state = fnv1a(text.as_bytes());
+        let (exact, split) = (mix64(state), mix64((state ^ 1).wrapping_mul(FNV_PRIME)));
+        let (shingles, signature) = buffers;
+        self.shingles(&text, shingles);
+        self.hasher.signature_into(shingles, signature);
+        let bands = self.params.band_keys(signature);
+        Ok(Outcome::Candidate(Candidate { line: record.to_line(), text, exact, split, bands, length, pii }))
     }
 
     /// Shingles of the lower-cased text, by characters for mostly-CJK text unless told.
-    fn shingles(&self, text: &str) -> Vec<u64> {
+    fn shingles(&self, text: &str, hashes: &mut Vec<u64>) {
         let text = text.to_lowercase();
         let kind = self.options.dedup.shingle.unwrap_or_else(|| {
+            if text.is_ascii() {
+                return ShingleKind::Word; // no CJK character
+            }
             let (cjk, visible) = text
                 .chars()
                 .filter(|c| !c.is_whitespace())
@@ -213,7 +233,7 @@ impl<'a> Processor<'a> {
             }
         });
         let size = self.options.dedup.shingle_size.unwrap_or(if kind == ShingleKind::Char { 5 } else { 3 });
-        shingles(&text, kind, size)
+        shingles_into(&text, kind, size, hashes);
     }
 
     fn length(&self, text: &str) -> std::result::Result<usize, String> {
@@ -227,18 +247,22 @@ impl<'a> Processor<'a> {
 /// The in-order part of a run: duplicates, the split, the outputs and the report.
 struct Run<'a> {
     report: CleanReport,
-    /// Hashes of every record that passed the filters.
-    exact: HashSet<u128>,
-    index: LshIndex,
-    /// Where each kept record came from (file index, location), by kept id.
-    kept_at: Vec<(u32, Location)>,
+    /// Exact hashes of every record that passed the filters, band keys of the kept ones.
+    index: DedupIndex,
+    inputs: &'a [PathBuf],
     train: TempFile,
     val: TempFile,
     options: &'a CleanOptions,
 }
 
 impl Run<'_> {
-    fn take(&mut self, file: usize, path: &Path, p: Processed) -> Result<()> {
+    /// Takes a chunk's records of input `file` in order.
+    fn take_chunk(&mut self, file: usize, chunk: Vec<Processed>) -> Result<()> {
+        chunk.into_iter().try_for_each(|p| self.take(file, p))
+    }
+
+    fn take(&mut self, file: usize, p: Processed) -> Result<()> {
+        let path = &self.inputs[file];
         let at = |location: Location| format!("{}: {location}", path.display());
         self.report.records_read += 1;
         if let Some(before) = p.before {
@@ -261,24 +285,33 @@ impl Run<'_> {
             }
             Outcome::Candidate(candidate) => candidate,
         };
-        if !self.exact.insert(candidate.exact) {
-            self.report.remove(Rule::ExactDuplicate, || at(p.location), &candidate.text);
+        self.deduplicate(file, p.location, candidate)
+    }
+
+    /// Drops `candidate` as an exact or near duplicate of an earlier record, or keeps it.
+    fn deduplicate(&mut self, file: usize, location: Location, candidate: Candidate) -> Result<()> {
+        let at = format!("{}: {location}", self.inputs[file].display());
+        if !self.index.insert_exact(candidate.exact) {
+            self.report.remove(Rule::ExactDuplicate, || at, &candidate.text);
             return Ok(());
         }
-        if let Some(leader) = self.index.find(&candidate.bands) {
-            let (leader_file, leader_at) = self.kept_at[leader as usize];
-            let of = format!(
-                "{} (near duplicate of {}: {leader_at})",
-                at(p.location),
-                self.report.inputs[leader_file as usize]
-            );
+        if self.index.is_near_duplicate(&candidate.bands) {
+            // The leader is looked up (a read of the scratch file) only for a shown example.
+            let mut of = at;
+            if self.report.wants_example(Rule::NearDuplicate) {
+                match self.index.leader(&candidate.bands)? {
+                    Some((leader_file, leader_at)) => {
+                        of +=
+                            &format!(" (near duplicate of {}: {leader_at})", self.report.inputs[leader_file as usize]);
+                    }
+                    None => of += " (near duplicate of an earlier record)",
+                }
+            }
             self.report.remove(Rule::NearDuplicate, || of, &candidate.text);
             return Ok(());
         }
-        let id = u32::try_from(self.kept_at.len()).map_err(|_| Error::Options("more than 2^32 kept records".into()))?;
-        self.index.insert(id, &candidate.bands);
-        self.kept_at.push((file as u32, p.location));
-        self.keep(candidate, || at(p.location))
+        self.index.keep(file as u32, location, &candidate.bands)?;
+        self.keep(candidate, || at)
     }
 
     /// Writes a kept record to its side of the split and counts it.
@@ -286,7 +319,7 @@ impl Run<'_> {
         self.report.kept += 1;
         self.report.lengths_after.add(candidate.length);
         self.report.masked(&candidate.pii, at, &candidate.text);
-        let draw = mix64(self.options.seed ^ candidate.exact as u64) as f64 / 2f64.powi(64);
+        let draw = mix64(self.options.seed ^ candidate.split) as f64 / 2f64.powi(64);
         if draw < self.options.val_fraction {
             self.report.val += 1;
             self.val.write_line(&candidate.line)

@@ -209,6 +209,60 @@ impl RecordReader {
     }
 }
 
+/// The records of several files in order, in chunks of at most `chunk` records (a chunk never
+/// spans two files, so each names its file).
+pub(crate) struct Inputs<'a> {
+    paths: &'a [PathBuf],
+    /// The file being read and its index in `paths`.
+    current: Option<(usize, RecordReader)>,
+    next: usize,
+    /// Bytes of the files read to the end.
+    finished_bytes: u64,
+    chunk: usize,
+}
+
+impl<'a> Inputs<'a> {
+    pub(crate) fn new(paths: &'a [PathBuf], chunk: usize) -> Inputs<'a> {
+        Inputs { paths, current: None, next: 0, finished_bytes: 0, chunk }
+    }
+
+    /// The next chunk and its file's index, `None` after the last file.
+    ///
+    /// # Errors
+    /// A file cannot be opened or read, is binary, or has an unknown format.
+    pub(crate) fn next_chunk(&mut self) -> Result<Option<(usize, Vec<RawItem>)>> {
+        loop {
+            let (file, reader) = match &mut self.current {
+                Some((file, reader)) => (*file, reader),
+                None if self.next == self.paths.len() => return Ok(None),
+                None => {
+                    let reader = RecordReader::open(&self.paths[self.next])?;
+                    self.next += 1;
+                    let (file, reader) = self.current.insert((self.next - 1, reader));
+                    (*file, reader)
+                }
+            };
+            let mut items = Vec::with_capacity(self.chunk);
+            while items.len() < self.chunk {
+                match reader.next_item()? {
+                    Some(item) => items.push(item),
+                    None => break,
+                }
+            }
+            if !items.is_empty() {
+                return Ok(Some((file, items)));
+            }
+            self.finished_bytes += reader.bytes_read;
+            self.current = None;
+        }
+    }
+
+    /// Bytes read so far over all files, for the progress bar.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.finished_bytes + self.current.as_ref().map_or(0, |(_, reader)| reader.bytes_read)
+    }
+}
+
 fn utf8(bytes: Vec<u8>) -> std::result::Result<String, String> {
     String::from_utf8(bytes)
         .map_err(|e| format!("not valid UTF-8 (byte {} of the record)", e.utf8_error().valid_up_to()))

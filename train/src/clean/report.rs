@@ -103,6 +103,11 @@ impl CleanReport {
         }
     }
 
+    /// True while `rule` has fewer removals than the examples shown per rule (3): the next one is shown.
+    pub fn wants_example(&self, rule: Rule) -> bool {
+        self.removed.get(rule.name()).copied().unwrap_or(0) < EXAMPLES_PER_RULE
+    }
+
     /// Counts a record's masked spans, keeping the first few masked records as examples.
     pub fn masked(&mut self, counts: &PiiCounts, at: impl FnOnce() -> String, text: &str) {
         if counts.iter().all(|&c| c == 0) {
