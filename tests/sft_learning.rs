@@ -7,6 +7,7 @@
 use deltaw_lora::{Lora, LoraConfig, TargetModules};
 use deltaw_tensor::{Device, Seed};
 use deltaw_train::data::{ByteCodec, SftDataset, TextCodec};
+use deltaw_train::distributed::{DistConfig, Distributed, SingleProcess};
 use deltaw_train::synthetic::{compact_template, dataset, Task};
 use deltaw_train::trainer::{exact_match, greedy_answer, prompt_and_answer};
 use deltaw_train::{Trainer, TrainerConfig};
@@ -100,7 +101,10 @@ fn pretrain_then_lora_learns_a_new_task_and_merging_keeps_the_answers() {
 #[test]
 fn resuming_from_a_checkpoint_repeats_the_run_bit_for_bit() {
     let data = task_data(Task::Reverse, 5, 0, 96);
-    let run = |dir: &PathBuf, stop_after: Option<usize>, resume: bool| {
+    // `zero1`: after any resume, the trainer becomes a one-rank ZeRO-1 run, whose shard
+    // optimizer must take over the restored moments and whose checkpoints keep them in a
+    // shard file.
+    let run = |dir: &PathBuf, stop_after: Option<usize>, resume: bool, zero1: bool| {
         let mut model = tiny_model();
         let lora_config = LoraConfig { r: 4, lora_dropout: 0.1, ..LoraConfig::new("gpt2") };
         let lora = Lora::inject(&mut model, lora_config, Seed(9)).unwrap();
@@ -109,16 +113,25 @@ fn resuming_from_a_checkpoint_repeats_the_run_bit_for_bit() {
         if resume {
             assert_eq!(trainer.resume().unwrap(), Some(3), "resumes from the step-3 checkpoint");
         }
+        if zero1 {
+            let config = DistConfig { zero1: true, ..DistConfig::default() };
+            let dist = Distributed::new(Box::new(SingleProcess), config, &lora.parameters(), 2).unwrap();
+            trainer = trainer.distributed(dist);
+        }
         trainer.fit(&data, None).unwrap().losses
     };
-    let full = run(&out_dir("full"), None, false);
-    let dir = out_dir("interrupted");
-    let first = run(&dir, Some(4), false); // checkpoints at 3 and 4 (the stop)
-    std::fs::write(dir.join("checkpoints").join("latest"), "step-000003").unwrap();
-    let rest = run(&dir, None, true);
-    assert_eq!(first, full[..4].to_vec());
+    let full = run(&out_dir("full"), None, false, false);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&rest), bits(&full[3..]), "resumed losses {rest:?} vs {:?}", &full[3..]);
+    for zero1 in [false, true] {
+        let dir = out_dir(&format!("interrupted-{zero1}"));
+        let first = run(&dir, Some(4), false, false); // checkpoints at 3 and 4 (the stop)
+        std::fs::write(dir.join("checkpoints").join("latest"), "step-000003").unwrap();
+        let rest = run(&dir, None, true, zero1);
+        assert_eq!(first, full[..4].to_vec());
+        assert_eq!(bits(&rest), bits(&full[3..]), "zero1 {zero1}: resumed losses {rest:?} vs {:?}", &full[3..]);
+        let shard = dir.join("checkpoints/step-000008/optim-rank000-of-001.safetensors");
+        assert_eq!(shard.exists(), zero1, "{}", shard.display());
+    }
 }
 
 #[test]

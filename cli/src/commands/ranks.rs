@@ -62,14 +62,15 @@ impl Ranks {
             let threads = (cores / world.ranks_on_this_host()).max(1);
             rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
         }
-        eprintln!(
-            "rank {} of {} on {}, pid {}, {} rayon threads",
+        let line = format!(
+            "rank {} of {} on {}, pid {}, {} rayon threads\n",
             world.rank(),
             world.size(),
             world.host(),
             std::process::id(),
             rayon::current_num_threads()
         );
+        say(&line);
         Ok(Ranks { world: Some(Arc::new(world)) })
     }
 
@@ -123,10 +124,21 @@ impl Ranks {
         if let (Err(e), Some(world)) = (&result, &self.world) {
             use deltaw_train::distributed::Collective;
             if world.size() > 1 {
-                eprintln!("error: rank {} of {}: {e:#}", world.rank(), world.size());
+                say(&format!("error: rank {} of {}: {e:#}\n", world.rank(), world.size()));
+                // The launcher forwards each rank's stderr; give it a moment to carry this
+                // line (and other ranks theirs) before the abort ends the run.
+                std::thread::sleep(std::time::Duration::from_millis(500));
                 world.abort(1);
             }
         }
         result
     }
+}
+
+/// Writes `line` to stderr in one write, so the lines of ranks sharing the launcher's stderr do
+/// not interleave, and a line is whole before `MPI_Abort` ends the ranks.
+#[cfg(feature = "mpi")]
+fn say(line: &str) {
+    use std::io::Write;
+    std::io::stderr().lock().write_all(line.as_bytes()).ok();
 }

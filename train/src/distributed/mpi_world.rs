@@ -81,12 +81,16 @@ impl Watch {
             std::thread::sleep(tick);
             let current = self.current.lock().expect("watch lock");
             if let Some((since, what)) = current.as_ref().filter(|(since, _)| since.elapsed() > self.timeout) {
-                eprintln!(
+                let line = format!(
                     "error: rank {rank} of {size}: no answer from the other ranks for {:.0} s in {what}: a rank has \
                      died or hangs, or the network is down. Stopping this rank; continue from the last checkpoint \
-                     with --resume (the same command).",
+                     with --resume (the same command).\n",
                     since.elapsed().as_secs_f64()
                 );
+                // One write: the ranks share the launcher's stderr.
+                std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes()).ok();
+                // Time for the launcher to forward the line before it ends the other ranks.
+                std::thread::sleep(Duration::from_millis(500));
                 std::process::exit(1);
             }
         }

@@ -141,7 +141,15 @@ impl<'m> Trainer<'m> {
     /// shard).
     pub fn distributed(mut self, dist: Distributed) -> Self {
         if dist.config.zero1 {
-            self.opt = adamw(&self.params[dist.shard.clone()], &self.config);
+            // The shard's optimizer takes over any state already restored (a resume before).
+            let shard = &self.params[dist.shard.clone()];
+            let mut opt = adamw(shard, &self.config);
+            for p in shard {
+                if let Some((step, m, v)) = self.opt.state_of(p) {
+                    opt.set_state(p, step, m, v);
+                }
+            }
+            self.opt = opt;
         }
         self.dist = Some(dist);
         self
