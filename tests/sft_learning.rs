@@ -7,7 +7,7 @@
 use deltaw_lora::{Lora, LoraConfig, TargetModules};
 use deltaw_tensor::{Device, Seed};
 use deltaw_train::data::{ByteCodec, SftDataset, TextCodec};
-use deltaw_train::distributed::{DistConfig, Distributed, SingleProcess};
+use deltaw_train::distributed::{DistConfig, SingleProcess};
 use deltaw_train::synthetic::{compact_template, dataset, Task};
 use deltaw_train::trainer::{exact_match, greedy_answer, prompt_and_answer};
 use deltaw_train::{Trainer, TrainerConfig};
@@ -115,8 +115,7 @@ fn resuming_from_a_checkpoint_repeats_the_run_bit_for_bit() {
         }
         if zero1 {
             let config = DistConfig { zero1: true, ..DistConfig::default() };
-            let dist = Distributed::new(Box::new(SingleProcess), config, &lora.parameters(), 2).unwrap();
-            trainer = trainer.distributed(dist);
+            trainer = trainer.distributed(Box::new(SingleProcess), config).unwrap();
         }
         trainer.fit(&data, None).unwrap().losses
     };

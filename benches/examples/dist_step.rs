@@ -13,7 +13,7 @@
 
 use deltaw_tensor::{Device, Seed};
 use deltaw_train::data::{Sample, SftDataset};
-use deltaw_train::distributed::{Collective, DistConfig, Distributed, MpiWorld};
+use deltaw_train::distributed::{Collective, DistConfig, MpiWorld};
 use deltaw_train::trainer::{read_metrics, MetricsLine, StepMetrics};
 use deltaw_train::{Trainer, TrainerConfig};
 use deltaw_transformer::{Gpt2, Gpt2Config, Model};
@@ -54,10 +54,10 @@ fn main() {
         progress: false,
         ..TrainerConfig::default()
     };
-    let params = model.parameters();
-    let dist = Distributed::new(Box::new(world.clone()), DistConfig { zero1, ..DistConfig::default() }, &params, ACCUM)
-        .expect("a valid split");
-    let mut trainer = Trainer::new(&model, params, tc, &out, (0, 0)).expect("trainer").distributed(dist);
+    let config = DistConfig { zero1, ..DistConfig::default() };
+    let mut trainer = Trainer::new(&model, model.parameters(), tc, &out, (0, 0))
+        .and_then(|t| t.distributed(Box::new(world.clone()), config))
+        .expect("a distributed trainer");
     trainer.fit(&data, None).expect("training");
     let (mut mine, mut mib) = (vec![0f32; ranks], vec![0f32; ranks]);
     mine[rank] = trainer.optimizer_bytes() as f32 / (1 << 20) as f32;

@@ -2,10 +2,11 @@
 //! them. Rank 0 prepares the output folder, prints, plots and writes the model; every rank
 //! trains its share of each step (see `deltaw_train::distributed`).
 
+use super::outdir;
+use super::run_args::RunArgs;
 use anyhow::Result;
 use clap::Args;
-use deltaw_autograd::Var;
-use deltaw_train::distributed::Distributed;
+use deltaw_train::Trainer;
 #[cfg(feature = "mpi")]
 use std::sync::Arc;
 
@@ -102,19 +103,32 @@ impl Ranks {
         }
     }
 
-    /// The trainer's part of a distributed run over `params`, or `None` in one process.
+    /// Rank 0 (or the only process) prepares `--out` as `outdir::prepare` does; the others
+    /// wait until it has.
     ///
     /// # Errors
-    /// As [`Distributed::new`]: e.g. `grad_accum` not a multiple of the ranks.
+    /// As `outdir::prepare`.
+    pub fn prepare_out(&self, run: &RunArgs) -> Result<()> {
+        if self.is_root() {
+            outdir::prepare(&run.out, run.overwrite, run.resume)?;
+        }
+        self.barrier("rank 0 preparing --out");
+        Ok(())
+    }
+
+    /// `trainer` training over these ranks (unchanged in one process).
+    ///
+    /// # Errors
+    /// As `Trainer::distributed`: e.g. `grad_accum` not a multiple of the ranks.
     #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
-    pub fn trainer_part(&self, args: &DistArgs, params: &[Var], grad_accum: usize) -> Result<Option<Distributed>> {
+    pub fn distribute<'m>(&self, trainer: Trainer<'m>, args: &DistArgs) -> Result<Trainer<'m>> {
         #[cfg(feature = "mpi")]
         if let Some(world) = &self.world {
             let bucket_elems = ((args.bucket_mb * (1 << 20) as f64) / 4.0).max(1.0) as usize;
             let config = deltaw_train::distributed::DistConfig { bucket_elems, zero1: args.zero1 };
-            return Ok(Some(Distributed::new(Box::new(world.clone()), config, params, grad_accum)?));
+            return Ok(trainer.distributed(Box::new(world.clone()), config)?);
         }
-        Ok(None)
+        Ok(trainer)
     }
 
     /// `result`, except that an error on one rank of several ends them all (`MPI_Abort`) after

@@ -214,10 +214,7 @@ fn run_on(args: &SftArgs, device: &Device, out: &mut impl Write, ranks: &Ranks) 
     if let Some(f) = args.val_split.filter(|f| !(0.0..1.0).contains(f)) {
         bail!("--val-split {f} must be in [0, 1)");
     }
-    if ranks.is_root() {
-        outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
-    }
-    ranks.barrier("rank 0 preparing --out");
+    ranks.prepare_out(&args.run)?;
     // LoRA freezes the base: a bf16/f16 base stays in its dtype (half the memory of f32), or
     // is quantized into blocks as it loads (QLoRA).
     let dtype = match (args.full, args.base_quant) {
@@ -243,12 +240,8 @@ fn run_on(args: &SftArgs, device: &Device, out: &mut impl Write, ranks: &Ranks) 
         write_run_json(args, &config)?;
     }
     let ids = (codec.eos_id(), codec.eos_id());
-    let dist = ranks.trainer_part(&args.run.dist, &params, config.grad_accum)?;
-    let mut trainer =
-        Trainer::new(model.as_ref(), params, config, &args.run.out, ids)?.with_interrupt(interrupt_flag());
-    if let Some(dist) = dist {
-        trainer = trainer.distributed(dist);
-    }
+    let trainer = Trainer::new(model.as_ref(), params, config, &args.run.out, ids)?.with_interrupt(interrupt_flag());
+    let mut trainer = ranks.distribute(trainer, &args.run.dist)?;
     if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? || !ranks.is_root() {
         return Ok(());
     }

@@ -88,10 +88,7 @@ fn run_on(args: &TrainArgs, device: &Device, out: &mut impl Write, ranks: &Ranks
     let data = TextDataset::load(&args.data, codec.as_ref(), args.block_size)?;
     writeln!(out, "{}", data.report)?;
     let (train, val) = data.split(args.val_split)?;
-    if ranks.is_root() {
-        outdir::prepare(&args.run.out, args.run.overwrite, args.run.resume)?;
-    }
-    ranks.barrier("rank 0 preparing --out");
+    ranks.prepare_out(&args.run)?;
     let model = Gpt2::init(config, Seed(args.run.seed), device);
     let params = model.parameters();
     let count: usize = params.iter().map(|p| p.value().numel()).sum();
@@ -105,12 +102,9 @@ fn run_on(args: &TrainArgs, device: &Device, out: &mut impl Write, ranks: &Ranks
         codec.vocab_size()
     )?;
     let ids = (codec.eos_id(), codec.eos_id());
-    let config = args.trainer_config();
-    let dist = ranks.trainer_part(&args.run.dist, &params, config.grad_accum)?;
-    let mut trainer = Trainer::new(&model, params, config, &args.run.out, ids)?.with_interrupt(interrupt_flag());
-    if let Some(dist) = dist {
-        trainer = trainer.distributed(dist);
-    }
+    let trainer =
+        Trainer::new(&model, params, args.trainer_config(), &args.run.out, ids)?.with_interrupt(interrupt_flag());
+    let mut trainer = ranks.distribute(trainer, &args.run.dist)?;
     if fit_and_report(&mut trainer, args.run.resume, &args.run.out, (&train, val.as_ref()), out)? || !ranks.is_root() {
         return Ok(());
     }

@@ -201,13 +201,14 @@ fn decode_location(word: u64) -> Location {
     }
 }
 
-/// Inserts `value` (not 0) into a linear-probing table with room to spare; false if present.
-fn place_u64(slots: &mut [u64], value: u64) -> bool {
+/// Inserts `value` (not 0) into a linear-probing table with room to spare, probing from
+/// `start`; false if present.
+fn place<T: Copy + PartialEq + Default>(slots: &mut [T], start: usize, value: T) -> bool {
     let mask = slots.len() - 1;
-    let mut i = value as usize & mask;
+    let mut i = start & mask;
     loop {
         match slots[i] {
-            0 => {
+            v if v == T::default() => {
                 slots[i] = value;
                 return true;
             }
@@ -215,6 +216,11 @@ fn place_u64(slots: &mut [u64], value: u64) -> bool {
             _ => i = (i + 1) & mask,
         }
     }
+}
+
+/// Inserts an exact hash (not 0), probing from its low bits; false if present.
+fn place_u64(slots: &mut [u64], value: u64) -> bool {
+    place(slots, value as usize, value)
 }
 
 /// The slot and fingerprint of a band key: low bits choose the slot, the high 32 bits (0 read
@@ -225,18 +231,8 @@ fn slot_and_fingerprint(key: u64, mask: usize) -> (usize, u32) {
 
 /// Stores `key`'s fingerprint unless its probe run already holds it; true when stored.
 fn place_u32(slots: &mut [u32], key: u64) -> bool {
-    let mask = slots.len() - 1;
-    let (mut i, fingerprint) = slot_and_fingerprint(key, mask);
-    loop {
-        match slots[i] {
-            0 => {
-                slots[i] = fingerprint;
-                return true;
-            }
-            v if v == fingerprint => return false,
-            _ => i = (i + 1) & mask,
-        }
-    }
+    let (start, fingerprint) = slot_and_fingerprint(key, slots.len() - 1);
+    place(slots, start, fingerprint)
 }
 
 fn find_u32(slots: &[u32], key: u64) -> bool {

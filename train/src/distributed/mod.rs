@@ -87,13 +87,14 @@ pub struct Distributed {
 }
 
 impl Distributed {
-    /// Checks that `params` can be trained over `comm` with `grad_accum` micro-batches a step.
+    /// Checks that `params` can be trained over `comm` with `grad_accum` micro-batches a step
+    /// (the trainer's, through [`Trainer::distributed`](crate::Trainer::distributed)).
     ///
     /// # Errors
     /// `grad_accum` not a multiple of the number of ranks (each rank runs the same number of
     /// micro-batches, so the step is the single process's), a bucket of 0 values, or a
     /// trainable parameter that is not f32 (gradients are summed as f32).
-    pub fn new(
+    pub(crate) fn new(
         comm: Box<dyn Collective>,
         config: DistConfig,
         params: &[Var],

@@ -202,7 +202,10 @@ pub(crate) fn load(
         restored.push((p, value, moments));
     }
     // Another rank's moments (a plain checkpoint resumed under ZeRO-1) are not this rank's.
-    tensors.retain(|k, _| !(k.starts_with("adam_") && state.adam_steps.contains_key(&k[7..])));
+    tensors.retain(|k, _| {
+        let name = k.strip_prefix("adam_m.").or_else(|| k.strip_prefix("adam_v."));
+        !name.is_some_and(|name| state.adam_steps.contains_key(name))
+    });
     if let Some(extra) = tensors.keys().next() {
         return Err(bad(extra, format!("'{extra}' is not a trainable parameter of this model")));
     }

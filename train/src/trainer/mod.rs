@@ -51,7 +51,7 @@ pub(crate) use eval::{target_count, validation_loss};
 pub use metrics::{read_metrics, EvalMetrics, MetricsLine, MetricsLog, StepMetrics};
 
 use crate::data::{collate, SftDataset};
-use crate::distributed::{all_reduce_grads, broadcast_params, Distributed};
+use crate::distributed::{all_reduce_grads, broadcast_params, Collective, DistConfig, Distributed};
 use crate::error::{Error, Result};
 use deltaw_autograd::{train_mode, AdamW, AdamWConfig, Grads, Optimizer, ParamGroup, Var};
 use deltaw_tensor::Seed;
@@ -134,12 +134,17 @@ impl<'m> Trainer<'m> {
         })
     }
 
-    /// Trains over the ranks of `dist` (see [`crate::distributed`]): this rank runs its share
+    /// Trains over the ranks of `comm` (see [`crate::distributed`]): this rank runs its share
     /// of each step's `grad_accum` micro-batches, gradients are summed over the ranks, and with
     /// ZeRO-1 this rank's optimizer keeps and steps only its shard of the parameters. Only rank
     /// 0 evaluates and writes metrics, progress and checkpoints (with every rank's optimizer
     /// shard).
-    pub fn distributed(mut self, dist: Distributed) -> Self {
+    ///
+    /// # Errors
+    /// `grad_accum` not a multiple of the number of ranks, an empty bucket, or a trainable
+    /// parameter that is not f32.
+    pub fn distributed(mut self, comm: Box<dyn Collective>, config: DistConfig) -> Result<Self> {
+        let dist = Distributed::new(comm, config, &self.params, self.config.grad_accum)?;
         if dist.config.zero1 {
             // The shard's optimizer takes over any state already restored (a resume before).
             let shard = &self.params[dist.shard.clone()];
@@ -152,7 +157,7 @@ impl<'m> Trainer<'m> {
             self.opt = opt;
         }
         self.dist = Some(dist);
-        self
+        Ok(self)
     }
 
     /// True in a single process and on rank 0 of a distributed run: the rank that reports.
