@@ -48,7 +48,10 @@ impl Grads {
 
     pub(crate) fn add_by_id(&mut self, id: VarId, grad: Tensor) {
         match self.map.remove(&id) {
-            Some(old) => self.map.insert(id, old.add(&grad)),
+            Some(mut old) => {
+                old.add_in_place(&grad); // the running sum is this store's own: no new buffer
+                self.map.insert(id, old)
+            }
             None => self.map.insert(id, grad),
         };
     }
@@ -101,7 +104,7 @@ impl Grads {
     /// `Σ g²` is an f32 reduction on its device; the sum over tensors is in f64, in var-id
     /// order (so the same gradients give the same bits whatever the map's order).
     pub fn global_norm(&self) -> f32 {
-        let sq: f64 = self.per_tensor(|g| g.mul(g).sum_all()).iter().map(|&s| s as f64).sum();
+        let sq: f64 = self.per_tensor(Tensor::sum_squares).iter().map(|&s| s as f64).sum();
         sq.sqrt() as f32
     }
 
@@ -113,7 +116,7 @@ impl Grads {
         let coef = max_norm as f64 / (norm as f64 + 1e-6);
         if norm.is_finite() && coef < 1.0 {
             for g in self.map.values_mut() {
-                *g = g.mul_scalar(coef as f32);
+                g.mul_scalar_in_place(coef as f32);
             }
         }
         norm

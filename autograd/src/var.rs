@@ -114,6 +114,27 @@ impl Var {
         *slot = value;
     }
 
+    /// Runs `f` on a leaf's value for an update in place (an optimizer step that writes into
+    /// the parameter's buffer through [`Tensor::values_mut`], which refuses while a recorded
+    /// graph still holds the tensor, so what a graph computed never changes under it).
+    ///
+    /// # Panics
+    /// If `self` is not a leaf, or `f` changes the value's shape.
+    #[track_caller]
+    pub fn update_value<R>(&self, f: impl FnOnce(&mut Tensor) -> R) -> R {
+        assert!(self.is_leaf(), "update_value: var {:?} was made by {} and is not a leaf", self.id(), self.op_name());
+        let mut slot = self.0.value.write().expect("a Var's value lock is never poisoned");
+        let before = slot.shape().clone();
+        let out = f(&mut slot);
+        assert_eq!(
+            &before,
+            slot.shape(),
+            "update_value: the update changed the shape {before:?} to {:?}",
+            slot.shape()
+        );
+        out
+    }
+
     pub fn shape(&self) -> Shape {
         self.value().shape().clone()
     }

@@ -197,6 +197,11 @@ impl Tensor {
         &self.storage
     }
 
+    /// The storage for writing, when no other tensor (a clone or a view) shares it.
+    pub(crate) fn storage_mut(&mut self) -> Option<&mut Storage> {
+        Arc::get_mut(&mut self.storage)
+    }
+
     /// The host buffer behind this tensor.
     ///
     /// # Panics

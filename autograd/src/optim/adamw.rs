@@ -116,8 +116,9 @@ impl AdamW {
         };
         // One fused pass (memory-bound: a dozen separate ops would each stream the whole
         // parameter through memory again).
-        let (p, m, v) = p.adamw_update(grad, &s.m, &s.v, scalars);
-        param.set_value(p);
+        drop(p); // so the parameter's buffer can be updated in place
+        let Moments { mut m, mut v, .. } = s;
+        param.update_value(|p| p.adamw_update_in_place(grad, &mut m, &mut v, scalars));
         self.state.insert(param.id(), Moments { step, m, v });
     }
 }

@@ -59,6 +59,31 @@ fn map<F: Fn(f32) -> f32 + Sync>(src: &[f32], layout: &Layout, f: F) -> Vec<f32>
     out
 }
 
+/// Elements per rayon task for the in-place updates below (memory-bound: large enough that
+/// scheduling is noise, small enough that both cores share a 1 M-float tensor).
+const IN_PLACE_BLOCK: usize = 64 * 1024;
+
+/// `xs[i] ← f(xs[i], ys[i])` in place, in parallel blocks; `ys` has `xs`' length.
+pub fn zip_in_place<F: Fn(f32, f32) -> f32 + Sync>(xs: &mut [f32], ys: &[f32], f: F) {
+    debug_assert_eq!(xs.len(), ys.len());
+    xs.par_chunks_mut(IN_PLACE_BLOCK).zip(ys.par_chunks(IN_PLACE_BLOCK)).for_each(|(x, y)| {
+        vectorized(
+            #[inline(always)]
+            || x.iter_mut().zip(y).for_each(|(a, &b)| *a = f(*a, b)),
+        )
+    });
+}
+
+/// `xs[i] ← xs[i]·k` in place, in parallel blocks.
+pub fn scale_in_place(xs: &mut [f32], k: f32) {
+    xs.par_chunks_mut(IN_PLACE_BLOCK).for_each(|x| {
+        vectorized(
+            #[inline(always)]
+            || x.iter_mut().for_each(|a| *a *= k),
+        )
+    });
+}
+
 /// `dst[i] = f(src[i])`, forced inline so that the loop lands inside [`vectorized`]'s
 /// wide-register function instead of being compiled on its own at baseline width.
 #[inline(always)]

@@ -17,6 +17,7 @@
 mod arith;
 mod attention;
 mod elementwise;
+mod in_place;
 mod index;
 mod llama;
 mod matmul;

@@ -125,6 +125,25 @@ impl Tensor {
         self.flatten_all().sum(0)
     }
 
+    /// `Σ x²` over all elements (the squared L2 norm), as a 0-d tensor: the bits of
+    /// `self.mul(self).sum_all()`, without the `x·x` tensor on the host.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let t = Tensor::from_vec(vec![3.0f32, 4.0], 2, &Device::Cpu)?;
+    /// assert_eq!(t.sum_squares().to_vec(), [25.0]);
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    pub fn sum_squares(&self) -> Tensor {
+        match self.storage() {
+            Storage::Cpu(CpuStorage::F32(_)) => {
+                let xs = self.f32_values("sum_squares");
+                Tensor::from_f32(vec![kernels::sum_map(&xs, |x| x * x)], Shape::from(()))
+            }
+            _ => self.mul(self).sum_all(),
+        }
+    }
+
     pub fn mean_all(&self) -> Tensor {
         self.flatten_all().mean(0)
     }
@@ -167,7 +186,15 @@ impl Tensor {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Device, Tensor};
+    use crate::{Device, Seed, Tensor};
+
+    #[test]
+    fn sum_squares_has_the_bits_of_mul_then_sum() {
+        let x = Tensor::randn((300, 77), Seed(5), &Device::Cpu);
+        for t in [x.clone(), x.t()] {
+            assert_eq!(t.sum_squares().to_vec()[0].to_bits(), t.mul(&t).sum_all().to_vec()[0].to_bits());
+        }
+    }
 
     #[test]
     fn sum_to_shape_undoes_broadcast() {

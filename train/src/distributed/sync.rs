@@ -3,8 +3,7 @@
 use super::Collective;
 use crate::error::Result;
 use deltaw_autograd::{Grads, Var};
-use deltaw_tensor::Tensor;
-use std::borrow::Cow;
+use deltaw_tensor::{Device, Tensor};
 use std::ops::Range;
 
 /// Sums every rank's gradients of `params` so each rank holds the total (see the module docs
@@ -12,6 +11,10 @@ use std::ops::Range;
 /// and sent in buckets of at most `bucket_elems` values. A parameter whose gradient exists on
 /// some ranks only counts as zeros on the others; one that no rank reached stays absent, so
 /// the optimizer skips it as a single process would.
+///
+/// Each bucket is sent straight from the gradient's buffer and its sum copied back into it
+/// from one bucket-sized receive buffer. (A fresh receive buffer for the whole gradient, 0.5
+/// GB for GPT-2, took a page fault from the OS for every 4 KiB, every step.)
 ///
 /// # Errors
 /// A gradient that cannot be made on its parameter's device again.
@@ -28,36 +31,41 @@ pub fn all_reduce_grads(
     let mut present: Vec<u64> = params.iter().map(|p| u64::from(grads.get(p).is_some())).collect();
     comm.all_reduce_sum_u64(&mut present, &format!("the gradient list of step {step}"));
     let reached: Vec<&Var> = params.iter().zip(&present).filter(|(_, &count)| count > 0).map(|(p, _)| p).collect();
-    // Sent straight from the gradients' buffers (no copy on the host); received into new ones.
-    let sums: Vec<Vec<f32>> = {
-        let sends: Vec<Cow<[f32]>> = reached
-            .iter()
-            .map(|p| grads.get(p).map_or_else(|| Cow::Owned(vec![0.0; p.value().numel()]), Tensor::values))
-            .collect();
-        let mut sums: Vec<Vec<f32>> = sends.iter().map(|v| vec![0.0; v.len()]).collect();
-        let lens: Vec<usize> = sends.iter().map(|v| v.len()).collect();
+    let mut host = Vec::with_capacity(reached.len());
+    for p in &reached {
+        let mut g = grads.remove(p).unwrap_or_else(|| Tensor::zeros(p.shape(), &Device::Cpu));
+        make_writable(&mut g)?;
+        host.push(g);
+    }
+    {
+        let mut bufs: Vec<&mut [f32]> = host.iter_mut().map(writable).collect();
+        let lens: Vec<usize> = bufs.iter().map(|b| b.len()).collect();
+        let mut scratch = Scratch::new(&lens, bucket_elems);
         for (index, piece) in plan(&lens, bucket_elems).into_iter().enumerate() {
             let what = format!("gradient bucket {index} of step {step}");
             match piece {
-                Piece::Part(i, range) => comm.all_reduce_sum_f32(&sends[i][range.clone()], &mut sums[i][range], &what),
+                Piece::Part(i, range) => {
+                    let sum = &mut scratch.sum[..range.len()];
+                    comm.all_reduce_sum_f32(&bufs[i][range.clone()], sum, &what);
+                    bufs[i][range].copy_from_slice(sum);
+                }
                 Piece::Joined(run) => {
-                    let joined: Vec<f32> = sends[run.clone()].iter().flat_map(|v| v.iter().copied()).collect();
-                    let mut sum = vec![0.0; joined.len()];
-                    comm.all_reduce_sum_f32(&joined, &mut sum, &what);
-                    split_into(&sum, &mut sums[run]);
+                    let (joined, sum) = scratch.join(&bufs[run.clone()]);
+                    comm.all_reduce_sum_f32(joined, sum, &what);
+                    split_into(sum, &mut bufs[run]);
                 }
             }
         }
-        sums
-    };
-    for (p, v) in reached.into_iter().zip(sums) {
-        grads.insert(p, Tensor::from_vec(v, p.shape(), &p.value().device())?);
+    }
+    for (p, g) in reached.into_iter().zip(host) {
+        grads.insert(p, to_device(g, &p.value().device())?);
     }
     Ok(())
 }
 
 /// Gives every rank the values of the parameters each rank updated: rank `r` broadcasts
-/// `params[shards[r]]`, in buckets, and the others take them (ZeRO-1's all-gather).
+/// `params[shards[r]]`, in buckets, and the others take them (ZeRO-1's all-gather), received
+/// straight into the parameters' buffers where they are on the host and not shared.
 ///
 /// # Errors
 /// A value that cannot be made on its parameter's device.
@@ -71,27 +79,101 @@ pub fn broadcast_params(
     for (owner, range) in shards.iter().enumerate() {
         let mine = owner == comm.rank();
         let owned = &params[range.clone()];
-        let mut values: Vec<Vec<f32>> =
-            owned.iter().map(|p| if mine { p.value().to_vec() } else { vec![0.0; p.value().numel()] }).collect();
-        let lens: Vec<usize> = values.iter().map(Vec::len).collect();
+        let devices: Vec<Device> = owned.iter().map(|p| p.value().device()).collect();
+        for p in owned {
+            p.update_value(make_writable)?;
+        }
+        let lens: Vec<usize> = owned.iter().map(|p| p.value().numel()).collect();
+        let mut scratch = Scratch::new(&lens, bucket_elems);
         for (index, piece) in plan(&lens, bucket_elems).into_iter().enumerate() {
             let what = format!("parameter bucket {index} of rank {owner}, step {step}");
             match piece {
-                Piece::Part(i, range) => comm.broadcast_f32(owner, &mut values[i][range], &what),
+                Piece::Part(i, range) => {
+                    owned[i].update_value(|t| comm.broadcast_f32(owner, &mut writable(t)[range], &what));
+                }
                 Piece::Joined(run) => {
-                    let mut joined: Vec<f32> = values[run.clone()].iter().flatten().copied().collect();
-                    comm.broadcast_f32(owner, &mut joined, &what);
-                    split_into(&joined, &mut values[run]);
+                    let values: Vec<Tensor> = owned[run.clone()].iter().map(Var::value).collect();
+                    let joined = scratch.join_values(&values, mine);
+                    drop(values);
+                    comm.broadcast_f32(owner, joined, &what);
+                    if !mine {
+                        let mut at = 0;
+                        for p in &owned[run] {
+                            p.update_value(|t| {
+                                let dst = writable(t);
+                                dst.copy_from_slice(&joined[at..at + dst.len()]);
+                                at += dst.len();
+                            });
+                        }
+                    }
                 }
             }
         }
-        if !mine {
-            for (p, v) in owned.iter().zip(values) {
-                p.set_value(Tensor::from_vec(v, p.shape(), &p.value().device())?);
-            }
+        for (p, device) in owned.iter().zip(&devices) {
+            p.update_value(|t| -> Result<()> {
+                if !device.is_cpu() {
+                    *t = Tensor::from_vec(t.to_vec(), t.shape(), device)?;
+                }
+                Ok(())
+            })?;
         }
     }
     Ok(())
+}
+
+/// Makes `t` a contiguous f32 host tensor with a buffer of its own (a copy when it is not).
+fn make_writable(t: &mut Tensor) -> Result<()> {
+    if t.values_mut().is_none() {
+        *t = Tensor::from_vec(t.to_vec(), t.shape(), &Device::Cpu)?;
+    }
+    Ok(())
+}
+
+/// The values of a tensor passed through [`make_writable`].
+fn writable(t: &mut Tensor) -> &mut [f32] {
+    t.values_mut().expect("made writable on the host before the collective")
+}
+
+/// `t` (on the host) moved to `device`: itself on the CPU.
+fn to_device(t: Tensor, device: &Device) -> Result<Tensor> {
+    if device.is_cpu() {
+        return Ok(t);
+    }
+    Ok(Tensor::from_vec(t.to_vec(), t.shape(), device)?)
+}
+
+/// The bucket-sized buffers of one collective: small tensors joined into one message, and the
+/// received sum of a message.
+struct Scratch {
+    joined: Vec<f32>,
+    sum: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(lens: &[usize], bucket: usize) -> Scratch {
+        let size = bucket.min(lens.iter().sum());
+        Scratch { joined: Vec::with_capacity(size), sum: vec![0.0; size] }
+    }
+
+    /// `bufs` one after another in the joined buffer, and a receive buffer of that length.
+    fn join(&mut self, bufs: &[&mut [f32]]) -> (&[f32], &mut [f32]) {
+        self.joined.clear();
+        bufs.iter().for_each(|b| self.joined.extend_from_slice(b));
+        (&self.joined, &mut self.sum[..self.joined.len()])
+    }
+
+    /// The tensors' values one after another when `fill`, zeros of their total length
+    /// otherwise (a broadcast's receivers).
+    fn join_values(&mut self, values: &[Tensor], fill: bool) -> &mut [f32] {
+        self.joined.clear();
+        for v in values {
+            match fill {
+                true => self.joined.extend_from_slice(&v.values()),
+                false => self.joined.resize(self.joined.len() + v.numel(), 0.0),
+            }
+        }
+        &mut self.joined
+    }
 }
 
 /// ZeRO-1's shards: `n` contiguous ranges of a parameter list with these element counts, whole
@@ -157,10 +239,10 @@ fn plan(lens: &[usize], bucket: usize) -> Vec<Piece> {
     pieces
 }
 
-/// Copies the consecutive parts of `joined` back into `vecs`.
-fn split_into(joined: &[f32], vecs: &mut [Vec<f32>]) {
+/// Copies the consecutive parts of `joined` back into `bufs`.
+fn split_into(joined: &[f32], bufs: &mut [&mut [f32]]) {
     let mut at = 0;
-    for v in vecs {
+    for v in bufs {
         let n = v.len();
         v.copy_from_slice(&joined[at..at + n]);
         at += n;

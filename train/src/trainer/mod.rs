@@ -300,13 +300,15 @@ impl<'m> Trainer<'m> {
         if let Some(value) = local.bad_loss.or((!local.loss_sum.is_finite()).then_some(local.loss_sum)) {
             return Err(self.non_finite(format!("the loss is {value}")));
         }
-        if !grads.all_finite() {
-            return Err(self.non_finite("a gradient is NaN or infinite".into()));
-        }
         let grad_norm = match self.config.max_grad_norm {
-            Some(max) => grads.clip_global_norm(max),
+            Some(max) => grads.clip_global_norm(max), // no change when the norm is not finite
             None => grads.global_norm(),
         };
+        // A finite norm means every gradient is finite; only a non-finite one needs the check
+        // (it may be finite gradients whose squares overflow).
+        if !grad_norm.is_finite() && !grads.all_finite() {
+            return Err(self.non_finite("a gradient is NaN or infinite".into()));
+        }
         let lr = self.config.schedule(total).lr_at(self.config.lr, self.step);
         self.opt.set_lr(lr);
         self.opt.step(&grads);
