@@ -58,6 +58,10 @@ pub fn step(s: &mut Setup) -> f32 {
     let logits = s.model.forward(&s.ids, None).logits;
     let loss = causal_lm_loss(&logits, &s.ids);
     let grads = loss.backward().expect("backward");
+    let value = loss.value().to_vec()[0];
+    // The graph goes before the update, as in the trainer: while it holds the parameters'
+    // tensors, AdamW cannot write into their buffers and takes new ones.
+    drop((logits, loss));
     s.opt.step(&grads);
-    loss.value().to_vec()[0]
+    value
 }

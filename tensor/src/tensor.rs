@@ -92,7 +92,9 @@ impl Tensor {
     /// A tensor of `shape` with every element `value`.
     pub fn full(shape: impl Into<Shape>, value: f32, device: &Device) -> Tensor {
         let shape = shape.into();
-        Tensor::created("full", CpuStorage::F32(vec![value; shape.numel()]), shape, device)
+        let n = shape.numel();
+        let data = if value == 0.0 { crate::cpu::pool::take_zeroed(n) } else { vec![value; n] };
+        Tensor::created("full", CpuStorage::F32(data), shape, device)
     }
 
     pub fn zeros(shape: impl Into<Shape>, device: &Device) -> Tensor {

@@ -133,7 +133,9 @@ fn nn_backward(op: &Nn, y: &Tensor, dout: &Tensor, grads: &mut Grads) {
             let table_value = table.value();
             let c = table_value.dim(1);
             let rows = dout.reshape((ids.numel(), c));
-            grads.accumulate(table, table_value.zeros_like().index_add(0, &ids.flatten_all(), &rows));
+            let mut dtable = table_value.zeros_like();
+            dtable.index_add_in_place(0, &ids.flatten_all(), &rows);
+            grads.accumulate(table, dtable);
         }
         // dV = Pᵀ·dO, dS = P ⊙ (dO·Vᵀ − rowsum), dQ = scale·dS·K, dK = scale·dSᵀ·Q
         Nn::Attention { q, k, v, scale, probs, .. } => {

@@ -7,8 +7,14 @@ use crate::storage::CpuStorage;
 /// The elements of `layout` over `src`, in row-major order.
 pub fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Vec<T> {
     let mut out = vec![T::default(); layout.shape().numel()];
+    gather_into(src, layout, &mut out);
+    out
+}
+
+/// [`gather`] into `out`, which has the view's element count.
+pub fn gather_into<T: Copy + Send + Sync>(src: &[T], layout: &Layout, out: &mut [T]) {
     let plan = StridedPlan::<1>::new(layout.dims(), [(layout.strides(), layout.offset())]);
-    plan.for_each_segment(&mut out, |dst, [o], [s]| {
+    plan.for_each_segment(out, |dst, [o], [s]| {
         if s == 1 {
             dst.copy_from_slice(&src[o..o + dst.len()]);
         } else {
@@ -17,7 +23,6 @@ pub fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Ve
             }
         }
     });
-    out
 }
 
 /// [`gather`] for whichever element type the storage holds.

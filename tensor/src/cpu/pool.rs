@@ -28,16 +28,32 @@ static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 /// A buffer of `len` f32 whose contents are unspecified (zeros or a recycled tensor's values):
 /// the caller must write every element.
 pub fn take(len: usize) -> Vec<f32> {
-    if len * 4 >= MIN_BYTES {
-        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = guard.as_mut() {
-            if let Some(buf) = pool.by_len.get_mut(&len).and_then(Vec::pop) {
-                pool.bytes -= len * 4;
-                return buf;
-            }
+    reuse(len).unwrap_or_else(|| vec![0.0; len])
+}
+
+/// A buffer of `len` zeros: a recycled one cleared when the pool has one (its pages are
+/// already the process's), a fresh zeroed allocation otherwise (whose pages the OS maps on
+/// first touch, so a mostly-untouched buffer costs little).
+pub fn take_zeroed(len: usize) -> Vec<f32> {
+    match reuse(len) {
+        Some(mut buf) => {
+            buf.fill(0.0);
+            buf
         }
+        None => vec![0.0; len],
     }
-    vec![0.0; len]
+}
+
+/// A pooled buffer of exactly `len` f32, if the pool holds one.
+fn reuse(len: usize) -> Option<Vec<f32>> {
+    if len * 4 < MIN_BYTES {
+        return None;
+    }
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = guard.as_mut()?;
+    let buf = pool.by_len.get_mut(&len).and_then(Vec::pop)?;
+    pool.bytes -= len * 4;
+    Some(buf)
 }
 
 /// Offers a buffer back for reuse; it is freed instead when small or when the pool is full.
@@ -82,7 +98,10 @@ mod tests {
         let again = take(len);
         assert_eq!(again.as_ptr(), ptr, "the same allocation comes back");
         give_back(vec![1.0; 16]);
-        drop(again);
+        give_back(again);
+        // A recycled buffer (if this test got it back before a parallel test took it) comes
+        // back cleared from take_zeroed.
+        assert!(take_zeroed(len).iter().all(|&x| x == 0.0));
         clear(); // other tests run in parallel, so no exact count is asserted after this
     }
 }

@@ -8,7 +8,7 @@
 //! training step uses these for the updates it makes to whole parameters, gradients and
 //! optimizer moments every step (see `docs/guide/14-data-parallel.md` for what that is worth).
 
-use crate::cpu;
+use crate::cpu::{self, pool};
 use crate::kinds::AdamWScalars;
 use crate::storage::{CpuStorage, Storage};
 use crate::tensor::Tensor;
@@ -63,7 +63,17 @@ impl Tensor {
         );
         let on_host = other.device().is_cpu() && other.dtype() == crate::DType::F32;
         match self.values_mut().filter(|_| on_host) {
-            Some(xs) => cpu::elementwise::zip_in_place(xs, &other.f32_values("add_in_place"), |a, b| a + b),
+            Some(xs) if other.is_contiguous() => {
+                cpu::elementwise::zip_in_place(xs, &other.f32_values("add_in_place"), |a, b| a + b)
+            }
+            Some(xs) => {
+                // A view (a transposed gradient): gathered into a recycled buffer first.
+                let src = other.cpu_storage().as_slice::<f32>().expect("f32, checked above");
+                let mut ys = pool::take(xs.len()); // every element written by the gather
+                cpu::copy::gather_into(src, other.layout(), &mut ys);
+                cpu::elementwise::zip_in_place(xs, &ys, |a, b| a + b);
+                pool::give_back(ys);
+            }
             None => *self = self.add(other),
         }
     }
@@ -123,6 +133,24 @@ mod tests {
         let (mut p2, mut m2, mut v2) = (copy(&a), copy(&m), copy(&v));
         p2.adamw_update_in_place(&b, &mut m2, &mut v2, s);
         assert_eq!((bits(&p2), bits(&m2), bits(&v2)), (bits(&want.0), bits(&want.1), bits(&want.2)));
+    }
+
+    #[test]
+    fn views_and_scatters_add_in_place() {
+        let dev = Device::Cpu;
+        // Large enough for the pool (a recycled buffer holds old values: every one is written).
+        let (r, c) = (600, 700);
+        let a = Tensor::randn((r, c), Seed(6), &dev);
+        let b = Tensor::randn((c, r), Seed(7), &dev).t(); // a (r, c) view, strided
+        let mut x = Tensor::from_vec(a.to_vec(), (r, c), &dev).unwrap();
+        x.add_in_place(&b);
+        assert_eq!(bits(&x), bits(&a.add(&b)));
+
+        let ids = Tensor::from_vec(vec![3i32, 0, 3, 599], 4, &dev).unwrap();
+        let rows = Tensor::randn((4, c), Seed(8), &dev);
+        let mut table = Tensor::zeros((r, c), &dev);
+        table.index_add_in_place(0, &ids, &rows);
+        assert_eq!(bits(&table), bits(&Tensor::zeros((r, c), &dev).index_add(0, &ids, &rows)));
     }
 
     #[test]

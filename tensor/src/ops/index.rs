@@ -108,6 +108,35 @@ impl Tensor {
     /// `index.len()`, or an index is out of range.
     #[track_caller]
     pub fn index_add(&self, dim: impl Dim, index: &Tensor, source: &Tensor) -> Tensor {
+        let d = self.check_index_add(dim, index, source);
+        match self.storage() {
+            Storage::Cpu(_) => scatter_on_cpu(self, index, source, "index_add", |out, idx, src| {
+                kernels::index_add(out, around(self.dims(), d), idx, src)
+            }),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => super::on_gpu::index_add(self, d, index, source),
+        }
+    }
+
+    /// [`Tensor::index_add`] into `self`'s own buffer where [`Tensor::values_mut`] allows (an
+    /// embedding's gradient: a few rows added into a table-sized tensor of zeros).
+    ///
+    /// # Panics
+    /// As [`Tensor::index_add`].
+    #[track_caller]
+    pub fn index_add_in_place(&mut self, dim: impl Dim, index: &Tensor, source: &Tensor) {
+        let d = self.check_index_add(dim, index, source);
+        let dims = around(self.dims(), d);
+        let on_host = index.device().is_cpu() && source.device().is_cpu();
+        match self.values_mut().filter(|_| on_host) {
+            Some(out) => kernels::index_add(out, dims, &index.i32_values("index_add"), &source.f32_values("index_add")),
+            None => *self = self.index_add(d, index, source),
+        }
+    }
+
+    /// `index_add`'s shape checks; returns the resolved dim.
+    #[track_caller]
+    fn check_index_add(&self, dim: impl Dim, index: &Tensor, source: &Tensor) -> usize {
         let d = dim.resolve(self.rank(), "index_add", self.shape());
         assert_eq!(index.rank(), 1, "index_add: index must be 1-D, got shape {:?}", index.shape());
         let mut want = self.dims().to_vec();
@@ -120,13 +149,7 @@ impl Tensor {
             self.shape(),
             index.shape()
         );
-        match self.storage() {
-            Storage::Cpu(_) => scatter_on_cpu(self, index, source, "index_add", |out, idx, src| {
-                kernels::index_add(out, around(self.dims(), d), idx, src)
-            }),
-            #[cfg(feature = "gpu")]
-            Storage::Gpu(_) => super::on_gpu::index_add(self, d, index, source),
-        }
+        d
     }
 
     /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `dim = 1` (and likewise for any dim),
