@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::grads::Grads;
 use crate::var::{Var, VarId};
+use deltaw_tensor::profile::{self, Phase};
 use deltaw_tensor::Tensor;
 use std::collections::HashSet;
 
@@ -67,13 +68,16 @@ impl Var {
         // any time only the frontier of the sweep holds intermediate gradients.
         let mut pending = Grads::new();
         pending.add_by_id(self.id(), dout.clone());
-        for var in topological_order(self).iter().rev() {
-            let Some(dvar) = pending.take_by_id(var.id()) else { continue };
-            match var.op() {
-                Some(op) => op.backward(&var.value(), &dvar, &mut pending),
-                None => grads.add_by_id(var.id(), dvar),
+        // The ops the rules run count as backward in a profile (`deltaw_tensor::profile`).
+        profile::in_phase(Phase::Backward, || {
+            for var in topological_order(self).iter().rev() {
+                let Some(dvar) = pending.take_by_id(var.id()) else { continue };
+                match var.op() {
+                    Some(op) => op.backward(&var.value(), &dvar, &mut pending),
+                    None => grads.add_by_id(var.id(), dvar),
+                }
             }
-        }
+        });
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! cheap finiteness check a trainer runs before stepping.
 
 use crate::var::{Var, VarId};
+use deltaw_tensor::profile::{self, Phase};
 use deltaw_tensor::{Device, Tensor};
 use std::collections::HashMap;
 
@@ -12,6 +13,10 @@ use std::collections::HashMap;
 #[derive(Clone, Default)]
 pub struct Grads {
     map: HashMap<VarId, Tensor>,
+    /// Row additions `(ids, rows)` to a table's gradient, held back by the backward engine's
+    /// own store of pending gradients until the sweep takes the table's gradient (see
+    /// [`Grads::defer_rows`]); the var is kept for the shape of a gradient of zeros.
+    deferred: HashMap<VarId, (Var, Vec<(Tensor, Tensor)>)>,
 }
 
 impl Grads {
@@ -49,11 +54,34 @@ impl Grads {
     pub(crate) fn add_by_id(&mut self, id: VarId, grad: Tensor) {
         match self.map.remove(&id) {
             Some(mut old) => {
-                old.add_in_place(&grad); // the running sum is this store's own: no new buffer
+                // Into whichever buffer can take it (the first gradient may be a view, as a
+                // tied embedding's transposed one is): `a + b` and `b + a` have the same bits.
+                let mut grad = grad;
+                if old.values_mut().is_none() && grad.values_mut().is_some() {
+                    std::mem::swap(&mut old, &mut grad);
+                }
+                old.add_in_place(&grad);
                 self.map.insert(id, old)
             }
             None => self.map.insert(id, grad),
         };
+    }
+
+    /// Adds `rows[i]` to row `ids[i]` of `var`'s gradient (an embedding's backward), into the
+    /// gradient already held when there is one (a tied table's, from the output projection),
+    /// or else into a gradient of zeros: no table-sized tensor of zeros plus a second pass
+    /// to add it.
+    ///
+    /// # Panics
+    /// If `rows` is not `(ids.len(), var's row size)` or an id is out of range.
+    #[track_caller]
+    pub fn add_rows(&mut self, var: &Var, ids: &Tensor, rows: &Tensor) {
+        if !var.requires_grad() {
+            return;
+        }
+        let mut grad = self.map.remove(&var.id()).unwrap_or_else(|| var.value().zeros_like());
+        grad.index_add_in_place(0, ids, rows);
+        self.map.insert(var.id(), grad);
     }
 
     /// Sets (replaces) `var`'s gradient, whatever its flags; for tests and custom steps.
@@ -66,8 +94,26 @@ impl Grads {
         self.map.remove(&var.id())
     }
 
+    /// Takes a var's gradient out, with its deferred row additions applied.
     pub(crate) fn take_by_id(&mut self, id: VarId) -> Option<Tensor> {
-        self.map.remove(&id)
+        let dense = self.map.remove(&id);
+        let Some((var, adds)) = self.deferred.remove(&id) else { return dense };
+        let mut grad = dense.unwrap_or_else(|| var.value().zeros_like());
+        for (ids, rows) in adds {
+            grad.index_add_in_place(0, &ids, &rows);
+        }
+        Some(grad)
+    }
+
+    /// [`Grads::add_rows`] held back until [`Grads::take_by_id`], for the engine's store of
+    /// pending gradients only (other accessors do not see deferred rows). An embedding's rule
+    /// may run before the rule that gives its table a dense gradient (GPT-2's tied output
+    /// projection): deferred, the rows land in that gradient, with no table of zeros made and
+    /// added.
+    pub(crate) fn defer_rows(&mut self, var: &Var, ids: Tensor, rows: Tensor) {
+        if var.requires_grad() {
+            self.deferred.entry(var.id()).or_insert_with(|| (var.clone(), Vec::new())).1.push((ids, rows));
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -104,7 +150,8 @@ impl Grads {
     /// `Σ g²` is an f32 reduction on its device; the sum over tensors is in f64, in var-id
     /// order (so the same gradients give the same bits whatever the map's order).
     pub fn global_norm(&self) -> f32 {
-        let sq: f64 = self.per_tensor(Tensor::sum_squares).iter().map(|&s| s as f64).sum();
+        let sums = profile::in_phase(Phase::Update, || self.per_tensor(Tensor::sum_squares));
+        let sq: f64 = sums.iter().map(|&s| s as f64).sum();
         sq.sqrt() as f32
     }
 
@@ -115,9 +162,7 @@ impl Grads {
         let norm = self.global_norm();
         let coef = max_norm as f64 / (norm as f64 + 1e-6);
         if norm.is_finite() && coef < 1.0 {
-            for g in self.map.values_mut() {
-                g.mul_scalar_in_place(coef as f32);
-            }
+            profile::in_phase(Phase::Update, || self.map.values_mut().for_each(|g| g.mul_scalar_in_place(coef as f32)));
         }
         norm
     }

@@ -9,7 +9,8 @@
 //! from /proc/self/status), and for the timed steps the share of wall time spent in the
 //! kernel and the minor page faults per step (from /proc/self/stat): a steady-state step that
 //! takes no new memory from the OS faults rarely and spends little time in the kernel.
-//! `benches/compare_sft.sh` runs it beside PyTorch.
+//! `benches/compare_sft.sh` runs it beside PyTorch. With `DELTAW_PROFILE=1` it also prints
+//! the per-op profile of the timed steps (`deltaw_tensor::profile`) and writes its timeline.
 
 use deltaw_benches::sft::{setup, step, Mode, BATCH, SEQ};
 use std::time::Instant;
@@ -44,6 +45,9 @@ fn main() {
     let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     let mut s = setup(mode);
     step(&mut s); // warm-up: first-touch allocations, optimizer state
+                  // DELTAW_PROFILE=1: the op table of the timed steps on stderr, the timeline in
+                  // deltaw-profile.json (the timings then include the profiler's own small cost).
+    let profiling = deltaw_tensor::profile::enable_from_env();
     let (start, before) = (Instant::now(), cpu_and_faults());
     let mut loss = 0.0;
     for _ in 0..steps {
@@ -51,6 +55,11 @@ fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     let after = cpu_and_faults();
+    if let Some(report) = deltaw_tensor::profile::report().filter(|_| profiling) {
+        eprint!("{report}");
+        deltaw_tensor::profile::write_chrome_trace("deltaw-profile.json".as_ref())
+            .expect("writing deltaw-profile.json");
+    }
     let (system_share, faults) = ((after.1 - before.1) / secs, (after.2 - before.2) / steps as f64);
     let tokens_per_s = (steps * BATCH * SEQ) as f64 / secs;
     let mode = format!("{mode:?}").to_lowercase();

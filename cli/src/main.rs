@@ -69,7 +69,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    ExitCode::from(exit_code(|| dispatch(&cli, &mut out).and_then(|()| out.flush().map_err(anyhow::Error::from))))
+    let trace = profile_trace(&cli.global);
+    let code = exit_code(|| dispatch(&cli, &mut out).and_then(|()| out.flush().map_err(anyhow::Error::from)));
+    if let (Some(trace), Some(report)) = (trace, deltaw_tensor::profile::report()) {
+        eprint!("{report}");
+        match deltaw_tensor::profile::write_chrome_trace(&trace) {
+            Ok(()) => eprintln!("trace (open in https://ui.perfetto.dev): {}", trace.display()),
+            Err(e) => eprintln!("error: cannot write the profile trace {}: {e}", trace.display()),
+        }
+    }
+    ExitCode::from(code)
+}
+
+/// Starts the op profiler for `--profile [FILE]` or `DELTAW_PROFILE=1`; returns where its
+/// trace goes.
+fn profile_trace(global: &GlobalArgs) -> Option<std::path::PathBuf> {
+    if let Some(path) = &global.profile {
+        deltaw_tensor::profile::enable();
+        return Some(path.clone());
+    }
+    deltaw_tensor::profile::enable_from_env().then(|| "deltaw-profile.json".into())
 }
 
 /// Runs `command` and gives the process's exit code: 0 on success (and on a closed pipe,

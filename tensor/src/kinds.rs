@@ -27,6 +27,31 @@ pub enum UnaryOp {
     ScalarDiv(f32),
 }
 
+impl UnaryOp {
+    /// The op's name in profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Rsqrt => "rsqrt",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Silu => "silu",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::GeluTanh => "gelu_tanh",
+            UnaryOp::Powf(_) => "powf",
+            UnaryOp::AddScalar(_) => "add_scalar",
+            UnaryOp::MulScalar(_) => "mul_scalar",
+            UnaryOp::DivScalar(_) => "div_scalar",
+            UnaryOp::ScalarDiv(_) => "scalar_div",
+        }
+    }
+}
+
 /// A two-input elementwise function; comparisons return 1.0 for true and 0.0 for false.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
@@ -45,6 +70,26 @@ pub enum BinaryOp {
     Ge,
 }
 
+impl BinaryOp {
+    /// The op's name in profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+            BinaryOp::Eq => "eq",
+            BinaryOp::Ne => "ne",
+            BinaryOp::Lt => "lt",
+            BinaryOp::Le => "le",
+            BinaryOp::Gt => "gt",
+            BinaryOp::Ge => "ge",
+        }
+    }
+}
+
 /// What to compute over the reduced dim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceOp {
@@ -56,6 +101,20 @@ pub enum ReduceOp {
     Var,
     /// Index of the first maximum (returned as f32 here; the front end converts to i32).
     ArgMax,
+}
+
+impl ReduceOp {
+    /// The op's name in profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+            ReduceOp::Var => "var",
+            ReduceOp::ArgMax => "argmax",
+        }
+    }
 }
 
 /// Sizes of the `(outer, d, inner)` view.

@@ -49,6 +49,7 @@ pub mod gpu;
 mod kinds;
 mod layout;
 mod ops;
+pub mod profile;
 pub mod quant;
 mod rng;
 pub mod safetensors;

@@ -133,9 +133,7 @@ fn nn_backward(op: &Nn, y: &Tensor, dout: &Tensor, grads: &mut Grads) {
             let table_value = table.value();
             let c = table_value.dim(1);
             let rows = dout.reshape((ids.numel(), c));
-            let mut dtable = table_value.zeros_like();
-            dtable.index_add_in_place(0, &ids.flatten_all(), &rows);
-            grads.accumulate(table, dtable);
+            grads.defer_rows(table, ids.flatten_all(), rows);
         }
         // dV = Pᵀ·dO, dS = P ⊙ (dO·Vᵀ − rowsum), dQ = scale·dS·K, dK = scale·dSᵀ·Q
         Nn::Attention { q, k, v, scale, probs, .. } => {

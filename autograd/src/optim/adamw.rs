@@ -53,7 +53,8 @@ impl AdamW {
     /// `step`, callable without importing it).
     pub fn step(&mut self, grads: &Grads) {
         let updates = updates(&self.groups, grads, self.config.weight_decay);
-        no_grad(|| updates.into_iter().for_each(|(param, grad, wd)| self.update(&param, &grad, wd)))
+        let update = || no_grad(|| updates.into_iter().for_each(|(param, grad, wd)| self.update(&param, &grad, wd)));
+        deltaw_tensor::profile::in_phase(deltaw_tensor::profile::Phase::Update, update)
     }
 
     /// One parameter's state for a checkpoint: `(steps taken, m, v)`, or `None` before its

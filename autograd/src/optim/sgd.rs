@@ -45,7 +45,8 @@ impl Sgd {
     /// `step`, callable without importing it).
     pub fn step(&mut self, grads: &Grads) {
         let updates = updates(&self.groups, grads, self.config.weight_decay);
-        no_grad(|| updates.into_iter().for_each(|(param, grad, wd)| self.update(&param, &grad, wd)))
+        let update = || no_grad(|| updates.into_iter().for_each(|(param, grad, wd)| self.update(&param, &grad, wd)));
+        deltaw_tensor::profile::in_phase(deltaw_tensor::profile::Phase::Update, update)
     }
 
     /// Bytes of optimizer state (the momentum buffers).

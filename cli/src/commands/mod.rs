@@ -24,7 +24,7 @@ pub mod train;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use deltaw_tensor::Device;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Options every subcommand takes.
 #[derive(Args)]
@@ -32,6 +32,11 @@ pub struct GlobalArgs {
     /// Where the model runs (embed, eval, generate, train, sft, merge, demo, rag; the others read files only).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
     pub device: DeviceArg,
+    /// Time every tensor op (forward, backward and optimizer update apart) and print a table on
+    /// stderr at the end, with a Chrome trace (Perfetto) in FILE. `DELTAW_PROFILE=1` does the
+    /// same with the trace in deltaw-profile.json.
+    #[arg(long, global = true, value_name = "FILE", num_args = 0..=1, default_missing_value = "deltaw-profile.json")]
+    pub profile: Option<PathBuf>,
 }
 
 /// The `--device` values.

@@ -40,6 +40,10 @@ impl Tensor {
     /// If the shapes do not fit (the message names all four) or the devices differ.
     #[track_caller]
     pub fn attention(&self, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f32) -> AttentionOutput {
+        let _op = crate::profile::op("attention", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(4.0 * n * k.dim(-2) as f64, 3.0 * n + 2.0 * k.numel() as f64)
+        });
         let d = attention_dims(self, k, v);
         let full = Shape::from([d.b, d.nh, d.t, d.s]);
         let mask_layout = mask.layout().broadcast_to(&full).unwrap_or_else(|| {
@@ -92,6 +96,10 @@ impl Tensor {
         dout: &Tensor,
         scale: f32,
     ) -> (Tensor, Tensor, Tensor) {
+        let _op = crate::profile::op("attention_backward", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(8.0 * n * k.dim(-2) as f64, 5.0 * n + 4.0 * k.numel() as f64)
+        });
         let d = attention_dims(self, k, v);
         assert_eq!(probs.dims(), [d.b, d.nh, d.t, d.s], "attention_backward: probs {:?}", probs.shape());
         assert_eq!(dout.dims(), self.dims(), "attention_backward: dout {:?} and q {:?}", dout.shape(), self.shape());

@@ -12,6 +12,8 @@ impl Tensor {
     /// Applies a [`UnaryOp`] to every element (any layout; the output is contiguous).
     #[track_caller]
     pub fn unary(&self, op: UnaryOp) -> Tensor {
+        let _op =
+            crate::profile::op(op.name(), || crate::profile::Cost::new(self.numel() as f64, 2.0 * self.numel() as f64));
         match self.storage() {
             Storage::Cpu(_) => {
                 let out = kernels::unary(op, self.f32_storage(&format!("{op:?}")), self.layout());
@@ -99,6 +101,8 @@ impl Tensor {
     fn pointwise_backward(&self, dy: &Tensor, tanh: bool) -> Tensor {
         let op = if tanh { "gelu_tanh_backward" } else { "gelu_backward" };
         super::nn::check_gradient_shape(op, "input", self, dy);
+        let _op =
+            crate::profile::op(op, || crate::profile::Cost::new(20.0 * self.numel() as f64, 3.0 * self.numel() as f64));
         match self.storage() {
             Storage::Cpu(_) => {
                 let kernel = if tanh { kernels::gelu_tanh_backward } else { kernels::gelu_backward };
@@ -137,6 +141,10 @@ impl Tensor {
     /// differ, or a dtype is not f32.
     #[track_caller]
     pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Tensor {
+        let _op = crate::profile::op(op.name(), || {
+            let n = self.numel().max(rhs.numel()) as f64;
+            crate::profile::Cost::new(n, (self.numel() + rhs.numel()) as f64 + n)
+        });
         let name = format!("{op:?}").to_lowercase();
         let (la, lb, shape) = broadcast_pair(&name, self, rhs);
         match self.storage() {

@@ -41,6 +41,10 @@ impl Tensor {
 
     /// `self ← self·k` (in place where [`Tensor::values_mut`] allows).
     pub fn mul_scalar_in_place(&mut self, k: f32) {
+        let _op = crate::profile::op("mul_scalar", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(n, 2.0 * n)
+        });
         match self.values_mut() {
             Some(xs) => cpu::elementwise::scale_in_place(xs, k),
             None => *self = self.mul_scalar(k),
@@ -54,6 +58,10 @@ impl Tensor {
     /// If the shapes differ (both are named).
     #[track_caller]
     pub fn add_in_place(&mut self, other: &Tensor) {
+        let _op = crate::profile::op("add", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(n, 3.0 * n)
+        });
         assert_eq!(
             self.shape(),
             other.shape(),
@@ -66,8 +74,14 @@ impl Tensor {
             Some(xs) if other.is_contiguous() => {
                 cpu::elementwise::zip_in_place(xs, &other.f32_values("add_in_place"), |a, b| a + b)
             }
+            Some(xs) if is_transpose_of_contiguous(other) => {
+                let src = other.cpu_storage().as_slice::<f32>().expect("f32, checked above");
+                let (rows, cols) = (other.dims()[0], other.dims()[1]);
+                let start = other.layout().offset();
+                cpu::copy::add_transposed(xs, rows, cols, &src[start..start + rows * cols]);
+            }
             Some(xs) => {
-                // A view (a transposed gradient): gathered into a recycled buffer first.
+                // Another view: gathered into a recycled buffer first.
                 let src = other.cpu_storage().as_slice::<f32>().expect("f32, checked above");
                 let mut ys = pool::take(xs.len()); // every element written by the gather
                 cpu::copy::gather_into(src, other.layout(), &mut ys);
@@ -85,6 +99,10 @@ impl Tensor {
     /// As [`Tensor::adamw_update`].
     #[track_caller]
     pub fn adamw_update_in_place(&mut self, grad: &Tensor, m: &mut Tensor, v: &mut Tensor, scalars: AdamWScalars) {
+        let _op = crate::profile::op("adamw", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(12.0 * n, 7.0 * n)
+        });
         let grad_on_host = grad.device().is_cpu() && grad.shape() == self.shape();
         if let (true, Some(p), Some(mv), Some(vv)) = (grad_on_host, self.values_mut(), m.values_mut(), v.values_mut()) {
             if mv.len() == p.len() && vv.len() == p.len() {
@@ -94,6 +112,12 @@ impl Tensor {
         let (p2, m2, v2) = self.adamw_update(grad, m, v, scalars);
         (*self, *m, *v) = (p2, m2, v2);
     }
+}
+
+/// `t` is `m.t()` for a contiguous 2-D `m`: shape `(rows, cols)` with strides `(1, rows)`.
+fn is_transpose_of_contiguous(t: &Tensor) -> bool {
+    let (dims, strides) = (t.dims(), t.layout().strides());
+    dims.len() == 2 && dims[0] > 1 && dims[1] > 1 && strides == [1, dims[0]]
 }
 
 #[cfg(test)]
@@ -143,8 +167,11 @@ mod tests {
         let a = Tensor::randn((r, c), Seed(6), &dev);
         let b = Tensor::randn((c, r), Seed(7), &dev).t(); // a (r, c) view, strided
         let mut x = Tensor::from_vec(a.to_vec(), (r, c), &dev).unwrap();
-        x.add_in_place(&b);
+        x.add_in_place(&b); // the tiled transpose
         assert_eq!(bits(&x), bits(&a.add(&b)));
+        let rows = Tensor::randn((r, 2 * c), Seed(9), &dev).narrow(1, 3, c); // strided rows
+        x.add_in_place(&rows); // gathered
+        assert_eq!(bits(&x), bits(&a.add(&b).add(&rows)));
 
         let ids = Tensor::from_vec(vec![3i32, 0, 3, 599], 4, &dev).unwrap();
         let rows = Tensor::randn((4, c), Seed(8), &dev);

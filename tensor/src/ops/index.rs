@@ -73,6 +73,10 @@ impl Tensor {
     /// If `index` is not 1-D i32 or holds an out-of-range entry.
     #[track_caller]
     pub fn index_select(&self, dim: impl Dim, index: &Tensor) -> Tensor {
+        let _op = crate::profile::op("index_select", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(0.0, 2.0 * n)
+        });
         let d = dim.resolve(self.rank(), "index_select", self.shape());
         assert_eq!(index.rank(), 1, "index_select: index must be 1-D, got shape {:?}", index.shape());
         match self.storage() {
@@ -108,6 +112,10 @@ impl Tensor {
     /// `index.len()`, or an index is out of range.
     #[track_caller]
     pub fn index_add(&self, dim: impl Dim, index: &Tensor, source: &Tensor) -> Tensor {
+        let _op = crate::profile::op("index_add", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(source.numel() as f64, 2.0 * n + source.numel() as f64)
+        });
         let d = self.check_index_add(dim, index, source);
         match self.storage() {
             Storage::Cpu(_) => scatter_on_cpu(self, index, source, "index_add", |out, idx, src| {
@@ -125,6 +133,9 @@ impl Tensor {
     /// As [`Tensor::index_add`].
     #[track_caller]
     pub fn index_add_in_place(&mut self, dim: impl Dim, index: &Tensor, source: &Tensor) {
+        let _op = crate::profile::op("index_add", || {
+            crate::profile::Cost::new(source.numel() as f64, 2.0 * source.numel() as f64)
+        });
         let d = self.check_index_add(dim, index, source);
         let dims = around(self.dims(), d);
         let on_host = index.device().is_cpu() && source.device().is_cpu();
@@ -159,6 +170,7 @@ impl Tensor {
     /// If the ranks differ, `index` is larger than `self` outside `dim`, or an index is out of range.
     #[track_caller]
     pub fn gather(&self, dim: impl Dim, index: &Tensor) -> Tensor {
+        let _op = crate::profile::op("gather", || crate::profile::Cost::new(0.0, 2.0 * index.numel() as f64));
         let d = dim.resolve(self.rank(), "gather", self.shape());
         check_index_fits("gather", self, index, d);
         match self.storage() {
@@ -192,6 +204,10 @@ impl Tensor {
     /// index is out of range.
     #[track_caller]
     pub fn scatter_add(&self, dim: impl Dim, index: &Tensor, source: &Tensor) -> Tensor {
+        let _op = crate::profile::op("scatter_add", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(source.numel() as f64, 2.0 * n + source.numel() as f64)
+        });
         let d = dim.resolve(self.rank(), "scatter_add", self.shape());
         assert_eq!(
             index.shape(),

@@ -36,6 +36,10 @@ impl Tensor {
     /// If `weight` is not `(C,)` for the last dim C of `x`, or the devices differ.
     #[track_caller]
     pub fn rms_norm_with_stats(&self, weight: &Tensor, eps: f32) -> RmsNormOutput {
+        let _op = crate::profile::op("rms_norm", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(6.0 * n, 2.0 * n)
+        });
         let c = if self.rank() == 0 { 1 } else { self.dim(-1) };
         if weight.dims() != [c] {
             panic!("rms_norm: input {:?} needs weight of shape ({c},), got {:?}", self.shape(), weight.shape());
@@ -69,6 +73,10 @@ impl Tensor {
     /// entry per row.
     #[track_caller]
     pub fn rms_norm_backward(&self, dout: &Tensor, weight: &Tensor, rstd: &Tensor) -> (Tensor, Tensor) {
+        let _op = crate::profile::op("rms_norm_backward", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(10.0 * n, 3.0 * n)
+        });
         let op = "rms_norm_backward";
         let c = if self.rank() == 0 { 1 } else { self.dim(-1) };
         let rows = self.numel() / c.max(1);
@@ -102,6 +110,10 @@ impl Tensor {
     /// or the devices differ.
     #[track_caller]
     pub fn rope(&self, cos: &Tensor, sin: &Tensor) -> Tensor {
+        let _op = crate::profile::op("rope", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(6.0 * n, 2.0 * n)
+        });
         self.rotate("rope", cos, sin, 1.0)
     }
 
@@ -110,6 +122,10 @@ impl Tensor {
     /// panics as [`Tensor::rope`].
     #[track_caller]
     pub fn rope_backward(&self, cos: &Tensor, sin: &Tensor) -> Tensor {
+        let _op = crate::profile::op("rope_backward", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(6.0 * n, 2.0 * n)
+        });
         self.rotate("rope_backward", cos, sin, -1.0)
     }
 
@@ -144,6 +160,10 @@ impl Tensor {
     /// If the shapes or devices differ.
     #[track_caller]
     pub fn swiglu(&self, up: &Tensor) -> Tensor {
+        let _op = crate::profile::op("swiglu", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(8.0 * n, 3.0 * n)
+        });
         let op = "swiglu";
         assert_eq!(self.shape(), up.shape(), "{op}: gate {:?} and up {:?} differ in shape", self.shape(), up.shape());
         same_devices(op, self, &[up]);
@@ -163,6 +183,10 @@ impl Tensor {
     /// If the shapes or devices differ.
     #[track_caller]
     pub fn swiglu_backward(&self, up: &Tensor, dout: &Tensor) -> (Tensor, Tensor) {
+        let _op = crate::profile::op("swiglu_backward", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(12.0 * n, 5.0 * n)
+        });
         let op = "swiglu_backward";
         assert_eq!(self.shape(), up.shape(), "{op}: gate {:?} and up {:?} differ in shape", self.shape(), up.shape());
         check_gradient_shape(op, "output", self, dout);

@@ -98,6 +98,11 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
             orig_rhs.shape()
         )
     });
+    let _op = crate::profile::op("matmul", || {
+        let b = batch.numel() as f64;
+        let (m, n, k) = (m as f64, n as f64, k as f64);
+        crate::profile::Cost::new(2.0 * b * m * n * k, b * (m * k + k * n + m * n))
+    });
     let with_batch = |rows, cols| Shape::from([batch.dims(), &[rows, cols]].concat());
     let la = lhs.layout().broadcast_to(&with_batch(m, k)).expect("batch dims broadcast");
     let lb = rhs.layout().broadcast_to(&with_batch(k, n)).expect("batch dims broadcast");

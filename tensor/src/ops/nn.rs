@@ -31,12 +31,20 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn softmax(&self, dim: impl Dim) -> Tensor {
+        let _op = crate::profile::op("softmax", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(5.0 * n, 2.0 * n)
+        });
         self.along_last_dim(dim, false)
     }
 
     /// `x - max - log Σ exp(x - max)` along `dim`, as `torch.log_softmax`.
     #[track_caller]
     pub fn log_softmax(&self, dim: impl Dim) -> Tensor {
+        let _op = crate::profile::op("log_softmax", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(5.0 * n, 2.0 * n)
+        });
         self.along_last_dim(dim, true)
     }
 
@@ -75,6 +83,10 @@ impl Tensor {
     /// If the shapes differ.
     #[track_caller]
     pub fn softmax_backward(&self, dy: &Tensor, dim: impl Dim) -> Tensor {
+        let _op = crate::profile::op("softmax_backward", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(4.0 * n, 3.0 * n)
+        });
         self.rows_backward(dy, dim, false)
     }
 
@@ -85,6 +97,10 @@ impl Tensor {
     /// If the shapes differ.
     #[track_caller]
     pub fn log_softmax_backward(&self, dy: &Tensor, dim: impl Dim) -> Tensor {
+        let _op = crate::profile::op("log_softmax_backward", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(4.0 * n, 3.0 * n)
+        });
         self.rows_backward(dy, dim, true)
     }
 
@@ -137,6 +153,10 @@ impl Tensor {
     /// If the last dimension of `x` differs from the length of `weight` or `bias`.
     #[track_caller]
     pub fn layer_norm_with_stats(&self, weight: &Tensor, bias: &Tensor, eps: f32) -> LayerNormOutput {
+        let _op = crate::profile::op("layer_norm", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(8.0 * n, 2.0 * n)
+        });
         let c = if self.rank() == 0 { 1 } else { self.dim(-1) };
         if weight.dims() != [c] || bias.dims() != [c] {
             panic!(
@@ -187,6 +207,10 @@ impl Tensor {
         mean: &Tensor,
         rstd: &Tensor,
     ) -> (Tensor, Tensor, Tensor) {
+        let _op = crate::profile::op("layer_norm_backward", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(12.0 * n, 3.0 * n)
+        });
         let op = "layer_norm_backward";
         let c = if self.rank() == 0 { 1 } else { self.dim(-1) };
         let rows = self.numel() / c.max(1);
@@ -227,6 +251,9 @@ impl Tensor {
     /// If `self` is not 2-D, `ids` is not i32, or an id is outside `0..V`.
     #[track_caller]
     pub fn embedding(&self, ids: &Tensor) -> Tensor {
+        let _op = crate::profile::op("embedding", || {
+            crate::profile::Cost::new(0.0, 2.0 * ids.numel() as f64 * self.dims().last().copied().unwrap_or(1) as f64)
+        });
         assert_eq!(self.rank(), 2, "embedding: the table must be (V, C), got shape {:?}", self.shape());
         let (ids_flat, half) = (ids.flatten_all(), matches!(self.dtype(), DType::BF16 | DType::F16));
         let widened = half || self.dtype().quant_type().is_some();
@@ -262,6 +289,10 @@ impl Tensor {
     /// If the shapes disagree or a target is outside `0..V` and not `ignore_index`.
     #[track_caller]
     pub fn cross_entropy(&self, targets: &Tensor, ignore_index: i32) -> Tensor {
+        let _op = crate::profile::op("cross_entropy", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(4.0 * n, n)
+        });
         let v = classes("cross_entropy", self, targets);
         match self.storage() {
             Storage::Cpu(_) => {
@@ -285,6 +316,10 @@ impl Tensor {
     /// target is outside `0..V`.
     #[track_caller]
     pub fn cross_entropy_backward(&self, targets: &Tensor, ignore_index: i32, dloss: &Tensor) -> Tensor {
+        let _op = crate::profile::op("cross_entropy_backward", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(4.0 * n, 2.0 * n)
+        });
         let op = "cross_entropy_backward";
         let v = classes(op, self, targets);
         assert_eq!(

@@ -20,6 +20,10 @@ impl Tensor {
         v: &Tensor,
         scalars: AdamWScalars,
     ) -> (Tensor, Tensor, Tensor) {
+        let _op = crate::profile::op("adamw", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(12.0 * n, 7.0 * n)
+        });
         for (name, t) in [("grad", grad), ("m", m), ("v", v)] {
             assert_eq!(
                 t.shape(),

@@ -25,6 +25,10 @@ impl Tensor {
         if rdims.d == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::ArgMax) {
             panic!("{name}: cannot reduce dim {d} of size 0 in shape {:?}", self.shape());
         }
+        let _op = crate::profile::op(op.name(), || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(n, n)
+        });
         let mut shape = dims.to_vec();
         if keepdim {
             shape[d] = 1;
@@ -135,6 +139,10 @@ impl Tensor {
     /// # Ok::<(), deltaw_tensor::Error>(())
     /// ```
     pub fn sum_squares(&self) -> Tensor {
+        let _op = crate::profile::op("sum_squares", || {
+            let n = self.numel() as f64;
+            crate::profile::Cost::new(2.0 * n, n)
+        });
         match self.storage() {
             Storage::Cpu(CpuStorage::F32(_)) => {
                 let xs = self.f32_values("sum_squares");
