@@ -33,9 +33,16 @@ pub struct GlobalArgs {
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
     pub device: DeviceArg,
     /// Time every tensor op (forward, backward and optimizer update apart) and print a table on
-    /// stderr at the end, with a Chrome trace (Perfetto) in FILE. `DELTAW_PROFILE=1` does the
-    /// same with the trace in deltaw-profile.json.
-    #[arg(long, global = true, value_name = "FILE", num_args = 0..=1, default_missing_value = "deltaw-profile.json")]
+    /// stderr at the end, with a Chrome trace (Perfetto) in FILE (`--profile=FILE`; bare
+    /// `--profile` and `DELTAW_PROFILE=1` write deltaw-profile.json).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "deltaw-profile.json"
+    )]
     pub profile: Option<PathBuf>,
 }
 
