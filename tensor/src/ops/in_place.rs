@@ -122,7 +122,6 @@ fn is_transpose_of_contiguous(t: &Tensor) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::kinds::AdamWScalars;
     use crate::{Device, Seed, Tensor};
 
     fn bits(t: &Tensor) -> Vec<u32> {
@@ -142,15 +141,7 @@ mod tests {
         assert_eq!(bits(&x), bits(&a.add(&b).mul_scalar(0.37)));
         assert_eq!(x.values_mut().unwrap().as_ptr(), ptr, "no new buffer");
 
-        let s = AdamWScalars {
-            decay: Some(0.999),
-            one_minus_beta1: 0.1,
-            beta2: 0.999,
-            one_minus_beta2: 0.001,
-            bias2_sqrt: 0.03,
-            eps: 1e-8,
-            step_size: -0.01,
-        };
+        let s = crate::ops::optim::sample_scalars(-0.01);
         let (m, v) = (Tensor::randn(n, Seed(3), &dev), Tensor::rand(n, Seed(4), &dev));
         let want = a.adamw_update(&b, &m, &v, s);
         let copy = |t: &Tensor| Tensor::from_vec(t.to_vec(), n, &dev).unwrap();

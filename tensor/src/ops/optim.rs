@@ -47,6 +47,20 @@ impl Tensor {
     }
 }
 
+/// AdamW scalars of a mid-run step with weight decay, for the kernels' tests.
+#[cfg(test)]
+pub(crate) fn sample_scalars(step_size: f32) -> AdamWScalars {
+    AdamWScalars {
+        decay: Some(0.999),
+        one_minus_beta1: 0.1,
+        beta2: 0.999,
+        one_minus_beta2: 0.001,
+        bias2_sqrt: 0.03,
+        eps: 1e-8,
+        step_size,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,15 +72,7 @@ mod tests {
         let n = 40_000; // several parallel blocks
         let (p, g) = (Tensor::randn(n, Seed(1), &dev), Tensor::randn(n, Seed(2), &dev));
         let (m, v) = (Tensor::randn(n, Seed(3), &dev).mul_scalar(0.1), Tensor::rand(n, Seed(4), &dev));
-        let s = AdamWScalars {
-            decay: Some(0.999),
-            one_minus_beta1: 0.1,
-            beta2: 0.999,
-            one_minus_beta2: 0.001,
-            bias2_sqrt: 0.03,
-            eps: 1e-8,
-            step_size: -0.004,
-        };
+        let s = sample_scalars(-0.004);
         let (p2, m2, v2) = p.adamw_update(&g, &m, &v, s);
         let m_ref = m.add(&g.sub(&m).mul_scalar(s.one_minus_beta1));
         let v_ref = v.mul_scalar(s.beta2).add(&g.mul_scalar(s.one_minus_beta2).mul(&g));
