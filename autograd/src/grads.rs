@@ -67,23 +67,6 @@ impl Grads {
         };
     }
 
-    /// Adds `rows[i]` to row `ids[i]` of `var`'s gradient (an embedding's backward), into the
-    /// gradient already held when there is one (a tied table's, from the output projection),
-    /// or else into a gradient of zeros: no table-sized tensor of zeros plus a second pass
-    /// to add it.
-    ///
-    /// # Panics
-    /// If `rows` is not `(ids.len(), var's row size)` or an id is out of range.
-    #[track_caller]
-    pub fn add_rows(&mut self, var: &Var, ids: &Tensor, rows: &Tensor) {
-        if !var.requires_grad() {
-            return;
-        }
-        let mut grad = self.map.remove(&var.id()).unwrap_or_else(|| var.value().zeros_like());
-        grad.index_add_in_place(0, ids, rows);
-        self.map.insert(var.id(), grad);
-    }
-
     /// Sets (replaces) `var`'s gradient, whatever its flags; for tests and custom steps.
     pub fn insert(&mut self, var: &Var, grad: Tensor) {
         self.map.insert(var.id(), grad);
@@ -105,8 +88,9 @@ impl Grads {
         Some(grad)
     }
 
-    /// [`Grads::add_rows`] held back until [`Grads::take_by_id`], for the engine's store of
-    /// pending gradients only (other accessors do not see deferred rows). An embedding's rule
+    /// Adds `rows[i]` to row `ids[i]` of `var`'s gradient (an embedding's backward), held
+    /// back until [`Grads::take_by_id`]: for the engine's store of pending gradients only
+    /// (other accessors do not see deferred rows). An embedding's rule
     /// may run before the rule that gives its table a dense gradient (GPT-2's tied output
     /// projection): deferred, the rows land in that gradient, with no table of zeros made and
     /// added.

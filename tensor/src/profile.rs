@@ -35,7 +35,6 @@ pub use report::{Report, Row};
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -200,39 +199,38 @@ pub fn report() -> Option<Report> {
 }
 
 /// Writes the recorded ops as Chrome trace-event JSON (one complete event per op, one track
-/// per phase), atomically: a temporary file beside `path`, renamed over it.
+/// per phase), atomically (`crate::atomic::write_with`).
 ///
 /// # Errors
 /// The profiler is off, or the file cannot be written.
-pub fn write_chrome_trace(path: &Path) -> std::io::Result<()> {
+pub fn write_chrome_trace(path: &Path) -> crate::Result<()> {
     let guard = lock();
-    let state = guard.as_ref().ok_or_else(|| std::io::Error::other("the profiler is off: nothing to write"))?;
-    let tmp = path.with_extension("json.tmp");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    out.write_all(b"{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n")?;
-    for (i, e) in state.events.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ",\n" };
-        let tid = e.phase as u32 + 1;
-        write!(
-            out,
-            "{sep}{{\"name\": \"{}\", \"cat\": \"{}\", \"ph\": \"X\", \"ts\": {:.3}, \"dur\": {:.3}, \"pid\": 1, \"tid\": {tid}}}",
-            e.name,
-            e.phase.name(),
-            e.start_us,
-            e.dur_us
-        )?;
-    }
-    for phase in [Phase::Forward, Phase::Backward, Phase::Update] {
-        let tid = phase as u32 + 1;
-        write!(
-            out,
-            ",\n{{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": {tid}, \"args\": {{\"name\": \"{}\"}}}}",
-            phase.name()
-        )?;
-    }
-    out.write_all(b"\n]}\n")?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let off = || std::io::Error::other("the profiler is off: nothing to write");
+    let state = guard.as_ref().ok_or_else(|| crate::Error::Io { path: path.to_path_buf(), source: off() })?;
+    crate::atomic::write_with(path, |out| {
+        out.write_all(b"{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n")?;
+        for (i, e) in state.events.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ",\n" };
+            let tid = e.phase as u32 + 1;
+            write!(
+                out,
+                "{sep}{{\"name\": \"{}\", \"cat\": \"{}\", \"ph\": \"X\", \"ts\": {:.3}, \"dur\": {:.3}, \"pid\": 1, \"tid\": {tid}}}",
+                e.name,
+                e.phase.name(),
+                e.start_us,
+                e.dur_us
+            )?;
+        }
+        for phase in [Phase::Forward, Phase::Backward, Phase::Update] {
+            let tid = phase as u32 + 1;
+            write!(
+                out,
+                ",\n{{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": {tid}, \"args\": {{\"name\": \"{}\"}}}}",
+                phase.name()
+            )?;
+        }
+        out.write_all(b"\n]}\n")
+    })
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Option<State>> {
@@ -246,7 +244,7 @@ fn measure_roofline() -> (f64, f64) {
     use crate::{Device, Seed, Tensor};
     let n = 512;
     let a = Tensor::randn((n, n), Seed(0), &Device::Cpu);
-    let best = |f: &dyn Fn()| {
+    let best = |f: &mut dyn FnMut()| {
         (0..3)
             .map(|_| {
                 let t = Instant::now();
@@ -255,10 +253,9 @@ fn measure_roofline() -> (f64, f64) {
             })
             .fold(f64::INFINITY, f64::min)
     };
-    let gemm = best(&|| drop(a.matmul(&a)));
-    let buf = Mutex::new(vec![1.0f32; 16 << 20]);
-    let scale =
-        best(&|| crate::cpu::elementwise::scale_in_place(&mut buf.lock().unwrap_or_else(|e| e.into_inner()), 1.0));
+    let gemm = best(&mut || drop(a.matmul(&a)));
+    let mut buf = vec![1.0f32; 16 << 20];
+    let scale = best(&mut || crate::cpu::elementwise::scale_in_place(&mut buf, 1.0));
     let bytes = 2.0 * 4.0 * (16 << 20) as f64;
     (2.0 * (n * n * n) as f64 / gemm, bytes / scale)
 }

@@ -37,6 +37,23 @@ pub struct Ranks {
 }
 
 impl Ranks {
+    /// Runs a training command on this rank: [`Ranks::start`], then `command` with the output
+    /// stream (rank 0's is `out`, the other ranks' a sink: only rank 0 prints), then
+    /// [`Ranks::finish`].
+    ///
+    /// # Errors
+    /// As [`Ranks::start`], or the command's own error.
+    pub fn run(
+        args: &DistArgs,
+        out: &mut dyn std::io::Write,
+        command: impl FnOnce(&mut dyn std::io::Write, &Ranks) -> Result<()>,
+    ) -> Result<()> {
+        let ranks = Ranks::start(args)?;
+        let mut quiet = std::io::sink();
+        let out: &mut dyn std::io::Write = if ranks.is_root() { out } else { &mut quiet };
+        ranks.finish(command(out, &ranks))
+    }
+
     /// Joins the MPI world for `--distributed`, sets rayon's threads to this host's cores
     /// shared among its ranks (unless `RAYON_NUM_THREADS` says otherwise), and says on stderr
     /// which rank this is.

@@ -201,14 +201,12 @@ impl SftArgs {
 }
 
 pub fn run(args: &SftArgs, device: &Device, out: &mut impl Write) -> Result<()> {
-    let ranks = Ranks::start(&args.run.dist)?;
-    ranks.finish(run_on(args, device, out, &ranks))
+    Ranks::run(&args.run.dist, out, |out, ranks| run_on(args, device, out, ranks))
 }
 
-/// `run` on one rank of a `--distributed` run (or the only process): rank 0 prints and writes.
-fn run_on(args: &SftArgs, device: &Device, out: &mut impl Write, ranks: &Ranks) -> Result<()> {
-    let mut quiet = std::io::sink();
-    let mut out: &mut dyn Write = if ranks.is_root() { out } else { &mut quiet };
+/// `run` on one rank of a `--distributed` run (or the only process), printing to `out` (a sink
+/// on every rank but 0).
+fn run_on(args: &SftArgs, device: &Device, mut out: &mut dyn Write, ranks: &Ranks) -> Result<()> {
     let out = &mut out;
     check_model_dir(&args.model)?;
     if let Some(f) = args.val_split.filter(|f| !(0.0..1.0).contains(f)) {

@@ -3,7 +3,6 @@
 use super::strided::StridedPlan;
 use crate::layout::Layout;
 use crate::storage::CpuStorage;
-use rayon::prelude::*;
 
 /// The elements of `layout` over `src`, in row-major order.
 pub fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Vec<T> {
@@ -21,31 +20,6 @@ pub fn gather_into<T: Copy + Send + Sync>(src: &[T], layout: &Layout, out: &mut 
         } else {
             for (j, d) in dst.iter_mut().enumerate() {
                 *d = src[o + j * s];
-            }
-        }
-    });
-}
-
-/// `dst[r][c] += src[c][r]` for a row-major `rows × cols` `dst` and `cols × rows` `src`: a
-/// transposed gradient (a tied embedding's, from the output projection) added into a
-/// contiguous one. Tiled, so both sides are read in cache-line runs: element by element, the
-/// transposed side would read one value per cache line (measured: 1.4 GB/s on GPT-2's
-/// 38.6 M-value `wte`).
-pub fn add_transposed(dst: &mut [f32], rows: usize, cols: usize, src: &[f32]) {
-    const TILE: usize = 64;
-    debug_assert!(dst.len() == rows * cols && src.len() == rows * cols);
-    if cols == 0 {
-        return;
-    }
-    dst.par_chunks_mut(TILE * cols).enumerate().for_each(|(tile_row, block)| {
-        let r0 = tile_row * TILE;
-        let tile_rows = block.len() / cols;
-        for c0 in (0..cols).step_by(TILE) {
-            for c in c0..(c0 + TILE).min(cols) {
-                let from = &src[c * rows + r0..c * rows + r0 + tile_rows];
-                for (r, &v) in from.iter().enumerate() {
-                    block[r * cols + c] += v;
-                }
             }
         }
     });

@@ -145,11 +145,11 @@ impl Tensor {
             let n = self.numel().max(rhs.numel()) as f64;
             crate::profile::Cost::new(n, (self.numel() + rhs.numel()) as f64 + n)
         });
-        let name = format!("{op:?}").to_lowercase();
-        let (la, lb, shape) = broadcast_pair(&name, self, rhs);
+        let name = op.name();
+        let (la, lb, shape) = broadcast_pair(name, self, rhs);
         match self.storage() {
             Storage::Cpu(_) => {
-                let out = kernels::binary(op, self.f32_storage(&name), &la, rhs.f32_storage(&name), &lb);
+                let out = kernels::binary(op, self.f32_storage(name), &la, rhs.f32_storage(name), &lb);
                 Tensor::from_f32(out, shape)
             }
             #[cfg(feature = "gpu")]

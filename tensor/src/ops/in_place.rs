@@ -74,14 +74,8 @@ impl Tensor {
             Some(xs) if other.is_contiguous() => {
                 cpu::elementwise::zip_in_place(xs, &other.f32_values("add_in_place"), |a, b| a + b)
             }
-            Some(xs) if is_transpose_of_contiguous(other) => {
-                let src = other.cpu_storage().as_slice::<f32>().expect("f32, checked above");
-                let (rows, cols) = (other.dims()[0], other.dims()[1]);
-                let start = other.layout().offset();
-                cpu::copy::add_transposed(xs, rows, cols, &src[start..start + rows * cols]);
-            }
             Some(xs) => {
-                // Another view: gathered into a recycled buffer first.
+                // A view: gathered into a recycled buffer first.
                 let src = other.cpu_storage().as_slice::<f32>().expect("f32, checked above");
                 let mut ys = pool::take(xs.len()); // every element written by the gather
                 cpu::copy::gather_into(src, other.layout(), &mut ys);
@@ -112,12 +106,6 @@ impl Tensor {
         let (p2, m2, v2) = self.adamw_update(grad, m, v, scalars);
         (*self, *m, *v) = (p2, m2, v2);
     }
-}
-
-/// `t` is `m.t()` for a contiguous 2-D `m`: shape `(rows, cols)` with strides `(1, rows)`.
-fn is_transpose_of_contiguous(t: &Tensor) -> bool {
-    let (dims, strides) = (t.dims(), t.layout().strides());
-    dims.len() == 2 && dims[0] > 1 && dims[1] > 1 && strides == [1, dims[0]]
 }
 
 #[cfg(test)]
@@ -158,7 +146,7 @@ mod tests {
         let a = Tensor::randn((r, c), Seed(6), &dev);
         let b = Tensor::randn((c, r), Seed(7), &dev).t(); // a (r, c) view, strided
         let mut x = Tensor::from_vec(a.to_vec(), (r, c), &dev).unwrap();
-        x.add_in_place(&b); // the tiled transpose
+        x.add_in_place(&b); // a transposed view, gathered
         assert_eq!(bits(&x), bits(&a.add(&b)));
         let rows = Tensor::randn((r, 2 * c), Seed(9), &dev).narrow(1, 3, c); // strided rows
         x.add_in_place(&rows); // gathered

@@ -13,13 +13,13 @@ impl Tensor {
     /// `ArgMax` gives an i32 tensor, every other op f32.
     #[track_caller]
     pub fn reduce(&self, dim: impl Dim, op: ReduceOp, keepdim: bool) -> Tensor {
-        let name = format!("{op:?}").to_lowercase();
+        let name = op.name();
         if self.rank() == 0 {
             // As PyTorch: a 0-d tensor reduces over dim 0 or -1 to itself (a 1-element view).
-            dim.resolve(1, &name, self.shape());
+            dim.resolve(1, name, self.shape());
             return self.reshape(1).reduce(0, op, false);
         }
-        let d = dim.resolve(self.rank(), &name, self.shape());
+        let d = dim.resolve(self.rank(), name, self.shape());
         let dims = self.dims();
         let rdims = ReduceDims { outer: dims[..d].iter().product(), d: dims[d], inner: dims[d + 1..].iter().product() };
         if rdims.d == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::ArgMax) {
@@ -37,7 +37,7 @@ impl Tensor {
         }
         match self.storage() {
             Storage::Cpu(_) => {
-                let out = kernels::reduce(op, &self.f32_values(&name), rdims);
+                let out = kernels::reduce(op, &self.f32_values(name), rdims);
                 match op {
                     ReduceOp::ArgMax => {
                         Tensor::from_cpu(CpuStorage::I32(out.iter().map(|&i| i as i32).collect()), shape)
