@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `deltaw data clean` against a datasketch MinHash LSH pipeline on the same generated records:
-# records/s at 2 threads, and peak RSS of deltaw at two input sizes (streaming: it should grow
-# with the kept records' index, not with the input).
+# records/s at 2 threads, and peak RSS of deltaw at two input sizes (streaming and out-of-core
+# deduplication: it should stay flat as the input grows).
 #
 #   benches/compare_data_clean.sh [MB_SMALL MB_LARGE]     # default 50 200
 #   DELTAW=target/release/deltaw  PY=/work/venv/bin/python  PEER_RECORDS=200000

@@ -2,8 +2,8 @@
 //! input order, written to `train.jsonl` and `val.jsonl` through temporary files that are
 //! renamed into place only when the whole run has succeeded.
 
+use super::dedup::{Dedup, Verdict};
 use super::filters::{check_filters, is_cjk, Rule};
-use super::index::DedupIndex;
 use super::lsh::LshParams;
 use super::minhash::{fnv1a, shingles_into, MinHasher, ShingleKind, FNV_PRIME};
 use super::normalize::normalize;
@@ -11,6 +11,7 @@ use super::pii::{mask_pii, PiiCounts};
 use super::reader::{InputKind, Inputs, RawItem};
 use super::record::Record;
 use super::report::{CleanReport, Example};
+use super::spill::{io_error, Passed, ScratchDir};
 use super::CleanOptions;
 use crate::data::TextCodec;
 use crate::error::{Error, Location, Result};
@@ -61,21 +62,15 @@ pub fn clean_files(
     codec: Option<&(dyn TextCodec + Sync)>,
 ) -> Result<CleanReport> {
     options.validate()?;
-    std::fs::create_dir_all(out_dir).map_err(|source| Error::Io { path: out_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(out_dir).map_err(io_error(out_dir))?;
     let processor = Processor::new(options, codec);
     let names = inputs.iter().map(|p| p.display().to_string()).collect();
     let settings = serde_json::json!({ "options": options, "lsh": processor.params });
     let unit = if codec.is_some() { "tokens" } else { "chars" };
-    let scratch = out_dir.join(format!(".lsh-index.tmp{}", std::process::id()));
-    let mut run = Run {
-        report: CleanReport::new(names, unit, settings),
-        index: DedupIndex::new(processor.params, &scratch)?,
-        inputs,
-        train: TempFile::create(&out_dir.join("train.jsonl"))?,
-        val: TempFile::create(&out_dir.join("val.jsonl"))?,
-        options,
-    };
     let total: u64 = inputs.iter().filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum();
+    let scratch = ScratchDir::create(out_dir.join(format!(".clean-scratch.tmp{}", std::process::id())))?;
+    let mut run =
+        Run { report: CleanReport::new(names, unit, settings), dedup: Dedup::new(scratch, total)?, inputs, options };
     let bar = progress_bar(total, options.progress);
     let mut source = Inputs::new(inputs, CHUNK);
     // Three stages overlap: while the pool works on chunk k, one task takes chunk k - 1's
@@ -128,17 +123,12 @@ enum Outcome {
     Candidate(Candidate),
 }
 
-/// A record that passed the filters, with what the in-order decisions need.
+/// A record that passed the filters, with its deduplication keys.
 struct Candidate {
-    line: String,
-    text: String,
-    /// The exact-duplicate key, `hash_bytes(text)`.
+    passed: Passed,
+    /// The exact-duplicate key, `hash_bytes(text)`, independent of the split's hash.
     exact: u64,
-    /// Decides the split: `hash_bytes(text ++ [1])`, independent of `exact`.
-    split: u64,
     bands: Vec<u64>,
-    length: usize,
-    pii: PiiCounts,
 }
 
 /// One thread's reusable buffers: shingle hashes and a signature.
@@ -212,7 +202,8 @@ impl<'a> Processor<'a> {
         self.shingles(&text, shingles);
         self.hasher.signature_into(shingles, signature);
         let bands = self.params.band_keys(signature);
-        Ok(Outcome::Candidate(Candidate { line: record.to_line(), text, exact, split, bands, length, pii }))
+        let passed = Passed { line: record.to_line(), text, split, length, pii };
+        Ok(Outcome::Candidate(Candidate { passed, exact, bands }))
     }
 
     /// Shingles of the lower-cased text, by characters for mostly-CJK text unless told.
@@ -244,14 +235,13 @@ impl<'a> Processor<'a> {
     }
 }
 
-/// The in-order part of a run: duplicates, the split, the outputs and the report.
+/// The in-order part of a run. The first pass counts and reports what the filters removed
+/// and spills the rest with their keys; [`Run::finish`] then decides the duplicates and
+/// writes the split, the outputs and the report.
 struct Run<'a> {
     report: CleanReport,
-    /// Exact hashes of every record that passed the filters, band keys of the kept ones.
-    index: DedupIndex,
+    dedup: Dedup,
     inputs: &'a [PathBuf],
-    train: TempFile,
-    val: TempFile,
     options: &'a CleanOptions,
 }
 
@@ -268,76 +258,89 @@ impl Run<'_> {
         if let Some(before) = p.before {
             self.report.lengths_before.add(before);
         }
-        let candidate = match p.outcome {
+        match p.outcome {
             Outcome::Bad(message) if self.options.skip_bad => {
                 self.report.bad_records += 1;
                 if self.report.examples_bad.len() < super::report::EXAMPLES_PER_RULE {
                     self.report.examples_bad.push(Example::new("bad_record", at(p.location), &message));
                 }
-                return Ok(());
+                Ok(())
             }
-            Outcome::Bad(message) => {
-                return Err(Error::Record { path: path.to_path_buf(), location: p.location, message });
-            }
+            Outcome::Bad(message) => Err(Error::Record { path: path.to_path_buf(), location: p.location, message }),
             Outcome::Removed { rule, text } => {
                 self.report.remove(rule, || at(p.location), &text);
-                return Ok(());
+                Ok(())
             }
-            Outcome::Candidate(candidate) => candidate,
-        };
-        self.deduplicate(file, p.location, candidate)
+            Outcome::Candidate(c) => self.dedup.push(file as u32, p.location, &c.passed, c.exact, &c.bands),
+        }
     }
 
-    /// Drops `candidate` as an exact or near duplicate of an earlier record, or keeps it.
-    fn deduplicate(&mut self, file: usize, location: Location, candidate: Candidate) -> Result<()> {
-        let at = format!("{}: {location}", self.inputs[file].display());
-        if !self.index.insert_exact(candidate.exact) {
-            self.report.remove(Rule::ExactDuplicate, || at, &candidate.text);
-            return Ok(());
-        }
-        if self.index.is_near_duplicate(&candidate.bands) {
-            // The leader is looked up (a read of the scratch file) only for a shown example.
-            let mut of = at;
-            if self.report.wants_example(Rule::NearDuplicate) {
-                match self.index.leader(&candidate.bands)? {
-                    Some((leader_file, leader_at)) => {
-                        of +=
-                            &format!(" (near duplicate of {}: {leader_at})", self.report.inputs[leader_file as usize]);
+    /// Decides the duplicates, writes the kept records to their side of the split, renames
+    /// the data files into place and writes the reports.
+    fn finish(self, out_dir: &Path) -> Result<CleanReport> {
+        let Run { mut report, dedup, inputs, options } = self;
+        let mut decisions = dedup.decide()?;
+        let mut split = Split::create(out_dir, options.seed, options.val_fraction)?;
+        while let Some(d) = decisions.next()? {
+            let at = || format!("{}: {}", inputs[d.file as usize].display(), d.location);
+            match d.verdict {
+                Verdict::ExactDuplicate => report.remove(Rule::ExactDuplicate, at, &d.passed.text),
+                Verdict::NearDuplicate { leader } => {
+                    let mut of = String::new();
+                    // The leader's place is a read of the scratch files: for the shown examples only.
+                    if report.wants_example(Rule::NearDuplicate) {
+                        let (file, place) = decisions.place(leader)?;
+                        of = format!("{} (near duplicate of {}: {place})", at(), report.inputs[file as usize]);
                     }
-                    None => of += " (near duplicate of an earlier record)",
+                    report.remove(Rule::NearDuplicate, || of, &d.passed.text);
                 }
+                Verdict::Keep => split.keep(&mut report, d.passed, at)?,
             }
-            self.report.remove(Rule::NearDuplicate, || of, &candidate.text);
-            return Ok(());
         }
-        self.index.keep(file as u32, location, &candidate.bands)?;
-        self.keep(candidate, || at)
+        // The filters' examples came from the first pass and the duplicates' from this one:
+        // shown by rule, each rule's in input order.
+        report.examples_removed.sort_by_key(|e| Rule::ALL.iter().position(|r| r.name() == e.why));
+        split.commit()?;
+        let write =
+            |name: &str, text: String| deltaw_tensor::safetensors::write_atomic(&out_dir.join(name), text.as_bytes());
+        write("report.json", report.to_json())?;
+        write("report.md", report.to_markdown())?;
+        Ok(report)
+    }
+}
+
+/// The two data files and the seeded draw between them.
+struct Split {
+    train: TempFile,
+    val: TempFile,
+    seed: u64,
+    val_fraction: f64,
+}
+
+impl Split {
+    fn create(out_dir: &Path, seed: u64, val_fraction: f64) -> Result<Split> {
+        let train = TempFile::create(&out_dir.join("train.jsonl"))?;
+        Ok(Split { train, val: TempFile::create(&out_dir.join("val.jsonl"))?, seed, val_fraction })
     }
 
     /// Writes a kept record to its side of the split and counts it.
-    fn keep(&mut self, candidate: Candidate, at: impl FnOnce() -> String) -> Result<()> {
-        self.report.kept += 1;
-        self.report.lengths_after.add(candidate.length);
-        self.report.masked(&candidate.pii, at, &candidate.text);
-        let draw = mix64(self.options.seed ^ candidate.split) as f64 / 2f64.powi(64);
-        if draw < self.options.val_fraction {
-            self.report.val += 1;
-            self.val.write_line(&candidate.line)
+    fn keep(&mut self, report: &mut CleanReport, passed: Passed, at: impl FnOnce() -> String) -> Result<()> {
+        report.kept += 1;
+        report.lengths_after.add(passed.length);
+        report.masked(&passed.pii, at, &passed.text);
+        let draw = mix64(self.seed ^ passed.split) as f64 / 2f64.powi(64);
+        if draw < self.val_fraction {
+            report.val += 1;
+            self.val.write_line(&passed.line)
         } else {
-            self.report.train += 1;
-            self.train.write_line(&candidate.line)
+            report.train += 1;
+            self.train.write_line(&passed.line)
         }
     }
 
-    /// Renames the data files into place and writes the reports.
-    fn finish(self, out_dir: &Path) -> Result<CleanReport> {
+    fn commit(self) -> Result<()> {
         self.train.commit()?;
-        self.val.commit()?;
-        let write =
-            |name: &str, text: String| deltaw_tensor::safetensors::write_atomic(&out_dir.join(name), text.as_bytes());
-        write("report.json", self.report.to_json())?;
-        write("report.md", self.report.to_markdown())?;
-        Ok(self.report)
+        self.val.commit()
     }
 }
 
