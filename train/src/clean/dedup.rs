@@ -273,7 +273,8 @@ mod tests {
             .map(|i| {
                 let cluster = i / 4 * 4 + (i % 4).min(i % 3);
                 let bands =
-                    (0..3).map(|b| if b == i % 3 { mix64((cluster << 8) | b) } else { mix64((i << 8) | b | (1 << 60)) });
+                    (0..3)
+                        .map(|b| if b == i % 3 { mix64((cluster << 8) | b) } else { mix64((i << 8) | b | (1 << 60)) });
                 (mix64((i % 4_000) | (1 << 50)), bands.collect())
             })
             .collect();
