@@ -1,14 +1,18 @@
-"""llama.cpp's side of the Llama-family decode comparison (see compare_llama_decode.sh).
+"""llama.cpp's side of the Llama-family decode comparison (see compare_llama_decode.sh), and of the
+GPT-2 generation comparison (compare_generate.sh).
 
 llama-cpp-python loads a GGUF that `llama_weights.py` wrote (the same weights deltaw loads from the
-safetensors folder), 2 threads for both decode and batch. The 16-token prompt is evaluated in one
-batch (the prompt phase); then 63 single-token steps each take the argmax of the last logits (the
-decode phase), for 64 new tokens and no end-of-text stop, as deltaw's llama_decode. Only the decode
-phase is timed, step by step. One warm-up generation, then `runs` timed. Prints one JSON line with
-the decode tokens/s of the median run and of the fastest single step (the least disturbed on a
-shared machine), and the new tokens (for the cross-check).
+safetensors folder), or GPT-2's from `gpt2_gguf.py`, 2 threads for both decode and batch. The
+16-token prompt is evaluated in one batch (the prompt phase); then 63 single-token steps each take
+the argmax of the last logits (the decode phase), for 64 new tokens and no end-of-text stop, as
+deltaw's llama_decode. The prompt phase is timed as a whole, the decode phase step by step. One
+warm-up generation, then `runs` timed. Prints one JSON line with the decode tokens/s of the median
+run and of the fastest single step (the least disturbed on a shared machine), the new tokens (for
+the cross-check), and generate_tokens_per_s: the 64 new tokens over prompt plus decode phase, over
+all timed runs, to compare with benches that time the whole generation (deltaw's gpt2_generate).
 
     /work/venv/bin/python benches/compare_llama_decode.py target/llama-bench/qwen2-f32.gguf [runs]
+    /work/venv/bin/python benches/compare_llama_decode.py target/gpt2-bench/gpt2-f32.gguf [runs]
 """
 import json
 from pathlib import Path
@@ -60,6 +64,7 @@ def main():
         "new_tokens": NEW_TOKENS, "runs": runs, "prompt_s": round(statistics.median(prompt_secs), 3),
         "decode_tokens_per_s": round((NEW_TOKENS - 1) / statistics.median(decode_secs), 2),
         "best_step_tokens_per_s": round(1 / fastest, 2),
+        "generate_tokens_per_s": round(runs * NEW_TOKENS / (sum(prompt_secs) + sum(decode_secs)), 2),
         "llama_cpp_python": llama_cpp.__version__, "tokens": tokens,
     }))
 

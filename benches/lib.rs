@@ -9,6 +9,26 @@ pub mod llama;
 pub mod minilm;
 pub mod sft;
 
+/// The environment variable that moves the GPT-2 step and generation benches to the GPU.
+pub const DEVICE_VAR: &str = "DELTAW_BENCH_DEVICE";
+
+/// The device of the GPT-2 step and generation benches: the CPU, or with
+/// `DELTAW_BENCH_DEVICE=gpu` the adapter that `Device::gpu` picks (`benches/gpu_device.sh`).
+///
+/// # Panics
+/// If the variable names something else, or no GPU adapter opens: a figure from the wrong
+/// device must not be printed.
+pub fn bench_device() -> deltaw_tensor::Device {
+    match std::env::var(DEVICE_VAR).as_deref() {
+        Err(_) | Ok("cpu") => deltaw_tensor::Device::Cpu,
+        #[cfg(feature = "gpu")]
+        Ok("gpu") => deltaw_tensor::Device::gpu().unwrap_or_else(|e| panic!("{DEVICE_VAR}=gpu: {e}")),
+        #[cfg(not(feature = "gpu"))]
+        Ok("gpu") => panic!("{DEVICE_VAR}=gpu: build deltaw-benches with --features gpu"),
+        Ok(other) => panic!("{DEVICE_VAR}={other:?}: expected cpu or gpu"),
+    }
+}
+
 /// Deterministic values in [-1, 1) from a xorshift32 stream seeded by `seed`, for the GEMM
 /// benches' matrices (CPU and GPU alike): the timing does not depend on them, only
 /// reproducibility.

@@ -1,10 +1,11 @@
 //! Shared setup of the fine-tuning step benchmarks: GPT-2 124M (random weights), a fixed
 //! batch of B = 4 sequences of T = 64 tokens, and one optimizer step (forward, backward,
-//! AdamW) of full fine-tuning or of LoRA r = 8 on `c_attn`.
+//! AdamW) of full fine-tuning or of LoRA r = 8 on `c_attn`, on the CPU or, with
+//! `DELTAW_BENCH_DEVICE=gpu`, the GPU ([`crate::bench_device`]).
 
 use deltaw_autograd::{AdamW, AdamWConfig, Var};
 use deltaw_lora::{Lora, LoraConfig};
-use deltaw_tensor::{Device, Seed, Tensor};
+use deltaw_tensor::{Seed, Tensor};
 use deltaw_transformer::{causal_lm_loss, Gpt2, Gpt2Config, Model};
 
 /// B and T of the target.
@@ -41,7 +42,8 @@ pub struct Setup {
 /// GPT-2 124M: V = 50257, 1024 positions, C = 768, 12 layers, 12 heads.
 pub fn setup(mode: Mode) -> Setup {
     let config = Gpt2Config::new(50257, 1024, 768, 12, 12).expect("GPT-2 124M config");
-    let mut model = Gpt2::init(config, Seed(0), &Device::Cpu);
+    let device = crate::bench_device();
+    let mut model = Gpt2::init(config, Seed(0), &device);
     let lora = (mode == Mode::Lora).then(|| {
         let config = LoraConfig { r: 8, lora_alpha: 16.0, lora_dropout: 0.0, ..LoraConfig::new("gpt2") };
         Lora::inject(&mut model, config, Seed(1)).expect("c_attn exists")
@@ -49,7 +51,7 @@ pub fn setup(mode: Mode) -> Setup {
     let params = lora.as_ref().map_or_else(|| model.parameters(), Lora::parameters);
     let opt = AdamW::new(params.clone(), AdamWConfig { lr: 1e-4, weight_decay: 0.0, ..Default::default() });
     let ids: Vec<i32> = (0..BATCH * SEQ).map(|i| ((i * 7919 + 11) % 50257) as i32).collect();
-    let ids = Tensor::from_vec(ids, (BATCH, SEQ), &Device::Cpu).expect("ids");
+    let ids = Tensor::from_vec(ids, (BATCH, SEQ), &device).expect("ids");
     Setup { model, params, opt, ids, lora }
 }
 

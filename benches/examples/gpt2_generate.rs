@@ -23,8 +23,10 @@ fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{{\"impl\": \"deltaw\", \"prompt_tokens\": {PROMPT_TOKENS}, \"new_tokens\": {NEW_TOKENS}, \"runs\": {runs}, \"seconds_per_generate\": {:.3}, \"tokens_per_s\": {:.1}}}",
+        "{{\"impl\": \"deltaw\", \"prompt_tokens\": {PROMPT_TOKENS}, \"new_tokens\": {NEW_TOKENS}, \"runs\": {runs}, \"seconds_per_generate\": {:.3}, \"tokens_per_s\": {:.1}, \"kernel\": \"{}\", \"device\": \"{}\"}}",
         secs / runs as f64,
-        (runs * NEW_TOKENS) as f64 / secs
+        (runs * NEW_TOKENS) as f64 / secs,
+        deltaw_tensor::cpu::gemm::kernel_name(),
+        std::env::var(deltaw_benches::DEVICE_VAR).unwrap_or_else(|_| "cpu".into())
     );
 }

@@ -26,19 +26,28 @@ fn main() {
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens: usize = texts.iter().map(|t| embedder.tokenizer.encode(t).expect("tokenize").len()).sum();
     embedder.embed(&texts[..BATCH]).expect("warm-up"); // first-touch allocations, thread pool
+                                                       // DELTAW_PROFILE=1: the op table of the timed runs on stderr, the timeline in
+                                                       // deltaw-profile.json (the timings then include the profiler's own small cost).
+    let profiling = deltaw_tensor::profile::enable_from_env();
     let start = Instant::now();
     let mut embeddings = None;
     for _ in 0..runs {
         embeddings = Some(embedder.embed(&texts).expect("embed"));
     }
     let secs = start.elapsed().as_secs_f64();
+    if let Some(report) = deltaw_tensor::profile::report().filter(|_| profiling) {
+        eprint!("{report}");
+        deltaw_tensor::profile::write_chrome_trace("deltaw-profile.json".as_ref())
+            .expect("writing deltaw-profile.json");
+    }
     let first: Vec<String> =
         embeddings.map(|e| e.to_vec()[..4].iter().map(|x| format!("{x:.5}")).collect()).unwrap_or_default();
     println!(
-        "{{\"impl\": \"deltaw\", \"sentences\": {SENTENCES}, \"batch_size\": {BATCH}, \"mean_tokens\": {:.1}, \"runs\": {runs}, \"seconds_per_run\": {:.3}, \"sentences_per_s\": {:.1}, \"first\": [{}]}}",
+        "{{\"impl\": \"deltaw\", \"sentences\": {SENTENCES}, \"batch_size\": {BATCH}, \"mean_tokens\": {:.1}, \"runs\": {runs}, \"seconds_per_run\": {:.3}, \"sentences_per_s\": {:.1}, \"first\": [{}], \"kernel\": \"{}\"}}",
         tokens as f64 / SENTENCES as f64,
         secs / runs as f64,
         (runs * SENTENCES) as f64 / secs,
-        first.join(", ")
+        first.join(", "),
+        deltaw_tensor::cpu::gemm::kernel_name()
     );
 }

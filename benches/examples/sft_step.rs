@@ -64,8 +64,10 @@ fn main() {
     let tokens_per_s = (steps * BATCH * SEQ) as f64 / secs;
     let mode = format!("{mode:?}").to_lowercase();
     println!(
-        "{{\"impl\": \"deltaw\", \"mode\": \"{mode}\", \"steps\": {steps}, \"seconds_per_step\": {:.3}, \"tokens_per_s\": {tokens_per_s:.1}, \"peak_rss_mib\": {:.0}, \"system_share\": {system_share:.3}, \"page_faults_per_step\": {faults:.0}, \"loss\": {loss:.4}}}",
+        "{{\"impl\": \"deltaw\", \"mode\": \"{mode}\", \"steps\": {steps}, \"seconds_per_step\": {:.3}, \"tokens_per_s\": {tokens_per_s:.1}, \"peak_rss_mib\": {:.0}, \"system_share\": {system_share:.3}, \"page_faults_per_step\": {faults:.0}, \"loss\": {loss:.4}, \"kernel\": \"{}\", \"device\": \"{}\"}}",
         secs / steps as f64,
-        peak_rss_mib()
+        peak_rss_mib(),
+        deltaw_tensor::cpu::gemm::kernel_name(),
+        std::env::var(deltaw_benches::DEVICE_VAR).unwrap_or_else(|_| "cpu".into())
     );
 }

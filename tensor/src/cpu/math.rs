@@ -73,9 +73,55 @@ fn exp_f64(x: f64) -> f64 {
 }
 
 /// GELU with the exact Gaussian CDF: `x · Φ(x) = x/2 · erfc(-x/√2)` (BERT's activation).
+///
+/// In f32 so that it vectorises 16 wide: `Φ(-|x|) = t/2 · exp(P(t) - z²)` with [`erfc`]'s
+/// Chebyshev fit (`z = |x|/√2`, `t = 1/(1 + z/2)`), and the exponent `P(t) - z²` carried in two
+/// f32s (the rounding errors of `z²` and of the sum) so that only the fit
+/// (1.2e-7), [`exp_fast`] (2 ulp) and a few products round: within 7e-7 relative of the f64
+/// [`erfc`] version on |x| < 9 (a test sweeps it), a third of its cost. A MiniLM forward spent
+/// 12% of its time in the f64 version.
 #[inline(always)]
 pub fn gelu_erf(x: f32) -> f32 {
-    0.5 * x * erfc(-x * std::f32::consts::FRAC_1_SQRT_2)
+    // Past z = 10 the tail is below 1e-45 (0 in f32); the cap keeps z² finite for x = ±inf.
+    let z = (x.abs() * std::f32::consts::FRAC_1_SQRT_2).min(10.0);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let p = erfc_fit(t);
+    let (hi, lo) = square_exact(z);
+    let s = p - hi;
+    let b = s - p;
+    let err = (p - (s - b)) + (-hi - b); // p - hi = s + err exactly (TwoSum)
+    let tail = 0.5 * t * exp_fast(s) * (1.0 + (err - lo)); // Φ(-|x|)
+    if x >= 0.0 {
+        x * (1.0 - tail)
+    } else {
+        x * tail
+    }
+}
+
+/// `z² = hi + lo` exactly, with `hi = fl(z²)`: Dekker's product, splitting z into two 12-bit
+/// halves (Veltkamp) so that every partial product is exact. Plain multiplies and adds, so it
+/// vectorises at every SIMD level and gives the same bits on each (`f32::mul_add` would be a
+/// library call where the target lacks FMA). Exact for |z| below about 2^100.
+#[inline(always)]
+fn square_exact(z: f32) -> (f32, f32) {
+    let hi = z * z;
+    let c = 4097.0 * z; // 2^12 + 1
+    let zh = c - (c - z);
+    let zl = z - zh;
+    let lo = ((zh * zh - hi) + 2.0 * zh * zl) + zl * zl;
+    (hi, lo)
+}
+
+/// The Chebyshev polynomial of [`erfc`]'s fit, in f32: `erfc(z) ≈ t · exp(-z² + P(t))`.
+#[inline(always)]
+fn erfc_fit(t: f32) -> f32 {
+    -1.265_512_2
+        + t * (1.000_023_7
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_204 + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))))
 }
 
 /// `1 / √(2π)`, the standard normal density at 0.
@@ -92,13 +138,7 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 fn normal_cdf_pdf(x: f32) -> (f32, f32) {
     let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
     let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -1.265_512_2
-        + t * (1.000_023_7
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_204 + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77))))))));
+    let poly = erfc_fit(t);
     let gauss = exp_fast(-z * z); // exp(-x²/2)
     let tail = 0.5 * t * gauss * exp_fast(poly); // Φ(-|x|) = erfc(|x|/√2) / 2
     let cdf = if x >= 0.0 { 1.0 - tail } else { tail };
@@ -196,6 +236,29 @@ mod tests {
             assert_eq!(erfc(x).to_bits(), erfc_libm(x).to_bits(), "erfc({x})");
         }
         assert!(erfc(f32::NAN).is_nan() && gelu_erf(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn gelu_erf_is_within_7e_7_of_the_f64_erfc_version() {
+        // Every 61st f32 in (-9, 9); beyond, |gelu(x)| is below 1e-18 or equal to x. Below
+        // 1e-30 the result x/2 is subnormal and rounds absolutely.
+        let (lo, hi) = ((-9.0f32).to_bits(), 9.0f32.to_bits());
+        let xs = (0..=hi).step_by(61).chain((0x8000_0000..=lo).step_by(61)).map(f32::from_bits);
+        let mut worst = (0.0f64, 0.0f32);
+        for x in xs {
+            let want = 0.5 * x as f64 * erfc(-x * std::f32::consts::FRAC_1_SQRT_2) as f64;
+            if x.abs() > 1e-30 {
+                let error = ((gelu_erf(x) as f64 - want) / want).abs();
+                if error > worst.0 {
+                    worst = (error, x);
+                }
+            }
+        }
+        assert!(worst.0 < 7e-7, "relative error {:e} at x = {}", worst.0, worst.1);
+        for (x, want) in [(0.0, 0.0), (f32::INFINITY, f32::INFINITY), (30.0, 30.0), (-30.0, -0.0)] {
+            assert_eq!(gelu_erf(x), want, "gelu({x})");
+        }
+        assert!(gelu_erf(f32::NAN).is_nan());
     }
 
     #[test]

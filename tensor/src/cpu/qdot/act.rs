@@ -21,6 +21,9 @@ pub(crate) struct ActBlocks {
     pub d: Vec<f32>,
     /// `Σ q` over each run of 16 values (`k / 16` entries).
     pub sums16: Vec<i32>,
+    /// `Σ q` over each run of 32 values (`k / 32` entries): a legacy block's, contiguous so
+    /// that a SIMD kernel loads eight at once.
+    pub sums32: Vec<i32>,
 }
 
 impl ActBlocks {
@@ -39,14 +42,15 @@ impl ActBlocks {
             }
             d.push(scale);
         }
-        let sums16 = q.chunks_exact(16).map(|c| c.iter().map(|&v| v as i32).sum()).collect();
-        ActBlocks { block, q, d, sums16 }
+        let sums16: Vec<i32> = q.chunks_exact(16).map(|c| c.iter().map(|&v| v as i32).sum()).collect();
+        let sums32 = sums16.chunks_exact(2).map(|p| p[0] + p[1]).collect();
+        ActBlocks { block, q, d, sums16, sums32 }
     }
 
     /// `Σ q` over the 32 values of legacy block `b` (two 16-value sums).
     #[inline]
     pub(crate) fn sum32(&self, b: usize) -> i32 {
-        self.sums16[2 * b] + self.sums16[2 * b + 1]
+        self.sums32[b]
     }
 }
 

@@ -13,8 +13,10 @@
 //!   `(dx·d) · Σ_j sc_j Σ q·x_q − (dx·dmin) · Σ_j mn_j Σ x_q`, both inner sums integers;
 //! - Q6_K (sub-block `t` of 16: `w = d·sc_t·q`, `q` in −32..=31): `(dx·d) · Σ_t sc_t g[t]`.
 //!
-//! The float steps run in this fixed order on every SIMD path (blocks in row order, one
-//! accumulator), so all paths give the same bits: the SIMD kernels only compute `g`.
+//! The float steps run in one fixed order on every SIMD path, so all paths give the same bits:
+//! for the legacy types, block `b`'s term into lane `b mod 8` of eight running sums, then
+//! [`reduce8`]'s tree (the order of `super::fused`'s 8-lane accumulator); for the K-quants,
+//! blocks in row order into one accumulator (the SIMD kernels there only compute `g`).
 //! Layouts: see `crate::quant` (legacy.rs and kquants.rs document every byte).
 
 use super::act::ActBlocks;
@@ -120,20 +122,47 @@ fn q6k(b: &[u8], y: &mut [i8]) {
     }
 }
 
+/// A legacy-type row's dot product from each block's integer sum `isum(b)` (`Σ w_q · x_q` over
+/// its 32 values), whichever kernel formed the sums (the unpack route's `g` or
+/// `super::fused`). The blocks' terms go into eight running sums, block `b` into lane `b mod 8`,
+/// which [`reduce8`] adds in a fixed tree: the order a SIMD kernel with one 8-lane
+/// accumulator keeps (`fused.rs`), so every path gives the same bits while no path waits on
+/// one scalar add per block.
+#[inline(always)]
+pub(crate) fn combine_legacy(ty: QuantType, row: &[u8], act: &ActBlocks, isum: impl Fn(usize) -> i32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    for (i, b) in row.chunks_exact(ty.block_bytes()).enumerate() {
+        lanes[i % 8] += legacy_term(ty, b, act, i, isum(i));
+    }
+    reduce8(lanes)
+}
+
+/// Block `i`'s term: `(dw·dx)·isum`, plus `m·(dx·Σ x_q)` for the types with a minimum.
+#[inline(always)]
+pub(crate) fn legacy_term(ty: QuantType, b: &[u8], act: &ActBlocks, i: usize, isum: i32) -> f32 {
+    let dx = act.d[i];
+    let t = (f16_at(b, 0) * dx) * isum as f32;
+    match ty {
+        QuantType::Q4_1 | QuantType::Q5_1 => t + f16_at(b, 2) * (dx * act.sum32(i) as f32),
+        _ => t,
+    }
+}
+
+/// `((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`: the one order every path sums lanes in.
+#[inline(always)]
+pub(crate) fn reduce8(l: [f32; 8]) -> f32 {
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
 /// The row's dot product from its 16-value integer sums `g` (see the module docs).
 #[inline(always)]
 pub(crate) fn combine_row(ty: QuantType, row: &[u8], act: &ActBlocks, g: &[i32]) -> f32 {
     let blocks = row.chunks_exact(ty.block_bytes()).enumerate();
     let mut acc = 0.0f32;
     match ty {
-        QuantType::Q8_0 | QuantType::Q4_0 | QuantType::Q5_0 => blocks.for_each(|(i, b)| {
-            let isum = g[2 * i] + g[2 * i + 1];
-            acc += (f16_at(b, 0) * act.d[i]) * isum as f32;
-        }),
-        QuantType::Q4_1 | QuantType::Q5_1 => blocks.for_each(|(i, b)| {
-            let (dx, isum) = (act.d[i], g[2 * i] + g[2 * i + 1]);
-            acc += (f16_at(b, 0) * dx) * isum as f32 + f16_at(b, 2) * (dx * act.sum32(i) as f32);
-        }),
+        QuantType::Q8_0 | QuantType::Q4_0 | QuantType::Q5_0 | QuantType::Q4_1 | QuantType::Q5_1 => {
+            return combine_legacy(ty, row, act, |i| g[2 * i] + g[2 * i + 1]);
+        }
         QuantType::Q4K | QuantType::Q5K => blocks.for_each(|(i, b)| {
             let (g, s) = (&g[16 * i..16 * i + 16], &act.sums16[16 * i..16 * i + 16]);
             let (mut isc, mut imn) = (0i32, 0i32);

@@ -8,13 +8,17 @@
 //!    (`act.rs`): Q8_0-style blocks of 32 (f32 scale, 32 i8) for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0
 //!    weights, Q8_K-style super-blocks of 256 (f32 scale, 256 i8, 16 sums of 16) for
 //!    Q4_K/Q5_K/Q6_K, with the 16-value sums that the types with a minimum need.
-//! 2. Each weight row is unpacked into one i8 per value (`blocks.rs`: nibbles, fifth/sixth
-//!    bits, offsets removed), then an integer kernel forms `g[t] = Σ w_q·x_q` over every 16
-//!    values, exactly in i32 (`dot16s_portable`; `x86.rs`: AVX2 `vpmaddubsw`, AVX-512 VNNI
-//!    `vpdpbusd`).
-//! 3. The scales combine the integer sums in f32, blocks in row order (`blocks.rs` has the
-//!    algebra per type). That step is the same code on every path and the integer sums are
-//!    exact, so **every SIMD path gives the same bits as the portable one**.
+//! 2. For Q8_0, Q4_0 and Q4_1, the types of the common legacy files, each block is widened in
+//!    registers as it is loaded and dotted at once (`fused.rs`: one exact i32 per block, eight
+//!    blocks' sums reduced together, scaled as eight f32 lanes). For the other types each weight
+//!    row is unpacked into one i8 per value (`blocks.rs`: nibbles, fifth/sixth bits, offsets
+//!    removed), then an integer kernel forms `g[t] = Σ w_q·x_q` over every 16 values, exactly in
+//!    i32 (`dot16s_portable`; `x86.rs`: AVX2 `vpmaddubsw`, AVX-512 VNNI `vpdpbusd`).
+//! 3. The scales combine the integer sums in f32 in one fixed order (`blocks.rs` has the algebra
+//!    per type): for the legacy types, block `b`'s term into lane `b mod 8` of eight running
+//!    sums, then a fixed tree over the lanes; for the K-quants, blocks in row order into one
+//!    accumulator. The integer sums are exact and every path keeps that order, so **every SIMD
+//!    path gives the same bits as the portable one**.
 //!
 //! The path follows `DELTAW_SIMD` ([`crate::cpu::simd::simd_level`]): `avx512` runs the VNNI
 //! kernel when the CPU has AVX-512 VNNI (else the AVX2 one), `avx2` the AVX2 kernel,
@@ -46,10 +50,15 @@
 //! compute that fused kernels (llama.cpp's) do not spend.
 //!
 //! **Decode against llama.cpp** (`benches/compare_quant_decode.sh`, Qwen2.5-0.5B shape, the same
-//! GGUF file on both sides, 2 threads, 2026-12-05, load ~1.7): Q8_0 16.6 vs 27.1 tokens/s
-//! (0.61×), Q4_0 20.2 vs 37.7 (0.53×). Q8_0's unpack had compiled to a byte-at-a-time copy
-//! (7.6 tokens/s, below f32's 12.5) until it became one 32-byte copy per block. What is left
-//! is the two passes: llama.cpp's kernels dot the blocks as they load them.
+//! GGUF file on both sides, 2 threads). 2026-12-05, load ~1.7: Q8_0 16.6 vs 27.1 tokens/s
+//! (0.61×), Q4_0 20.2 vs 37.7 (0.53×), with the unpack-then-dot route for every type.
+//! 2026-12-06, on a faster machine of the same kind, load 1.1–1.7, same sitting: the unpack
+//! route gave Q8_0 38.1 and Q4_0 40.7 tokens/s; the fused kernels (`fused.rs`) 52.1 and 64.0
+//! (1.37× and 1.57×), against llama.cpp's 66.3 and 128.5 (0.79× and 0.50×). `perf` puts about
+//! half the decode time in the fused kernel and a quarter in the kernel's scheduler (rayon's
+//! workers parked and woken around each of the ~170 products of a token); llama.cpp's threads
+//! spin between ops, and its Q4_0 kernel scales eight lanes per block instead of forming an
+//! exact per-block sum first.
 //!
 //! **m > 1.** [`quant_matmul`] quantizes each activation row once and unpacks each weight row
 //! once for all `m` rows. From [`DEQUANT_GEMM_MIN_M`] rows on, widening a tile of weight rows
@@ -61,6 +70,7 @@
 
 mod act;
 mod blocks;
+mod fused;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
@@ -206,9 +216,17 @@ fn int_matmul(
         .into_par_iter()
         .map(|t| {
             let rows = t * ROWS_PER_TASK..((t + 1) * ROWS_PER_TASK).min(n);
+            let mut res = Vec::with_capacity(rows.len() * m);
+            if fused::covers(ty) {
+                // Dot products straight from the block bytes (fused.rs), no i8 copy of the row.
+                for j in rows {
+                    let row = &w[j * row_bytes..(j + 1) * row_bytes];
+                    res.extend(acts.iter().map(|a| fused::row_dot(path, ty, row, a)));
+                }
+                return (t * ROWS_PER_TASK, res);
+            }
             let mut wq = vec![0i8; k];
             let mut g = vec![0i32; k / 16];
-            let mut res = Vec::with_capacity(rows.len() * m);
             // The unpack and the f32 combine are plain loops: compiled for the SIMD level's
             // width inside `vectorized` (integer ops and unfused f32 steps: same bits).
             vectorized(|| {

@@ -71,7 +71,7 @@ fn weights(ty: QuantType, n: usize, k: usize, seed: u64) -> (Vec<u8>, Vec<f32>) 
 #[test]
 fn every_path_gives_the_portable_bits_for_every_type() {
     for ty in QuantType::ALL {
-        let (n, k, m) = (37, 3 * 256, 3);
+        let (n, k, m) = (37, 3 * 256 + if ty.block_elems() == 32 { 4 * 32 } else { 0 }, 3);
         let (w, _) = weights(ty, n, k, 11);
         let mut rng = Rng(12);
         let x: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();
@@ -173,4 +173,41 @@ fn empty_sizes_are_fine() {
     let mut out = [1.0f32; 2];
     quant_matmul(QuantType::Q4_0, &[], 2, 0, &[], 1, &mut out);
     assert_eq!(out, [0.0, 0.0]);
+}
+
+#[test]
+fn fused_rows_equal_the_unpack_route_bit_for_bit_on_every_path() {
+    let mut rng = Rng(41);
+    for ty in [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_1] {
+        // Block counts: below one 8-block step, exactly one, steps plus a tail (896 = 28 · 32).
+        for nb in [1, 7, 8, 13, 28] {
+            let mut row: Vec<u8> = (0..nb * ty.block_bytes()).map(|_| rng.next() as u8).collect();
+            // Scales from a narrow exponent range (random bytes would give infinities and NaNs
+            // whose sums compare unequal), one block with w = -128 against x = -127 for Q8_0.
+            for b in row.chunks_exact_mut(ty.block_bytes()) {
+                b[1] = 0x20 | (b[1] & 0x8F);
+                if ty == QuantType::Q4_1 {
+                    b[3] = 0x20 | (b[3] & 0x8F);
+                }
+            }
+            if ty == QuantType::Q8_0 {
+                row[2..34].fill(0x80);
+            }
+            let x: Vec<f32> = (0..nb * 32).map(|i| if i < 32 { -1.0 } else { rng.normal() }).collect();
+            let act = act::ActBlocks::quantize(&x, 32);
+            let mut wq = vec![0i8; nb * 32];
+            blocks::unpack_row(ty, &row, &mut wq);
+            let mut g = vec![0i32; nb * 2];
+            dot16s_portable(&wq, &act.q, &mut g);
+            if ty == QuantType::Q8_0 {
+                assert_eq!(g[0] + g[1], 128 * 127 * 32);
+            }
+            let want = blocks::combine_legacy(ty, &row, &act, |b| g[2 * b] + g[2 * b + 1]);
+            assert!(want.is_finite() && want != 0.0);
+            for p in paths() {
+                let got = fused::row_dot(p, ty, &row, &act);
+                assert_eq!(got.to_bits(), want.to_bits(), "{ty} on {p:?}, {nb} blocks: {got} vs {want}");
+            }
+        }
+    }
 }
