@@ -36,7 +36,13 @@ pub fn unary(op: UnaryOp, src: &[f32], layout: &Layout) -> Vec<f32> {
             #[inline(always)]
             |x| math::gelu_erf(x),
         ),
-        UnaryOp::GeluTanh => map(src, layout, math::gelu_tanh),
+        #[allow(clippy::redundant_closure)]
+        UnaryOp::GeluTanh => map(
+            src,
+            layout,
+            #[inline(always)]
+            |x| math::gelu_tanh(x),
+        ),
         UnaryOp::Powf(2.0) => map(src, layout, |x| x * x),
         UnaryOp::Powf(e) => map(src, layout, |x| x.powf(e)),
         UnaryOp::AddScalar(s) => map(src, layout, |x| x + s),
@@ -103,23 +109,38 @@ fn apply<F: Fn(f32) -> f32>(dst: &mut [f32], src: &[f32], f: &F) {
 
 /// Exact-GELU backward: `dx = dy · gelu'(x)` with [`math::gelu_erf_grad`].
 pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    pointwise_backward(x, dy, math::gelu_erf_grad)
+    #[allow(clippy::redundant_closure)] // a closure inlines into the vectorised loop; a fn item did not
+    pointwise_backward(
+        x,
+        dy,
+        #[inline(always)]
+        |v| math::gelu_erf_grad(v),
+    )
 }
 
 /// Tanh-GELU backward: `dx = dy · gelu'(x)` with [`math::gelu_tanh_grad`].
 pub fn gelu_tanh_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    pointwise_backward(x, dy, math::gelu_tanh_grad)
+    #[allow(clippy::redundant_closure)] // a closure inlines into the vectorised loop; a fn item did not
+    pointwise_backward(
+        x,
+        dy,
+        #[inline(always)]
+        |v| math::gelu_tanh_grad(v),
+    )
 }
 
 /// `dx = dy · f'(x)` elementwise, in parallel blocks whose inner loop is plain slice code the
 /// compiler can vectorise (`f'` must be branch-free for that).
 fn pointwise_backward(x: &[f32], dy: &[f32], derivative: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     const BLOCK: usize = 8192;
-    let mut dx = vec![0.0; x.len()];
+    // Every element is written below, so a recycled buffer will do (no fresh pages to fault in).
+    let mut dx = pool::take(x.len());
     dx.par_chunks_mut(BLOCK).zip(x.par_chunks(BLOCK).zip(dy.par_chunks(BLOCK))).for_each(|(d, (xs, gs))| {
-        for ((o, &v), &g) in d.iter_mut().zip(xs).zip(gs) {
-            *o = g * derivative(v);
-        }
+        vectorized(|| {
+            for ((o, &v), &g) in d.iter_mut().zip(xs).zip(gs) {
+                *o = g * derivative(v);
+            }
+        })
     });
     dx
 }
