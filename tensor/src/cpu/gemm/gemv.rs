@@ -4,7 +4,8 @@
 //! packed path would copy all of B into panels to use it once, which costs more than the
 //! multiply itself; here B is streamed once, straight from memory:
 //! - B rows contiguous (`col_stride == 1`): `c = Σ_p a[p] · B[p, :]`, an axpy per row of B,
-//!   parallel over column blocks of c;
+//!   parallel over fixed chunks of rows (each streams its rows whole) whose partial vectors
+//!   are then added in chunk order;
 //! - B columns contiguous (`row_stride == 1`, e.g. `x @ W.t()` with W stored (N, K)):
 //!   `c[j] = a · B[:, j]`, a dot product per output, parallel over blocks of outputs.
 //!
@@ -33,6 +34,9 @@ const PARALLEL_MIN: usize = 1 << 16;
 /// partial sums see the same sequence as without chunks).
 const CHUNK: usize = 256;
 
+/// Rows of B per task when B's rows are contiguous ([`axpy_by_row_chunks`]).
+const KROWS: usize = 64;
+
 /// Whether [`gemv`] handles this B (one of its strides is 1).
 pub(crate) fn supports<T>(b: &MatRef<'_, T>) -> bool {
     b.col_stride == 1 || b.row_stride == 1
@@ -56,12 +60,7 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
     let parallel = n * k >= PARALLEL_MIN;
     let block = block_size(n);
     if b.col_stride == 1 {
-        let task = |(i, dst): (usize, &mut [f32])| axpy_rows(&a_row, &b, i * block, dst);
-        if parallel {
-            out.par_chunks_mut(block).enumerate().for_each(task);
-        } else {
-            out.chunks_mut(block).enumerate().for_each(task);
-        }
+        axpy_by_row_chunks(&a_row, &b, &mut out, parallel);
     } else {
         let path = DotPath::of::<TB>(kern);
         let x = path.lane_order::<TB>(&a_row);
@@ -85,6 +84,34 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
 fn block_size(n: usize) -> usize {
     let per_task = n.div_ceil(4 * rayon::current_num_threads().max(1));
     per_task.next_multiple_of(16).clamp(64, BLOCK)
+}
+
+/// `out = a · B` for B with contiguous rows, as the sum of partial products over fixed chunks
+/// of [`KROWS`] rows: each task streams its rows of B whole, front to back (column blocks of
+/// every row, the earlier split, read B in short strided runs and reached less than half the
+/// bandwidth of the dot products), into a partial vector; the partials are then added in
+/// chunk order. The chunks do not depend on the thread count, so neither do the bits.
+fn axpy_by_row_chunks<T: Widen>(a: &[f32], b: &MatRef<'_, T>, out: &mut [f32], parallel: bool) {
+    let n = out.len();
+    let chunk = |c: usize| {
+        let rows = c * KROWS..(a.len()).min((c + 1) * KROWS);
+        let sub = MatRef { offset: b.offset + rows.start * b.row_stride, ..*b };
+        let mut partial = vec![0.0f32; n];
+        for (i, piece) in partial.chunks_mut(BLOCK).enumerate() {
+            axpy_rows(&a[rows.clone()], &sub, i * BLOCK, piece);
+        }
+        partial
+    };
+    let chunks = a.len().div_ceil(KROWS);
+    let partials: Vec<Vec<f32>> =
+        if parallel { (0..chunks).into_par_iter().map(chunk).collect() } else { (0..chunks).map(chunk).collect() };
+    vectorized(|| {
+        for partial in &partials {
+            for (o, &v) in out.iter_mut().zip(partial) {
+                *o += v;
+            }
+        }
+    });
 }
 
 /// Columns `first..first + dst.len()` of `a · B` for B with contiguous rows
