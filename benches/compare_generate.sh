@@ -28,7 +28,7 @@ python3 - "$out" <<'PY'
 import json, sys
 runs = {r["impl"]: r for r in map(json.loads, open(sys.argv[1]))}
 d, p, c = runs["deltaw"], runs["pytorch"], runs["llama.cpp"]
-print(f"tokens/s deltaw/transformers: {d['tokens_per_s'] / p['tokens_per_s']:.2f} (target >= 1.5)")
+print(f"tokens/s deltaw/transformers: {d['tokens_per_s'] / p['tokens_per_s']:.2f} (floor >= 2.5)")
 print(f"decode tokens/s deltaw/llama.cpp f32: {d['tokens_per_s'] / c['generate_tokens_per_s']:.2f} (aim >= 1.0; "
       f"whole generation on both sides, llama.cpp {c['generate_tokens_per_s']} tokens/s, "
       f"its decode phase alone {c['decode_tokens_per_s']})")
