@@ -29,6 +29,7 @@
 use super::gemm::{sgemm, MatRef};
 use super::nn::softmax_row_in_place;
 use super::pool;
+use super::simd::vectorized;
 use crate::layout::Layout;
 use rayon::prelude::*;
 
@@ -94,18 +95,33 @@ pub fn attention_forward(
             return;
         }
         sgemm(t, s, hs, q.head(b, h), k.head(b, h / group).t(), p, s, false);
-        let m = mask.head(b, h);
-        for (i, row) in p.chunks_mut(s).enumerate() {
-            for (j, x) in row.iter_mut().enumerate() {
-                let masked = m.at(i, j) != 0.0;
-                *x = if masked { f32::NEG_INFINITY } else { *x * scale };
-            }
-            softmax_row_in_place(row);
-        }
+        scale_and_mask(p, mask.head(b, h), s, scale);
+        p.chunks_mut(s).for_each(softmax_row_in_place);
         let probs_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
         sgemm(t, hs, s, probs_head, v.head(b, h / group), o, hs, false);
     });
     (out, probs)
+}
+
+/// `Sᵢⱼ = scale · Sᵢⱼ`, or -∞ where the mask is nonzero, over the `(T, S)` rows of `p`. A mask
+/// row with unit column stride (a padding or causal mask, broadcast over heads and queries with
+/// stride 0) is read as a slice, so the select vectorises; any other layout element by element.
+fn scale_and_mask(p: &mut [f32], m: MatRef<'_>, s: usize, scale: f32) {
+    let pick = |x: f32, masked: bool| if masked { f32::NEG_INFINITY } else { x * scale };
+    vectorized(|| {
+        for (i, row) in p.chunks_mut(s).enumerate() {
+            if m.col_stride == 1 {
+                let start = m.offset + i * m.row_stride;
+                for (x, &mk) in row.iter_mut().zip(&m.data[start..start + s]) {
+                    *x = pick(*x, mk != 0.0);
+                }
+            } else {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = pick(*x, m.at(i, j) != 0.0);
+                }
+            }
+        }
+    });
 }
 
 /// `(dQ, dK, dV)`, contiguous `(B, NH, T, HS)`, `(B, NKV, S, HS)`, `(B, NKV, S, HS)`, from the
