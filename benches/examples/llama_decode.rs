@@ -27,13 +27,20 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Logits `(1, V)` of the last of `new`, fed at positions `past..past + len` after what
-/// `cache` holds.
+/// `cache` holds, computed on a worker of the CPU pool as `CausalLm::generate` does.
 fn step(model: &dyn CausalLm, new: &[i32], cache: &mut KvCache) -> Tensor {
     let past = cache.len() as i32;
     let t = new.len();
     let ids = Tensor::from_vec(new.to_vec(), (1, t), &Device::Cpu).expect("one row");
     let positions = Tensor::from_vec((past..past + t as i32).collect(), (1, t), &Device::Cpu).expect("one row");
-    model.decode_step(&DecodeInput { ids: &ids, positions: &positions, key_real: None }, Some(cache))
+    // On a worker of the CPU pool, as `CausalLm::generate` runs its steps (`cpu::on_pool`).
+    deltaw_tensor::cpu::on_pool(|| {
+        no_grad(|| {
+            eval_mode(|| {
+                model.decode_step(&DecodeInput { ids: &ids, positions: &positions, key_real: None }, Some(cache))
+            })
+        })
+    })
 }
 
 /// Greedy decode of [`NEW_TOKENS`]: the new ids, the prompt phase's seconds and the seconds of

@@ -112,7 +112,7 @@ pub(crate) fn generate_with<M: CausalLm + ?Sized>(
         eval_mode(|| {
             let mut ids = prompt.to_vec();
             let mut cache = KvCache::new(model.num_layers());
-            let mut logits = step_logits(model, &ids, options.use_cache.then_some(&mut cache)); // (1, V)
+            let mut logits = on_pool(|| step_logits(model, &ids, options.use_cache.then_some(&mut cache))); // (1, V)
             for step in 0..options.max_new_tokens {
                 let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
                 ids.push(next);
@@ -120,11 +120,18 @@ pub(crate) fn generate_with<M: CausalLm + ?Sized>(
                 if !go_on || options.eos_token_ids.contains(&next) || step + 1 == options.max_new_tokens {
                     break;
                 }
-                logits = step_logits(model, &ids, options.use_cache.then_some(&mut cache));
+                logits = on_pool(|| step_logits(model, &ids, options.use_cache.then_some(&mut cache)));
             }
             ids[prompt.len()..].to_vec()
         })
     })
+}
+
+/// `op` (one decoding step's forward) on a worker of the CPU pool
+/// ([`deltaw_tensor::cpu::on_pool`]: one handover to the pool per step instead of one per
+/// parallel kernel), without a graph or dropout there too, since both switches are per thread.
+pub(crate) fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
+    deltaw_tensor::cpu::on_pool(|| no_grad(|| eval_mode(op)))
 }
 
 /// Logits `(1, V)` of the last of `ids`, on the model's device, feeding only the ids after

@@ -17,3 +17,22 @@ pub mod reduce;
 pub mod simd;
 pub mod strided;
 pub mod topk;
+
+/// Runs `op` on a worker thread of rayon's global pool (inline when this already is one) and
+/// returns its result.
+///
+/// Called from a thread outside the pool, every parallel kernel hands its work to the pool and
+/// puts the caller to sleep until it is done. One decoding step of a 24-layer model runs about
+/// 170 such kernels, each small, so the handovers and wake-ups cost a large share of the step.
+/// Inside `op` the kernels split their work on the worker they run on instead, with one
+/// handover for the whole of `op`. Measured on 2 cores for greedy decoding at the
+/// Qwen2.5-0.5B shape: f32 +8%, Q8_0 and Q4_0 weights +23–26% tokens/s. Thread-local state
+/// (the autograd's `no_grad`) does not follow `op` to the worker: set it inside.
+///
+/// ```
+/// let sum: f32 = deltaw_tensor::cpu::on_pool(|| (0..4).map(|i| i as f32).sum());
+/// assert_eq!(sum, 6.0);
+/// ```
+pub fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| op())
+}
