@@ -52,13 +52,18 @@
 //! **Decode against llama.cpp** (`benches/compare_quant_decode.sh`, Qwen2.5-0.5B shape, the same
 //! GGUF file on both sides, 2 threads). 2026-12-05, load ~1.7: Q8_0 16.6 vs 27.1 tokens/s
 //! (0.61×), Q4_0 20.2 vs 37.7 (0.53×), with the unpack-then-dot route for every type.
-//! 2026-12-06, on a faster machine of the same kind, load 1.1–1.7, same sitting: the unpack
-//! route gave Q8_0 38.1 and Q4_0 40.7 tokens/s; the fused kernels (`fused.rs`) 52.1 and 64.0
-//! (1.37× and 1.57×), against llama.cpp's 66.3 and 128.5 (0.79× and 0.50×). `perf` puts about
-//! half the decode time in the fused kernel and a quarter in the kernel's scheduler (rayon's
-//! workers parked and woken around each of the ~170 products of a token); llama.cpp's threads
-//! spin between ops, and its Q4_0 kernel scales eight lanes per block instead of forming an
-//! exact per-block sum first.
+//! 2026-12-06, on a faster machine of the same kind (AMD EPYC), load 1.1–1.9:
+//! - The unpack route gave Q8_0 38.1 and Q4_0 40.7 tokens/s.
+//! - The fused kernels (`fused.rs`) gave 52.1 and 64.0 (1.37× and 1.57×), against llama.cpp's
+//!   66.3 and 128.5 (0.79× and 0.50×).
+//! - `perf` then put a quarter of the decode time in the kernel's scheduler: each of the ~170
+//!   parallel products of a token handed its work to rayon's pool from the outside and slept
+//!   until it was done.
+//! - Running each step on a worker of the pool (`crate::cpu::on_pool`, as
+//!   `CausalLm::generate` does) took them to 66.1 and 80.0 tokens/s. In the same sitting
+//!   (`benches/compare_all.sh`) llama.cpp ran 62.6 and 117.7: **1.06× and 0.68×**.
+//! - llama.cpp's Q4_0 kernel scales eight lanes per block instead of forming an exact
+//!   per-block sum first, which is what is left between the two.
 //!
 //! **m > 1.** [`quant_matmul`] quantizes each activation row once and unpacks each weight row
 //! once for all `m` rows. From [`DEQUANT_GEMM_MIN_M`] rows on, widening a tile of weight rows
