@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 
 import gguf
-import numpy as np
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from llama_gguf import FILE_TYPES  # noqa: E402
+from llama_gguf import FILE_TYPES, add_tensor, finish  # noqa: E402
 
 CONV1D = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
 
@@ -58,13 +57,8 @@ def write(config, tensors, path, kind):
             raise SystemExit(f"no GGUF name for {key}")
         if key.endswith(CONV1D):
             array = array.T  # Conv1D (in, out) -> (out, in), as llama.cpp's converter does
-        if array.ndim == 2 and kind == "f16":
-            array = array.astype(np.float16)
-        writer.add_tensor(name, np.ascontiguousarray(array))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+        add_tensor(writer, name, array, kind)
+    finish(writer)
 
 
 def main():

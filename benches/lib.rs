@@ -12,6 +12,30 @@ pub mod sft;
 /// The environment variable that moves the GPT-2 step and generation benches to the GPU.
 pub const DEVICE_VAR: &str = "DELTAW_BENCH_DEVICE";
 
+/// What `DELTAW_BENCH_DEVICE` names ("cpu" when unset), for the benches' JSON lines.
+pub fn bench_device_name() -> String {
+    std::env::var(DEVICE_VAR).unwrap_or_else(|_| "cpu".into())
+}
+
+/// Turns the per-op profiler on when `DELTAW_PROFILE=1` (call it after the warm-up, so only
+/// the timed part is profiled; the timings then include the profiler's own small cost).
+/// Returns whether it is on, for [`profile_finish`].
+pub fn profile_start() -> bool {
+    deltaw_tensor::profile::enable_from_env()
+}
+
+/// When `profiling`: the op table on stderr and the timeline in `deltaw-profile.json`.
+///
+/// # Panics
+/// If the timeline cannot be written.
+pub fn profile_finish(profiling: bool) {
+    if let Some(report) = deltaw_tensor::profile::report().filter(|_| profiling) {
+        eprint!("{report}");
+        deltaw_tensor::profile::write_chrome_trace("deltaw-profile.json".as_ref())
+            .expect("writing deltaw-profile.json");
+    }
+}
+
 /// The device of the GPT-2 step and generation benches: the CPU, or with
 /// `DELTAW_BENCH_DEVICE=gpu` the adapter that `Device::gpu` picks (`benches/gpu_device.sh`).
 ///

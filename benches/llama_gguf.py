@@ -61,13 +61,24 @@ def write(weights, config, path, kind):
         name = names.get_name(key, try_suffixes=(".weight", ".bias"))
         if name is None:
             raise SystemExit(f"no GGUF name for {key}")
-        if array.ndim == 2 and kind == "f16":
-            writer.add_tensor(name, array.astype("float16"))
-        elif array.ndim == 2 and TYPES[kind] is not None:
-            q = gguf.quants.quantize(np.ascontiguousarray(array), TYPES[kind])
-            writer.add_tensor(name, q, raw_dtype=TYPES[kind])
-        else:
-            writer.add_tensor(name, np.ascontiguousarray(array))
+        add_tensor(writer, name, array, kind)
+    finish(writer)
+
+
+def add_tensor(writer, name, array, kind):
+    """One tensor in the file's type: matrices in f16 or quantized with gguf's quantizer,
+    vectors (norms, biases) in f32. Shared with gpt2_gguf.py."""
+    if array.ndim == 2 and kind == "f16":
+        writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float16))
+    elif array.ndim == 2 and TYPES[kind] is not None:
+        q = gguf.quants.quantize(np.ascontiguousarray(array), TYPES[kind])
+        writer.add_tensor(name, q, raw_dtype=TYPES[kind])
+    else:
+        writer.add_tensor(name, np.ascontiguousarray(array))
+
+
+def finish(writer):
+    """Header, metadata and tensors to the file, then closes it."""
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

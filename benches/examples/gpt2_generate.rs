@@ -11,6 +11,7 @@
 //! (`deltaw_tensor::profile`) and writes its timeline.
 
 use deltaw_benches::generation::{model, options, prompt, NEW_TOKENS, PROMPT_TOKENS};
+use deltaw_benches::{profile_finish, profile_start};
 use deltaw_transformer::CausalLm;
 use std::time::Instant;
 
@@ -18,25 +19,19 @@ fn main() {
     let runs: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3);
     let (model, prompt, options) = (model(), prompt(), options());
     model.generate(&prompt, &options); // warm-up: first-touch allocations, thread pool
-                                       // DELTAW_PROFILE=1: the op table of the timed runs on stderr, the timeline in
-                                       // deltaw-profile.json (the timings then include the profiler's own small cost).
-    let profiling = deltaw_tensor::profile::enable_from_env();
+    let profiling = profile_start(); // DELTAW_PROFILE=1: the timed part only
     let start = Instant::now();
     for _ in 0..runs {
         let new = model.generate(&prompt, &options);
         assert_eq!(new.len(), NEW_TOKENS, "no end-of-text token, so every token is produced");
     }
     let secs = start.elapsed().as_secs_f64();
-    if let Some(report) = deltaw_tensor::profile::report().filter(|_| profiling) {
-        eprint!("{report}");
-        deltaw_tensor::profile::write_chrome_trace("deltaw-profile.json".as_ref())
-            .expect("writing deltaw-profile.json");
-    }
+    profile_finish(profiling);
     println!(
         "{{\"impl\": \"deltaw\", \"prompt_tokens\": {PROMPT_TOKENS}, \"new_tokens\": {NEW_TOKENS}, \"runs\": {runs}, \"seconds_per_generate\": {:.3}, \"tokens_per_s\": {:.1}, \"kernel\": \"{}\", \"device\": \"{}\"}}",
         secs / runs as f64,
         (runs * NEW_TOKENS) as f64 / secs,
         deltaw_tensor::cpu::gemm::kernel_name(),
-        std::env::var(deltaw_benches::DEVICE_VAR).unwrap_or_else(|_| "cpu".into())
+        deltaw_benches::bench_device_name()
     );
 }

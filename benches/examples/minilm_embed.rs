@@ -10,6 +10,7 @@
 //! `benches/compare_minilm.sh` runs it beside sentence-transformers.
 
 use deltaw_benches::minilm::{model_dir, texts, BATCH, SENTENCES};
+use deltaw_benches::{profile_finish, profile_start};
 use deltaw_tensor::Device;
 use deltaw_transformer::SentenceEmbedder;
 use std::time::Instant;
@@ -26,20 +27,14 @@ fn main() {
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens: usize = texts.iter().map(|t| embedder.tokenizer.encode(t).expect("tokenize").len()).sum();
     embedder.embed(&texts[..BATCH]).expect("warm-up"); // first-touch allocations, thread pool
-                                                       // DELTAW_PROFILE=1: the op table of the timed runs on stderr, the timeline in
-                                                       // deltaw-profile.json (the timings then include the profiler's own small cost).
-    let profiling = deltaw_tensor::profile::enable_from_env();
+    let profiling = profile_start(); // DELTAW_PROFILE=1: the timed part only
     let start = Instant::now();
     let mut embeddings = None;
     for _ in 0..runs {
         embeddings = Some(embedder.embed(&texts).expect("embed"));
     }
     let secs = start.elapsed().as_secs_f64();
-    if let Some(report) = deltaw_tensor::profile::report().filter(|_| profiling) {
-        eprint!("{report}");
-        deltaw_tensor::profile::write_chrome_trace("deltaw-profile.json".as_ref())
-            .expect("writing deltaw-profile.json");
-    }
+    profile_finish(profiling);
     let first: Vec<String> =
         embeddings.map(|e| e.to_vec()[..4].iter().map(|x| format!("{x:.5}")).collect()).unwrap_or_default();
     println!(

@@ -13,6 +13,7 @@
 //! the per-op profile of the timed steps (`deltaw_tensor::profile`) and writes its timeline.
 
 use deltaw_benches::sft::{setup, step, Mode, BATCH, SEQ};
+use deltaw_benches::{profile_finish, profile_start};
 use std::time::Instant;
 
 fn peak_rss_mib() -> f64 {
@@ -45,9 +46,7 @@ fn main() {
     let steps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
     let mut s = setup(mode);
     step(&mut s); // warm-up: first-touch allocations, optimizer state
-                  // DELTAW_PROFILE=1: the op table of the timed steps on stderr, the timeline in
-                  // deltaw-profile.json (the timings then include the profiler's own small cost).
-    let profiling = deltaw_tensor::profile::enable_from_env();
+    let profiling = profile_start(); // DELTAW_PROFILE=1: the timed part only
     let (start, before) = (Instant::now(), cpu_and_faults());
     let mut loss = 0.0;
     for _ in 0..steps {
@@ -55,11 +54,7 @@ fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     let after = cpu_and_faults();
-    if let Some(report) = deltaw_tensor::profile::report().filter(|_| profiling) {
-        eprint!("{report}");
-        deltaw_tensor::profile::write_chrome_trace("deltaw-profile.json".as_ref())
-            .expect("writing deltaw-profile.json");
-    }
+    profile_finish(profiling);
     let (system_share, faults) = ((after.1 - before.1) / secs, (after.2 - before.2) / steps as f64);
     let tokens_per_s = (steps * BATCH * SEQ) as f64 / secs;
     let mode = format!("{mode:?}").to_lowercase();
@@ -68,6 +63,6 @@ fn main() {
         secs / steps as f64,
         peak_rss_mib(),
         deltaw_tensor::cpu::gemm::kernel_name(),
-        std::env::var(deltaw_benches::DEVICE_VAR).unwrap_or_else(|_| "cpu".into())
+        deltaw_benches::bench_device_name()
     );
 }

@@ -14,6 +14,17 @@ use crate::kinds::{BinaryOp, UnaryOp};
 use crate::layout::Layout;
 use rayon::prelude::*;
 
+/// The function `$f` (f32 → f32) as a closure forced inline. Passed as a fn item, an
+/// elementwise function was called through an outlined `Fn::call` shim compiled at baseline
+/// width, not inlined into the vectorised loop: GELU ran 5× slower.
+macro_rules! inlined {
+    ($f:path) => {
+        #[allow(clippy::redundant_closure)]
+        #[inline(always)]
+        |x: f32| $f(x)
+    };
+}
+
 /// Applies `op` to every element of the view `layout` over `src`; returns row-major output.
 pub fn unary(op: UnaryOp, src: &[f32], layout: &Layout) -> Vec<f32> {
     match op {
@@ -27,22 +38,8 @@ pub fn unary(op: UnaryOp, src: &[f32], layout: &Layout) -> Vec<f32> {
         UnaryOp::Sigmoid => map(src, layout, math::sigmoid),
         UnaryOp::Relu => map(src, layout, |x| if x > 0.0 { x } else { 0.0 }),
         UnaryOp::Silu => map(src, layout, |x| x * math::sigmoid(x)),
-        // A closure forced inline: passed as a fn item, GELU was called through an outlined
-        // `Fn::call` shim compiled at baseline width, 5× slower.
-        #[allow(clippy::redundant_closure)]
-        UnaryOp::Gelu => map(
-            src,
-            layout,
-            #[inline(always)]
-            |x| math::gelu_erf(x),
-        ),
-        #[allow(clippy::redundant_closure)]
-        UnaryOp::GeluTanh => map(
-            src,
-            layout,
-            #[inline(always)]
-            |x| math::gelu_tanh(x),
-        ),
+        UnaryOp::Gelu => map(src, layout, inlined!(math::gelu_erf)),
+        UnaryOp::GeluTanh => map(src, layout, inlined!(math::gelu_tanh)),
         UnaryOp::Powf(2.0) => map(src, layout, |x| x * x),
         UnaryOp::Powf(e) => map(src, layout, |x| x.powf(e)),
         UnaryOp::AddScalar(s) => map(src, layout, |x| x + s),
@@ -109,24 +106,12 @@ fn apply<F: Fn(f32) -> f32>(dst: &mut [f32], src: &[f32], f: &F) {
 
 /// Exact-GELU backward: `dx = dy · gelu'(x)` with [`math::gelu_erf_grad`].
 pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    #[allow(clippy::redundant_closure)] // a closure inlines into the vectorised loop; a fn item did not
-    pointwise_backward(
-        x,
-        dy,
-        #[inline(always)]
-        |v| math::gelu_erf_grad(v),
-    )
+    pointwise_backward(x, dy, inlined!(math::gelu_erf_grad))
 }
 
 /// Tanh-GELU backward: `dx = dy · gelu'(x)` with [`math::gelu_tanh_grad`].
 pub fn gelu_tanh_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    #[allow(clippy::redundant_closure)] // a closure inlines into the vectorised loop; a fn item did not
-    pointwise_backward(
-        x,
-        dy,
-        #[inline(always)]
-        |v| math::gelu_tanh_grad(v),
-    )
+    pointwise_backward(x, dy, inlined!(math::gelu_tanh_grad))
 }
 
 /// `dx = dy · f'(x)` elementwise, in parallel blocks whose inner loop is plain slice code the

@@ -158,11 +158,10 @@ pub const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// GELU's tanh approximation (GPT-2's activation):
 /// `x/2 · (1 + tanh(u))` with `u = √(2/π) · (x + 0.044715 x³)`.
 ///
-/// Evaluated as `x · sigmoid(2u)`, the same function since `(1 + tanh u)/2 = 1/(1 + e^(-2u))`,
-/// because `1 + tanh(u)` cancels catastrophically for negative x (tanh u ≈ -1) while the
-/// sigmoid form keeps full relative precision there.
-///
-/// The sigmoid's exponential is [`exp_fast`] (2 ulp), so the loop over a tensor vectorises.
+/// Evaluated as `x · sigmoid(2u) = x / (1 + e^(-2u))`, the same function since
+/// `(1 + tanh u)/2 = 1/(1 + e^(-2u))`, because `1 + tanh(u)` cancels catastrophically for
+/// negative x (tanh u ≈ -1) while the sigmoid form keeps full relative precision there. The
+/// exponential is [`exp_fast`] (2 ulp), so the loop over a tensor vectorises.
 #[inline(always)]
 pub fn gelu_tanh(x: f32) -> f32 {
     let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);

@@ -77,6 +77,13 @@ pub fn row_max(xs: &[f32]) -> f32 {
     acc.iter().copied().fold(tail, f32::max)
 }
 
+/// `log Σ exp(x)` over one row, shifted by its max so that huge logits cannot overflow: the
+/// cross-entropy's, forward and backward alike.
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = vectorized(|| row_max(row));
+    max + vectorized(|| log_sum_exp_shifted(row, max))
+}
+
 /// `log Σ exp(x - max)` for the row's `max`.
 #[inline(always)]
 pub fn log_sum_exp_shifted(xs: &[f32], max: f32) -> f32 {
@@ -214,9 +221,7 @@ pub fn cross_entropy_forward(logits: &[f32], targets: &[i32], c: usize, ignore_i
         .filter(|(_, &t)| t != ignore_index)
         .map(|(row, &t)| {
             assert!(t >= 0 && (t as usize) < c, "cross_entropy: target {t} is out of range for {c} classes");
-            let max = vectorized(|| row_max(row));
-            let lse = max + vectorized(|| log_sum_exp_shifted(row, max));
-            ((lse - row[t as usize]) as f64, 1)
+            ((log_sum_exp(row) - row[t as usize]) as f64, 1)
         })
         .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
@@ -238,11 +243,10 @@ pub fn cross_entropy_backward(logits: &[f32], targets: &[i32], c: usize, ignore_
             return;
         }
         assert!(t >= 0 && (t as usize) < c, "cross_entropy_backward: target {t} is out of range for {c} classes");
-        // p_i = exp(x_i - lse): one shift, so a row of huge logits cannot overflow. The same
-        // vectorised max and log-sum-exp as the forward (one libm `exp` per logit made this
-        // the slowest op of a LoRA step at 4% of the bandwidth roof).
-        let max = vectorized(|| row_max(row));
-        let lse = max + vectorized(|| log_sum_exp_shifted(row, max));
+        // p_i = exp(x_i - lse): one shift, so a row of huge logits cannot overflow. The
+        // forward's vectorised log-sum-exp (one libm `exp` per logit made this the slowest op
+        // of a LoRA step, at 4% of the bandwidth roof).
+        let lse = log_sum_exp(row);
         vectorized(|| {
             for (d, &v) in dxr.iter_mut().zip(row) {
                 *d = exp_fast(v - lse) * scale;

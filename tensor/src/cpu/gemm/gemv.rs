@@ -58,10 +58,10 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
     let a_row: Vec<f32> = (0..k).map(|p| a.at(0, p)).collect(); // k floats (widened): cheap to gather
     let mut out = vec![0.0f32; n];
     let parallel = n * k >= PARALLEL_MIN;
-    let block = block_size(n);
     if b.col_stride == 1 {
         axpy_by_row_chunks(&a_row, &b, &mut out, parallel);
     } else {
+        let block = block_size(n);
         let path = DotPath::of::<TB>(kern);
         let x = path.lane_order::<TB>(&a_row);
         let task = |(i, dst): (usize, &mut [f32])| dot_columns(path, &x, &b, i * block, dst);
@@ -77,9 +77,8 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
     }
 }
 
-/// Outputs per task: about four tasks per thread so every core streams its share of B (with
-/// a fixed 1024, GPT-2's 768-wide projections were one task on one core), in multiples of 16
-/// floats, between 64 and [`BLOCK`]. Each output is computed by the same operations whatever
+/// Outputs per task of the dot-product route: about four tasks per thread so every core streams
+/// its share of B, in multiples of 16 floats, between 64 and [`BLOCK`]. Each output is computed by the same operations whatever
 /// the block, so results do not depend on it.
 fn block_size(n: usize) -> usize {
     let per_task = n.div_ceil(4 * rayon::current_num_threads().max(1));

@@ -1,6 +1,7 @@
-//! Fused integer sums for the legacy types with the most common files, Q8_0, Q4_0 and Q4_1:
-//! `s[b] = Σ_{i in block b} w_q[i] · x_q[i]`, one exact i32 per 32-value block, computed
-//! straight from the block bytes as they are loaded, with no i8 copy of the row.
+//! Fused row dot products for the legacy types with the most common files, Q8_0, Q4_0 and
+//! Q4_1: the integer sums `s[b] = Σ_{i in block b} w_q[i] · x_q[i]`, one exact i32 per
+//! 32-value block, computed straight from the block bytes as they are loaded (no i8 copy of the
+//! row), then scaled and summed eight blocks at a time.
 //!
 //! The unpack-then-dot route (`blocks::unpack_row`, then `dot16s`) writes every weight row into
 //! an i8 buffer and reads it back; for a gemv that is two passes of compute over every weight
@@ -64,6 +65,15 @@ mod x86 {
     const Q8_0: u8 = 0;
     const Q4_0: u8 = 1;
     const Q4_1: u8 = 2;
+
+    /// The block type of a type code.
+    const fn quant_type(t: u8) -> QuantType {
+        match t {
+            Q8_0 => QuantType::Q8_0,
+            Q4_0 => QuantType::Q4_0,
+            _ => QuantType::Q4_1,
+        }
+    }
 
     /// The eight i32 lanes of each of `v[0..8]` summed: lane `j` of the result is `Σ v[j]`.
     #[target_feature(enable = "avx2")]
@@ -200,21 +210,17 @@ mod x86 {
             /// As the dispatcher above.
             #[target_feature(enable = $features)]
             unsafe fn $typed<const T: u8>(row: &[u8], act: &ActBlocks) -> f32 {
-                let bb = match T {
-                    Q8_0 => 34,
-                    Q4_0 => 18,
-                    _ => 20,
-                };
+                let bb = quant_type(T).block_bytes();
                 let n = row.len() / bb;
                 let mut acc = _mm256_setzero_ps();
                 for i0 in (0..n / 8).map(|st| 8 * st) {
                     // SAFETY: blocks i0..i0 + 8 lie in `row` and `act`.
-                    acc = _mm256_add_ps(acc, unsafe { $step::<T>(row, act, i0, 8) });
+                    acc = _mm256_add_ps(acc, unsafe { $step::<T>(row, bb, act, i0, 8) });
                 }
                 let (i0, r) = (8 * (n / 8), n % 8);
                 if r > 0 {
                     // SAFETY: blocks i0..n lie in `row` and `act`.
-                    let term = unsafe { $step::<T>(row, act, i0, r) };
+                    let term = unsafe { $step::<T>(row, bb, act, i0, r) };
                     let mask =
                         _mm256_cmpgt_epi32(_mm256_set1_epi32(r as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
                     acc = _mm256_blendv_ps(acc, _mm256_add_ps(acc, term), _mm256_castsi256_ps(mask));
@@ -230,11 +236,10 @@ mod x86 {
             /// garbage-free zeros times zeros, and the caller blends them away).
             ///
             /// # Safety
-            /// As the dispatcher; blocks `i0..i0 + r` exist.
+            /// As the dispatcher; blocks `i0..i0 + r` of `bb` bytes exist.
             #[target_feature(enable = $features)]
             #[inline]
-            unsafe fn $step<const T: u8>(row: &[u8], act: &ActBlocks, i0: usize, r: usize) -> __m256 {
-                let bb = row.len() / (act.q.len() / 32);
+            unsafe fn $step<const T: u8>(row: &[u8], bb: usize, act: &ActBlocks, i0: usize, r: usize) -> __m256 {
                 let (w, x) = (row.as_ptr(), act.q.as_ptr());
                 let mut v = [_mm256_setzero_si256(); 8];
                 for (j, v) in v.iter_mut().enumerate().take(r) {
