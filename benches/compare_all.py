@@ -59,6 +59,14 @@ def row(work, unit, d, p, key, peer, target, kernel=None, lower_is_better=False,
     ROWS.append((work, unit, f"{dv:g}", f"{pv:g} ({peer})", f"**{ratio:.2f}**", target, kern))
 
 
+def single(work, unit, d, key, target, note):
+    """A line for a figure of deltaw's own, held to a bound rather than to a peer."""
+    if d is None or key not in d:
+        ROWS.append((work, unit, "–", "–", "no run", target, "–"))
+        return
+    ROWS.append((work, unit, f"**{d[key]:g}**", note(d), "–", target, d.get("kernel", "–")))
+
+
 def main():
     logs = sys.argv[1]
     sg = runs(logs, "sgemm")
@@ -98,6 +106,11 @@ def main():
         "tokens_per_s", "PyTorch + PEFT", "issue 13: ≥ 1.2")
     row("the same, peak RSS with the bf16 base", "MiB", find(ls, impl="deltaw", base="bf16"), pt, "peak_rss_mib",
         "PyTorch f32", "issue 13: ≤ 0.6")
+    row("the same, peak RSS of QLoRA (Q4_0 base, checkpointing)", "MiB", find(ls, impl="deltaw", base="q4_0-bf16"),
+        find(ls, impl="deltaw", base="f32"), "peak_rss_mib", "deltaw f32 LoRA", "issue 14: ≤ 0.35")
+    full = find(sft, impl="deltaw", mode="full")
+    single("GPT-2 124M full fine-tuning step: system time / wall time", "share", full, "system_share",
+           "issue 15: ≤ 0.05", lambda r: f"{r.get('page_faults_per_step', '?')} page faults per step")
 
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else ["?"]
     print(f"# deltaw against its peers, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")

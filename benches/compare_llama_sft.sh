@@ -2,7 +2,9 @@
 # LoRA fine-tuning step on the Qwen2.5-0.5B shape (random weights; r=16 on every linear layer,
 # B=2, T=128, 2 threads), deltaw against PyTorch + PEFT in the same sitting, each run in its own
 # process so peak RSS is per run: deltaw with an f32 base, deltaw with the bf16 base kept in bf16
-# (WeightDtype::Stored), PyTorch + PEFT f32.
+# (WeightDtype::Stored), deltaw QLoRA (the bf16 folder with every decoder projection quantized to
+# Q4_0 as it loads, the embedding kept bf16, gradient checkpointing on: what a QLoRA run does),
+# PyTorch + PEFT f32.
 #
 #   benches/compare_llama_sft.sh [steps] [python] [weights dir]
 #       # defaults: 3, /work/venv/bin/python, target/llama-bench (written on first use)
@@ -12,6 +14,7 @@
 # disturbed least):
 #   deltaw tokens/s / PyTorch + PEFT tokens/s     (target >= 1.2)
 #   deltaw bf16-base peak RSS / PyTorch peak RSS  (target <= 0.6)
+#   deltaw QLoRA peak RSS / deltaw f32 LoRA peak RSS  (issue 14's target: <= 0.35)
 # Needs torch (for the weights and the peer); compare_qlora_rss.sh runs deltaw's bases alone,
 # with weights from the llama_bench_weights example when there is no torch.
 set -euo pipefail
@@ -29,6 +32,7 @@ load() { echo "load average: $(cut -d" " -f1-3 /proc/loadavg)" >&2; }
 for base in f32 bf16; do
   load; "$bin" "$weights" "$base" "$steps" | tee -a "$out"
 done
+load; "$bin" "$weights" q4_0-bf16 "$steps" checkpoint | tee -a "$out"
 load; "$python" benches/compare_llama_sft.py "$steps" 2 2>/dev/null | tee -a "$out"
 load
 python3 - "$out" <<'PY'
@@ -41,6 +45,9 @@ for name, d in [("f32", d32), ("bf16", d16)]:
     print(f"tokens/s deltaw {name} base / PyTorch+PEFT: {ratio:.2f} median step, {best:.2f} fastest step (target >= 1.2)")
 print(f"peak RSS deltaw bf16 base / PyTorch f32: {d16['peak_rss_mib'] / pt['peak_rss_mib']:.2f} (target <= 0.6)")
 print(f"peak RSS deltaw f32 base / PyTorch f32: {d32['peak_rss_mib'] / pt['peak_rss_mib']:.2f}")
+q = runs["deltaw", "q4_0-bf16"]
+print(f"peak RSS deltaw QLoRA (Q4_0 base, checkpointing) / deltaw f32 LoRA: {q['peak_rss_mib'] / d32['peak_rss_mib']:.2f} "
+      f"(target <= 0.35); / PyTorch f32: {q['peak_rss_mib'] / pt['peak_rss_mib']:.2f}; {q['tokens_per_s']} tokens/s")
 print(f"first loss (same weights, B = 0 adapters): deltaw {d32['first_loss']}, PyTorch {pt['first_loss']}")
 PY
 rm -f "$out"

@@ -6,8 +6,11 @@
 # which is also the tied head, and the norms stay f32).
 #
 #   benches/compare_qlora_rss.sh [steps] [python] [weights dir] [bases]
-#       # defaults: 2, /work/venv/bin/python, target/llama-bench, "f32 bf16 q8_0 q4_0"
-#       # (bases: f32, bf16 or a llama.cpp type name; f32 among them, the ratios' reference)
+#       # defaults: 2, /work/venv/bin/python, target/llama-bench,
+#       #   "f32 bf16 q8_0 q4_0 q4_0-bf16 q4_0-bf16:checkpoint"
+#       # (bases: f32, bf16, a llama.cpp type name quantized from the f32 folder, or TYPE-bf16
+#       # quantized from the bf16 folder, its embedding kept bf16; ":checkpoint" turns on
+#       # gradient checkpointing; f32 among them, the ratios' reference)
 #
 # The weights come from benches/llama_weights.py when the python has torch; without it, from the
 # llama_bench_weights example: deltaw's own initialisation, the same distribution (N(0, 0.02²)
@@ -43,7 +46,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 steps="${1:-2}"
 python="${2:-/work/venv/bin/python}"
 weights="${3:-$root/target/llama-bench}"
-bases="${4:-f32 bf16 q8_0 q4_0}"
+bases="${4:-f32 bf16 q8_0 q4_0 q4_0-bf16 q4_0-bf16:checkpoint}"
 cd "$root"
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1
 examples="${CARGO_TARGET_DIR:-$root/target}/release/examples"
@@ -57,17 +60,19 @@ fi
 cargo build --release -q -p deltaw-benches --example llama_sft_step
 out=$(mktemp)
 load() { echo "load average: $(cut -d" " -f1-3 /proc/loadavg)" >&2; }
-for base in $bases; do
-  load; "$examples/llama_sft_step" "$weights" "$base" "$steps" | tee -a "$out"
+for spec in $bases; do
+  base="${spec%%:*}"
+  extra=$([ "$spec" != "$base" ] && echo "${spec#*:}" || true)
+  load; "$examples/llama_sft_step" "$weights" "$base" "$steps" $extra | tee -a "$out"
 done
 load
 python3 - "$out" <<'PY'
 import json, sys
-runs = {r["base"]: r for r in map(json.loads, open(sys.argv[1]))}
+runs = {r["base"] + (" checkpointing" if r.get("checkpointing") else ""): r for r in map(json.loads, open(sys.argv[1]))}
 f32 = runs["f32"]
 for name, r in runs.items():
-    target = " (target <= 0.35)" if name == "q4_0" else ""
-    print(f"{name:5}: peak RSS {r['peak_rss_mib']:5.0f} MiB = {r['peak_rss_mib'] / f32['peak_rss_mib']:.2f} x f32{target}, "
+    target = " (target <= 0.35)" if name.startswith("q4_0") else ""
+    print(f"{name:22}: peak RSS {r['peak_rss_mib']:5.0f} MiB = {r['peak_rss_mib'] / f32['peak_rss_mib']:.2f} x f32{target}, "
           f"loaded {r['load_rss_mib']:5.0f} MiB, {r['tokens_per_s']:5.1f} tokens/s (fastest step {r['best_tokens_per_s']:.1f})")
 PY
 rm -f "$out"

@@ -24,6 +24,9 @@ pub enum Base {
     F32,
     Bf16,
     Quant(QuantType),
+    /// `q4_0-bf16`: quantized from the bf16 folder, so the embedding (the tied head) stays
+    /// bf16, as in a QLoRA run from a checkpoint shipped in bf16.
+    QuantFromBf16(QuantType),
 }
 
 impl Base {
@@ -32,15 +35,19 @@ impl Base {
         match s {
             "f32" => Some(Base::F32),
             "bf16" => Some(Base::Bf16),
-            _ => QuantType::from_name(s).map(Base::Quant),
+            _ => match s.strip_suffix("-bf16") {
+                Some(ty) => QuantType::from_name(ty).map(Base::QuantFromBf16),
+                None => QuantType::from_name(s).map(Base::Quant),
+            },
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Base::F32 => "f32",
-            Base::Bf16 => "bf16",
-            Base::Quant(ty) => ty.name(),
+            Base::F32 => "f32".into(),
+            Base::Bf16 => "bf16".into(),
+            Base::Quant(ty) => ty.name().into(),
+            Base::QuantFromBf16(ty) => format!("{}-bf16", ty.name()),
         }
     }
 
@@ -48,7 +55,7 @@ impl Base {
     /// quantized from the f32 weights, so every mode sees the same values.
     pub fn folder(self, weights: &Path) -> PathBuf {
         match self {
-            Base::Bf16 => weights.join("bf16"),
+            Base::Bf16 | Base::QuantFromBf16(_) => weights.join("bf16"),
             Base::F32 | Base::Quant(_) => weights.join("f32"),
         }
     }
@@ -57,7 +64,7 @@ impl Base {
         match self {
             Base::F32 => WeightDtype::F32,
             Base::Bf16 => WeightDtype::Stored,
-            Base::Quant(ty) => WeightDtype::Quant(ty),
+            Base::Quant(ty) | Base::QuantFromBf16(ty) => WeightDtype::Quant(ty),
         }
     }
 }

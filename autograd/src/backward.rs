@@ -78,6 +78,8 @@ impl Var {
                 }
             }
         });
+        // Left over: the parameters inside checkpointed blocks, which no outer op reads.
+        pending.move_into(grads);
         Ok(())
     }
 }

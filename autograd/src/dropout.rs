@@ -39,6 +39,17 @@ fn scoped<R>(state: Option<(u64, u64)>, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// This thread's train-mode state: `(seed, dropout calls so far)`, or `None`.
+pub(crate) fn state() -> Option<(u64, u64)> {
+    TRAIN.with(Cell::get)
+}
+
+/// Runs `f` from a state [`state`] returned earlier, so its dropout calls draw the masks they
+/// drew then (a checkpointed block run again in backward); the current state comes back after.
+pub(crate) fn replay<R>(state: Option<(u64, u64)>, f: impl FnOnce() -> R) -> R {
+    scoped(state, f)
+}
+
 /// Whether a [`train_mode`] scope is open on this thread.
 pub fn is_training() -> bool {
     TRAIN.with(|t| t.get().is_some())

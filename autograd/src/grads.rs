@@ -100,6 +100,16 @@ impl Grads {
         }
     }
 
+    /// Adds every gradient of this store, deferred rows applied, into `out`.
+    pub(crate) fn move_into(mut self, out: &mut Grads) {
+        let ids: Vec<VarId> = self.map.keys().chain(self.deferred.keys()).copied().collect();
+        for id in ids {
+            if let Some(g) = self.take_by_id(id) {
+                out.add_by_id(id, g);
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

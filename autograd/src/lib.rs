@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod backward;
+mod checkpoint;
 mod dropout;
 mod error;
 mod grads;
@@ -42,6 +43,7 @@ mod ops;
 pub mod optim;
 mod var;
 
+pub use checkpoint::{checkpoint, Block};
 pub use dropout::{eval_mode, is_training, train_mode};
 pub use error::{Error, Result};
 pub use grads::Grads;

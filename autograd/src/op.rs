@@ -2,6 +2,7 @@
 //! keeps its forward methods and its backward rules side by side and implements [`Family`].
 //! An enum rather than closures, so the `match` is exhaustive and the graph can be printed.
 
+use crate::checkpoint::Checkpoint;
 use crate::grads::Grads;
 use crate::ops::{binary::Binary, index::Indexing, matmul::Matmul, nn::Nn, reduce::Reduce, unary::Unary, views::View};
 use crate::var::Var;
@@ -28,6 +29,7 @@ pub(crate) enum Op {
     Matmul(Matmul),
     Nn(Nn),
     Index(Indexing),
+    Checkpoint(Checkpoint),
 }
 
 impl Op {
@@ -40,6 +42,7 @@ impl Op {
             Op::Matmul(op) => op,
             Op::Nn(op) => op,
             Op::Index(op) => op,
+            Op::Checkpoint(op) => op,
         }
     }
 

@@ -5,7 +5,7 @@ use crate::op::Op;
 use deltaw_tensor::{Shape, Tensor};
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// A stable identity for a [`Var`]: gradients and optimizer state are keyed by it. Clones of a
@@ -28,6 +28,25 @@ pub(crate) struct Node {
     /// Settable on leaves only ([`Var::set_requires_grad`]), to freeze or unfreeze parameters.
     pub(crate) requires_grad: AtomicBool,
     pub(crate) name: OnceLock<String>,
+    /// How many recorded ops hold this node as an input (the graph's own handles).
+    edges: AtomicUsize,
+    /// Whether some backward rule reads this value: its own op's (`exp` reads its output) or
+    /// a consumer's (`matmul` reads its lhs to form `dB`). See [`Var::drop`](#impl-Drop-for-Var).
+    read_by_backward: AtomicBool,
+}
+
+impl Node {
+    fn new(value: Tensor, op: Option<Op>, requires_grad: bool, read_by_backward: bool) -> Node {
+        Node {
+            id: VarId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            value: RwLock::new(value),
+            op,
+            requires_grad: AtomicBool::new(requires_grad),
+            name: OnceLock::new(),
+            edges: AtomicUsize::new(0),
+            read_by_backward: AtomicBool::new(read_by_backward),
+        }
+    }
 }
 
 /// A tensor that remembers how it was made, so gradients can flow back to the leaves that
@@ -41,10 +60,7 @@ pub struct Var(pub(crate) Arc<Node>);
 
 impl Var {
     fn leaf(value: Tensor, requires_grad: bool) -> Var {
-        let id = VarId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
-        let requires_grad = AtomicBool::new(requires_grad);
-        let node = Node { id, value: RwLock::new(value), op: None, requires_grad, name: OnceLock::new() };
-        Var(Arc::new(node))
+        Var(Arc::new(Node::new(value, None, requires_grad, false)))
     }
 
     /// A trainable leaf: backward computes its gradient and optimizers update its value.
@@ -66,13 +82,27 @@ impl Var {
     /// otherwise a constant leaf (the op and its inputs are dropped at once).
     pub(crate) fn from_op(value: Tensor, op: Op) -> Var {
         let record = is_grad_enabled() && op.inputs().iter().any(|v| v.requires_grad());
+        Var::from_checkpoint(value, op, record)
+    }
+
+    /// The result of `op`, recorded when `record` says (a checkpoint decides it otherwise than
+    /// by its inputs' flags), else a constant leaf.
+    pub(crate) fn from_checkpoint(value: Tensor, op: Op, record: bool) -> Var {
         if !record {
             return Var::constant(value);
         }
-        let id = VarId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
-        let requires_grad = AtomicBool::new(true);
-        let node = Node { id, value: RwLock::new(value), op: Some(op), requires_grad, name: OnceLock::new() };
-        Var(Arc::new(node))
+        // What the backward rule will read, told apart by buffer: an input whose value it
+        // reads must keep it; one read for its shape only need not.
+        let saved = op.saved(&value);
+        let reads = |t: &Tensor| saved.iter().any(|s| s.shares_storage_with(t));
+        for input in op.inputs() {
+            input.0.edges.fetch_add(1, Ordering::Relaxed);
+            if reads(&input.value()) {
+                input.0.read_by_backward.store(true, Ordering::Relaxed);
+            }
+        }
+        let reads_output = reads(&value);
+        Var(Arc::new(Node::new(value, Some(op), true, reads_output)))
     }
 
     /// Names this var in graph dumps (`fc1.weight`); the first name set wins.
@@ -200,8 +230,9 @@ impl Drop for Node {
     fn drop(&mut self) {
         let mut work: Vec<Op> = self.op.take().into_iter().collect();
         while let Some(op) = work.pop() {
-            for input in op.into_inputs() {
-                if let Ok(mut node) = Arc::try_unwrap(input.0) {
+            for mut input in op.into_inputs() {
+                input.0.edges.fetch_sub(1, Ordering::Relaxed);
+                if let Some(node) = Arc::get_mut(&mut input.0) {
                     work.extend(node.op.take());
                 }
             }
@@ -209,9 +240,45 @@ impl Drop for Node {
     }
 }
 
+/// Values below this many bytes stay with their node: freeing them saves nothing worth a
+/// placeholder.
+const RELEASE_MIN_BYTES: usize = 64 << 10;
+
+/// Frees an op result's buffer as soon as nothing can read it any more, instead of when the
+/// whole graph goes. Once the last handle outside the graph drops, only recorded ops hold the
+/// node; if none of their backward rules reads its value (a matmul's output feeding an add,
+/// the three intermediates of a LoRA path), keeping it would only raise the step's peak
+/// memory. The node keeps a stride-0 view of one zero in its place: backward rules still see
+/// the shape, device and dtype, which is all they ask of it.
+impl Drop for Var {
+    fn drop(&mut self) {
+        let node = &*self.0;
+        if node.op.is_none() || node.read_by_backward.load(Ordering::Relaxed) {
+            return;
+        }
+        let edges = node.edges.load(Ordering::Relaxed);
+        if edges == 0 || Arc::strong_count(&self.0) != edges + 1 {
+            return;
+        }
+        let Ok(mut slot) = node.value.write() else { return };
+        if slot.dtype() == deltaw_tensor::DType::F32 && slot.storage_bytes() >= RELEASE_MIN_BYTES {
+            let ones = vec![1; slot.rank()];
+            *slot = Tensor::zeros(ones, &slot.device()).expand(slot.shape());
+        }
+    }
+}
+
 /// Whether ops on this thread record themselves for backward.
 pub fn is_grad_enabled() -> bool {
     GRAD_ENABLED.with(Cell::get)
+}
+
+/// Runs `f` with recording on (a checkpoint's block, run again inside backward), then puts
+/// the previous mode back.
+pub(crate) fn with_grad<R>(f: impl FnOnce() -> R) -> R {
+    let previous = GRAD_ENABLED.with(|g| g.replace(true));
+    let _restore = NoGradGuard { previous };
+    f()
 }
 
 /// Runs `f` with recording off on this thread (evaluation, optimizer updates): results are

@@ -47,19 +47,23 @@ fn main() {
     let mut s = setup(mode);
     step(&mut s); // warm-up: first-touch allocations, optimizer state
     let profiling = profile_start(); // DELTAW_PROFILE=1: the timed part only
-    let (start, before) = (Instant::now(), cpu_and_faults());
+    let (start, before, pool_before) = (Instant::now(), cpu_and_faults(), deltaw_tensor::cpu::pool::stats());
     let mut loss = 0.0;
     for _ in 0..steps {
         loss = step(&mut s);
     }
     let secs = start.elapsed().as_secs_f64();
-    let after = cpu_and_faults();
+    let (after, pool_after) = (cpu_and_faults(), deltaw_tensor::cpu::pool::stats());
     profile_finish(profiling);
+    // Large buffers the steps took from the CPU buffer pool, and the MiB per step they had to
+    // allocate instead: a steady-state step allocates none.
+    let reused = (pool_after.0 - pool_before.0) as f64 / steps as f64;
+    let allocated_mib = (pool_after.2 - pool_before.2) as f64 / steps as f64 / (1 << 20) as f64;
     let (system_share, faults) = ((after.1 - before.1) / secs, (after.2 - before.2) / steps as f64);
     let tokens_per_s = (steps * BATCH * SEQ) as f64 / secs;
     let mode = format!("{mode:?}").to_lowercase();
     println!(
-        "{{\"impl\": \"deltaw\", \"mode\": \"{mode}\", \"steps\": {steps}, \"seconds_per_step\": {:.3}, \"tokens_per_s\": {tokens_per_s:.1}, \"peak_rss_mib\": {:.0}, \"system_share\": {system_share:.3}, \"page_faults_per_step\": {faults:.0}, \"loss\": {loss:.4}, \"kernel\": \"{}\", \"device\": \"{}\"}}",
+        "{{\"impl\": \"deltaw\", \"mode\": \"{mode}\", \"steps\": {steps}, \"seconds_per_step\": {:.3}, \"tokens_per_s\": {tokens_per_s:.1}, \"peak_rss_mib\": {:.0}, \"system_share\": {system_share:.3}, \"page_faults_per_step\": {faults:.0}, \"pool_reused_per_step\": {reused:.0}, \"pool_allocated_mib_per_step\": {allocated_mib:.1}, \"loss\": {loss:.4}, \"kernel\": \"{}\", \"device\": \"{}\"}}",
         secs / steps as f64,
         peak_rss_mib(),
         deltaw_tensor::cpu::gemm::kernel_name(),

@@ -299,7 +299,7 @@ impl Tensor {
 
     /// This view's elements of its host buffer `data`, row-major: borrowed when the layout is
     /// contiguous, gathered into a new vector otherwise.
-    fn row_major<'a, T: Copy + Default + Send + Sync>(&self, data: &'a [T]) -> Cow<'a, [T]> {
+    fn row_major<'a, T: Copy + Default + Send + Sync + 'static>(&self, data: &'a [T]) -> Cow<'a, [T]> {
         if self.is_contiguous() {
             let start = self.layout.offset();
             Cow::Borrowed(&data[start..start + self.numel()])

@@ -16,11 +16,13 @@ use crate::layers::{Activation, Embedding, LayerNorm, Linear, Mlp, WeightLayout}
 use crate::model::{CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
 use crate::weights::{Checkpoint, QuantLayout, WeightDtype};
-use deltaw_autograd::Var;
+use deltaw_autograd::{checkpoint as checkpoint_block, is_grad_enabled, Var};
 use deltaw_tensor::{DType, Device, Tensor};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Causal self-attention: q, k and v come out of one `c_attn` projection, side by side.
+#[derive(Clone)]
 pub struct Gpt2Attention {
     pub c_attn: Linear,
     pub c_proj: Linear,
@@ -51,6 +53,7 @@ impl Module for Gpt2Attention {
 }
 
 /// One pre-norm block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+#[derive(Clone)]
 pub struct Block {
     pub ln_1: LayerNorm,
     pub attn: Gpt2Attention,
@@ -118,6 +121,8 @@ pub struct Gpt2 {
     pub wpe: Embedding,
     pub h: Vec<Block>,
     pub ln_f: LayerNorm,
+    /// Whether a recorded forward checkpoints each block ([`CausalLm::set_gradient_checkpointing`]).
+    checkpointing: bool,
 }
 
 /// The GPT-2 weights a quantized base ([`WeightDtype::Quant`]) stores in blocks: the
@@ -160,7 +165,7 @@ impl Gpt2 {
         let wpe = Embedding::new(src, "wpe", (config.n_positions, c), 0.02);
         let h = (0..config.n_layer).map(|i| Block::new(src, i, &config)).collect();
         let ln_f = LayerNorm::new(src, "ln_f", c, config.layer_norm_epsilon);
-        Gpt2 { config, wte, wpe, h, ln_f }
+        Gpt2 { config, wte, wpe, h, ln_f, checkpointing: false }
     }
 
     /// `input_ids` is i32 `(B, T)`; `attention_mask` (1 = token, 0 = padding, any dtype) hides
@@ -225,8 +230,14 @@ impl Gpt2 {
         let mut x = embedded.dropout(self.config.embd_pdrop);
         let mut hidden_states = vec![x.clone()];
         let mut slots = KvCache::layer_slots(cache, self.h.len(), "gpt2");
+        let checkpoint = self.checkpointing && is_grad_enabled() && slots.iter().all(Option::is_none);
         for (i, (block, slot)) in self.h.iter().zip(slots.iter_mut()).enumerate() {
-            x = block.forward(&x, mask, slot.take());
+            x = if checkpoint {
+                let (block, mask) = (block.clone(), mask.clone());
+                checkpoint_block(&[x], Arc::new(move |xs: &[Var]| block.forward(&xs[0], &mask, None)))
+            } else {
+                block.forward(&x, mask, slot.take())
+            };
             if i + 1 < self.h.len() {
                 hidden_states.push(x.clone());
             }
@@ -276,6 +287,9 @@ impl Model for Gpt2 {
 }
 
 impl CausalLm for Gpt2 {
+    fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.checkpointing = on;
+    }
     fn num_layers(&self) -> usize {
         self.h.len()
     }

@@ -39,6 +39,7 @@ pub enum WeightLayout {
 
 /// A linear layer `y = x Wᵀ + b` (or `x W + b` for GPT-2's `Conv1D` storage), the bias
 /// optional, plus an optional adapter.
+#[derive(Clone)]
 pub struct Linear {
     pub weight: Var,
     pub bias: Option<Var>,
@@ -127,6 +128,7 @@ impl Module for Linear {
 }
 
 /// A lookup table `(rows, C)`: `weight[ids]`.
+#[derive(Clone)]
 pub struct Embedding {
     pub weight: Var,
 }
@@ -150,6 +152,7 @@ impl Module for Embedding {
 }
 
 /// Layer norm over the last dimension with parameters `(C,)`.
+#[derive(Clone)]
 pub struct LayerNorm {
     pub weight: Var,
     pub bias: Var,
@@ -187,6 +190,7 @@ pub enum Activation {
 /// The position-wise MLP `proj(act(fc(x)))`, `(.., C) -> (.., inner) -> (.., C)`. GPT-2 keys
 /// its layers `mlp.c_fc` / `mlp.c_proj`, BERT `intermediate.dense` / `output.dense`: the keys
 /// are kept beside the layers so the walk names them as the checkpoint does.
+#[derive(Clone)]
 pub struct Mlp {
     pub fc: Linear,
     pub proj: Linear,
@@ -232,6 +236,7 @@ impl Module for Mlp {
 
 /// Root-mean-square norm over the last dimension (Llama's `RMSNorm`): `x / rms(x) · weight`,
 /// no mean subtracted, no bias.
+#[derive(Clone)]
 pub struct RmsNorm {
     pub weight: Var,
     pub eps: f32,
@@ -257,6 +262,7 @@ impl Module for RmsNorm {
 
 /// Llama's gated MLP: `down(silu(gate(x)) ⊙ up(x))`, `(.., C) -> (.., inner) -> (.., C)`,
 /// with the fused SwiGLU in the middle.
+#[derive(Clone)]
 pub struct GatedMlp {
     pub gate_proj: Linear,
     pub up_proj: Linear,

@@ -25,11 +25,13 @@ use crate::model::{CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
 use crate::rope::Rope;
 use crate::weights::{Checkpoint, QuantLayout, WeightDtype};
-use deltaw_autograd::Var;
+use deltaw_autograd::{checkpoint as checkpoint_block, is_grad_enabled, Var};
 use deltaw_tensor::{Device, Tensor};
 use std::path::Path;
+use std::sync::Arc;
 
 /// What one forward shares across layers: the rotary tables and one mask per window size.
+#[derive(Clone)]
 struct Context {
     /// `(B, t, HS/2)` each.
     cos: Tensor,
@@ -49,6 +51,7 @@ impl Context {
 }
 
 /// Grouped-query self-attention with rotary embeddings.
+#[derive(Clone)]
 pub struct LlamaAttention {
     pub q_proj: Linear,
     pub k_proj: Linear,
@@ -124,6 +127,7 @@ impl Module for LlamaAttention {
 }
 
 /// One decoder layer: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+#[derive(Clone)]
 pub struct DecoderLayer {
     pub input_layernorm: RmsNorm,
     pub self_attn: LlamaAttention,
@@ -207,6 +211,8 @@ pub struct Llama {
     /// `None` when the head is tied to `model.embed_tokens`.
     pub lm_head: Option<Linear>,
     rope: Rope,
+    /// Whether a recorded forward checkpoints each decoder layer ([`CausalLm::set_gradient_checkpointing`]).
+    checkpointing: bool,
 }
 
 /// The weights a quantized base ([`WeightDtype::Quant`]) stores in blocks: the seven
@@ -252,7 +258,7 @@ impl Llama {
         let layers = (0..config.num_hidden_layers).map(|i| DecoderLayer::new(src, i, &config)).collect();
         let norm = RmsNorm::new(src, "model.norm", c, config.rms_norm_eps);
         let lm_head = (!config.tie_word_embeddings).then(|| Linear::out_in(src, "lm_head", (c, v), false, 0.02));
-        Ok(Llama { config, model: LlamaModel { embed_tokens, layers, norm }, lm_head, rope })
+        Ok(Llama { config, model: LlamaModel { embed_tokens, layers, norm }, lm_head, rope, checkpointing: false })
     }
 
     /// `input_ids` i32 `(B, T)` at positions `0..T` (transformers' default, also for a
@@ -297,8 +303,14 @@ impl Llama {
         let mut hidden_states = vec![x.clone()];
         let n = self.model.layers.len();
         let mut slots = KvCache::layer_slots(cache, n, "llama");
+        let checkpoint = self.checkpointing && is_grad_enabled() && slots.iter().all(Option::is_none);
         for (i, (layer, slot)) in self.model.layers.iter().zip(slots.iter_mut()).enumerate() {
-            x = layer.forward(&x, ctx, slot.take());
+            x = if checkpoint {
+                let (layer, ctx) = (layer.clone(), ctx.clone());
+                checkpoint_block(&[x], Arc::new(move |xs: &[Var]| layer.forward(&xs[0], &ctx, None)))
+            } else {
+                layer.forward(&x, ctx, slot.take())
+            };
             if i + 1 < n {
                 hidden_states.push(x.clone());
             }
@@ -353,6 +365,9 @@ impl Model for Llama {
 }
 
 impl CausalLm for Llama {
+    fn set_gradient_checkpointing(&mut self, on: bool) {
+        self.checkpointing = on;
+    }
     fn num_layers(&self) -> usize {
         self.model.layers.len()
     }

@@ -110,8 +110,10 @@ impl Checkpoint {
         dtype: WeightDtype,
         layout: impl Fn(&str) -> Option<QuantLayout>,
     ) -> Result<Checkpoint> {
+        // The f32 tensors read and quantized are freed at once, not pooled: nothing later has
+        // their sizes, so in the CPU buffer pool they would only hold memory.
         let mut map = |name: &str, t: Tensor| match (dtype, layout(name)) {
-            (WeightDtype::Quant(ty), Some(l)) => l.quantize(t, ty),
+            (WeightDtype::Quant(ty), Some(l)) => deltaw_tensor::cpu::pool::unpooled(|| l.quantize(t, ty)),
             _ => Ok(t),
         };
         let index = dir.join("model.safetensors.index.json");
@@ -122,11 +124,6 @@ impl Checkpoint {
             let tensors = safetensors::load_mapped(&path, device, &mut map)?;
             (path, tensors)
         };
-        if let WeightDtype::Quant(_) = dtype {
-            // The f32 tensors read and quantized went to the CPU buffer pool when dropped;
-            // nothing later has their sizes, so they would only hold memory (up to 512 MiB).
-            deltaw_tensor::cpu::pool::clear();
-        }
         let prefix = if tensors.keys().any(|k| k.starts_with(prefix)) { prefix.to_string() } else { String::new() };
         Ok(Checkpoint { path, tensors, prefix, problems: Vec::new(), device: device.clone(), dtype })
     }

@@ -48,6 +48,11 @@ pub struct RunArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// Keep only each layer's input from the forward and run the layer again in backward:
+    /// about a third more compute for the activation memory of one layer instead of all of
+    /// them (QLoRA runs use it). Gradients are unchanged.
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
     /// Replace deltaw's outputs in a non-empty --out.
     #[arg(long)]
     pub overwrite: bool,

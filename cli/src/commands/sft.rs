@@ -221,6 +221,7 @@ fn run_on(args: &SftArgs, device: &Device, mut out: &mut dyn Write, ranks: &Rank
         (false, None) => WeightDtype::Stored,
     };
     let mut model = load_causal_lm_with(&args.model, device, dtype)?;
+    model.set_gradient_checkpointing(args.run.gradient_checkpointing);
     let codec = HfCodec::from_dir(&args.model)?;
     codec.check_vocab(model.vocab_size())?;
     let (train, val, eval) = load_splits(args, &codec, out)?;

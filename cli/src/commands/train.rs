@@ -13,7 +13,7 @@ use clap::Args;
 use deltaw_tensor::{Device, Seed};
 use deltaw_train::data::{ByteCodec, TextCodec, TextDataset};
 use deltaw_train::{HfCodec, Trainer, TrainerConfig};
-use deltaw_transformer::{Gpt2, Gpt2Config, Model};
+use deltaw_transformer::{CausalLm, Gpt2, Gpt2Config, Model};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -87,7 +87,8 @@ fn run_on(args: &TrainArgs, device: &Device, mut out: &mut dyn Write, ranks: &Ra
     writeln!(out, "{}", data.report)?;
     let (train, val) = data.split(args.val_split)?;
     ranks.prepare_out(&args.run)?;
-    let model = Gpt2::init(config, Seed(args.run.seed), device);
+    let mut model = Gpt2::init(config, Seed(args.run.seed), device);
+    model.set_gradient_checkpointing(args.run.gradient_checkpointing);
     let params = model.parameters();
     let count: usize = params.iter().map(|p| p.value().numel()).sum();
     writeln!(

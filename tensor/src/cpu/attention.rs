@@ -139,9 +139,9 @@ pub fn attention_backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let AttentionDims { nh, nkv, t, s, hs, .. } = d;
     let group = d.group();
-    let mut dq = vec![0.0; d.b * nh * t * hs];
-    let mut dk = vec![0.0; d.b * nkv * s * hs];
-    let mut dv = vec![0.0; d.b * nkv * s * hs];
+    let mut dq = pool::take_zeroed(d.b * nh * t * hs);
+    let mut dk = pool::take_zeroed(d.b * nkv * s * hs);
+    let mut dv = pool::take_zeroed(d.b * nkv * s * hs);
     if t * s * hs * nkv == 0 {
         return (dq, dk, dv);
     }

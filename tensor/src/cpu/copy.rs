@@ -5,8 +5,8 @@ use crate::layout::Layout;
 use crate::storage::CpuStorage;
 
 /// The elements of `layout` over `src`, in row-major order.
-pub fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Vec<T> {
-    let mut out = vec![T::default(); layout.shape().numel()];
+pub fn gather<T: Copy + Send + Sync + Default + 'static>(src: &[T], layout: &Layout) -> Vec<T> {
+    let mut out = super::pool::take_any(layout.shape().numel()); // every element written
     gather_into(src, layout, &mut out);
     out
 }

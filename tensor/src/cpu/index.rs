@@ -8,7 +8,7 @@ use rayon::prelude::*;
 ///
 /// # Panics
 /// If an index is outside `0..d`; the message names `op`.
-pub fn index_select<T: Copy + Send + Sync + Default>(
+pub fn index_select<T: Copy + Send + Sync + Default + 'static>(
     x: &[T],
     (outer, d, inner): (usize, usize, usize),
     index: &[i32],
@@ -18,7 +18,7 @@ pub fn index_select<T: Copy + Send + Sync + Default>(
         assert!(i >= 0 && (i as usize) < d, "{op}: index {i} is out of range for a dim of size {d}");
     }
     let k = index.len();
-    let mut out = vec![T::default(); outer * k * inner];
+    let mut out = super::pool::take_any(outer * k * inner); // every row written
     let rows_per_task = (4096 / inner.max(1)).max(1);
     out.par_chunks_mut(inner.max(1)).enumerate().with_min_len(rows_per_task).for_each(|(r, dst)| {
         let (o, j) = (r / k, r % k);
@@ -65,7 +65,7 @@ pub fn index_add(out: &mut [f32], (_outer, d, inner): (usize, usize, usize), ind
 ///
 /// # Panics
 /// If an index is outside `0..x_dims[dim]`.
-pub fn gather<T: Copy + Send + Sync + Default>(
+pub fn gather<T: Copy + Send + Sync + Default + 'static>(
     x: &[T],
     x_dims: &[usize],
     dim: usize,
@@ -73,7 +73,7 @@ pub fn gather<T: Copy + Send + Sync + Default>(
     index_dims: &[usize],
 ) -> Vec<T> {
     let x_strides = row_major_strides(x_dims);
-    let mut out = vec![T::default(); index.len()];
+    let mut out = super::pool::take_any(index.len()); // every element written
     out.par_iter_mut().enumerate().with_min_len(1024).for_each(|(flat, y)| {
         *y = x[indexed_offset(flat, index[flat], (index_dims, dim), (x_dims, &x_strides), "gather")];
     });
@@ -130,9 +130,9 @@ fn row_major_strides(dims: &[usize]) -> Vec<usize> {
 }
 
 /// Concatenates `(outer, d_i, inner)` blocks along the middle dim.
-pub fn cat<T: Copy + Send + Sync + Default>(parts: &[(&[T], usize)], outer: usize, inner: usize) -> Vec<T> {
+pub fn cat<T: Copy + Send + Sync + Default + 'static>(parts: &[(&[T], usize)], outer: usize, inner: usize) -> Vec<T> {
     let total_d: usize = parts.iter().map(|(_, d)| d).sum();
-    let mut out = vec![T::default(); outer * total_d * inner];
+    let mut out = super::pool::take_any(outer * total_d * inner); // every block written
     if out.is_empty() {
         return out;
     }

@@ -49,7 +49,7 @@ pub struct RmsNormGrads {
 /// added in block order, so the result does not depend on the number of threads.
 pub fn rms_norm_backward(dy: &[f32], x: &[f32], weight: &[f32], rstd: &[f32], c: usize) -> RmsNormGrads {
     let c1 = c.max(1);
-    let mut dx = vec![0.0; x.len()];
+    let mut dx = pool::take(x.len()); // every row written
     let block = min_rows(c) * c1; // elements per block of rows
     let partials: Vec<Vec<f32>> = dx
         .par_chunks_mut(block)
@@ -125,7 +125,7 @@ pub fn swiglu_forward(gate: &[f32], up: &[f32]) -> Vec<f32> {
 /// SwiGLU backward: with `σ = σ(gate)`, `dgate = dout · up · σ · (1 + gate · (1 − σ))`
 /// (silu's derivative) and `dup = dout · silu(gate)`.
 pub fn swiglu_backward(gate: &[f32], up: &[f32], dout: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let (mut dgate, mut dup) = (vec![0.0; gate.len()], vec![0.0; gate.len()]);
+    let (mut dgate, mut dup) = (pool::take(gate.len()), pool::take(gate.len())); // all written
     let outs = dgate.par_chunks_mut(16_384).zip(dup.par_chunks_mut(16_384));
     let ins = gate.par_chunks(16_384).zip(up.par_chunks(16_384)).zip(dout.par_chunks(16_384));
     outs.zip(ins).for_each(|((dgc, duc), ((gc, uc), dc))| {

@@ -101,7 +101,7 @@ pub fn log_sum_exp_shifted(xs: &[f32], max: f32) -> f32 {
 /// Softmax backward over rows of length `c`, from the forward's output `y`:
 /// `dx_i = y_i · (dy_i - Σ_j dy_j · y_j)` (the Jacobian `diag(y) - y yᵀ` applied to `dy`).
 pub fn softmax_backward(y: &[f32], dy: &[f32], c: usize) -> Vec<f32> {
-    let mut dx = vec![0.0; y.len()];
+    let mut dx = pool::take(y.len()); // every element written
     let rows = dx.par_chunks_mut(c.max(1)).zip(y.par_chunks(c.max(1))).zip(dy.par_chunks(c.max(1)));
     rows.with_min_len(min_rows(c)).for_each(|((dxr, yr), dyr)| {
         let dot: f32 = yr.iter().zip(dyr).map(|(&p, &g)| p * g).sum();
@@ -115,7 +115,7 @@ pub fn softmax_backward(y: &[f32], dy: &[f32], c: usize) -> Vec<f32> {
 /// Log-softmax backward over rows of length `c`, from the forward's output `y = log p`:
 /// `dx_i = dy_i - p_i · Σ_j dy_j` with `p_i = exp(y_i)`.
 pub fn log_softmax_backward(y: &[f32], dy: &[f32], c: usize) -> Vec<f32> {
-    let mut dx = vec![0.0; y.len()];
+    let mut dx = pool::take(y.len()); // every element written
     let rows = dx.par_chunks_mut(c.max(1)).zip(y.par_chunks(c.max(1))).zip(dy.par_chunks(c.max(1)));
     rows.with_min_len(min_rows(c)).for_each(|((dxr, yr), dyr)| {
         let total: f32 = dyr.iter().sum();
@@ -180,7 +180,7 @@ pub fn layer_norm_backward(
     rstd: &[f32],
     c: usize,
 ) -> LayerNormGrads {
-    let mut dx = vec![0.0; x.len()];
+    let mut dx = pool::take(x.len()); // every row written
     let rows = dx.par_chunks_mut(c).zip(x.par_chunks(c)).zip(dy.par_chunks(c)).zip(mean.par_iter().zip(rstd));
     let zeros = || (vec![0.0f32; c], vec![0.0f32; c]);
     let (dweight, dbias) = rows

@@ -127,7 +127,7 @@ pub(super) fn cpu_matmul(
     let bytes = rhs.cpu_storage().as_bytes();
     let start = lb.offset();
     let count: usize = batch.iter().product();
-    let mut out = vec![0.0f32; count * m * n]; // also the answer when k = 0 (empty sums)
+    let mut out = crate::cpu::pool::take_zeroed(count * m * n); // also the answer when k = 0 (empty sums)
     if m * n == 0 || k == 0 {
         return out;
     }
