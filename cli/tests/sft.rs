@@ -9,7 +9,7 @@ use deltaw_tensor::{Device, Tensor};
 use deltaw_transformer::Gpt2;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::{deltaw, fresh_path, ok};
+use support::{deltaw, fresh_path, ok, train_losses};
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name).display().to_string()
@@ -88,6 +88,17 @@ fn lora_sft_writes_a_peft_adapter_and_merge_gives_a_model_with_the_same_logits()
         ]),
         &["already has contents"],
     );
+}
+
+#[test]
+fn gradient_checkpointing_trains_to_the_same_losses() {
+    // LoRA with the default dropout (0.05), so the checkpointed layers must replay its masks.
+    let (plain, checkpointed) = (fresh_path("sft-plain"), fresh_path("sft-checkpointed"));
+    ok(&sft(&plain, &["--lr", "1e-2", "--seed", "5"]));
+    ok(&sft(&checkpointed, &["--lr", "1e-2", "--seed", "5", "--gradient-checkpointing"]));
+    let losses = train_losses(&plain);
+    assert_eq!(losses.len(), 4);
+    assert_eq!(losses, train_losses(&checkpointed), "checkpointing changed the training");
 }
 
 #[test]
