@@ -67,6 +67,15 @@ def single(work, unit, d, key, target, note):
     ROWS.append((work, unit, f"**{d[key]:g}**", note(d), "–", target, d.get("kernel", "–")))
 
 
+def quant_rows(q, model):
+    """Decode from Q8_0 and Q4_0 GGUF files, deltaw against llama.cpp on the same file."""
+    for ty in ("q8_0", "q4_0"):
+        d = find(q, impl="deltaw", weights=ty)
+        row(f"{model}, {ty.upper()} GGUF", "tokens/s", d, find(q, impl="llama.cpp", weights=ty),
+            "decode_tokens_per_s", f"llama.cpp {ty.upper()}", "issue 14: ≥ 1.0",
+            kernel=d and f"{d.get('kernel')}, qdot {d.get('qdot')}")
+
+
 def main():
     logs = sys.argv[1]
     sg = runs(logs, "sgemm")
@@ -94,12 +103,8 @@ def main():
         find(dec, impl="llama.cpp", weights="f32"), "decode_tokens_per_s", "llama.cpp f32", "issue 13: ≥ 1.0")
     row("Qwen2.5-0.5B shape decode, bf16 (llama.cpp f16)", "tokens/s", find(dec, impl="deltaw", weights="bf16"),
         find(dec, impl="llama.cpp", weights="f16"), "decode_tokens_per_s", "llama.cpp f16", "issue 13: ≥ 1.0")
-    q = runs(logs, "quant_decode")
-    for ty in ("q8_0", "q4_0"):
-        d = find(q, impl="deltaw", weights=ty)
-        row(f"Qwen2.5-0.5B shape decode, {ty.upper()} GGUF", "tokens/s", d, find(q, impl="llama.cpp", weights=ty),
-            "decode_tokens_per_s", f"llama.cpp {ty.upper()}", "issue 14: ≥ 1.0",
-            kernel=d and f"{d.get('kernel')}, qdot {d.get('qdot')}")
+    quant_rows(runs(logs, "quant_decode"), "Qwen2.5-0.5B shape decode")
+    quant_rows(runs(logs, "gpt2_quant_decode"), "GPT-2 124M decode")
     ls = runs(logs, "llama_sft")
     pt = find(ls, impl="pytorch", base="f32")
     row("Qwen2.5-0.5B shape LoRA r=16 step, B=2 T=128", "tokens/s", find(ls, impl="deltaw", base="f32"), pt,

@@ -13,7 +13,8 @@
 #   compare_generate.sh            GPT-2 124M greedy decode against transformers (and llama.cpp
 #                                  where the script runs it)
 #   compare_llama_decode.sh        Qwen2.5-0.5B-shape decode, f32 and bf16, against llama.cpp
-#   compare_quant_decode.sh        the same from Q8_0 and Q4_0 GGUF files, against llama.cpp
+#   compare_quant_decode.sh        the same from Q8_0 and Q4_0 GGUF files, against llama.cpp; then
+#                                  GPT-2 124M from Q8_0 and Q4_0 files
 #   compare_llama_sft.sh           Qwen2.5-0.5B-shape LoRA step against PyTorch + PEFT
 # The peers come from the Python registry into one virtualenv: torch, transformers, peft,
 # sentence-transformers, onnxruntime, gguf, and llama-cpp-python built from source
@@ -53,6 +54,7 @@ run minilm bash benches/compare_minilm.sh "$runs" "$python"
 run generate bash benches/compare_generate.sh "$runs" "$python"
 run llama_decode bash benches/compare_llama_decode.sh "$runs" "$python"
 run quant_decode bash benches/compare_quant_decode.sh "$runs" "$python"
+run gpt2_quant_decode bash benches/compare_quant_decode.sh "$runs" "$python" "$root/target/llama-bench" "q8_0 q4_0" gpt2
 run llama_sft bash benches/compare_llama_sft.sh 3 "$python"
 echo "== done ($(date -u +%H:%M:%S), load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 python3 benches/compare_all.py "$logs" | tee "$logs/table.md"

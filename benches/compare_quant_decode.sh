@@ -4,8 +4,12 @@
 # SAME file in the same sitting, each run in its own process: 16-token prompt, 64 new tokens,
 # KV cache, 2 threads; only the decode phase (63 single-token steps) is timed on both sides.
 #
-#   benches/compare_quant_decode.sh [runs] [python] [weights dir] [types]
-#       # defaults: 3, /work/venv/bin/python, target/llama-bench, "q8_0 q4_0"
+#   benches/compare_quant_decode.sh [runs] [python] [weights dir] [types] [model]
+#       # defaults: 3, /work/venv/bin/python, target/llama-bench, "q8_0 q4_0", qwen2
+#
+# model gpt2: GPT-2 124M instead (compare_generate.py's random weights), from
+# target/gpt2-bench/gpt2-TYPE.gguf, which benches/gpt2_gguf.py writes (torch needed); the
+# weights dir is then unused.
 #
 # The files come from benches/llama_gguf.py (numpy + gguf only) over WEIGHTS/f32, which
 # llama_weights.py (torch) or, without torch, the llama_bench_weights example writes. deltaw
@@ -20,9 +24,14 @@ runs="${1:-3}"
 python="${2:-/work/venv/bin/python}"
 weights="${3:-$root/target/llama-bench}"
 types="${4:-q8_0 q4_0}"
+model="${5:-qwen2}"
 cd "$root"
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
-if [ ! -f "$weights/f32/model.safetensors" ]; then
+if [ "$model" = gpt2 ]; then
+  for ty in $types; do
+    HF_HUB_OFFLINE=1 "$python" benches/gpt2_gguf.py "$root/target/gpt2-bench/gpt2-$ty.gguf"
+  done
+elif [ ! -f "$weights/f32/model.safetensors" ]; then
   if "$python" -c "import torch" 2>/dev/null; then
     "$python" benches/llama_weights.py "$weights"
   else
@@ -30,13 +39,14 @@ if [ ! -f "$weights/f32/model.safetensors" ]; then
   fi
 fi
 # shellcheck disable=SC2086
-"$python" benches/llama_gguf.py "$weights" $types
+[ "$model" = gpt2 ] || "$python" benches/llama_gguf.py "$weights" $types
 cargo build --release -q -p deltaw-benches --example llama_decode
 bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/llama_decode"
 out=$(mktemp)
 load() { echo "load average: $(cut -d" " -f1-3 /proc/loadavg)" >&2; }
 for ty in $types; do
   file="$weights/qwen2-$ty.gguf"
+  [ "$model" = gpt2 ] && file="$root/target/gpt2-bench/gpt2-$ty.gguf"
   load; "$python" benches/compare_llama_decode.py "$file" "$runs" 2>/dev/null | tee -a "$out"
   load; "$bin" "$file" "$ty" "$runs" | tee -a "$out"
 done

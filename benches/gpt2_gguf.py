@@ -1,6 +1,6 @@
 """A GGUF file of the generation benchmark's GPT-2 124M, for llama.cpp's side of compare_generate.sh.
 
-    /work/venv/bin/python benches/gpt2_gguf.py [OUT.gguf] [f32|f16]   # default: target/gpt2-bench/gpt2-f32.gguf
+    /work/venv/bin/python benches/gpt2_gguf.py [OUT.gguf] [f32|f16|q8_0|q4_0]   # default: target/gpt2-bench/gpt2-f32.gguf
 
 The weights are compare_generate.py's (torch.manual_seed(0); GPT2LMHeadModel(GPT2Config())), the
 same random ones deltaw's gpt2_generate and transformers decode, so all three continue the prompt
@@ -10,8 +10,10 @@ architecture and tensor names (token_embd, position_embd, blk.N.attn_norm / attn
 (in, out) by transformers) transposed to llama.cpp's (out, in), and the head tied: no output.weight,
 llama.cpp falls back to token_embd. Tokenizer model "none" with gpt2.vocab_size, as llama_gguf.py
 writes Qwen: the benches drive both sides by token ids. The type defaults to the file name's
-suffix (gpt2-f16.gguf: f16), else f32; f16 stores the matrices and embeddings in half precision,
-norms and biases stay f32. An existing file is left as it is.
+suffix (gpt2-q4_0.gguf: q4_0), else f32; f16 stores the matrices and embeddings in half precision,
+q8_0 and q4_0 quantize them with the `gguf` package's quantizer (llama.cpp's reference, as its
+converter and llama-quantize write them: the token and position embeddings too), norms and biases
+stay f32. An existing file is left as it is.
 """
 import os
 import sys
@@ -65,9 +67,9 @@ def main():
     default = Path(__file__).resolve().parent.parent / "target" / "gpt2-bench" / "gpt2-f32.gguf"
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else default
     suffix = out.stem.rsplit("-", 1)[-1]
-    kind = sys.argv[2] if len(sys.argv) > 2 else (suffix if suffix in ("f32", "f16") else "f32")
-    if kind not in ("f32", "f16"):
-        raise SystemExit(f"type {kind}: expected f32 or f16")
+    kind = sys.argv[2] if len(sys.argv) > 2 else (suffix if suffix in FILE_TYPES else "f32")
+    if kind not in FILE_TYPES:
+        raise SystemExit(f"type {kind}: expected one of {', '.join(FILE_TYPES)}")
     if out.exists():
         return
     out.parent.mkdir(parents=True, exist_ok=True)
