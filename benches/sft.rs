@@ -55,8 +55,13 @@ pub fn setup(mode: Mode) -> Setup {
     Setup { model, params, opt, ids, lora }
 }
 
-/// One training step; returns the loss.
+/// One training step; returns the loss. It runs on a worker of the CPU pool
+/// (`deltaw_tensor::cpu::on_pool`), as the trainer runs its forward and backward.
 pub fn step(s: &mut Setup) -> f32 {
+    deltaw_tensor::cpu::on_pool(|| step_on_pool(s))
+}
+
+fn step_on_pool(s: &mut Setup) -> f32 {
     let logits = s.model.forward(&s.ids, None).logits;
     let loss = causal_lm_loss(&logits, &s.ids);
     let grads = loss.backward().expect("backward");
