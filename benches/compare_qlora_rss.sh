@@ -18,29 +18,22 @@
 # but the memory and timings do not. Prints the load average around each run, each run's JSON
 # line, then peak RSS / the f32 run's for each base (the issue's target: q4_0 <= 0.35).
 #
-# Figures of 2026-12-05 (2 cores shared with other jobs, load average 4-6, so tokens/s are noisy;
-# peak RSS repeats within a few MiB; avx512f 12x32 GEMM kernel, 2 timed steps, weights from
-# llama_bench_weights):
-#   base   peak RSS        loaded (before step 1)   tokens/s (median / fastest step)
-#   f32    4440 MiB 1.00   1918 MiB                 29.5 / 30.9
-#   bf16   3499 MiB 0.79    975 MiB                 34.6 / 35.5
-#   q8_0   3708 MiB 0.84   1435 MiB                 26.7 / 27.5
-#   q4_0   3536 MiB 0.80   1263 MiB                 30.8 / 37.8   (target <= 0.35: not met)
-#   q4_K   4219 MiB 0.95   1973 MiB                 33.1 / 40.1   (only down_proj: 256 does not divide C = 896)
-#   q4_0 on the bf16 folder (embedding kept bf16; a weights dir whose f32/ links to bf16/):
-#          3129 MiB 0.70    491 MiB                 28.3 / 30.4
-# What the rest is: every mode adds 2270-2640 MiB during the step, more than the whole q4_0 base
-# (712 MiB: the f32 embedding, also the tied head, 136M values = 520 MiB, plus 192 MiB of Q4_0
-# projections). Forward alone adds about 1680 MiB: the recorded graph keeps every op's output
-# until backward (about 64 MiB per decoder layer at B·T = 256; counting op outputs, mostly the
-# MLP's 4864-wide tensors: base and LoRA outputs of gate/up, their sums, SiLU, the product),
-# plus the logits (B·T·V f32 = 148 MiB), the loss's log-softmax (148 MiB) and in backward
-# their gradient.
-# These figures were taken while quantizing on load still left the f32 read buffers in the CPU
-# buffer pool (deltaw_tensor::cpu::pool, up to 512 MiB) where nothing of the step reuses them:
-# the q4_0 and q8_0 "loaded" figures are about 510 MiB above their weights. Checkpoint::load_as
-# now clears the pool after a quantizing load; a one-off run with that clear gave q4_0 3241 MiB
-# (0.73).
+# Figures of 2026-12-06 (AMD EPYC, avx512f 12x32 GEMM kernel, 2 timed steps, weights from
+# llama_weights.py):
+#   base                     peak RSS        loaded (before step 1)   tokens/s (median / fastest step)
+#   f32                      2915 MiB 1.00   1924 MiB                 119.2 / 121.4
+#   bf16                     1973 MiB 0.68    982 MiB                 119.3 / 120.2
+#   q8_0                     1915 MiB 0.66    928 MiB                  73.7 /  77.8
+#   q4_0                     1745 MiB 0.60    751 MiB                  82.2 /  83.6   (f32 embedding)
+#   q4_0-bf16                1485 MiB 0.51    491 MiB                  83.6 /  84.0   (bf16 embedding)
+#   q4_0-bf16 checkpointing   974 MiB 0.33    491 MiB                  65.2 /  66.3   (target <= 0.35: met)
+# What the step adds over the weights: the activations every backward rule reads (the graph
+# frees the rest as soon as nothing holds it: matmul outputs feeding adds, the LoRA path's
+# intermediates), the logits (B·T·V f32 = 148 MiB) and their gradient, the adapters with their
+# gradients and AdamW state (8.8M values, 140 MiB). Gradient checkpointing keeps each layer's
+# input only and runs the layer again in backward: about a quarter fewer tokens/s, a third of
+# the memory. On 2026-12-05, before values were freed early and before the CPU buffer pool
+# stopped holding idle buffers, the same runs took f32 4440, bf16 3499 and q4_0 3536 MiB.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 steps="${1:-2}"
