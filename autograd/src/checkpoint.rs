@@ -22,7 +22,6 @@ use crate::grads::Grads;
 use crate::op::{Family, Op};
 use crate::var::{is_grad_enabled, Var};
 use deltaw_tensor::Tensor;
-use std::fmt;
 use std::sync::Arc;
 
 /// The block a [`checkpoint`] runs: its inputs in, its output out.
@@ -33,12 +32,6 @@ pub(crate) struct Checkpoint {
     block: Block,
     /// The train-mode state (seed, dropout calls so far) when the block first ran.
     train: Option<(u64, u64)>,
-}
-
-impl fmt::Debug for Checkpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "checkpoint({} inputs)", self.inputs.len())
-    }
 }
 
 /// Runs `block` on `inputs` keeping none of its activations: in backward it runs again.
@@ -76,7 +69,7 @@ pub fn checkpoint(inputs: &[Var], block: Block) -> Var {
         (out.value(), out.requires_grad())
     };
     let op = Checkpoint { inputs: inputs.to_vec(), block, train };
-    Var::from_checkpoint(value, Op::Checkpoint(op), record)
+    Var::from_op_if(value, Op::Checkpoint(op), record)
 }
 
 impl Family for Checkpoint {
@@ -94,7 +87,7 @@ impl Family for Checkpoint {
 
     fn backward(&self, _out: &Tensor, dout: &Tensor, grads: &mut Grads) {
         let leaves: Vec<Var> = self.inputs.iter().map(|v| Var::new(v.value(), v.requires_grad())).collect();
-        let out = crate::var::with_grad(|| dropout::replay(self.train, || (self.block)(&leaves)));
+        let out = crate::var::with_grad(|| dropout::scoped(self.train, || (self.block)(&leaves)));
         // An error here can only be that nothing in the block requires grad any more (every
         // parameter it reads was frozen since the forward): then there is nothing to hand on.
         let Ok(mut inner) = out.backward_with(dout) else { return };

@@ -28,7 +28,9 @@ pub fn eval_mode<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs `f` with the thread's train-mode state set to `state`, then puts the old one back.
-fn scoped<R>(state: Option<(u64, u64)>, f: impl FnOnce() -> R) -> R {
+/// With a state [`state`] returned earlier, `f`'s dropout calls draw the masks they drew then
+/// (a checkpointed block run again in backward).
+pub(crate) fn scoped<R>(state: Option<(u64, u64)>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<(u64, u64)>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -42,12 +44,6 @@ fn scoped<R>(state: Option<(u64, u64)>, f: impl FnOnce() -> R) -> R {
 /// This thread's train-mode state: `(seed, dropout calls so far)`, or `None`.
 pub(crate) fn state() -> Option<(u64, u64)> {
     TRAIN.with(Cell::get)
-}
-
-/// Runs `f` from a state [`state`] returned earlier, so its dropout calls draw the masks they
-/// drew then (a checkpointed block run again in backward); the current state comes back after.
-pub(crate) fn replay<R>(state: Option<(u64, u64)>, f: impl FnOnce() -> R) -> R {
-    scoped(state, f)
 }
 
 /// Whether a [`train_mode`] scope is open on this thread.

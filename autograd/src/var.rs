@@ -82,12 +82,12 @@ impl Var {
     /// otherwise a constant leaf (the op and its inputs are dropped at once).
     pub(crate) fn from_op(value: Tensor, op: Op) -> Var {
         let record = is_grad_enabled() && op.inputs().iter().any(|v| v.requires_grad());
-        Var::from_checkpoint(value, op, record)
+        Var::from_op_if(value, op, record)
     }
 
     /// The result of `op`, recorded when `record` says (a checkpoint decides it otherwise than
     /// by its inputs' flags), else a constant leaf.
-    pub(crate) fn from_checkpoint(value: Tensor, op: Op, record: bool) -> Var {
+    pub(crate) fn from_op_if(value: Tensor, op: Op, record: bool) -> Var {
         if !record {
             return Var::constant(value);
         }

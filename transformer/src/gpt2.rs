@@ -13,13 +13,12 @@ use crate::attention::{self, attention, KvCache};
 use crate::config::Gpt2Config;
 use crate::error::Result;
 use crate::layers::{Activation, Embedding, LayerNorm, Linear, Mlp, WeightLayout};
-use crate::model::{CausalLm, DecodeInput, Model};
+use crate::model::{checkpointed, CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
 use crate::weights::{Checkpoint, QuantLayout, WeightDtype};
-use deltaw_autograd::{checkpoint as checkpoint_block, is_grad_enabled, Var};
+use deltaw_autograd::Var;
 use deltaw_tensor::{DType, Device, Tensor};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Causal self-attention: q, k and v come out of one `c_attn` projection, side by side.
 #[derive(Clone)]
@@ -229,12 +228,12 @@ impl Gpt2 {
         let embedded = self.wte.forward(ids).add(&self.wpe.forward(positions)); // (B, t, C)
         let mut x = embedded.dropout(self.config.embd_pdrop);
         let mut hidden_states = vec![x.clone()];
+        let checkpoint = self.checkpointing && cache.is_none();
         let mut slots = KvCache::layer_slots(cache, self.h.len(), "gpt2");
-        let checkpoint = self.checkpointing && is_grad_enabled() && slots.iter().all(Option::is_none);
         for (i, (block, slot)) in self.h.iter().zip(slots.iter_mut()).enumerate() {
             x = if checkpoint {
                 let (block, mask) = (block.clone(), mask.clone());
-                checkpoint_block(&[x], Arc::new(move |xs: &[Var]| block.forward(&xs[0], &mask, None)))
+                checkpointed(&x, move |x| block.forward(x, &mask, None))
             } else {
                 block.forward(&x, mask, slot.take())
             };

@@ -21,14 +21,13 @@ use crate::attention::{self, attention, KvCache};
 use crate::error::Result;
 use crate::layers::{Embedding, GatedMlp, Linear, RmsNorm};
 use crate::llama_config::{LlamaConfig, LlamaFamily};
-use crate::model::{CausalLm, DecodeInput, Model};
+use crate::model::{checkpointed, CausalLm, DecodeInput, Model};
 use crate::module::{Module, ParamSource};
 use crate::rope::Rope;
 use crate::weights::{Checkpoint, QuantLayout, WeightDtype};
-use deltaw_autograd::{checkpoint as checkpoint_block, is_grad_enabled, Var};
+use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Tensor};
 use std::path::Path;
-use std::sync::Arc;
 
 /// What one forward shares across layers: the rotary tables and one mask per window size.
 #[derive(Clone)]
@@ -302,12 +301,12 @@ impl Llama {
         let mut x = self.model.embed_tokens.forward(ids); // (B, t, C)
         let mut hidden_states = vec![x.clone()];
         let n = self.model.layers.len();
+        let checkpoint = self.checkpointing && cache.is_none();
         let mut slots = KvCache::layer_slots(cache, n, "llama");
-        let checkpoint = self.checkpointing && is_grad_enabled() && slots.iter().all(Option::is_none);
         for (i, (layer, slot)) in self.model.layers.iter().zip(slots.iter_mut()).enumerate() {
             x = if checkpoint {
                 let (layer, ctx) = (layer.clone(), ctx.clone());
-                checkpoint_block(&[x], Arc::new(move |xs: &[Var]| layer.forward(&xs[0], &ctx, None)))
+                checkpointed(&x, move |x| layer.forward(x, &ctx, None))
             } else {
                 layer.forward(&x, ctx, slot.take())
             };

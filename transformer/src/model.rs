@@ -13,6 +13,7 @@ use crate::{Bert, Gpt2, Llama};
 use deltaw_autograd::Var;
 use deltaw_tensor::{Device, Tensor};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Any model: a module tree with a type, a device and a Hugging Face folder format.
 pub trait Model: Module + Send + Sync {
@@ -135,6 +136,13 @@ pub trait CausalLm: Model {
     }
 }
 
+/// `layer(x)` as one checkpointed op ([`deltaw_autograd::checkpoint`]): what a decoder runs per
+/// layer under [`CausalLm::set_gradient_checkpointing`]. `layer` owns what it reads (a cheap
+/// clone of the layer, the masks), since backward runs it again.
+pub(crate) fn checkpointed(x: &Var, layer: impl Fn(&Var) -> Var + Send + Sync + 'static) -> Var {
+    deltaw_autograd::checkpoint(std::slice::from_ref(x), Arc::new(move |xs: &[Var]| layer(&xs[0])))
+}
+
 /// transformers' causal LM loss: mean cross-entropy of `logits[:, :-1]` `(B, T, V)` against
 /// `labels[:, 1:]` (i32 `(B, T)`), skipping -100.
 ///
@@ -147,14 +155,9 @@ pub fn causal_lm_loss(logits: &Var, labels: &Tensor) -> Var {
     let dims = logits.dims();
     let (b, t, v) = (dims[0], dims[1], dims[2]);
     assert_eq!(labels.dims(), &[b, t], "causal_lm_loss: labels {:?} for logits {:?}", labels.shape(), logits.shape());
-    let mut targets = labels.to_vec_i32();
-    for row in targets.chunks_mut(t.max(1)) {
-        row.rotate_left(1);
-        if let Some(last) = row.last_mut() {
-            *last = -100;
-        }
-    }
-    let targets = Tensor::from_vec(targets, b * t, &labels.device()).expect("B·T targets");
+    // On the labels' device, no read-back: each row's labels 1..T, then -100.
+    let ignored = Tensor::from_vec(vec![-100i32; b], (b, 1), &labels.device()).expect("B ignored labels");
+    let targets = Tensor::cat(&[&labels.narrow(1, 1, t - 1), &ignored], 1).reshape(b * t);
     logits.reshape((b * t, v)).cross_entropy(&targets, -100)
 }
 

@@ -45,6 +45,7 @@ pub const MAX_POOLED_BYTES: usize = 4 << 30;
 pub const STALE_EVENTS: u64 = 2048;
 
 /// Pooled buffers by length, each list oldest first, with the tick each was given back at.
+#[derive(Default)]
 struct Pool {
     by_len: HashMap<usize, Vec<(u64, Vec<f32>)>>,
     bytes: usize,
@@ -80,13 +81,14 @@ pub fn take(len: usize) -> Vec<f32> {
 }
 
 /// [`take`] for any element type: pooled for f32, a fresh buffer otherwise (the generic
-/// kernels, copies and gathers, run mostly on f32).
+/// kernels, copies and gathers, run mostly on f32). `T` is told apart by a downcast of a slot
+/// on the stack: no allocation, and no pool lock for other types.
 pub fn take_any<T: Copy + Default + 'static>(len: usize) -> Vec<T> {
-    let pooled: Box<dyn std::any::Any> = Box::new(take(len));
-    match pooled.downcast::<Vec<T>>() {
-        Ok(buf) => *buf,
-        Err(_) => vec![T::default(); len],
+    let mut slot: Option<Vec<T>> = None;
+    if let Some(f32_slot) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Vec<f32>>>() {
+        *f32_slot = Some(take(len));
     }
+    slot.unwrap_or_else(|| vec![T::default(); len])
 }
 
 /// A buffer of `len` zeros: a recycled one cleared when the pool has one (its pages are
@@ -110,17 +112,11 @@ fn reuse(len: usize) -> Option<Vec<f32>> {
         return None;
     }
     let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let miss = || {
-        MISSES.fetch_add(1, Ordering::Relaxed);
-        MISSED_BYTES.fetch_add(len as u64 * 4, Ordering::Relaxed);
-    };
-    let Some(pool) = guard.as_mut() else {
-        miss();
-        return None;
-    };
+    let pool = guard.get_or_insert_with(Pool::default);
     pool.tick += 1;
     let Some(list) = pool.by_len.get_mut(&len) else {
-        miss();
+        MISSES.fetch_add(1, Ordering::Relaxed);
+        MISSED_BYTES.fetch_add(len as u64 * 4, Ordering::Relaxed);
         pool.evict(len * 4);
         return None;
     };
@@ -159,7 +155,7 @@ pub fn give_back(buf: Vec<f32>) {
         return;
     }
     let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let pool = guard.get_or_insert_with(|| Pool { by_len: HashMap::new(), bytes: 0, tick: 0 });
+    let pool = guard.get_or_insert_with(Pool::default);
     if pool.bytes + len * 4 <= MAX_POOLED_BYTES {
         pool.bytes += len * 4;
         pool.tick += 1;
@@ -206,7 +202,7 @@ mod tests {
     #[test]
     fn a_miss_frees_the_longest_idle_stale_buffers_first_and_at_least_what_it_asks() {
         // A pool of its own: the global one is shared with tests running in parallel.
-        let mut pool = Pool { by_len: HashMap::new(), bytes: 0, tick: 0 };
+        let mut pool = Pool::default();
         let recent = 3 * STALE_EVENTS;
         for (tick, len) in [(1, 300_000), (2, 400_000), (3, 300_000), (4, 500_000), (recent, 600_000)] {
             pool.by_len.entry(len).or_default().push((tick, vec![0.0; len]));
