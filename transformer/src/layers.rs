@@ -74,15 +74,16 @@ impl Linear {
     }
 
     /// `(.., in) -> (.., out)`. For `(out, in)` storage the transpose is a view, so the GEMM
-    /// reads W in place.
+    /// reads W in place; the bias is added in the GEMM's epilogue (`Var::matmul_bias`).
     pub fn forward(&self, x: &Var) -> Var {
-        let base = match self.layout {
-            WeightLayout::OutIn => x.matmul(&self.weight.t()),
-            WeightLayout::InOut => x.matmul(&self.weight),
+        let w = match self.layout {
+            WeightLayout::OutIn => self.weight.t(),
+            WeightLayout::InOut => self.weight.clone(),
         };
         let base = match &self.bias {
-            Some(b) => base.add(b),
-            None => base,
+            Some(b) if x.rank() >= 2 => x.matmul_bias(&w, b),
+            Some(b) => x.matmul(&w).add(b),
+            None => x.matmul(&w),
         };
         match &self.adapter {
             Some(a) => base.add(&a.forward(x)),

@@ -8,10 +8,12 @@ use crate::op::{Family, Op};
 use crate::var::Var;
 use deltaw_tensor::{MatmulVectors, Shape, Tensor};
 
-/// `a @ b` with `a` `(.., M, K)` and `b` either `(.., K, N)` with the same batch dims or `(K, N)`.
+/// `a @ b` with `a` `(.., M, K)` and `b` either `(.., K, N)` with the same batch dims or `(K, N)`,
+/// plus a `(N,)` bias for `Var::matmul_bias`.
 pub(crate) struct Matmul {
     a: Var,
     b: Var,
+    bias: Option<Var>,
 }
 
 impl Var {
@@ -27,6 +29,37 @@ impl Var {
         let b = if vectors.rhs { rhs.unsqueeze(1) } else { rhs.clone() };
         let out = matmul_2d_or_batched(&a, &b, self, rhs);
         vectors.squeezed().fold(out, |out, d| out.squeeze(d))
+    }
+
+    /// `self @ rhs + bias`, a linear layer, as one recorded op: `(.., M, K) @ (K, N) + (N,)`.
+    /// The value is [`Tensor::matmul_bias`]'s (the bits of `matmul` then `add`, the bias added
+    /// in the GEMM's epilogue on the CPU); the gradients are those of the two ops: the
+    /// matmul's, and `dbias = Σ_rows dout`.
+    ///
+    /// ```
+    /// use deltaw_autograd::Var;
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let x = Var::constant(Tensor::from_vec(vec![1.0f32, 2.0], (1, 2), &Device::Cpu)?);
+    /// let w = Var::parameter(Tensor::from_vec(vec![3.0f32, 4.0], (2, 1), &Device::Cpu)?);
+    /// let b = Var::parameter(Tensor::from_vec(vec![0.5f32], 1, &Device::Cpu)?);
+    /// let y = x.matmul_bias(&w, &b); // 1·3 + 2·4 + 0.5
+    /// assert_eq!(y.value().to_vec(), vec![11.5]);
+    /// let grads = y.sum_all().backward()?;
+    /// assert_eq!(grads.get(&w).unwrap().to_vec(), vec![1.0, 2.0]);
+    /// assert_eq!(grads.get(&b).unwrap().to_vec(), vec![1.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `self` has fewer than 2 dims, `rhs` is not 2-D or `bias` is not `(N,)`, naming the
+    /// shapes, and as [`Var::matmul`].
+    #[track_caller]
+    pub fn matmul_bias(&self, rhs: &Var, bias: &Var) -> Var {
+        let (a, b, c) = (self.shape(), rhs.shape(), bias.shape());
+        let fits = a.rank() >= 2 && b.rank() == 2 && c.dims() == [b.dims()[1]];
+        assert!(fits, "matmul_bias: lhs {a:?}, rhs {b:?} and bias {c:?}: expects (.., M, K) @ (K, N) + (N,)");
+        let value = self.value().matmul_bias(&rhs.value(), &bias.value());
+        Var::from_op(value, Op::Matmul(Matmul { a: self.clone(), b: rhs.clone(), bias: Some(bias.clone()) }))
     }
 }
 
@@ -49,7 +82,7 @@ fn matmul_2d_or_batched(a: &Var, b: &Var, orig_a: &Var, orig_b: &Var) -> Var {
         (a.expand(with(da[da.len() - 2], da[da.len() - 1])), b.expand(with(db[db.len() - 2], db[db.len() - 1])))
     };
     let value = a.value().matmul(&b.value());
-    Var::from_op(value, Op::Matmul(Matmul { a, b }))
+    Var::from_op(value, Op::Matmul(Matmul { a, b, bias: None }))
 }
 
 /// For `y = a @ b`: `da = dout @ bᵀ` and `db = aᵀ @ dout`. When `b` is 2-D under a batched
@@ -91,14 +124,15 @@ fn rhs_grad(a: &Tensor, d: &Tensor, b: &Tensor) -> Tensor {
 
 impl Family for Matmul {
     fn name(&self) -> String {
-        "matmul".into()
+        if self.bias.is_some() { "matmul+bias" } else { "matmul" }.into()
     }
 
     fn inputs(&self) -> Vec<&Var> {
-        vec![&self.a, &self.b]
+        [&self.a, &self.b].into_iter().chain(&self.bias).collect()
     }
 
-    /// `da` reads `b` and `db` reads `a`: a frozen operand's partner is not needed.
+    /// `da` reads `b` and `db` reads `a`: a frozen operand's partner is not needed. The bias's
+    /// gradient reads only `dout`.
     fn saved(&self, _out: &Tensor) -> Vec<Tensor> {
         let mut saved = Vec::new();
         if self.b.requires_grad() {
@@ -111,6 +145,10 @@ impl Family for Matmul {
     }
 
     fn backward(&self, _out: &Tensor, dout: &Tensor, grads: &mut Grads) {
-        matmul_backward(&self.a, &self.b, dout, grads)
+        matmul_backward(&self.a, &self.b, dout, grads);
+        if let Some(bias) = self.bias.as_ref().filter(|b| b.requires_grad()) {
+            // The broadcast add's rule: the bias met every row, so its gradient sums them.
+            grads.accumulate(bias, dout.sum_to_shape(bias.shape()));
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! Operands are passed to the GEMM as strided views, so a transposed (`x.t()`) or sliced
 //! operand is multiplied in place with no copy: the packing step of the GEMM reads any strides.
 
-use crate::cpu::gemm::{sgemm, MatRef, Widen};
+use crate::cpu::gemm::{sgemm_into, Epilogue, MatRef, Widen};
 use crate::layout::Layout;
 use crate::shape::Shape;
 use crate::storage::{CpuStorage, Storage};
@@ -41,8 +41,47 @@ impl Tensor {
         assert_eq!(self.device(), rhs.device(), "matmul: lhs is on {} and rhs on {}", self.device(), rhs.device());
         let lhs2 = if vectors.lhs { self.unsqueeze(0) } else { self.clone() };
         let rhs2 = if vectors.rhs { rhs.unsqueeze(1) } else { rhs.clone() };
-        let out = matmul_batched(&lhs2, &rhs2, self, rhs);
+        let out = matmul_batched(&lhs2, &rhs2, None, (self, rhs));
         vectors.squeezed().fold(out, |out, d| out.squeeze(d))
+    }
+
+    /// `self @ rhs + bias`, a linear layer: `(.., M, K) @ (.., K, N) + (N,)`, the bias added to
+    /// every row of the product. The result has the bits of `self.matmul(rhs).add(bias)`. On
+    /// the CPU, for an f32 `self` and `bias` and an f32, bf16 or f16 `rhs`, the GEMM adds the
+    /// bias to each tile of the product as it finishes it ([`crate::cpu::gemm::Epilogue`]),
+    /// which saves the add's own pass over the output; elsewhere it is the two ops.
+    ///
+    /// ```
+    /// use deltaw_tensor::{Device, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], (2, 2), &Device::Cpu)?;
+    /// let bias = Tensor::from_vec(vec![0.5f32, -1.0], 2, &Device::Cpu)?;
+    /// assert_eq!(x.matmul_bias(&x.t(), &bias).to_vec(), vec![5.5, 10.0, 11.5, 24.0]);
+    /// # Ok::<(), deltaw_tensor::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `self` or `rhs` has fewer than 2 dims or `bias` is not `(N,)`, naming the three
+    /// shapes, and as [`Tensor::matmul`].
+    #[track_caller]
+    pub fn matmul_bias(&self, rhs: &Tensor, bias: &Tensor) -> Tensor {
+        let fits = self.rank() >= 2 && rhs.rank() >= 2 && bias.dims() == [rhs.dim(-1)];
+        assert!(
+            fits,
+            "matmul_bias: lhs {:?}, rhs {:?} and bias {:?}: expects (.., M, K) @ (.., K, N) + (N,)",
+            self.shape(),
+            rhs.shape(),
+            bias.shape()
+        );
+        let cpu =
+            self.device() == crate::Device::Cpu && rhs.device() == self.device() && bias.device() == self.device();
+        let fused = cpu
+            && self.dtype() == DType::F32
+            && bias.dtype() == DType::F32
+            && matches!(rhs.dtype(), DType::F32 | DType::BF16 | DType::F16);
+        if !fused {
+            return self.matmul(rhs).add(bias);
+        }
+        matmul_batched(self, rhs, Some(&bias.f32_values("matmul_bias")), (self, rhs))
     }
 }
 
@@ -77,9 +116,15 @@ impl MatmulVectors {
     }
 }
 
-/// Both operands have rank ≥ 2 here; `orig_*` are only for error messages.
+/// Both operands have rank ≥ 2 here; `orig_*` are only for error messages. A `bias` (N
+/// floats, added to every row) comes only with f32 operands on the CPU (`matmul_bias`).
 #[track_caller]
-fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tensor) -> Tensor {
+fn matmul_batched(
+    lhs: &Tensor,
+    rhs: &Tensor,
+    bias: Option<&[f32]>,
+    (orig_lhs, orig_rhs): (&Tensor, &Tensor),
+) -> Tensor {
     let (m, k) = (lhs.dim(-2), lhs.dim(-1));
     let (k2, n) = (rhs.dim(-2), rhs.dim(-1));
     if k != k2 {
@@ -98,7 +143,7 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
             orig_rhs.shape()
         )
     });
-    let _op = crate::profile::op("matmul", || {
+    let _op = crate::profile::op(if bias.is_some() { "matmul+bias" } else { "matmul" }, || {
         let b = batch.numel() as f64;
         let (m, n, k) = (m as f64, n as f64, k as f64);
         crate::profile::Cost::new(2.0 * b * m * n * k, b * (m * k + k * n + m * n))
@@ -109,22 +154,71 @@ fn matmul_batched(lhs: &Tensor, rhs: &Tensor, orig_lhs: &Tensor, orig_rhs: &Tens
     if widens_lhs(lhs, rhs) {
         // A 16-bit lhs (activations, M×K) is widened to f32 once; the kernels read B only.
         let wide = lhs.to_dtype(DType::F32).expect("widening a float tensor to f32 cannot fail");
-        return matmul_batched(&wide, rhs, orig_lhs, orig_rhs);
+        return matmul_batched(&wide, rhs, bias, (orig_lhs, orig_rhs));
     }
     match lhs.storage() {
         Storage::Cpu(_) => {
-            let a = lhs.f32_storage("matmul");
-            let out = match rhs.cpu_storage() {
-                CpuStorage::BF16(b) => cpu_matmul(a, &la, b, &lb, batch.dims(), (m, n, k)),
-                CpuStorage::F16(b) => cpu_matmul(a, &la, b, &lb, batch.dims(), (m, n, k)),
-                CpuStorage::Quant { .. } => super::quant::cpu_matmul(a, &la, rhs, &lb, batch.dims(), (m, n, k)),
-                _ => cpu_matmul(a, &la, rhs.f32_storage("matmul"), &lb, batch.dims(), (m, n, k)),
-            };
-            Tensor::from_f32(out, with_batch(m, n))
+            Tensor::from_f32(cpu_product(lhs, rhs, (&la, &lb), &batch, (m, n, k), bias), with_batch(m, n))
         }
         #[cfg(feature = "gpu")]
         Storage::Gpu(_) => super::on_gpu::matmul(lhs, &la, rhs, &lb, (m, n, k)),
     }
+}
+
+/// The CPU product for `matmul_batched`, the operands' layouts broadcast to `batch`: `rhs`
+/// f32, bf16, f16 or quantized, and the bias (f32 `rhs` types only) in the GEMM's epilogue.
+fn cpu_product(
+    lhs: &Tensor,
+    rhs: &Tensor,
+    (la, lb): (&Layout, &Layout),
+    batch: &Shape,
+    (m, n, k): (usize, usize, usize),
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let a = lhs.f32_storage("matmul");
+    // (A quantized weight keeps its per-entry products: its kernels pick their path by the
+    // row count, and merging would change which one ran.)
+    let quant = matches!(rhs.cpu_storage(), CpuStorage::Quant { .. });
+    let merged = if quant { None } else { merged_rows(la, rhs, batch.numel(), m) };
+    // One GEMM over every row, or one per batch entry: `(batch, rows, la, lb)`.
+    let (bd, rows, la, lb) = match &merged {
+        Some(la2) => (&[][..], batch.numel() * m, la2, rhs.layout()),
+        None => (batch.dims(), m, la, lb),
+    };
+    match rhs.cpu_storage() {
+        CpuStorage::BF16(b) => cpu_matmul(a, la, b, lb, bd, (rows, n, k), bias),
+        CpuStorage::F16(b) => cpu_matmul(a, la, b, lb, bd, (rows, n, k), bias),
+        CpuStorage::Quant { .. } => {
+            debug_assert!(bias.is_none(), "matmul_bias adds after a quantized product");
+            super::quant::cpu_matmul(a, la, rhs, lb, bd, (rows, n, k))
+        }
+        _ => cpu_matmul(a, la, rhs.f32_storage("matmul"), lb, bd, (rows, n, k), bias),
+    }
+}
+
+/// For `(.., M, K) @ (K, N)` (a weight shared by the batch), the lhs layout `la` as one
+/// `(count·M, K)` matrix when its batch dims step over whole rows, as a contiguous activation's
+/// do: one GEMM then packs the weight once and splits all the rows over the threads, instead of
+/// one small GEMM per batch entry (a linear layer over `(B, T, C)` is one `(B·T, C)` product).
+/// Every element is the same sum in the same order either way (the kernels do not depend on a
+/// row's position), so the bits do not change. `None` for one row per entry (batched decoding
+/// keeps its gemv path), a batched rhs, or a layout whose batch dims do not merge.
+fn merged_rows(la: &Layout, rhs: &Tensor, count: usize, m: usize) -> Option<Layout> {
+    let r = la.strides().len();
+    if count <= 1 || m <= 1 || rhs.rank() != 2 {
+        return None;
+    }
+    let (dims, strides) = (la.dims(), la.strides());
+    // Inside out, each batch dim must step over exactly the rows of the dims inside it.
+    let mut step = m * strides[r - 2];
+    for d in (0..r - 2).rev() {
+        if dims[d] != 1 && strides[d] != step {
+            return None;
+        }
+        step *= dims[d];
+    }
+    let rows = Shape::from((count * m, dims[r - 1]));
+    Some(Layout::new(rows, vec![strides[r - 2], strides[r - 1]], la.offset()))
 }
 
 /// Whether `lhs` is bf16 / f16 and goes to the kernels widened: always, except f16 × f16 on
@@ -136,7 +230,8 @@ fn widens_lhs(lhs: &Tensor, rhs: &Tensor) -> bool {
 }
 
 /// The batched product on the CPU, one `sgemm` per batch entry (in parallel): `a` f32, `b`
-/// f32 or a 16-bit weight widened by the GEMM as it packs (see `cpu::gemm::Widen`).
+/// f32 or a 16-bit weight widened by the GEMM as it packs (see `cpu::gemm::Widen`), plus the
+/// bias in the GEMM's epilogue when there is one.
 fn cpu_matmul<T: Widen>(
     a: &[f32],
     la: &Layout,
@@ -144,16 +239,16 @@ fn cpu_matmul<T: Widen>(
     lb: &Layout,
     batch: &[usize],
     (m, n, k): (usize, usize, usize),
+    bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let count: usize = batch.iter().product();
     let mut out = crate::cpu::pool::take(count * m * n); // every element written below
-    if k == 0 {
-        out.fill(0.0); // an empty sum
-    } else if m * n > 0 {
+    if m * n > 0 {
+        let epilogue = bias.map_or(Epilogue::Write, Epilogue::Bias);
         out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
             let ma = mat_ref(a, la, batch, i);
             let mb = mat_ref(b, lb, batch, i);
-            sgemm(m, n, k, ma, mb, c, n, false);
+            sgemm_into(m, n, k, ma, mb, c, n, epilogue);
         });
     }
     out

@@ -3,7 +3,7 @@
 use super::dispatch::{Kernel, PackFn, MAX_TILE};
 use super::gemv;
 use super::scratch::{with_scratch, A_PACK, B_PACK};
-use super::{MatRef, Widen};
+use super::{Epilogue, MatRef, Widen};
 use rayon::prelude::*;
 
 /// Below this many multiply-adds (m·n·k) a GEMM stays on the calling thread: 2^18 MACs take
@@ -30,6 +30,9 @@ struct Gemm<'a, T> {
     c: CPtr,
     ldc: usize,
     accumulate: bool,
+    /// Added to every row of C by the depth slice that completes the sum (`Epilogue::Bias`).
+    bias: Option<&'a [f32]>,
+    k: usize,
     threads: usize,
 }
 
@@ -42,8 +45,9 @@ struct Block {
     depth: (usize, usize),
 }
 
-/// C = A·B or C += A·B, shapes already checked by `sgemm`, with a given micro-kernel (the
-/// tests run every kernel). A single row or column of C takes the gemv path instead.
+/// C = A·B, C += A·B or C = A·B + bias, shapes already checked by `sgemm_into`, with a given
+/// micro-kernel (the tests run every kernel). A single row or column of C takes the gemv path
+/// instead.
 #[allow(clippy::too_many_arguments)] // sgemm's own signature, plus the kernel
 pub(crate) fn gemm<T: Widen>(
     kern: &Kernel,
@@ -54,29 +58,32 @@ pub(crate) fn gemm<T: Widen>(
     b: MatRef<'_, T>,
     c: &mut [f32],
     ldc: usize,
-    accumulate: bool,
+    epilogue: Epilogue<'_>,
 ) {
+    let (accumulate, bias) = epilogue.parts();
     // One row (or one column) of C: stream B once instead of packing it (see gemv.rs).
     if m == 1 && k > 0 && n > 0 && gemv::supports(&b) {
-        return gemv::gemv(kern, n, k, a, b, c, 1, accumulate);
+        gemv::gemv(kern, n, k, a, b, c, 1, accumulate);
+        return add_bias(c, ldc, (m, n), bias);
     }
     if n == 1 && m > 1 && k > 0 && gemv::supports(&a.t()) {
         // C (m×1) = A·b is Cᵀ = bᵀ·Aᵀ: the row bᵀ times Aᵀ, written down C's column.
-        return gemv::gemv(kern, m, k, b.t(), a.t(), c, ldc, accumulate);
+        gemv::gemv(kern, m, k, b.t(), a.t(), c, ldc, accumulate);
+        return add_bias(c, ldc, (m, n), bias);
     }
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        // An empty sum: C = 0, or C unchanged when accumulating.
+        // An empty sum: C = 0 (+ bias), or C unchanged when accumulating.
         if !accumulate {
             (0..m).for_each(|i| c[i * ldc..i * ldc + n].fill(0.0));
         }
-        return;
+        return add_bias(c, ldc, (m, n), bias);
     }
     let macs = m.saturating_mul(n).saturating_mul(k);
     let threads = if macs < PARALLEL_MIN_MACS { 1 } else { rayon::current_num_threads() };
-    let g = Gemm { kern, a, b, c: CPtr(c.as_mut_ptr()), ldc, accumulate, threads };
+    let g = Gemm { kern, a, b, c: CPtr(c.as_mut_ptr()), ldc, accumulate, bias, k, threads };
     // Equal depth slices of at most KC: k = 1024 gives 3 × 342 rather than 384 + 384 + 256.
     let kc = k.div_ceil(k.div_ceil(kern.kc));
     // Whole panels per slab, so that only the last slab has a partial (zero-padded) panel.
@@ -98,6 +105,16 @@ pub(crate) fn gemm<T: Widen>(
             }
         })
     });
+}
+
+/// `C[i, j] += bias[j]` over the m×n matrix C (row stride `ldc`), when there is a bias.
+fn add_bias(c: &mut [f32], ldc: usize, (m, n): (usize, usize), bias: Option<&[f32]>) {
+    let Some(bias) = bias else { return };
+    for i in 0..m {
+        for (y, &b) in c[i * ldc..i * ldc + n].iter_mut().zip(bias) {
+            *y += b;
+        }
+    }
 }
 
 /// Packs the block's B (and its A slab when `pack_a`), then computes it.
@@ -205,26 +222,27 @@ fn run_task<T: Widen>(
                 let b_panel = &b_pack[jr * nr * kc..(jr + 1) * nr * kc];
                 let j = block.cols.0 + jr * nr;
                 let live = (mr.min(row_end - i), nr.min(col_end - j));
-                run_tile(g, kc, (a_panel, b_panel), (i, j), live, block.depth.0 > 0);
+                run_tile(g, block.depth, (a_panel, b_panel), (i, j), live);
             }
         }
     }
 }
 
 /// Runs the micro-kernel for the tile of C at (i, j), of which `live` = (rows, cols) lie
-/// inside C. A full tile is written in place; an edge tile goes through a local MR×NR array
-/// of which only the live part is copied out. `later_slice`: not the first depth slice, so
-/// the tile adds to C even without `accumulate`.
+/// inside C, over the depth slice `(p0, kc)`. A full tile is written in place; an edge tile
+/// goes through a local MR×NR array of which only the live part is copied out. A slice after
+/// the first adds to C even without `accumulate`; the last one adds the bias, if any, while
+/// the tile is still in L1.
 fn run_tile<T>(
     g: &Gemm<'_, T>,
-    kc: usize,
+    (p0, kc): (usize, usize),
     (a_panel, b_panel): (&[f32], &[f32]),
     (i, j): (usize, usize),
     (live_rows, live_cols): (usize, usize),
-    later_slice: bool,
 ) {
     let (mr, nr, ldc) = (g.kern.mr, g.kern.nr, g.ldc);
-    let accumulate = g.accumulate || later_slice;
+    let accumulate = g.accumulate || p0 > 0;
+    let bias = g.bias.filter(|_| p0 + kc == g.k).map(|b| &b[j..j + live_cols]);
     debug_assert!(a_panel.len() == mr * kc && b_panel.len() == nr * kc);
     if live_rows == mr && live_cols == nr {
         let c_tile = g.c.get().wrapping_add(i * ldc + j);
@@ -232,6 +250,12 @@ fn run_tile<T>(
         // lie inside C (checked by sgemm against m, n and ldc) and belong to this task only;
         // `g.kern` comes from `dispatch::available`, so the CPU runs it.
         unsafe { (g.kern.tile)(kc, a_panel.as_ptr(), b_panel.as_ptr(), c_tile, ldc, accumulate) };
+        for r in 0..mr {
+            let Some(bias) = bias else { break };
+            // SAFETY: as above, row i+r, columns j..j+NR of C belong to this task.
+            let c_row = unsafe { std::slice::from_raw_parts_mut(c_tile.add(r * ldc), nr) };
+            c_row.iter_mut().zip(bias).for_each(|(y, &b)| *y += b);
+        }
         return;
     }
     let mut tile = [0.0f32; MAX_TILE];
@@ -241,8 +265,9 @@ fn run_tile<T>(
         // SAFETY: row i+r < m and columns j..j+live_cols < n lie inside C and belong to
         // this task only.
         let c_row = unsafe { std::slice::from_raw_parts_mut(g.c.get().add((i + r) * ldc + j), live_cols) };
-        for (c, &t) in c_row.iter_mut().zip(tile_row) {
-            *c = if accumulate { *c + t } else { t };
+        for (col, (c, &t)) in c_row.iter_mut().zip(tile_row).enumerate() {
+            let sum = if accumulate { *c + t } else { t };
+            *c = bias.map_or(sum, |b| sum + b[col]);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Single-precision GEMM on the CPU: packed panels, cache blocking, a SIMD micro-kernel.
 //!
-//! `sgemm` computes `C = A·B` (or `C += A·B`) for strided f32 operands. The design is the
+//! `sgemm` computes `C = A·B` (or `C += A·B`) for strided f32 operands; `sgemm_into` also
+//! `C = A·B + bias`, the bias added in the loops' epilogue (see [`Epilogue`]). The design is the
 //! classic Goto/BLIS one, written for a row-major `C`:
 //!
 //! ```text
@@ -42,6 +43,8 @@ mod pack_x86;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bias;
 #[cfg(test)]
 mod tests_prop;
 #[cfg(test)]
@@ -105,8 +108,77 @@ pub fn sgemm<T: Widen>(
     ldc: usize,
     accumulate: bool,
 ) {
+    sgemm_into(m, n, k, a, b, c, ldc, Epilogue::from(accumulate));
+}
+
+/// What a GEMM does with C besides forming A·B (see [`sgemm_into`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Epilogue<'a> {
+    /// `C = A·B`: C is only written.
+    Write,
+    /// `C += A·B`.
+    Accumulate,
+    /// `C = A·B + bias`, the `n` floats of `bias` added to every row. Each element gets its bias
+    /// once its whole sum is done, so the bits equal the product followed by a broadcast add,
+    /// but the add happens while the micro-kernel's tile of C is still in L1: a linear layer's
+    /// bias costs no pass of its own over the output (one read and one write of all of C).
+    Bias(&'a [f32]),
+}
+
+impl<'a> Epilogue<'a> {
+    /// `(accumulate, bias)`.
+    pub(crate) fn parts(self) -> (bool, Option<&'a [f32]>) {
+        match self {
+            Epilogue::Write => (false, None),
+            Epilogue::Accumulate => (true, None),
+            Epilogue::Bias(bias) => (false, Some(bias)),
+        }
+    }
+}
+
+impl From<bool> for Epilogue<'_> {
+    /// `accumulate` as `sgemm` takes it.
+    fn from(accumulate: bool) -> Self {
+        if accumulate {
+            Epilogue::Accumulate
+        } else {
+            Epilogue::Write
+        }
+    }
+}
+
+/// [`sgemm`] with any [`Epilogue`]: `C = A·B`, `C += A·B` or `C = A·B + bias`.
+///
+/// ```
+/// use deltaw_tensor::cpu::gemm::{sgemm_into, Epilogue, MatRef};
+/// // (2×2) · I + [10, 20]
+/// let a = [1.0f32, 2.0, 3.0, 4.0];
+/// let eye = [1.0f32, 0.0, 0.0, 1.0];
+/// let view = |data| MatRef { data, offset: 0, row_stride: 2, col_stride: 1 };
+/// let mut c = [0.0f32; 4];
+/// sgemm_into(2, 2, 2, view(&a), view(&eye), &mut c, 2, Epilogue::Bias(&[10.0, 20.0]));
+/// assert_eq!(c, [11.0, 22.0, 13.0, 24.0]);
+/// ```
+///
+/// # Panics
+/// As [`sgemm`], and if a bias does not hold exactly `n` floats.
+#[track_caller]
+#[allow(clippy::too_many_arguments)] // sgemm's signature with the epilogue for its flag
+pub fn sgemm_into<T: Widen>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_, T>,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: Epilogue<'_>,
+) {
     check_shapes(m, n, k, &a, &b, c.len(), ldc);
-    driver::gemm(dispatch::selected(), m, n, k, a, b, c, ldc, accumulate);
+    if let Epilogue::Bias(bias) = epilogue {
+        assert_eq!(bias.len(), n, "sgemm (m={m}, n={n}, k={k}): a bias of {} floats for {n} columns", bias.len());
+    }
+    driver::gemm(dispatch::selected(), m, n, k, a, b, c, ldc, epilogue);
 }
 
 /// The micro-kernel `sgemm` uses on this machine, as "isa MRxNR" (rows × columns of the

@@ -75,7 +75,7 @@ pub(super) fn check_case(kern: &Kernel, (m, n, k): (usize, usize, usize), la: La
         c[i * ldc + n..(i + 1) * ldc].fill(sentinel);
     }
     check_shapes(m, n, k, &a.view(), &b.view(), c.len(), ldc);
-    super::driver::gemm(kern, m, n, k, a.view(), b.view(), &mut c, ldc, accumulate);
+    super::driver::gemm(kern, m, n, k, a.view(), b.view(), &mut c, ldc, accumulate.into());
     let case = format!("{} m={m} n={n} k={k} A {la:?} B {lb:?} acc={accumulate}", kern.name);
     // (index, got, expected, tolerance) of every element outside its tolerance.
     let mut bad = Vec::new();

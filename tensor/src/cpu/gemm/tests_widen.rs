@@ -27,8 +27,8 @@ fn check_bitwise<T: Widen>((m, n, k): (usize, usize, usize), lb: Layout, accumul
     let c0 = random_vec(m * n, 13);
     for kern in available() {
         let (mut c16, mut c32) = (c0.clone(), c0.clone());
-        driver::gemm(&kern, m, n, k, a.view(), view_as(&b, &narrow), &mut c16, n, accumulate);
-        driver::gemm(&kern, m, n, k, a.view(), view_as(&b, &wide), &mut c32, n, accumulate);
+        driver::gemm(&kern, m, n, k, a.view(), view_as(&b, &narrow), &mut c16, n, accumulate.into());
+        driver::gemm(&kern, m, n, k, a.view(), view_as(&b, &wide), &mut c32, n, accumulate.into());
         let name = std::any::type_name::<T>();
         for (i, (x, y)) in c16.iter().zip(&c32).enumerate() {
             assert_eq!(
