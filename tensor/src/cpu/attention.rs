@@ -26,7 +26,7 @@
 //! through their strides (the heads of a `(B, T, NH, HS)` projection need no copy). The steps
 //! are the same as the unfused ops' in the same order, so the results are the same bits.
 
-use super::gemm::{sgemm, MatRef};
+use super::gemm::{sequential, sgemm, MatRef};
 use super::nn::softmax_row_in_place;
 use super::pool;
 use super::simd::vectorized;
@@ -87,18 +87,21 @@ pub fn attention_forward(
     let mut out = pool::take(d.b * nh * t * hs);
     let mut probs = pool::take(d.b * nh * t * s);
     let heads = out.par_chunks_mut((t * hs).max(1)).zip(probs.par_chunks_mut((t * s).max(1))).enumerate();
+    // Heads run in parallel, so each head's products stay on its thread (`sequential`).
     heads.for_each(|(head, (o, p))| {
-        let (b, h) = (head / nh, head % nh);
-        if s == 0 || hs == 0 {
-            o.fill(0.0);
-            p.fill(f32::NAN); // softmax over no keys, as the unfused ops give
-            return;
-        }
-        sgemm(t, s, hs, q.head(b, h), k.head(b, h / group).t(), p, s, false);
-        scale_and_mask(p, mask.head(b, h), s, scale);
-        p.chunks_mut(s).for_each(softmax_row_in_place);
-        let probs_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
-        sgemm(t, hs, s, probs_head, v.head(b, h / group), o, hs, false);
+        sequential(|| {
+            let (b, h) = (head / nh, head % nh);
+            if s == 0 || hs == 0 {
+                o.fill(0.0);
+                p.fill(f32::NAN); // softmax over no keys, as the unfused ops give
+                return;
+            }
+            sgemm(t, s, hs, q.head(b, h), k.head(b, h / group).t(), p, s, false);
+            scale_and_mask(p, mask.head(b, h), s, scale);
+            p.chunks_mut(s).for_each(softmax_row_in_place);
+            let probs_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
+            sgemm(t, hs, s, probs_head, v.head(b, h / group), o, hs, false);
+        })
     });
     (out, probs)
 }
@@ -147,21 +150,23 @@ pub fn attention_backward(
     }
     let grads = dq.par_chunks_mut(group * t * hs).zip(dk.par_chunks_mut(s * hs)).zip(dv.par_chunks_mut(s * hs));
     grads.enumerate().for_each(|(kv_head, ((dq_group, dk), dv))| {
-        let (b, j) = (kv_head / nkv, kv_head % nkv);
-        let mut ds = vec![0.0; t * s];
-        for (g, dq) in dq_group.chunks_mut(t * hs).enumerate() {
-            let h = j * group + g;
-            let head = b * nh + h;
-            let p = &probs[head * t * s..(head + 1) * t * s];
-            let p_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
-            let d_o = dout.head(b, h);
-            sgemm(s, hs, t, p_head.t(), d_o, dv, hs, g > 0);
-            sgemm(t, s, hs, d_o, v.head(b, j).t(), &mut ds, s, false);
-            softmax_backward_in_place(&mut ds, p, s, scale);
-            let ds_head = MatRef { data: &ds, offset: 0, row_stride: s, col_stride: 1 };
-            sgemm(t, hs, s, ds_head, k.head(b, j), dq, hs, false);
-            sgemm(s, hs, t, ds_head.t(), q.head(b, h), dk, hs, g > 0);
-        }
+        sequential(|| {
+            let (b, j) = (kv_head / nkv, kv_head % nkv);
+            let mut ds = vec![0.0; t * s];
+            for (g, dq) in dq_group.chunks_mut(t * hs).enumerate() {
+                let h = j * group + g;
+                let head = b * nh + h;
+                let p = &probs[head * t * s..(head + 1) * t * s];
+                let p_head = MatRef { data: p, offset: 0, row_stride: s, col_stride: 1 };
+                let d_o = dout.head(b, h);
+                sgemm(s, hs, t, p_head.t(), d_o, dv, hs, g > 0);
+                sgemm(t, s, hs, d_o, v.head(b, j).t(), &mut ds, s, false);
+                softmax_backward_in_place(&mut ds, p, s, scale);
+                let ds_head = MatRef { data: &ds, offset: 0, row_stride: s, col_stride: 1 };
+                sgemm(t, hs, s, ds_head, k.head(b, j), dq, hs, false);
+                sgemm(s, hs, t, ds_head.t(), q.head(b, h), dk, hs, g > 0);
+            }
+        })
     });
     (dq, dk, dv)
 }

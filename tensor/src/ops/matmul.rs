@@ -245,10 +245,18 @@ fn cpu_matmul<T: Widen>(
     let mut out = crate::cpu::pool::take(count * m * n); // every element written below
     if m * n > 0 {
         let epilogue = bias.map_or(Epilogue::Write, Epilogue::Bias);
+        // With a few products per thread, each runs on one thread (attention's per-head
+        // products): splitting them again only adds scheduling.
+        let many = count >= 2 * rayon::current_num_threads();
         out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| {
             let ma = mat_ref(a, la, batch, i);
             let mb = mat_ref(b, lb, batch, i);
-            sgemm_into(m, n, k, ma, mb, c, n, epilogue);
+            let mut product = || sgemm_into(m, n, k, ma, mb, c, n, epilogue);
+            if many {
+                crate::cpu::gemm::sequential(product)
+            } else {
+                product()
+            }
         });
     }
     out

@@ -10,6 +10,32 @@ use rayon::prelude::*;
 /// ~5 µs on one core, about what it costs to wake the pool and wait for it.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
+thread_local! {
+    /// Set while the calling thread runs [`sequential`] work.
+    static SEQUENTIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every GEMM (and gemv) it starts kept on the calling thread. For callers that
+/// are already one of many parallel tasks, such as attention's heads or a batch of products:
+/// splitting each small product over the pool again only adds scheduling. The results do not
+/// depend on the split, so the bits are the same either way.
+pub(crate) fn sequential<R>(f: impl FnOnce() -> R) -> R {
+    let before = SEQUENTIAL.with(|s| s.replace(true));
+    let out = f();
+    SEQUENTIAL.with(|s| s.set(before));
+    out
+}
+
+/// The threads a product of `work` multiply-adds may use: one below `min` or inside
+/// [`sequential`], else the pool's.
+pub(super) fn threads_for(work: usize, min: usize) -> usize {
+    if work < min || SEQUENTIAL.with(|s| s.get()) {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
 /// Tasks per thread in a parallel block: a few, so that a core slowed by another process
 /// hands the rest of its share to the others.
 const TASKS_PER_THREAD: usize = 4;
@@ -82,7 +108,7 @@ pub(crate) fn gemm<T: Widen>(
         return add_bias(c, ldc, (m, n), bias);
     }
     let macs = m.saturating_mul(n).saturating_mul(k);
-    let threads = if macs < PARALLEL_MIN_MACS { 1 } else { rayon::current_num_threads() };
+    let threads = threads_for(macs, PARALLEL_MIN_MACS);
     let g = Gemm { kern, a, b, c: CPtr(c.as_mut_ptr()), ldc, accumulate, bias, k, threads };
     // Equal depth slices of at most KC: k = 1024 gives 3 × 342 rather than 384 + 384 + 256.
     let kc = k.div_ceil(k.div_ceil(kern.kc));

@@ -57,7 +57,7 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
 ) {
     let a_row: Vec<f32> = (0..k).map(|p| a.at(0, p)).collect(); // k floats (widened): cheap to gather
     let mut out = vec![0.0f32; n];
-    let parallel = n * k >= PARALLEL_MIN;
+    let parallel = super::driver::threads_for(n * k, PARALLEL_MIN) > 1;
     if b.col_stride == 1 {
         axpy_by_row_chunks(&a_row, &b, &mut out, parallel);
     } else {

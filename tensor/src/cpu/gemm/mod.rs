@@ -50,6 +50,7 @@ mod tests_prop;
 #[cfg(test)]
 mod tests_widen;
 
+pub(crate) use driver::sequential;
 pub use widen::Widen;
 
 /// A read-only strided matrix view: element (i, j) is

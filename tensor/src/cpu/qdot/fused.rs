@@ -38,6 +38,8 @@ pub(crate) fn row_dot(path: Path, ty: QuantType, row: &[u8], act: &ActBlocks) ->
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => unsafe { x86::row_dot_avx2(ty, row, act) },
         #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni if ty == QuantType::Q4_0 => unsafe { super::fused_zmm::row_dot_q4_0(row, act) },
+        #[cfg(target_arch = "x86_64")]
         Path::Avx512Vnni => unsafe { x86::row_dot_vnni(ty, row, act) },
     }
 }
