@@ -55,10 +55,11 @@ pub fn setup(mode: Mode) -> Setup {
     Setup { model, params, opt, ids, lora }
 }
 
-/// One training step; returns the loss. It runs on a worker of the CPU pool
-/// (`deltaw_tensor::cpu::on_pool`), as the trainer runs its forward and backward.
+/// One training step; returns the loss. It runs on a worker of the CPU pool with the others
+/// kept awake (`deltaw_tensor::cpu::on_pool_spinning`), as the trainer runs its forward and
+/// backward.
 pub fn step(s: &mut Setup) -> f32 {
-    deltaw_tensor::cpu::on_pool(|| step_on_pool(s))
+    deltaw_tensor::cpu::on_pool_spinning(|| step_on_pool(s))
 }
 
 fn step_on_pool(s: &mut Setup) -> f32 {

@@ -127,11 +127,12 @@ pub(crate) fn generate_with<M: CausalLm + ?Sized>(
     })
 }
 
-/// `op` (one decoding step's forward) on a worker of the CPU pool
-/// ([`deltaw_tensor::cpu::on_pool`]: one handover to the pool per step instead of one per
-/// parallel kernel), without a graph or dropout there too, since both switches are per thread.
+/// `op` (one decoding step's forward) on a worker of the CPU pool with the other workers kept
+/// awake ([`deltaw_tensor::cpu::on_pool_spinning`]: one handover to the pool per step instead
+/// of one per parallel kernel, and no sleeping and waking between the kernels), without a
+/// graph or dropout there too, since both switches are per thread.
 pub(crate) fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
-    deltaw_tensor::cpu::on_pool(|| no_grad(|| eval_mode(op)))
+    deltaw_tensor::cpu::on_pool_spinning(|| no_grad(|| eval_mode(op)))
 }
 
 /// Logits `(1, V)` of the last of `ids`, on the model's device, feeding only the ids after

@@ -15,8 +15,11 @@ pub mod pool;
 pub mod qdot;
 pub mod reduce;
 pub mod simd;
+mod spin;
 pub mod strided;
 pub mod topk;
+
+pub use spin::on_pool_spinning;
 
 /// Runs `op` on a worker thread of rayon's global pool (inline when this already is one) and
 /// returns its result.

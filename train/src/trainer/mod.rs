@@ -353,10 +353,11 @@ impl<'m> Trainer<'m> {
         let batch = collate(&samples, self.pad_id, &self.model.device())?;
         let dropout_seed = Seed(self.config.seed).derive(g as u64).0;
         let (model, scale) = (self.model, 1.0 / self.config.grad_accum as f32);
-        // Forward and backward on a worker of the CPU pool (`cpu::on_pool`): their hundreds of
-        // parallel kernels then split their work there instead of each handing it over from
-        // this thread and sleeping until it is done (GPT-2's step: a third less system time).
-        deltaw_tensor::cpu::on_pool(|| {
+        // Forward and backward on a worker of the CPU pool, the others kept awake
+        // (`cpu::on_pool_spinning`): their hundreds of parallel kernels then split their work
+        // there instead of each handing it over from this thread and sleeping until it is
+        // done, and idle workers wait in user space, not in the kernel's scheduler.
+        deltaw_tensor::cpu::on_pool_spinning(|| {
             let loss = train_mode(dropout_seed, || {
                 let logits = model.output(&batch.input_ids, Some(&batch.attention_mask));
                 causal_lm_loss(&logits, &batch.labels)
