@@ -96,8 +96,11 @@ fn axpy_by_row_chunks<T: Widen>(a: &[f32], b: &MatRef<'_, T>, out: &mut [f32], p
         let rows = c * KROWS..(a.len()).min((c + 1) * KROWS);
         let sub = MatRef { offset: b.offset + rows.start * b.row_stride, ..*b };
         let mut partial = vec![0.0f32; n];
-        for (i, piece) in partial.chunks_mut(BLOCK).enumerate() {
-            axpy_rows(&a[rows.clone()], &sub, i * BLOCK, piece);
+        // Whole rows when they fit L1 with room to spare (the chunk is then one front-to-back
+        // stream); else pieces of BLOCK columns.
+        let piece_len = if T::INLINE && n <= ROW_PIECE_MAX { n.max(1) } else { BLOCK };
+        for (i, piece) in partial.chunks_mut(piece_len).enumerate() {
+            axpy_rows(&a[rows.clone()], &sub, i * piece_len, piece);
         }
         partial
     };
@@ -113,8 +116,13 @@ fn axpy_by_row_chunks<T: Widen>(a: &[f32], b: &MatRef<'_, T>, out: &mut [f32], p
     });
 }
 
-/// Columns `first..first + dst.len()` of `a · B` for B with contiguous rows
-/// (`dst.len() <= BLOCK`: each row piece is widened into a stack buffer of that size).
+/// Longest row piece of an inline-widened B (f32, bf16) that [`axpy_by_row_chunks`] takes
+/// whole: 4096 floats, 16 KiB of partial sums, half of a 32 KiB L1.
+const ROW_PIECE_MAX: usize = 4096;
+
+/// Columns `first..first + dst.len()` of `a · B` for B with contiguous rows (`dst.len() <=
+/// BLOCK` unless B widens inline: each row piece of another type is widened into a stack
+/// buffer of BLOCK floats).
 fn axpy_rows<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
     let w = dst.len();
     let mut wide = [0.0f32; BLOCK];

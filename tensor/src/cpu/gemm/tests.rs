@@ -254,6 +254,7 @@ fn vector_shapes_match_naive_in_every_layout() {
                 check_case(kern, (1, 37, 300), la, lb, acc);
                 check_case(kern, (41, 1, 257), la, lb, acc);
                 check_case(kern, (1, 2100, 40), la, lb, acc); // several parallel column blocks
+                check_case(kern, (1, 4100, 70), la, lb, acc); // rows longer than one whole-row piece
             }
         }
     }
