@@ -65,6 +65,19 @@
 //! - llama.cpp's Q4_0 kernel scales eight lanes per block instead of forming an exact
 //!   per-block sum first, which is what is left between the two.
 //!
+//! 2026-12-07, same machine: Q4_0 on 512-bit registers (`fused_zmm.rs`, two blocks per
+//! `vpdpbusd`), one activation row dotted in a few long runs per thread (`fused_gemv`: the
+//! 64-row tasks made the Qwen head 2,374 tasks with a vector each), and the step's idle
+//! workers kept awake (`crate::cpu::on_pool_spinning`): Q4_0 87 → 109 tokens/s, Q8_0 63 →
+//! 68–79. In one sitting (`benches/compare_all.sh`, 01:51 UTC) llama.cpp ran 114.7 and 60.0:
+//! **0.95× and 1.14×** (GPT-2: Q4_0 1.33×, Q8_0 1.44×). At 109 tokens/s the Q4_0 decode reads
+//! its 278 MB of weights at 30 GB/s, 69% of the copy bandwidth `examples/roofline` measured
+//! that hour (43.7 GB/s read + written). What is left is compute: llama.cpp repacks Q4_0 at
+//! load into blocks of eight interleaved rows (its CPU "repack" buffer type), so one register
+//! holds eight rows' values and one `vcvtph2ps` their eight scales, with no horizontal sums;
+//! deltaw keeps the GGUF layout, which QLoRA's backward, the GPU upload and the GGUF writer
+//! read as it is.
+//!
 //! **m > 1.** [`quant_matmul`] quantizes each activation row once and unpacks each weight row
 //! once for all `m` rows. From [`DEQUANT_GEMM_MIN_M`] rows on, widening a tile of weight rows
 //! to f32 and running the packed [`crate::cpu::gemm::sgemm`] is faster (its FMA throughput
