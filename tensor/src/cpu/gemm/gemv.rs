@@ -59,7 +59,7 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
     let mut out = vec![0.0f32; n];
     let parallel = super::driver::threads_for(n * k, PARALLEL_MIN) > 1;
     if b.col_stride == 1 {
-        axpy_by_row_chunks(&a_row, &b, &mut out, parallel);
+        axpy_by_row_chunks(&a_row, &b, &mut out, (parallel, DotPath::of::<TB>(kern)));
     } else {
         let block = block_size(n);
         let path = DotPath::of::<TB>(kern);
@@ -90,7 +90,7 @@ fn block_size(n: usize) -> usize {
 /// every row, the earlier split, read B in short strided runs and reached less than half the
 /// bandwidth of the dot products), into a partial vector; the partials are then added in
 /// chunk order. The chunks do not depend on the thread count, so neither do the bits.
-fn axpy_by_row_chunks<T: Widen>(a: &[f32], b: &MatRef<'_, T>, out: &mut [f32], parallel: bool) {
+fn axpy_by_row_chunks<T: Widen>(a: &[f32], b: &MatRef<'_, T>, out: &mut [f32], (parallel, path): (bool, DotPath)) {
     let n = out.len();
     let chunk = |c: usize| {
         let rows = c * KROWS..(a.len()).min((c + 1) * KROWS);
@@ -100,7 +100,7 @@ fn axpy_by_row_chunks<T: Widen>(a: &[f32], b: &MatRef<'_, T>, out: &mut [f32], p
         // stream); else pieces of BLOCK columns.
         let piece_len = if T::INLINE && n <= ROW_PIECE_MAX { n.max(1) } else { BLOCK };
         for (i, piece) in partial.chunks_mut(piece_len).enumerate() {
-            axpy_rows(&a[rows.clone()], &sub, i * piece_len, piece);
+            axpy_rows(&a[rows.clone()], &sub, i * piece_len, piece, path);
         }
         partial
     };
@@ -123,13 +123,17 @@ const ROW_PIECE_MAX: usize = 4096;
 /// Columns `first..first + dst.len()` of `a · B` for B with contiguous rows (`dst.len() <=
 /// BLOCK` unless B widens inline: each row piece of another type is widened into a stack
 /// buffer of BLOCK floats).
-fn axpy_rows<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32]) {
+fn axpy_rows<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f32], path: DotPath) {
     let w = dst.len();
+    let row_at = |p: usize| {
+        let start = b.offset + p * b.row_stride + first;
+        &b.data[start..start + w]
+    };
+    let done = axpy_rows_simd(a, &row_at, dst, path);
     let mut wide = [0.0f32; BLOCK];
     vectorized(|| {
-        for (p, &ap) in a.iter().enumerate() {
-            let start = b.offset + p * b.row_stride + first;
-            let row = &b.data[start..start + w];
+        for (p, &ap) in a.iter().enumerate().skip(done) {
+            let row = row_at(p);
             if T::INLINE {
                 for (d, &x) in dst.iter_mut().zip(row) {
                     *d += ap * x.widen();
@@ -142,6 +146,33 @@ fn axpy_rows<T: Widen>(a: &[f32], b: &MatRef<'_, T>, first: usize, dst: &mut [f3
         }
     });
 }
+
+/// The first rows of [`axpy_rows`] by an explicit SIMD loop, [`AXPY_ROWS`] at a time, where
+/// there is one (f32 rows on the AVX-512 path); returns how many rows it took (0 otherwise).
+fn axpy_rows_simd<'a, T: Widen>(
+    a: &[f32],
+    row_at: &impl Fn(usize) -> &'a [T],
+    dst: &mut [f32],
+    path: DotPath,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if path == DotPath::Avx512 && T::as_f32(&[]).is_some() {
+        let groups = a.len() / AXPY_ROWS * AXPY_ROWS;
+        for p in (0..groups).step_by(AXPY_ROWS) {
+            let rows: [&[f32]; AXPY_ROWS] = std::array::from_fn(|i| T::as_f32(row_at(p + i)).expect("f32 rows"));
+            let coefs: [f32; AXPY_ROWS] = std::array::from_fn(|i| a[p + i]);
+            // SAFETY: `DotPath::Avx512` is chosen only with the AVX-512 GEMM kernel, on a CPU
+            // that has AVX-512F; every row holds `dst.len()` values.
+            unsafe { super::gemv_avx512::axpy_rows_f32(coefs, rows, dst) };
+        }
+        return groups;
+    }
+    let _ = (a, row_at, dst, path);
+    0
+}
+
+/// Rows per pass of the explicit SIMD loop of [`axpy_rows`].
+const AXPY_ROWS: usize = 8;
 
 /// Which loop computes the dot products of [`dot_columns`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

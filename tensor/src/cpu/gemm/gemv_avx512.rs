@@ -101,3 +101,68 @@ fn halve16(v: __m512) -> f32 {
     let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
     halve8(_mm256_add_ps(_mm512_castps512_ps256(v), high))
 }
+
+/// `dst[j] = (((dst[j] + a[0]·r0[j]) + a[1]·r1[j]) + …)` over `R` rows of f32 (`gemv.rs`'s
+/// `axpy_rows`): each product and each sum rounded as the one-row loop rounds them, in its
+/// order, so the same bits, with `dst` loaded and stored once per `R` rows instead of once
+/// per row.
+///
+/// # Safety
+/// The CPU must support AVX-512F; every row holds at least `dst.len()` values.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn axpy_rows_f32<const R: usize>(a: [f32; R], rows: [&[f32]; R], dst: &mut [f32]) {
+    let w = dst.len();
+    debug_assert!(rows.iter().all(|r| r.len() >= w));
+    let body = w / 16 * 16;
+    let mut av = [_mm512_setzero_ps(); R];
+    for (v, &x) in av.iter_mut().zip(&a) {
+        *v = _mm512_set1_ps(x);
+    }
+    let d = dst.as_mut_ptr();
+    for j in (0..body).step_by(16) {
+        // SAFETY: j + 16 ≤ w ≤ every row's length and dst's.
+        unsafe {
+            let mut y = _mm512_loadu_ps(d.add(j));
+            for i in 0..R {
+                y = _mm512_add_ps(y, _mm512_mul_ps(av[i], _mm512_loadu_ps(rows[i].as_ptr().add(j))));
+            }
+            _mm512_storeu_ps(d.add(j), y);
+        }
+    }
+    for j in body..w {
+        let mut y = dst[j];
+        for i in 0..R {
+            y += a[i] * rows[i][j];
+        }
+        dst[j] = y;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The R-row AVX-512 loop against the one-row scalar loop: the same bits.
+    #[test]
+    fn axpy_rows_f32_has_the_bits_of_one_row_at_a_time() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let w = 37;
+        let rows: Vec<Vec<f32>> =
+            (0..4).map(|r| (0..w).map(|j| ((r * 31 + j * 7) % 23) as f32 * 0.37 - 4.1).collect()).collect();
+        let a = [0.3f32, -1.7, 2.9, 1e-3];
+        let mut want: Vec<f32> = (0..w).map(|j| j as f32 * 0.11).collect();
+        let mut got = want.clone();
+        for (ap, row) in a.iter().zip(&rows) {
+            for (d, &x) in want.iter_mut().zip(row) {
+                *d += ap * x;
+            }
+        }
+        let refs = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
+        // SAFETY: AVX-512F checked above; every row has w values.
+        unsafe { super::axpy_rows_f32(a, refs, &mut got) };
+        assert_eq!(
+            got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+}
