@@ -112,7 +112,8 @@ pub(crate) fn generate_with<M: CausalLm + ?Sized>(
         eval_mode(|| {
             let mut ids = prompt.to_vec();
             let mut cache = KvCache::new(model.num_layers());
-            let mut logits = on_pool(|| step_logits(model, &ids, options.use_cache.then_some(&mut cache))); // (1, V)
+            let mut logits =
+                on_pool(&model.device(), || step_logits(model, &ids, options.use_cache.then_some(&mut cache))); // (1, V)
             for step in 0..options.max_new_tokens {
                 let next = pick_tokens(&logits, &[ids.as_slice()], &[options], step)[0];
                 ids.push(next);
@@ -120,19 +121,20 @@ pub(crate) fn generate_with<M: CausalLm + ?Sized>(
                 if !go_on || options.eos_token_ids.contains(&next) || step + 1 == options.max_new_tokens {
                     break;
                 }
-                logits = on_pool(|| step_logits(model, &ids, options.use_cache.then_some(&mut cache)));
+                logits = on_pool(&model.device(), || step_logits(model, &ids, options.use_cache.then_some(&mut cache)));
             }
             ids[prompt.len()..].to_vec()
         })
     })
 }
 
-/// `op` (one decoding step's forward) on a worker of the CPU pool with the other workers kept
-/// awake ([`deltaw_tensor::cpu::on_pool_spinning`]: one handover to the pool per step instead
-/// of one per parallel kernel, and no sleeping and waking between the kernels), without a
-/// graph or dropout there too, since both switches are per thread.
-pub(crate) fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
-    deltaw_tensor::cpu::on_pool_spinning(|| no_grad(|| eval_mode(op)))
+/// `op` (one decoding step's forward) on a worker of the CPU pool, without a graph or dropout
+/// there too, since both switches are per thread: one handover to the pool per step instead of
+/// one per parallel kernel. For a model on the CPU the other workers are kept awake (no
+/// sleeping and waking between the kernels); a model on a GPU leaves them asleep, since its
+/// kernels do not use them ([`deltaw_tensor::cpu::on_pool_for`]).
+pub(crate) fn on_pool<R: Send>(device: &Device, op: impl FnOnce() -> R + Send) -> R {
+    deltaw_tensor::cpu::on_pool_for(device, || no_grad(|| eval_mode(op)))
 }
 
 /// Logits `(1, V)` of the last of `ids`, on the model's device, feeding only the ids after

@@ -85,7 +85,7 @@ fn decode_batch<M: CausalLm + ?Sized>(
     let pad = options.eos_token_ids.iter().copied().find(|&id| id >= 0 && (id as usize) < v).unwrap_or(0);
     let mut batch = PaddedBatch::left_padded(prompts, pad);
     let mut cache = KvCache::new(model.num_layers());
-    let mut logits = on_pool(|| batch_logits(model, &batch, options.use_cache.then_some(&mut cache))); // (B, V)
+    let mut logits = on_pool(&model.device(), || batch_logits(model, &batch, options.use_cache.then_some(&mut cache))); // (B, V)
     let row_options: Vec<GenerateOptions> =
         (0..prompts.len()).map(|r| GenerateOptions { seed: row_seed(options.seed, r), ..options.clone() }).collect();
     let row_options: Vec<&GenerateOptions> = row_options.iter().collect();
@@ -108,7 +108,7 @@ fn decode_batch<M: CausalLm + ?Sized>(
             break;
         }
         batch.push_column(&column, pad);
-        logits = on_pool(|| batch_logits(model, &batch, options.use_cache.then_some(&mut cache)));
+        logits = on_pool(&model.device(), || batch_logits(model, &batch, options.use_cache.then_some(&mut cache)));
     }
     contexts.iter().zip(prompts).map(|(all, prompt)| all[prompt.len()..].to_vec()).collect()
 }

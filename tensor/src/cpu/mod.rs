@@ -19,7 +19,7 @@ mod spin;
 pub mod strided;
 pub mod topk;
 
-pub use spin::on_pool_spinning;
+pub use spin::{on_pool_for, on_pool_spinning};
 
 /// Runs `op` on a worker thread of rayon's global pool (inline when this already is one) and
 /// returns its result.

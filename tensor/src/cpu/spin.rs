@@ -48,6 +48,21 @@ pub fn on_pool_spinning<R: Send>(op: impl FnOnce() -> R + Send) -> R {
     })
 }
 
+/// [`on_pool_spinning`] for work on the CPU, plain [`super::on_pool`] for work on a GPU, whose
+/// kernels do not use the pool (helpers would only keep a core busy while it waits).
+///
+/// ```
+/// use deltaw_tensor::Device;
+/// assert_eq!(deltaw_tensor::cpu::on_pool_for(&Device::Cpu, || 2 + 2), 4);
+/// ```
+pub fn on_pool_for<R: Send>(device: &crate::Device, op: impl FnOnce() -> R + Send) -> R {
+    if device.is_gpu() {
+        super::on_pool(op)
+    } else {
+        on_pool_spinning(op)
+    }
+}
+
 /// Whether helpers run: unless `DELTAW_SPIN=0` (read once per process).
 fn enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

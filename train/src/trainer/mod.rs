@@ -353,11 +353,11 @@ impl<'m> Trainer<'m> {
         let batch = collate(&samples, self.pad_id, &self.model.device())?;
         let dropout_seed = Seed(self.config.seed).derive(g as u64).0;
         let (model, scale) = (self.model, 1.0 / self.config.grad_accum as f32);
-        // Forward and backward on a worker of the CPU pool, the others kept awake
-        // (`cpu::on_pool_spinning`): their hundreds of parallel kernels then split their work
-        // there instead of each handing it over from this thread and sleeping until it is
-        // done, and idle workers wait in user space, not in the kernel's scheduler.
-        deltaw_tensor::cpu::on_pool_spinning(|| {
+        // Forward and backward on a worker of the CPU pool, the others kept awake for a model
+        // on the CPU (`cpu::on_pool_for`): their hundreds of parallel kernels then split their
+        // work there instead of each handing it over from this thread and sleeping until it
+        // is done, and idle workers wait in user space, not in the kernel's scheduler.
+        deltaw_tensor::cpu::on_pool_for(&model.device(), || {
             let loss = train_mode(dropout_seed, || {
                 let logits = model.output(&batch.input_ids, Some(&batch.attention_mask));
                 causal_lm_loss(&logits, &batch.labels)
