@@ -18,7 +18,9 @@ const PAUSES: usize = 32;
 /// the length of `op` even where it is serial, so use it for work that is mostly parallel.
 ///
 /// `DELTAW_SPIN=0` turns the helpers off (plain [`super::on_pool`]), for a machine whose cores
-/// other processes need while `op` runs serial stretches, or a pool larger than the cores.
+/// other processes need while `op` runs serial stretches. A pool with more threads than the
+/// process may use cores (`std::thread::available_parallelism`) gets no helpers either: they
+/// would take turns on the cores with the threads doing the work.
 /// A pool of one thread has no helpers either (the data-parallel ranks share the cores that
 /// way).
 ///
@@ -31,8 +33,9 @@ const PAUSES: usize = 32;
 /// assert_eq!(sum, 6.0);
 /// ```
 pub fn on_pool_spinning<R: Send>(op: impl FnOnce() -> R + Send) -> R {
-    let helpers = rayon::current_num_threads().saturating_sub(1);
-    if helpers == 0 || !enabled() {
+    let threads = rayon::current_num_threads();
+    let helpers = threads.saturating_sub(1);
+    if helpers == 0 || !enabled() || threads > cores() {
         return super::on_pool(op);
     }
     let done = AtomicBool::new(false);
@@ -61,6 +64,12 @@ pub fn on_pool_for<R: Send>(device: &crate::Device, op: impl FnOnce() -> R + Sen
     } else {
         on_pool_spinning(op)
     }
+}
+
+/// The cores this process may use (read once per process; 1 when unknown).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Whether helpers run: unless `DELTAW_SPIN=0` (read once per process).
