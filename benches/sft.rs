@@ -55,11 +55,12 @@ pub fn setup(mode: Mode) -> Setup {
     Setup { model, params, opt, ids, lora }
 }
 
-/// One training step; returns the loss. It runs on a worker of the CPU pool with the others
-/// kept awake (`deltaw_tensor::cpu::on_pool_spinning`), as the trainer runs its forward and
-/// backward.
+/// One training step; returns the loss. It runs on a worker of the CPU pool, the others kept
+/// awake for a model on the CPU (`deltaw_tensor::cpu::on_pool_for`), as the trainer runs its
+/// forward and backward.
 pub fn step(s: &mut Setup) -> f32 {
-    deltaw_tensor::cpu::on_pool_spinning(|| step_on_pool(s))
+    let device = s.ids.device();
+    deltaw_tensor::cpu::on_pool_for(&device, || step_on_pool(s))
 }
 
 fn step_on_pool(s: &mut Setup) -> f32 {

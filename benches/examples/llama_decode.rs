@@ -33,9 +33,9 @@ fn step(model: &dyn CausalLm, new: &[i32], cache: &mut KvCache) -> Tensor {
     let t = new.len();
     let ids = Tensor::from_vec(new.to_vec(), (1, t), &Device::Cpu).expect("one row");
     let positions = Tensor::from_vec((past..past + t as i32).collect(), (1, t), &Device::Cpu).expect("one row");
-    // On a worker of the CPU pool, the others kept awake, as `CausalLm::generate` runs its
-    // steps (`cpu::on_pool_spinning`).
-    deltaw_tensor::cpu::on_pool_spinning(|| {
+    // On a worker of the CPU pool, the others kept awake for a model on the CPU, as
+    // `CausalLm::generate` runs its steps (`cpu::on_pool_for`).
+    deltaw_tensor::cpu::on_pool_for(&model.device(), || {
         no_grad(|| {
             eval_mode(|| {
                 model.decode_step(&DecodeInput { ids: &ids, positions: &positions, key_real: None }, Some(cache))

@@ -1,6 +1,9 @@
 //! The CPU backend: kernels over host buffers, parallel with rayon. The front end (`ops/`)
 //! hands them contiguous data or explicit strides plus small dimension structs.
 
+use std::cell::Cell;
+use std::thread::LocalKey;
+
 pub mod attention;
 pub mod convert;
 pub mod copy;
@@ -38,4 +41,18 @@ pub use spin::{on_pool_for, on_pool_spinning};
 /// ```
 pub fn on_pool<R: Send>(op: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| op())
+}
+
+/// Runs `f` with the thread-local `flag` set, then puts its previous value back, however `f`
+/// ends: a panic inside a rayon task leaves its worker alive, and a flag left set would change
+/// what that worker does from then on (`pool::unpooled`, `gemm::sequential`).
+pub(crate) fn with_flag<R>(flag: &'static LocalKey<Cell<bool>>, f: impl FnOnce() -> R) -> R {
+    struct Restore(&'static LocalKey<Cell<bool>>, bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            self.0.with(|c| c.set(self.1));
+        }
+    }
+    let _restore = Restore(flag, flag.with(|c| c.replace(true)));
+    f()
 }

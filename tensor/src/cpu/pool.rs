@@ -138,14 +138,7 @@ thread_local! {
 /// work whose sizes nothing later asks for (a checkpoint's f32 tensors quantized as they load),
 /// which would otherwise only hold memory until the pool's longest-idle buffers are freed.
 pub fn unpooled<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            BYPASS.with(|b| b.set(self.0));
-        }
-    }
-    let _restore = Restore(BYPASS.with(|b| b.replace(true)));
-    f()
+    super::with_flag(&BYPASS, f)
 }
 
 /// Offers a buffer back for reuse; it is freed instead when small or when the pool is full.

@@ -20,16 +20,7 @@ thread_local! {
 /// splitting each small product over the pool again only adds scheduling. The results do not
 /// depend on the split, so the bits are the same either way.
 pub(crate) fn sequential<R>(f: impl FnOnce() -> R) -> R {
-    /// Puts the flag back however `f` ends: a panic inside a rayon task leaves its worker
-    /// alive, and a flag left set would keep that worker's later products on one thread.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SEQUENTIAL.with(|s| s.set(self.0));
-        }
-    }
-    let _restore = Restore(SEQUENTIAL.with(|s| s.replace(true)));
-    f()
+    crate::cpu::with_flag(&SEQUENTIAL, f)
 }
 
 /// The threads a product of `work` multiply-adds may use: one below `min` or inside

@@ -58,7 +58,7 @@ fn block_sum_portable(ty: QuantType, block: &[u8], x: &[i8]) -> i32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::super::blocks::reduce8;
     use super::{ActBlocks, QuantType};
     use std::arch::x86_64::*;
@@ -178,6 +178,25 @@ mod x86 {
         _mm256_castsi256_ps(_mm256_or_si256(_mm256_blendv_epi8(scaled, inf_nan, special), sign))
     }
 
+    /// `acc + term` in lanes `0..r`, and `acc`'s own bits past `r`: a row's last, partial group
+    /// of blocks adds into its own lanes only (a blend, so the others keep their bits).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(in crate::cpu::qdot) fn add_first(acc: __m256, term: __m256, r: usize) -> __m256 {
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(r as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_blendv_ps(acc, _mm256_add_ps(acc, term), _mm256_castsi256_ps(mask))
+    }
+
+    /// The eight lanes of `acc` summed in [`reduce8`]'s order, the one every path uses.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(in crate::cpu::qdot) fn sum_lanes(acc: __m256) -> f32 {
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: 8 f32 fit `lanes`.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        reduce8(lanes)
+    }
+
     /// Eight lanes of `v[..r]`, zeros past `r` (a row's last, partial group of blocks).
     #[inline(always)]
     fn first<E: Copy + Default>(v: &[E], r: usize) -> [E; 8] {
@@ -222,15 +241,9 @@ mod x86 {
                 let (i0, r) = (8 * (n / 8), n % 8);
                 if r > 0 {
                     // SAFETY: blocks i0..n lie in `row` and `act`.
-                    let term = unsafe { $step::<T>(row, bb, act, i0, r) };
-                    let mask =
-                        _mm256_cmpgt_epi32(_mm256_set1_epi32(r as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                    acc = _mm256_blendv_ps(acc, _mm256_add_ps(acc, term), _mm256_castsi256_ps(mask));
+                    acc = add_first(acc, unsafe { $step::<T>(row, bb, act, i0, r) }, r);
                 }
-                let mut lanes = [0.0f32; 8];
-                // SAFETY: 8 f32 fit `lanes`.
-                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
-                reduce8(lanes)
+                sum_lanes(acc)
             }
 
             /// The terms of blocks `i0..i0 + r` (`r ≤ 8`) in lanes `0..r`: `(dw·dx)·isum`, plus

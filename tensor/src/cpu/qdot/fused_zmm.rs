@@ -18,7 +18,7 @@
 //! F16C need.
 
 use super::act::ActBlocks;
-use super::blocks::reduce8;
+use super::fused::x86::{add_first, sum_lanes};
 use std::arch::x86_64::*;
 
 /// Bytes per Q4_0 block: an f16 scale, then 16 bytes of 32 nibbles.
@@ -46,15 +46,9 @@ pub(crate) unsafe fn row_dot_q4_0(row: &[u8], act: &ActBlocks) -> f32 {
     let (i0, r) = (8 * (n / 8), n % 8);
     if r > 0 {
         // SAFETY: blocks i0..n lie in `row` and `act`.
-        let term = unsafe { terms(row, act, i0, r) };
-        // Only lanes 0..r take a term; the others keep their bits (as `fused.rs` does).
-        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(r as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        acc = _mm256_blendv_ps(acc, _mm256_add_ps(acc, term), _mm256_castsi256_ps(mask));
+        acc = add_first(acc, unsafe { terms(row, act, i0, r) }, r);
     }
-    let mut lanes = [0.0f32; 8];
-    // SAFETY: 8 f32 fit `lanes`.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
-    reduce8(lanes)
+    sum_lanes(acc)
 }
 
 /// The terms `(dw·dx)·(Σ q·x − 8·Σ x)` of blocks `i0..i0 + r` (`r ≤ 8`) in lanes `0..r`
