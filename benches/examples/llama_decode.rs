@@ -88,6 +88,7 @@ fn main() {
     let reference = model.generate(&prompt, &GenerateOptions::greedy(NEW_TOKENS));
     assert_eq!(tokens, reference, "the timed loop must decode what generate() decodes");
     let (mut prompt_secs, mut decode_secs, mut fastest) = (Vec::new(), Vec::new(), f64::INFINITY);
+    let profiling = deltaw_benches::profile_start();
     for _ in 0..runs {
         let (again, p, steps) = decode(model, &prompt);
         assert_eq!(again, tokens, "greedy decoding is deterministic");
@@ -95,6 +96,7 @@ fn main() {
         decode_secs.push(steps.iter().sum::<f64>());
         fastest = steps.iter().copied().fold(fastest, f64::min);
     }
+    deltaw_benches::profile_finish(profiling);
     let tokens_json: Vec<String> = tokens.iter().map(i32::to_string).collect();
     println!(
         "{{\"impl\": \"deltaw\", \"weights\": \"{}\", \"prompt_tokens\": {PROMPT_TOKENS}, \"new_tokens\": {NEW_TOKENS}, \"runs\": {runs}, \"prompt_s\": {:.3}, \"decode_tokens_per_s\": {:.2}, \"best_step_tokens_per_s\": {:.2}, \"peak_rss_mib\": {:.0}, \"kernel\": \"{}\", \"qdot\": \"{}\", \"tokens\": [{}]}}",

@@ -194,7 +194,7 @@ fn read_storage(file: &mut File, e: &HeaderEntry, path: &Path) -> Result<CpuStor
 
 /// `n` little-endian values read straight into a `Vec<T>`'s memory.
 pub(crate) fn read_direct<T: bytemuck::Pod + bytemuck::Zeroable>(file: &mut File, n: usize) -> std::io::Result<Vec<T>> {
-    let mut values = vec![T::zeroed(); n];
+    let mut values: Vec<T> = crate::cpu::huge::zeroed(n);
     file.read_exact(bytemuck::cast_slice_mut(&mut values))?;
     if cfg!(target_endian = "big") {
         for v in &mut values {

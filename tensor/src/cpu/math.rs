@@ -184,8 +184,14 @@ pub fn gelu_tanh_grad(x: f32) -> f32 {
 }
 
 /// The logistic function `1 / (1 + e^-x)`; saturates cleanly (e^-x = inf gives 0).
+///
+/// `e^-x` is [`exp_fast`] (2 ulp; PyTorch's own vectorised CPU exp is not libm's either), so
+/// the loops of SiLU and SwiGLU vectorise: with libm's `expf`, one call per element, a
+/// decoding step's SwiGLU (4,864 values at the Qwen2.5-0.5B shape) took about 10 µs a layer
+/// on the leading thread while the helpers waited.
+#[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp_fast(-x))
 }
 
 #[cfg(test)]

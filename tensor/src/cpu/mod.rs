@@ -9,6 +9,7 @@ pub mod convert;
 pub mod copy;
 pub mod elementwise;
 pub mod gemm;
+pub mod huge;
 pub mod index;
 pub mod llama;
 pub mod math;

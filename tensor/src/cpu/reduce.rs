@@ -47,7 +47,7 @@ fn reduce_row(op: ReduceOp, row: &[f32]) -> f32 {
             let sq: f32 = sum_map(row, |x| (x - mean) * (x - mean));
             sq / (n - 1.0)
         }
-        ReduceOp::ArgMax => argmax(row.iter().copied()) as f32,
+        ReduceOp::ArgMax => argmax_row(row) as f32,
     }
 }
 
@@ -141,6 +141,37 @@ fn argmax(xs: impl Iterator<Item = f32>) -> usize {
     best.0
 }
 
+/// [`argmax`] of a contiguous row, in two vectorised passes: the maximum (16 running maxima,
+/// and whether any value is NaN), then the first run of 64 that holds it. A decoding step
+/// takes the argmax of a whole vocabulary (151,936 logits for Qwen2.5) on one thread while the
+/// others wait; the one-pass loop, with its NaN test and early exit per value, took 0.15 ms
+/// of a Q4_0 step of about 9 ms. Same index: the first value equal to the maximum (`-0.0`
+/// equals `0.0`, as `>` sees them), and with a NaN the one-pass loop's answer.
+fn argmax_row(row: &[f32]) -> usize {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut nan = false;
+    let runs = row.chunks_exact(16);
+    let tail = runs.remainder();
+    for run in runs {
+        for (m, &x) in lanes.iter_mut().zip(run) {
+            nan |= x.is_nan();
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    if nan || tail.iter().any(|x| x.is_nan()) {
+        return argmax(row.iter().copied());
+    }
+    let max = lanes.iter().chain(tail).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    let mut start = 0;
+    for run in row.chunks(64) {
+        if run.iter().fold(false, |hit, &x| hit | (x == max)) {
+            return start + run.iter().position(|&x| x == max).unwrap_or(0);
+        }
+        start += run.len();
+    }
+    0 // an empty row, as `argmax`
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +184,31 @@ mod tests {
         assert_eq!(reduce(ReduceOp::Sum, &x, dims), vec![5.0, 7.0, 9.0]);
         assert_eq!(reduce(ReduceOp::ArgMax, &x, dims), vec![1.0, 0.0, 1.0]);
         assert_eq!(reduce(ReduceOp::Var, &x, dims), vec![4.5, 4.5, 4.5]);
+    }
+
+    #[test]
+    fn argmax_row_agrees_with_the_one_pass_loop() {
+        let mut rng = 12345u32;
+        let mut next = || {
+            rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (rng >> 8) as f32 / (1u32 << 24) as f32
+        };
+        for len in [0, 1, 15, 16, 17, 63, 64, 65, 200, 1000] {
+            for case in 0..6 {
+                let mut row: Vec<f32> = (0..len).map(|_| (next() * 8.0).floor() - 4.0).collect();
+                if len > 3 {
+                    match case {
+                        1 => row[len / 2] = f32::NAN,
+                        2 => row.iter_mut().for_each(|x| *x = f32::NEG_INFINITY),
+                        3 => (row[1], row[len - 1]) = (-0.0, 0.0),
+                        4 => row.iter_mut().for_each(|x| *x = if *x > 0.0 { -0.0 } else { 0.0 }),
+                        5 => row[len - 1] = f32::INFINITY,
+                        _ => {}
+                    }
+                }
+                assert_eq!(argmax_row(&row), argmax(row.iter().copied()), "len {len}, case {case}: {row:?}");
+            }
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl GgufFile {
     /// lays them out), read from the file now.
     pub fn read_bytes(&self, name: &str) -> Result<Vec<u8>> {
         let info = self.require(name)?;
-        let mut bytes = vec![0u8; info.n_bytes as usize]; // checked against the file by open
+        let mut bytes: Vec<u8> = crate::cpu::huge::zeroed(info.n_bytes as usize); // size checked by open
         self.at(info)?.read_exact(&mut bytes).map_err(|source| Error::Io { path: self.path.clone(), source })?;
         Ok(bytes)
     }

@@ -265,7 +265,7 @@ pub fn unpermute_rows(bytes: &[u8], rows: usize, heads: usize) -> std::result::R
         return Err(format!("{rows} rows of {} bytes cannot be {heads} heads of an even size", bytes.len()));
     }
     let (hs, row) = (rows / heads, bytes.len() / rows);
-    let mut out = vec![0u8; bytes.len()];
+    let mut out: Vec<u8> = deltaw_tensor::cpu::huge::zeroed(bytes.len());
     for h in 0..heads {
         for i in 0..hs / 2 {
             for j in 0..2 {

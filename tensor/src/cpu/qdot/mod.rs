@@ -124,9 +124,11 @@ enum Path {
 fn path() -> Path {
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
-        // (F16C too, which `fused_zmm.rs` widens scales with: every CPU with VNNI has it.)
+        // (F16C and AVX-512BW too, which `fused_zmm.rs` uses: every CPU with VNNI has them.)
         SimdLevel::Avx512
-            if std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("f16c") =>
+            if std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("f16c") =>
         {
             return Path::Avx512Vnni
         }
