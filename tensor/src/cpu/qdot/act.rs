@@ -24,6 +24,10 @@ pub(crate) struct ActBlocks {
     /// `Σ q` over each run of 32 values (`k / 32` entries): a legacy block's, contiguous so
     /// that a SIMD kernel loads eight at once.
     pub sums32: Vec<i32>,
+    /// For 32-value blocks, `q` rearranged by quads of blocks for the 512-bit Q4_0 kernel
+    /// (`fused_zmm.rs`): per quad, the first 16 values of each of its four blocks, then their
+    /// last 16 (128 bytes), zeros past the last block up to a whole quad. Empty otherwise.
+    pub quads: Vec<i8>,
 }
 
 impl ActBlocks {
@@ -32,16 +36,17 @@ impl ActBlocks {
         debug_assert!(block.is_multiple_of(16) && x.len().is_multiple_of(block));
         let mut q = vec![0i8; x.len()];
         let mut d = Vec::with_capacity(x.len() / block);
+        let mut sums16 = vec![0i32; x.len() / 16];
         // Compiled for the SIMD level: the rounding then is a few vector instructions (x86's
         // lowering of `round`, trunc(v + copysign(pred(0.5), v)), exact) instead of a libm
-        // call per value, which made quantizing a decoding step's activations a visible share
-        // of a Q4_0 step, on the leading thread while the helpers wait. Same bits either way.
-        // (A function, not a closure through `simd::vectorized`: the closure was compiled
-        // apart, for the baseline.)
-        quantize_blocks(x, block, &mut q, &mut d);
-        let sums16: Vec<i32> = q.chunks_exact(16).map(|c| c.iter().map(|&v| v as i32).sum()).collect();
+        // call per value, and the sums are vector adds. Quantizing a decoding step's
+        // activations was 5% of a Q4_0 step's samples, on the leading thread while the
+        // helpers wait. Same bits either way. (A function, not a closure through
+        // `simd::vectorized`: the closure was compiled apart, for the baseline.)
+        quantize_blocks(x, block, &mut q, &mut d, &mut sums16);
         let sums32 = sums16.chunks_exact(2).map(|p| p[0] + p[1]).collect();
-        ActBlocks { block, q, d, sums16, sums32 }
+        let quads = if block == 32 { quads(&q) } else { Vec::new() };
+        ActBlocks { block, q, d, sums16, sums32, quads }
     }
 
     /// `Σ q` over the 32 values of legacy block `b` (two 16-value sums).
@@ -51,34 +56,51 @@ impl ActBlocks {
     }
 }
 
-/// Every block of `x` into `q`, its scale pushed onto `d`, compiled for the SIMD level.
-fn quantize_blocks(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>) {
+/// [`ActBlocks::quads`] of 32-value blocks `q`.
+fn quads(q: &[i8]) -> Vec<i8> {
+    let mut out = vec![0i8; q.len().div_ceil(128) * 128];
+    for (quad, dst) in q.chunks(128).zip(out.chunks_exact_mut(128)) {
+        for (j, block) in quad.chunks_exact(32).enumerate() {
+            dst[16 * j..16 * j + 16].copy_from_slice(&block[..16]);
+            dst[64 + 16 * j..64 + 16 * j + 16].copy_from_slice(&block[16..]);
+        }
+    }
+    out
+}
+
+/// Every block of `x` into `q`, its scale pushed onto `d`, and each run of 16 `q`'s sum into
+/// `sums16`, compiled for the SIMD level.
+fn quantize_blocks(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
     #[inline(always)]
-    fn each(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>) {
-        for (xb, qb) in x.chunks_exact(block).zip(q.chunks_exact_mut(block)) {
+    fn each(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
+        let blocks = x.chunks_exact(block).zip(q.chunks_exact_mut(block));
+        for ((xb, qb), sb) in blocks.zip(sums16.chunks_exact_mut(block / 16)) {
             d.push(quantize_block(xb, qb));
+            for (s, run) in sb.iter_mut().zip(qb.chunks_exact(16)) {
+                *s = run.iter().map(|&v| v as i32).sum();
+            }
         }
     }
     #[cfg(target_arch = "x86_64")]
     {
         use crate::cpu::simd::{simd_level, SimdLevel};
         #[target_feature(enable = "avx512f,avx2,fma")]
-        fn avx512(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>) {
-            each(x, block, q, d)
+        fn avx512(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
+            each(x, block, q, d, sums16)
         }
         #[target_feature(enable = "avx2,fma")]
-        fn avx2(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>) {
-            each(x, block, q, d)
+        fn avx2(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
+            each(x, block, q, d, sums16)
         }
         match simd_level() {
             // SAFETY: `simd_level` only returns levels found on this CPU.
-            SimdLevel::Avx512 => return unsafe { avx512(x, block, q, d) },
+            SimdLevel::Avx512 => return unsafe { avx512(x, block, q, d, sums16) },
             // SAFETY: as above.
-            SimdLevel::Avx2 => return unsafe { avx2(x, block, q, d) },
+            SimdLevel::Avx2 => return unsafe { avx2(x, block, q, d, sums16) },
             SimdLevel::Portable | SimdLevel::Neon => {}
         }
     }
-    each(x, block, q, d)
+    each(x, block, q, d, sums16)
 }
 
 /// One block: its scale `amax / 127`, and `q = round(x / scale)` into `qb`.
@@ -92,7 +114,15 @@ fn quantize_block(xb: &[f32], qb: &mut [i8]) -> f32 {
             *m = m.max(v.abs());
         }
     }
-    let amax = lanes.iter().fold(0.0f32, |m, &v| m.max(v));
+    // Halving, so the last step is vector maxima too (not a scalar chain of 16).
+    let mut width = 16;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] = lanes[i].max(lanes[i + width]);
+        }
+    }
+    let amax = lanes[0];
     let scale = amax / 127.0;
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     for (qv, &xv) in qb.iter_mut().zip(xb) {
