@@ -90,6 +90,43 @@ impl Linear {
             None => base,
         }
     }
+
+    /// [`Linear::forward`] of each of `layers` over the same `x`, with the same results, bit
+    /// for bit. Outside autograd (decoding), layers without adapters whose weights are block
+    /// quantized share one quantization of `x` and one parallel pass over all their weights
+    /// (`Tensor::matmul_t_many`): the query, key and value projections, or gate and up.
+    ///
+    /// ```
+    /// use deltaw_autograd::{no_grad, Var};
+    /// use deltaw_tensor::{DType, Device, QuantType, Tensor};
+    /// use deltaw_transformer::{Linear, WeightLayout};
+    /// let dev = Device::Cpu;
+    /// let w = |n: usize| Tensor::full((n, 64), 0.25, &dev).to_dtype(DType::Quant(QuantType::Q8_0)).unwrap();
+    /// let layer = |n: usize| Linear { weight: Var::constant(w(n)), bias: None, layout: WeightLayout::OutIn, adapter: None };
+    /// let (a, b) = (layer(3), layer(2));
+    /// let x = Var::constant(Tensor::full((1, 1, 64), 1.0, &dev));
+    /// let [ya, yb] = no_grad(|| Linear::forward_shared([&a, &b], &x));
+    /// assert_eq!(ya.dims(), [1, 1, 3]);
+    /// assert_eq!(yb.value().to_vec(), b.forward(&x).value().to_vec());
+    /// ```
+    pub fn forward_shared<const N: usize>(layers: [&Linear; N], x: &Var) -> [Var; N] {
+        let weights = layers.map(|l| l.weight.value());
+        let shared = !deltaw_autograd::is_grad_enabled()
+            && layers.iter().zip(&weights).all(|(l, w)| {
+                l.adapter.is_none() && l.layout == WeightLayout::OutIn && w.dtype().quant_type().is_some()
+            });
+        if !shared {
+            return layers.map(|l| l.forward(x));
+        }
+        let mut outs = x.value().matmul_t_many(&weights.each_ref()).into_iter();
+        layers.map(|l| {
+            let y = Var::constant(outs.next().expect("one product per layer"));
+            match &l.bias {
+                Some(b) => y.add(b), // as `matmul_bias` adds to a quantized product
+                None => y,
+            }
+        })
+    }
 }
 
 impl LinearModule for Linear {
@@ -283,7 +320,8 @@ impl GatedMlp {
 
     /// `(.., C) -> (.., C)`.
     pub fn forward(&self, x: &Var) -> Var {
-        let h = self.gate_proj.forward(x).swiglu(&self.up_proj.forward(x)); // (.., inner)
+        let [gate, up] = Linear::forward_shared([&self.gate_proj, &self.up_proj], x);
+        let h = gate.swiglu(&up); // (.., inner)
         self.down_proj.forward(&h)
     }
 }

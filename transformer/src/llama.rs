@@ -89,9 +89,9 @@ impl LlamaAttention {
     /// `x` `(B, t, C)` → `(B, t, C)`.
     fn forward(&self, x: &Var, ctx: &Context, mask: &Tensor, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Var {
         let d = x.dims();
-        let split = |l: &Linear, n: usize| l.forward(x).reshape((d[0], d[1], n, self.head_dim)); // (B, t, n, HS)
-        let (mut q, mut k, v) =
-            (split(&self.q_proj, self.n_head), split(&self.k_proj, self.n_kv), split(&self.v_proj, self.n_kv));
+        let [q, k, v] = Linear::forward_shared([&self.q_proj, &self.k_proj, &self.v_proj], x);
+        let split = |y: Var, n: usize| y.reshape((d[0], d[1], n, self.head_dim)); // (B, t, n, HS)
+        let (mut q, mut k, v) = (split(q, self.n_head), split(k, self.n_kv), split(v, self.n_kv));
         if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
             (q, k) = (qn.forward(&q), kn.forward(&k));
         }

@@ -21,6 +21,7 @@ mod in_place;
 mod index;
 mod llama;
 mod matmul;
+mod matmul_many;
 mod nn;
 #[cfg(feature = "gpu")]
 pub(crate) mod on_gpu;

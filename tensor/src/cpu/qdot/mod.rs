@@ -91,6 +91,7 @@ mod blocks;
 mod fused;
 #[cfg(target_arch = "x86_64")]
 mod fused_zmm;
+mod many;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]
@@ -102,6 +103,7 @@ use crate::cpu::simd::SimdLevel;
 use crate::cpu::simd::{simd_level, vectorized};
 use crate::quant::{dequantize_rows, QuantType};
 use act::ActBlocks;
+pub use many::{gemv_many, GemvPart};
 use rayon::prelude::*;
 
 /// From this many activation rows on, [`quant_matmul`] widens weight tiles and runs `sgemm`
