@@ -5,13 +5,13 @@
 # f32 and bf16 (WeightDtype::Stored). Only the decode phase (the 63 single-token steps after the
 # prompt) is timed on both sides.
 #
-#   benches/compare_llama_decode.sh [runs] [python] [weights dir]
+#   benches/compare_llama_decode.sh [rounds] [python] [weights dir]
 #       # defaults: 3, /work/venv/bin/python, target/llama-bench (written on first use)
 #
-# Prints the load average around each run (the machine may be shared), each run's JSON line,
-# whether deltaw f32 and llama.cpp f32 produce the same greedy tokens, then the ratios the issue
-# targets (of the median run, and of the fastest single step, which other processes disturbed
-# least; llama.cpp's spinning thread barriers suffer most from a busy machine):
+# Runs in rounds, each pair once per round with llama.cpp and deltaw back to back
+# (decode_ratios.py says why). Prints the load average around each round, each run's JSON line,
+# whether the greedy tokens agree, then the median over the rounds of the same-round ratios the
+# issue targets:
 #   deltaw f32 / llama.cpp f32 decode tokens/s   (target >= 1.0)
 #   deltaw bf16 / llama.cpp f16 decode tokens/s  (target >= 1.0)
 set -euo pipefail
@@ -33,28 +33,25 @@ cargo build --release -q -p deltaw-benches --example llama_decode
 bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/llama_decode"
 out=$(mktemp)
 load() { echo "load average: $(cut -d" " -f1-3 /proc/loadavg)" >&2; }
-for dtype in f32 f16; do
-  load; "$python" benches/compare_llama_decode.py "$weights/qwen2-$dtype.gguf" "$runs" 2>/dev/null | tee -a "$out"
-done
-for base in f32 bf16; do
-  load; "$bin" "$weights" "$base" "$runs" | tee -a "$out"
+# Rounds: each pair once per round, llama.cpp and deltaw back to back (see decode_ratios.py);
+# each process times 2 generations after its warm-up.
+for round in $(seq "$runs"); do
+  load; echo "round $round" >&2
+  "$python" benches/compare_llama_decode.py "$weights/qwen2-f32.gguf" 2 2>/dev/null | tee -a "$out"
+  "$bin" "$weights" f32 2 | tee -a "$out"
+  "$python" benches/compare_llama_decode.py "$weights/qwen2-f16.gguf" 2 2>/dev/null | tee -a "$out"
+  "$bin" "$weights" bf16 2 | tee -a "$out"
 done
 load
+python3 benches/decode_ratios.py "$out" f32:f32 bf16:f16
 python3 - "$out" <<'PY'
 import json, sys
-runs = {(r["impl"], r["weights"]): r for r in map(json.loads, open(sys.argv[1]))}
-c32, c16 = runs["llama.cpp", "f32"], runs["llama.cpp", "f16"]
+runs = {}
+for r in map(json.loads, open(sys.argv[1])):
+    runs.setdefault((r["impl"], r["weights"]), r)
 d32, d16 = runs["deltaw", "f32"], runs["deltaw", "bf16"]
-def same(a, b):
-    n = next((i for i, (x, y) in enumerate(zip(a["tokens"], b["tokens"])) if x != y), None)
-    return "yes" if n is None else f"no (first difference at new token {n})"
-print(f"same tokens, deltaw f32 vs llama.cpp f32: {same(d32, c32)}")
-print(f"same tokens, deltaw bf16 vs llama.cpp f16: {same(d16, c16)} (different roundings of the weights)")
-print(f"same tokens, deltaw bf16 vs deltaw f32: {same(d16, d32)}")
-print(f"deltaw GEMM kernel: {d32['kernel']}")
-for name, d, c in [("f32 / llama.cpp f32", d32, c32), ("bf16 / llama.cpp f16", d16, c16)]:
-    ratio = d["decode_tokens_per_s"] / c["decode_tokens_per_s"]
-    best = d["best_step_tokens_per_s"] / c["best_step_tokens_per_s"]
-    print(f"decode tokens/s deltaw {name}: {ratio:.2f} median run, {best:.2f} fastest step (target >= 1.0)")
+n = next((i for i, (x, y) in enumerate(zip(d16["tokens"], d32["tokens"])) if x != y), None)
+print(f"same tokens, deltaw bf16 vs deltaw f32: {'yes' if n is None else f'no (first difference at new token {n})'} "
+      f"(bf16 rounds the weights); deltaw GEMM kernel: {d32['kernel']}")
 PY
 rm -f "$out"

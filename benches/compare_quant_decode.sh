@@ -4,7 +4,7 @@
 # SAME file in the same sitting, each run in its own process: 16-token prompt, 64 new tokens,
 # KV cache, 2 threads; only the decode phase (63 single-token steps) is timed on both sides.
 #
-#   benches/compare_quant_decode.sh [runs] [python] [weights dir] [types] [model]
+#   benches/compare_quant_decode.sh [rounds] [python] [weights dir] [types] [model]
 #       # defaults: 3, /work/venv/bin/python, target/llama-bench, "q8_0 q4_0", qwen2
 #
 # model gpt2: GPT-2 124M instead (compare_generate.py's random weights), from
@@ -14,10 +14,12 @@
 # The files come from benches/llama_gguf.py (numpy + gguf only) over WEIGHTS/f32, which
 # llama_weights.py (torch) or, without torch, the llama_bench_weights example writes. deltaw
 # reads a file as `deltaw generate` does (WeightDtype::Stored: the blocks kept, read by
-# cpu::qdot); its JSON line names the qdot kernel that ran. Prints the load average around each
-# run, each run's JSON line, whether both sides produce the same greedy tokens (they need not:
-# llama.cpp and deltaw quantize the activations differently), and per type
-#   deltaw decode tokens/s / llama.cpp decode tokens/s    (issue 14's target: >= 1.0)
+# cpu::qdot); its JSON line names the qdot kernel that ran. Runs in rounds, each type once
+# per round with llama.cpp and deltaw back to back (decode_ratios.py says why). Prints the load
+# average around each round, each run's JSON line, whether both sides produce the same greedy
+# tokens (they need not: llama.cpp and deltaw quantize the activations differently), and per
+# type the median over the rounds of
+#   deltaw decode tokens/s / llama.cpp decode tokens/s, same round    (issue 14's target: >= 1.0)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 runs="${1:-3}"
@@ -44,25 +46,18 @@ cargo build --release -q -p deltaw-benches --example llama_decode
 bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/llama_decode"
 out=$(mktemp)
 load() { echo "load average: $(cut -d" " -f1-3 /proc/loadavg)" >&2; }
-for ty in $types; do
-  file="$weights/qwen2-$ty.gguf"
-  [ "$model" = gpt2 ] && file="$root/target/gpt2-bench/gpt2-$ty.gguf"
-  load; "$python" benches/compare_llama_decode.py "$file" "$runs" 2>/dev/null | tee -a "$out"
-  load; "$bin" "$file" "$ty" "$runs" | tee -a "$out"
+# Rounds: every type once per round, llama.cpp and deltaw back to back (see decode_ratios.py);
+# each process times 2 generations after its warm-up.
+for round in $(seq "$runs"); do
+  for ty in $types; do
+    file="$weights/qwen2-$ty.gguf"
+    [ "$model" = gpt2 ] && file="$root/target/gpt2-bench/gpt2-$ty.gguf"
+    load; echo "round $round, $ty" >&2
+    "$python" benches/compare_llama_decode.py "$file" 2 2>/dev/null | tee -a "$out"
+    "$bin" "$file" "$ty" 2 | tee -a "$out"
+  done
 done
 load
-python3 - "$out" $types <<'PY'
-import json, sys
-runs = {}
-for r in map(json.loads, open(sys.argv[1])):
-    runs[r["impl"], r["weights"]] = r
-for ty in sys.argv[2:]:
-    c, d = runs["llama.cpp", ty], runs["deltaw", ty]
-    n = next((i for i, (x, y) in enumerate(zip(d["tokens"], c["tokens"])) if x != y), None)
-    same = "yes" if n is None else f"no (first difference at new token {n})"
-    ratio = d["decode_tokens_per_s"] / c["decode_tokens_per_s"]
-    best = d["best_step_tokens_per_s"] / c["best_step_tokens_per_s"]
-    print(f"{ty}: deltaw {d['decode_tokens_per_s']} vs llama.cpp {c['decode_tokens_per_s']} tokens/s: "
-          f"{ratio:.2f} median run, {best:.2f} fastest step (target >= 1.0); qdot {d['qdot']}; same tokens: {same}")
-PY
+# shellcheck disable=SC2046
+python3 benches/decode_ratios.py "$out" $(for ty in $types; do echo "$ty:$ty"; done)
 rm -f "$out"
