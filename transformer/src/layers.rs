@@ -92,9 +92,10 @@ impl Linear {
     }
 
     /// [`Linear::forward`] of each of `layers` over the same `x`, with the same results, bit
-    /// for bit. Outside autograd (decoding), layers without adapters whose weights are block
-    /// quantized share one quantization of `x` and one parallel pass over all their weights
-    /// (`Tensor::matmul_t_many`): the query, key and value projections, or gate and up.
+    /// for bit. Outside autograd (decoding), layers stored `(out, in)` without adapters take
+    /// `Tensor::matmul_t_many`: for one row of `x`, one parallel pass over all their weights
+    /// (block-quantized ones with `x` quantized once) instead of one each. The query, key and
+    /// value projections, or gate and up.
     ///
     /// ```
     /// use deltaw_autograd::{no_grad, Var};
@@ -112,9 +113,7 @@ impl Linear {
     pub fn forward_shared<const N: usize>(layers: [&Linear; N], x: &Var) -> [Var; N] {
         let weights = layers.map(|l| l.weight.value());
         let shared = !deltaw_autograd::is_grad_enabled()
-            && layers.iter().zip(&weights).all(|(l, w)| {
-                l.adapter.is_none() && l.layout == WeightLayout::OutIn && w.dtype().quant_type().is_some()
-            });
+            && layers.iter().all(|l| l.adapter.is_none() && l.layout == WeightLayout::OutIn);
         if !shared {
             return layers.map(|l| l.forward(x));
         }
@@ -122,7 +121,7 @@ impl Linear {
         layers.map(|l| {
             let y = Var::constant(outs.next().expect("one product per layer"));
             match &l.bias {
-                Some(b) => y.add(b), // as `matmul_bias` adds to a quantized product
+                Some(b) => y.add(b), // `matmul_bias` adds the bias to the finished sums too
                 None => y,
             }
         })

@@ -114,12 +114,19 @@ pub fn rope(x: &[f32], cos: &[f32], sin: &[f32], nh: usize, hs: usize, sign: f32
 pub fn swiglu_forward(gate: &[f32], up: &[f32]) -> Vec<f32> {
     let mut y = pool::take(gate.len());
     let chunks = y.par_chunks_mut(16_384).zip(gate.par_chunks(16_384)).zip(up.par_chunks(16_384));
-    chunks.for_each(|((yc, gc), uc)| {
-        for ((o, &g), &u) in yc.iter_mut().zip(gc).zip(uc) {
+    chunks.for_each(|((yc, gc), uc)| swiglu_run(gc, uc, yc));
+    y
+}
+
+crate::cpu::simd::multiversion! {
+    /// [`swiglu_forward`] over one run, compiled for the SIMD level: a decoding step's SwiGLU
+    /// (4,864 values a layer at the Qwen2.5-0.5B shape) runs on one thread while the others
+    /// wait, and at the baseline's four lanes it took about 8 µs.
+    fn swiglu_run(gate: &[f32], up: &[f32], y: &mut [f32]) {
+        for ((o, &g), &u) in y.iter_mut().zip(gate).zip(up) {
             *o = g * sigmoid(g) * u;
         }
-    });
-    y
+    }
 }
 
 /// SwiGLU backward: with `σ = σ(gate)`, `dgate = dout · up · σ · (1 + gate · (1 − σ))`

@@ -131,6 +131,49 @@ fn choose(value: Option<&str>, supported: &[SimdLevel]) -> (SimdLevel, Option<St
     }
 }
 
+/// Defines a function whose body is compiled three times (AVX-512F, AVX2+FMA, the baseline)
+/// and runs at the level [`simd_level`] picks: [`vectorized`] for loops too big for a closure
+/// to be inlined into its wider copy (a closure compiled apart runs at the baseline width).
+///
+/// ```ignore
+/// multiversion! {
+///     /// `y = 2x`.
+///     fn double(x: &[f32], y: &mut [f32]) {
+///         y.iter_mut().zip(x).for_each(|(y, x)| *y = 2.0 * x);
+///     }
+/// }
+/// ```
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                use $crate::cpu::simd::{simd_level, SimdLevel};
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                match simd_level() {
+                    // SAFETY: `simd_level` only returns levels found on this CPU.
+                    SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                    SimdLevel::Portable | SimdLevel::Neon => {}
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
 /// Runs `f`, compiled for AVX-512F or AVX2+FMA when [`simd_level`] allows them. Keep `f` to
 /// tight loops over slices: what is inlined into it gets the wider registers.
 #[inline]

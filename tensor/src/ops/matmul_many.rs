@@ -1,18 +1,28 @@
 //! `x @ Wᵢᵀ` for several weights that share their input (see `cpu::qdot::many`).
 
+use crate::cpu::gemm::{gemv_t_many, MatRef, Widen};
 use crate::cpu::qdot::{gemv_many, GemvPart};
+use crate::dtype::Element;
 use crate::storage::CpuStorage;
-use crate::{DType, Device, Tensor};
+use crate::{DType, Device, QuantType, Tensor};
+use half::{bf16, f16};
+
+/// How [`Tensor::matmul_t_many`] computes: all weights in one pass, by their type.
+enum Route {
+    Quant(QuantType),
+    Dense(DType),
+}
 
 impl Tensor {
     /// `[self @ W₀ᵀ, self @ W₁ᵀ, …]` for weights `Wᵢ` stored `(Nᵢ, K)` as `torch.nn.Linear`
     /// stores them, `self` `(.., K)`: each result as `self.matmul(&w.t())` gives it, bit for
     /// bit.
     ///
-    /// One row of activations on the CPU against block-quantized weights of one type (a
-    /// decoding step's query, key and value projections, or the gated MLP's gate and up)
-    /// quantizes the row once and reads every weight in one parallel pass (`cpu::qdot::gemv_many`);
-    /// otherwise each product runs alone.
+    /// One row of activations on the CPU against weights of one type (a decoding step's
+    /// query, key and value projections, or the gated MLP's gate and up) reads every weight in
+    /// one parallel pass: f32, bf16 or f16 weights by `sgemm`'s matrix–vector route,
+    /// block-quantized ones with the row quantized once (`cpu::qdot::gemv_many`). Otherwise
+    /// each product runs alone.
     ///
     /// # Panics
     /// As `self.matmul(&w.t())` does for any weight that does not fit.
@@ -29,39 +39,74 @@ impl Tensor {
     /// ```
     #[track_caller]
     pub fn matmul_t_many(&self, weights: &[&Tensor]) -> Vec<Tensor> {
-        match self.one_row_quant_parts(weights) {
-            Some(ty) => self.gemv_many_cpu(ty, weights),
-            None => weights.iter().map(|w| self.matmul(&w.t())).collect(),
-        }
+        let outs = match self.one_row_route(weights) {
+            Some(Route::Quant(ty)) => self.gemv_many_cpu(ty, weights),
+            Some(Route::Dense(DType::F32)) => self.gemv_dense::<f32>(weights),
+            Some(Route::Dense(DType::BF16)) => self.gemv_dense::<bf16>(weights),
+            Some(Route::Dense(DType::F16)) => self.gemv_dense::<f16>(weights),
+            _ => return weights.iter().map(|w| self.matmul(&w.t())).collect(),
+        };
+        let lead = &self.dims()[..self.rank() - 1];
+        let shape = |n: usize| lead.iter().copied().chain([n]).collect::<Vec<_>>();
+        outs.into_iter().zip(weights).map(|(o, w)| Tensor::from_f32(o, shape(w.dims()[0]))).collect()
     }
 
-    /// The block type when `self` is one contiguous f32 row on the CPU and every weight a
-    /// contiguous 2-D `(N, K)` matrix of that type there, with `K` the row's length.
-    fn one_row_quant_parts(&self, weights: &[&Tensor]) -> Option<crate::QuantType> {
+    /// The one-pass route when `self` is one contiguous f32 row on the CPU and every weight a
+    /// contiguous 2-D `(N, K)` matrix there of one type, with `K` the row's length.
+    fn one_row_route(&self, weights: &[&Tensor]) -> Option<Route> {
         let k = *self.dims().last()?;
         let row = self.device() == Device::Cpu
             && self.dtype() == DType::F32
             && self.numel() == k
             && self.is_contiguous()
             && self.rank() >= 2;
-        let ty = weights.first()?.dtype().quant_type()?;
+        let dtype = weights.first()?.dtype();
+        let route = match dtype {
+            DType::Quant(ty) => Route::Quant(ty),
+            DType::F32 | DType::BF16 | DType::F16 => Route::Dense(dtype),
+            DType::I32 => return None,
+        };
         let fits = |w: &&Tensor| {
             w.device() == Device::Cpu
-                && w.dtype() == DType::Quant(ty)
+                && w.dtype() == dtype
                 && w.rank() == 2
                 && w.dims()[1] == k
                 && w.is_contiguous()
-                && ty.bytes_for(w.layout().offset()).is_some()
+                && dtype.quant_type().is_none_or(|ty| ty.bytes_for(w.layout().offset()).is_some())
         };
-        (row && weights.iter().all(fits)).then_some(ty)
+        (row && weights.iter().all(fits)).then_some(route)
     }
 
-    fn gemv_many_cpu(&self, ty: crate::QuantType, weights: &[&Tensor]) -> Vec<Tensor> {
-        let _op = crate::profile::op("matmul", || {
+    /// The profiler's record of one pass over `weights`.
+    fn profile_many(&self, weights: &[&Tensor]) -> Option<crate::profile::OpTimer> {
+        crate::profile::op("matmul", || {
             let bytes: usize = weights.iter().map(|w| w.storage_bytes()).sum();
             let n: usize = weights.iter().map(|w| w.dims()[0]).sum();
             crate::profile::Cost::new(2.0 * (n * self.numel()) as f64, bytes as f64)
-        });
+        })
+    }
+
+    fn gemv_dense<T: Widen + Element>(&self, weights: &[&Tensor]) -> Vec<Vec<f32>> {
+        let _op = self.profile_many(weights);
+        let k = self.numel();
+        let x = self.f32_values("matmul_t_many");
+        let bs: Vec<MatRef<'_, T>> = weights
+            .iter()
+            .map(|w| MatRef {
+                data: w.cpu_storage().as_slice::<T>().expect("checked dtype"),
+                offset: w.layout().offset(),
+                row_stride: 1,
+                col_stride: k,
+            })
+            .collect();
+        let mut outs: Vec<Vec<f32>> = weights.iter().map(|w| crate::cpu::pool::take(w.dims()[0])).collect();
+        let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(Vec::as_mut_slice).collect();
+        gemv_t_many(&x, &bs, &mut refs);
+        outs
+    }
+
+    fn gemv_many_cpu(&self, ty: QuantType, weights: &[&Tensor]) -> Vec<Vec<f32>> {
+        let _op = self.profile_many(weights);
         let k = self.numel();
         let x = self.f32_values("matmul_t_many");
         let mut outs: Vec<Vec<f32>> = weights.iter().map(|w| crate::cpu::pool::take(w.dims()[0])).collect();
@@ -76,8 +121,49 @@ impl Tensor {
             })
             .collect();
         gemv_many(ty, k, &x, &mut parts);
-        let lead = &self.dims()[..self.rank() - 1];
-        let shape = |n: usize| lead.iter().copied().chain([n]).collect::<Vec<_>>();
-        outs.into_iter().zip(weights).map(|(o, w)| Tensor::from_f32(o, shape(w.dims()[0]))).collect()
+        outs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Device, QuantType, Seed, Tensor};
+
+    #[test]
+    fn every_product_equals_its_matmul_bit_for_bit() {
+        let dev = Device::Cpu;
+        for k in [64, 100, 896] {
+            let x = Tensor::randn((1, 1, k), Seed(1), &dev);
+            for dtype in [DType::F32, DType::BF16, DType::F16, DType::Quant(QuantType::Q4_0)] {
+                if matches!(dtype, DType::Quant(_)) && k % 32 != 0 {
+                    continue;
+                }
+                let ws: Vec<Tensor> = [896, 128, 3, 1000]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| Tensor::randn((n, k), Seed(10 + i as u64), &dev).to_dtype(dtype).unwrap())
+                    .collect();
+                let refs: Vec<&Tensor> = ws.iter().collect();
+                for (got, w) in x.matmul_t_many(&refs).iter().zip(&ws) {
+                    let want = x.matmul(&w.t());
+                    assert_eq!(got.dims(), want.dims());
+                    let same = got.to_vec().iter().zip(want.to_vec()).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{dtype:?}, k = {k}, n = {}", w.dims()[0]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn several_rows_or_mixed_types_take_the_products_apart() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn((2, 3, 64), Seed(2), &dev);
+        let (a, b) = (Tensor::randn((5, 64), Seed(3), &dev), Tensor::randn((7, 64), Seed(4), &dev));
+        let b16 = b.to_dtype(DType::BF16).unwrap();
+        for (w0, w1) in [(&a, &b), (&a, &b16)] {
+            let outs = x.matmul_t_many(&[w0, w1]);
+            assert_eq!(outs[1].to_vec(), x.matmul(&w1.t()).to_vec());
+            assert_eq!(outs[0].dims(), &[2, 3, 5]);
+        }
     }
 }

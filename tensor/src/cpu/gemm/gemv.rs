@@ -77,6 +77,30 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
     }
 }
 
+/// `outs[i] = a · Bᵢ` for matrices `Bᵢ` (K × Nᵢ) with contiguous columns that share the row
+/// `a` (K long; `x @ Wᵢᵀ` for weights stored `(Nᵢ, K)`): [`gemv`]'s dot-product route for all
+/// of them in one parallel pass, each output computed as `gemv` computes it (same bits), the
+/// lane order of `a` formed once. Decoding's query, key and value projections share one
+/// normed hidden state, and apart each would be its own hand-over to the worker threads.
+pub(crate) fn gemv_t_many<T: Widen>(kern: &Kernel, a: &[f32], bs: &[MatRef<'_, T>], outs: &mut [&mut [f32]]) {
+    let k = a.len();
+    let path = DotPath::of::<T>(kern);
+    let x = path.lane_order::<T>(a);
+    let total: usize = outs.iter().map(|o| o.len()).sum();
+    let block = block_size(total);
+    let mut tasks: Vec<(&MatRef<'_, T>, usize, &mut [f32])> = Vec::new();
+    for (b, out) in bs.iter().zip(outs.iter_mut()) {
+        debug_assert!(b.row_stride == 1 && b.col_stride >= k);
+        tasks.extend(out.chunks_mut(block).enumerate().map(|(i, dst)| (b, i * block, dst)));
+    }
+    let task = |(b, first, dst): (&MatRef<'_, T>, usize, &mut [f32])| dot_columns(path, &x, b, first, dst);
+    if super::driver::threads_for(total * k, PARALLEL_MIN) > 1 {
+        tasks.into_par_iter().for_each(task);
+    } else {
+        tasks.into_iter().for_each(task);
+    }
+}
+
 /// Outputs per task of the dot-product route: about four tasks per thread so every core streams
 /// its share of B, in multiples of 16 floats, between 64 and [`BLOCK`]. Each output is computed by the same operations whatever
 /// the block, so results do not depend on it.

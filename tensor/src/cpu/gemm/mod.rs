@@ -182,6 +182,32 @@ pub fn sgemm_into<T: Widen>(
     driver::gemm(dispatch::selected(), m, n, k, a, b, c, ldc, epilogue);
 }
 
+/// `outs[i] = a · Bᵢ` for matrices `Bᵢ` (K × Nᵢ, contiguous columns: `Wᵢᵀ` of weights stored
+/// `(Nᵢ, K)`) that share the row `a`: each as `sgemm` with m = 1 computes it, bit for bit, in
+/// one parallel pass over all of them.
+///
+/// # Panics
+/// If a `Bᵢ` does not have unit row stride, or its columns or output do not fit.
+#[track_caller]
+pub(crate) fn gemv_t_many<T: Widen>(a: &[f32], bs: &[MatRef<'_, T>], outs: &mut [&mut [f32]]) {
+    let k = a.len();
+    assert_eq!(bs.len(), outs.len(), "gemv_t_many: {} matrices for {} outputs", bs.len(), outs.len());
+    for (b, out) in bs.iter().zip(outs.iter()) {
+        let n = out.len();
+        assert!(
+            b.row_stride == 1,
+            "gemv_t_many: B (k={k}, n={n}) needs contiguous columns, has row stride {}",
+            b.row_stride
+        );
+        check_view("B", k, n, b, (1, n, k));
+    }
+    if k == 0 {
+        outs.iter_mut().for_each(|o| o.fill(0.0));
+        return;
+    }
+    gemv::gemv_t_many(dispatch::selected(), a, bs, outs);
+}
+
 /// The micro-kernel `sgemm` uses on this machine, as "isa MRxNR" (rows × columns of the
 /// register tile of C), e.g. "avx512f 12x32", "avx2+fma 6x16", "neon 8x8" or "portable 4x8".
 pub fn kernel_name() -> &'static str {

@@ -68,11 +68,10 @@ fn quads(q: &[i8]) -> Vec<i8> {
     out
 }
 
-/// Every block of `x` into `q`, its scale pushed onto `d`, and each run of 16 `q`'s sum into
-/// `sums16`, compiled for the SIMD level.
-fn quantize_blocks(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
-    #[inline(always)]
-    fn each(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
+crate::cpu::simd::multiversion! {
+    /// Every block of `x` into `q`, its scale pushed onto `d`, and each run of 16 `q`'s sum
+    /// into `sums16`, compiled for the SIMD level.
+    fn quantize_blocks(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
         let blocks = x.chunks_exact(block).zip(q.chunks_exact_mut(block));
         for ((xb, qb), sb) in blocks.zip(sums16.chunks_exact_mut(block / 16)) {
             d.push(quantize_block(xb, qb));
@@ -81,26 +80,6 @@ fn quantize_blocks(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums
             }
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        use crate::cpu::simd::{simd_level, SimdLevel};
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        fn avx512(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
-            each(x, block, q, d, sums16)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2(x: &[f32], block: usize, q: &mut [i8], d: &mut Vec<f32>, sums16: &mut [i32]) {
-            each(x, block, q, d, sums16)
-        }
-        match simd_level() {
-            // SAFETY: `simd_level` only returns levels found on this CPU.
-            SimdLevel::Avx512 => return unsafe { avx512(x, block, q, d, sums16) },
-            // SAFETY: as above.
-            SimdLevel::Avx2 => return unsafe { avx2(x, block, q, d, sums16) },
-            SimdLevel::Portable | SimdLevel::Neon => {}
-        }
-    }
-    each(x, block, q, d, sums16)
 }
 
 /// One block: its scale `amax / 127`, and `q = round(x / scale)` into `qb`.
