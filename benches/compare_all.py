@@ -10,6 +10,7 @@ decode); "floor" is what the issue requires, "aim" where the strongest peer stan
 import json
 import os
 import platform
+import statistics
 import sys
 from datetime import datetime, timezone
 
@@ -32,6 +33,26 @@ def runs(logs, name):
 
 def find(rs, **want):
     return next((r for r in rs if all(r.get(k) == v for k, v in want.items())), None)
+
+
+def every(rs, **want):
+    """All runs matching `want`, in order: one per round for the scripts that run in rounds."""
+    return [r for r in rs if all(r.get(k) == v for k, v in want.items())]
+
+
+def rounds_row(work, unit, ds, ps, key, peer, target, kernel=None, pkey=None):
+    """A line for a comparison run in rounds (decode_ratios.py): the k-th runs of both sides
+    pair up; the cells are both sides' medians and the median of the same-round ratios."""
+    n = min(len(ds), len(ps))
+    if n == 0:
+        missing = "deltaw" if not ds else peer
+        ROWS.append((work, unit, "–", "–", f"{peer}: no run ({missing} missing)", target, kernel or "–"))
+        return
+    ratios = sorted(ds[i][key] / ps[i][pkey or key] for i in range(n))
+    med = lambda xs: statistics.median(xs)
+    dv, pv = med([r[key] for r in ds[:n]]), med([r[pkey or key] for r in ps[:n]])
+    cell = f"**{med(ratios):.2f}** ({ratios[0]:.2f}–{ratios[-1]:.2f}, {n} rounds)"
+    ROWS.append((work, unit, f"{dv:g}", f"{pv:g} ({peer})", cell, target, kernel or ds[0].get("kernel", "–")))
 
 
 def cpu_model():
@@ -70,10 +91,10 @@ def single(work, unit, d, key, target, note):
 def quant_rows(q, model):
     """Decode from Q8_0 and Q4_0 GGUF files, deltaw against llama.cpp on the same file."""
     for ty in ("q8_0", "q4_0"):
-        d = find(q, impl="deltaw", weights=ty)
-        row(f"{model}, {ty.upper()} GGUF", "tokens/s", d, find(q, impl="llama.cpp", weights=ty),
-            "decode_tokens_per_s", f"llama.cpp {ty.upper()}", "issue 14: ≥ 1.0",
-            kernel=d and f"{d.get('kernel')}, qdot {d.get('qdot')}")
+        ds = every(q, impl="deltaw", weights=ty)
+        rounds_row(f"{model}, {ty.upper()} GGUF", "tokens/s", ds, every(q, impl="llama.cpp", weights=ty),
+                   "decode_tokens_per_s", f"llama.cpp {ty.upper()}", "issue 14: ≥ 1.0",
+                   kernel=ds and f"{ds[0].get('kernel')}, qdot {ds[0].get('qdot')}")
 
 
 def main():
@@ -93,16 +114,17 @@ def main():
         "sentences_per_s", "PyTorch", "floor ≥ 1.5")
     row("", "sentences/s", d, find(mini, impl="onnxruntime"), "sentences_per_s", "ONNX Runtime", "aim ≥ 1.0")
     gen = runs(logs, "generate")
-    d = find(gen, impl="deltaw")
-    row("GPT-2 124M greedy decode, 64 tokens, f32", "tokens/s", d, find(gen, impl="pytorch"), "tokens_per_s",
-        "transformers", "floor ≥ 2.5")
-    row("", "tokens/s", d, find(gen, impl="llama.cpp"), "tokens_per_s", "llama.cpp f32", "aim ≥ 1.0",
-        pkey="generate_tokens_per_s")
+    ds = every(gen, impl="deltaw")
+    rounds_row("GPT-2 124M greedy decode, 64 tokens, f32", "tokens/s", ds, every(gen, impl="pytorch"),
+               "tokens_per_s", "transformers", "floor ≥ 2.5")
+    rounds_row("", "tokens/s", ds, every(gen, impl="llama.cpp"), "tokens_per_s", "llama.cpp f32", "aim ≥ 1.0",
+               pkey="generate_tokens_per_s")
     dec = runs(logs, "llama_decode")
-    row("Qwen2.5-0.5B shape decode, f32", "tokens/s", find(dec, impl="deltaw", weights="f32"),
-        find(dec, impl="llama.cpp", weights="f32"), "decode_tokens_per_s", "llama.cpp f32", "issue 13: ≥ 1.0")
-    row("Qwen2.5-0.5B shape decode, bf16 (llama.cpp f16)", "tokens/s", find(dec, impl="deltaw", weights="bf16"),
-        find(dec, impl="llama.cpp", weights="f16"), "decode_tokens_per_s", "llama.cpp f16", "issue 13: ≥ 1.0")
+    rounds_row("Qwen2.5-0.5B shape decode, f32", "tokens/s", every(dec, impl="deltaw", weights="f32"),
+               every(dec, impl="llama.cpp", weights="f32"), "decode_tokens_per_s", "llama.cpp f32", "issue 13: ≥ 1.0")
+    rounds_row("Qwen2.5-0.5B shape decode, bf16 (llama.cpp f16)", "tokens/s",
+               every(dec, impl="deltaw", weights="bf16"), every(dec, impl="llama.cpp", weights="f16"),
+               "decode_tokens_per_s", "llama.cpp f16", "issue 13: ≥ 1.0")
     quant_rows(runs(logs, "quant_decode"), "Qwen2.5-0.5B shape decode")
     quant_rows(runs(logs, "gpt2_quant_decode"), "GPT-2 124M decode")
     ls = runs(logs, "llama_sft")
