@@ -14,15 +14,18 @@
 //! The activations come arranged once per matrix–vector product (`ActBlocks::quads`), so the
 //! two halves of each block meet the right bytes with no shuffle per block, and the partial
 //! sums of both halves land in the same lanes with no extract and add. Two quads (eight
-//! blocks) reduce with three `vphaddd` to the eight block sums, in block order after one lane
-//! permutation; the eight f16 scales come from one word permutation (`scales8`) and are
+//! blocks) reduce to the eight block sums, in block order, with two two-register permutations
+//! (`vpermt2d`) and two adds; the eight f16 scales come from one word permutation (`scales8`) and are
 //! widened by F16C (`vcvtph2ps`, exact for every f16) instead of `fused.rs`'s portable bit
 //! manipulation, which AVX2 machines without F16C need.
 //!
 //! History, measured on the 2-core Zen 5 at the Qwen2.5-0.5B shape: a pair-of-blocks kernel
 //! (a 256-bit load of two nibble runs, one shuffle of the activations and one extract-and-add
 //! per pair) decoded 121–138 tokens/s where this one decoded 136–138, alternating in one
-//! sitting; its 896→4864 product (2.4 MB, in cache) ran at 41 GiB/s against 45 now.
+//! sitting; its 896→4864 product (2.4 MB, in cache) ran at 41 GiB/s against 45 with quads.
+//! Reducing the quads' partial sums by `vpermt2d` instead of three `vphaddd`, an extract pair
+//! and a `vpermd` took that product to 51 GiB/s and 4864→896 from 47 to 56 GiB/s (criterion,
+//! `benches/quant_gemv.rs`, same sitting).
 
 use super::act::ActBlocks;
 use super::fused::x86::{add_first, sum_lanes};
@@ -90,12 +93,13 @@ unsafe fn terms<const R: usize>(row: &[u8], act: &ActBlocks, i0: usize) -> __m25
         let qb = if R > 4 { quad_sums(w.add(BB * (i0 + 4)), x.add(128), R - 4) } else { _mm512_setzero_si512() };
         (qa, qb)
     };
-    let (y0, y1) = (_mm512_castsi512_si256(qa), _mm512_extracti64x4_epi64::<1>(qa));
-    let (y2, y3) = (_mm512_castsi512_si256(qb), _mm512_extracti64x4_epi64::<1>(qb));
-    // hadd within 128-bit halves: [b0 b0 b2 b2 | b1 b1 b3 b3], then [b0 b2 b4 b6 | b1 b3 b5 b7];
-    // the permutation puts the blocks in order.
-    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(y0, y1), _mm256_hadd_epi32(y2, y3));
-    let mut isum = _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // Each block's four partial sums into one lane: two permutations across both registers
+    // take partials 0 and 1 (lanes 0..8 and 8..16, block order), and 2 and 3; their sum's two
+    // halves added give the eight block sums in order. Integer adds, so any order is exact.
+    let first = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    let second = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    let u = _mm512_add_epi32(_mm512_permutex2var_epi32(qa, first, qb), _mm512_permutex2var_epi32(qa, second, qb));
+    let mut isum = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64::<1>(u));
     // SAFETY: i0 + r ≤ n entries of `sums32` and `d`; the masked loads read only those.
     let (s32, dx) = unsafe {
         let (s, d) = (act.sums32.as_ptr().add(i0), act.d.as_ptr().add(i0));

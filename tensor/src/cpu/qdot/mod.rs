@@ -78,6 +78,13 @@
 //! deltaw keeps the GGUF layout, which QLoRA's backward, the GPU upload and the GGUF writer
 //! read as it is.
 //!
+//! Later the same day: the 512-bit kernel by quads of blocks against activations arranged once
+//! per product (`fused_zmm.rs`), its eight scales gathered by one word permutation, the
+//! quantizing compiled for the SIMD level, and q/k/v and gate/up in one pass each over a row
+//! quantized once ([`gemv_many`]): Q4_0 113–123 → 135–143 tokens/s, against llama.cpp's
+//! 124–141 in the same rounds (`benches/compare_quant_decode.sh`: median ratio 1.01, the
+//! rounds 0.99–1.03), still in the GGUF layout.
+//!
 //! **m > 1.** [`quant_matmul`] quantizes each activation row once and unpacks each weight row
 //! once for all `m` rows. From [`DEQUANT_GEMM_MIN_M`] rows on, widening a tile of weight rows
 //! to f32 and running the packed [`crate::cpu::gemm::sgemm`] is faster (its FMA throughput
