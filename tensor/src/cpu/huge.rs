@@ -22,10 +22,12 @@ const MIN_BYTES: usize = 4 << 20;
 /// let v: Vec<f32> = deltaw_tensor::cpu::huge::zeroed(3 << 20);
 /// assert!(v.len() == 3 << 20 && v.iter().all(|&x| x == 0.0));
 /// ```
-pub fn zeroed<T: bytemuck::Zeroable + Clone>(n: usize) -> Vec<T> {
-    // A large zeroed allocation is fresh zero pages from the OS (calloc does not write them),
-    // so the advice comes before any page is touched.
-    let v = vec![T::zeroed(); n];
+pub fn zeroed<T: bytemuck::Zeroable>(n: usize) -> Vec<T> {
+    // A zeroed allocation (`alloc_zeroed`, calloc), not `vec![T::zeroed(); n]`, which writes
+    // every element of a type the standard library does not know to be all-zero (bf16, f16).
+    // This large, the allocator maps fresh pages that nothing has touched, so the advice comes
+    // first; a recycled heap chunk is cleared by the allocator and keeps its small pages.
+    let v = bytemuck::allocation::zeroed_vec(n);
     advise(&v);
     v
 }
@@ -58,9 +60,11 @@ mod tests {
     fn zeroed_buffers_are_zero_and_writable_at_every_size() {
         for n in [0, 1, 4 << 20, (5 << 20) + 3] {
             let mut v: Vec<u8> = super::zeroed(n);
-            assert!(v.len() == n && v.iter().all(|&b| b == 0));
+            assert!(v.len() == n && v.capacity() == n && v.iter().all(|&b| b == 0));
             v.iter_mut().for_each(|b| *b = 7);
             assert!(v.iter().all(|&b| b == 7));
         }
+        let h: Vec<half::bf16> = super::zeroed(3 << 20);
+        assert!(h.iter().all(|x| x.to_bits() == 0));
     }
 }

@@ -55,10 +55,22 @@ impl Tensor {
     /// contiguous 2-D `(N, K)` matrix there of one type, with `K` the row's length.
     fn one_row_route(&self, weights: &[&Tensor]) -> Option<Route> {
         let k = *self.dims().last()?;
+        // Row-major strides, also on the size-1 dims (`is_contiguous` ignores those), so that
+        // `matmul` itself would take the same route: `quant_matmul` for a quantized weight, the
+        // dot products of the gemv for a dense one.
+        let dense = |t: &Tensor| {
+            let mut want = 1;
+            let strides = t.layout().strides();
+            t.dims().iter().zip(strides).rev().all(|(&d, &s)| {
+                let ok = s == want;
+                want *= d;
+                ok
+            })
+        };
         let row = self.device() == Device::Cpu
             && self.dtype() == DType::F32
             && self.numel() == k
-            && self.is_contiguous()
+            && dense(self)
             && self.rank() >= 2;
         let dtype = weights.first()?.dtype();
         let route = match dtype {
@@ -71,7 +83,7 @@ impl Tensor {
                 && w.dtype() == dtype
                 && w.rank() == 2
                 && w.dims()[1] == k
-                && w.is_contiguous()
+                && dense(w)
                 && dtype.quant_type().is_none_or(|ty| ty.bytes_for(w.layout().offset()).is_some())
         };
         (row && weights.iter().all(fits)).then_some(route)
@@ -149,6 +161,24 @@ mod tests {
                     assert_eq!(got.dims(), want.dims());
                     let same = got.to_vec().iter().zip(want.to_vec()).all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "{dtype:?}, k = {k}, n = {}", w.dims()[0]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn views_with_other_strides_on_unit_dims_give_matmul_s_values() {
+        let dev = Device::Cpu;
+        let k = 64;
+        let v = Tensor::randn((k,), Seed(5), &dev);
+        let xs = [v.reshape((1, 1, k)).expand((1, 1, k)), Tensor::randn((k, 1), Seed(6), &dev).t().unsqueeze(0)];
+        for dtype in [DType::F32, DType::Quant(QuantType::Q4_0)] {
+            let w = Tensor::randn((3, k), Seed(7), &dev).to_dtype(dtype).unwrap();
+            let w1 = Tensor::randn((k, 1), Seed(8), &dev).t().to_dtype(dtype).unwrap(); // (1, k)
+            for x in &xs {
+                for (got, w) in x.matmul_t_many(&[&w, &w1]).iter().zip([&w, &w1]) {
+                    let want = x.matmul(&w.t()).to_vec();
+                    assert!(got.to_vec().iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{dtype:?}");
                 }
             }
         }

@@ -43,11 +43,11 @@ const BB: usize = 18;
 ///
 /// # Safety
 /// The CPU must have AVX2, F16C, AVX-512F/VL/BW and VNNI; `row` holds whole Q4_0 blocks and
-/// `act` 32 values in -127..=127 per block.
+/// `act` 32 values in -127..=127 per block, with their `quads` (32-value blocks).
 #[target_feature(enable = "avx2,f16c,avx512f,avx512vl,avx512bw,avx512vnni")]
 pub(crate) unsafe fn row_dot_q4_0(row: &[u8], act: &ActBlocks) -> f32 {
     let n = row.len() / BB;
-    debug_assert!(row.len() == n * BB && act.q.len() == 32 * n);
+    debug_assert!(row.len() == n * BB && act.q.len() == 32 * n && act.quads.len() == n.div_ceil(4) * 128);
     let mut acc = _mm256_setzero_ps();
     for i0 in (0..n / 8).map(|g| 8 * g) {
         // SAFETY: blocks i0..i0 + 8 lie in `row` and `act`.

@@ -133,10 +133,12 @@ enum Path {
 fn path() -> Path {
     #[cfg(target_arch = "x86_64")]
     match simd_level() {
-        // (F16C and AVX-512BW too, which `fused_zmm.rs` uses: every CPU with VNNI has them.)
+        // (F16C and AVX-512BW/VL too, which the VNNI kernels use: every CPU with VNNI has
+        // them, but a virtual machine may hide one.)
         SimdLevel::Avx512
             if std::arch::is_x86_feature_detected!("avx512vnni")
                 && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("f16c") =>
         {
             return Path::Avx512Vnni

@@ -30,7 +30,14 @@ fn paths() -> Vec<Path> {
         if std::arch::is_x86_feature_detected!("avx2") {
             all.push(Path::Avx2);
         }
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
+        let has = |f: &str| match f {
+            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+            "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
+            "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+            "f16c" => std::arch::is_x86_feature_detected!("f16c"),
+            _ => std::arch::is_x86_feature_detected!("avx512vnni"),
+        };
+        if ["avx512f", "avx512bw", "avx512vl", "f16c", "avx512vnni"].into_iter().all(has) {
             all.push(Path::Avx512Vnni);
         }
     }
