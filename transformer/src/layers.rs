@@ -111,12 +111,12 @@ impl Linear {
     /// assert_eq!(yb.value().to_vec(), b.forward(&x).value().to_vec());
     /// ```
     pub fn forward_shared<const N: usize>(layers: [&Linear; N], x: &Var) -> [Var; N] {
-        let weights = layers.map(|l| l.weight.value());
         let shared = !deltaw_autograd::is_grad_enabled()
             && layers.iter().all(|l| l.adapter.is_none() && l.layout == WeightLayout::OutIn);
         if !shared {
             return layers.map(|l| l.forward(x));
         }
+        let weights = layers.map(|l| l.weight.value());
         let mut outs = x.value().matmul_t_many(&weights.each_ref()).into_iter();
         layers.map(|l| {
             let y = Var::constant(outs.next().expect("one product per layer"));

@@ -58,15 +58,7 @@ impl Tensor {
         // Row-major strides, also on the size-1 dims (`is_contiguous` ignores those), so that
         // `matmul` itself would take the same route: `quant_matmul` for a quantized weight, the
         // dot products of the gemv for a dense one.
-        let dense = |t: &Tensor| {
-            let mut want = 1;
-            let strides = t.layout().strides();
-            t.dims().iter().zip(strides).rev().all(|(&d, &s)| {
-                let ok = s == want;
-                want *= d;
-                ok
-            })
-        };
+        let dense = |t: &Tensor| t.layout().strides() == t.shape().contiguous_strides();
         let row = self.device() == Device::Cpu
             && self.dtype() == DType::F32
             && self.numel() == k

@@ -61,15 +61,7 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
     if b.col_stride == 1 {
         axpy_by_row_chunks(&a_row, &b, &mut out, (parallel, DotPath::of::<TB>(kern)));
     } else {
-        let block = block_size(n);
-        let path = DotPath::of::<TB>(kern);
-        let x = path.lane_order::<TB>(&a_row);
-        let task = |(i, dst): (usize, &mut [f32])| dot_columns(path, &x, &b, i * block, dst);
-        if parallel {
-            out.par_chunks_mut(block).enumerate().for_each(task);
-        } else {
-            out.chunks_mut(block).enumerate().for_each(task);
-        }
+        gemv_t_many(kern, &a_row, &[b], &mut [&mut out]);
     }
     for (j, v) in out.into_iter().enumerate() {
         let y = &mut c[j * c_stride];
@@ -81,7 +73,8 @@ pub(crate) fn gemv<TA: Widen, TB: Widen>(
 /// `a` (K long; `x @ Wᵢᵀ` for weights stored `(Nᵢ, K)`): [`gemv`]'s dot-product route for all
 /// of them in one parallel pass, each output computed as `gemv` computes it (same bits), the
 /// lane order of `a` formed once. Decoding's query, key and value projections share one
-/// normed hidden state, and apart each would be its own hand-over to the worker threads.
+/// normed hidden state, and apart each would be its own hand-over to the worker threads. One
+/// matrix alone is [`gemv`]'s dot-product route.
 pub(crate) fn gemv_t_many<T: Widen>(kern: &Kernel, a: &[f32], bs: &[MatRef<'_, T>], outs: &mut [&mut [f32]]) {
     let k = a.len();
     let path = DotPath::of::<T>(kern);
@@ -90,7 +83,7 @@ pub(crate) fn gemv_t_many<T: Widen>(kern: &Kernel, a: &[f32], bs: &[MatRef<'_, T
     let block = block_size(total);
     let mut tasks: Vec<(&MatRef<'_, T>, usize, &mut [f32])> = Vec::new();
     for (b, out) in bs.iter().zip(outs.iter_mut()) {
-        debug_assert!(b.row_stride == 1 && b.col_stride >= k);
+        debug_assert!(b.row_stride == 1);
         tasks.extend(out.chunks_mut(block).enumerate().map(|(i, dst)| (b, i * block, dst)));
     }
     let task = |(b, first, dst): (&MatRef<'_, T>, usize, &mut [f32])| dot_columns(path, &x, b, first, dst);

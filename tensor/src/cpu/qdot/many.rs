@@ -23,7 +23,35 @@ pub struct GemvPart<'a> {
 /// Rows per task: long runs (a task's rows are one stream for the prefetcher), a few tasks
 /// per thread across all the weights (so a slowed core hands the rest to the others).
 fn rows_per_task(total: usize) -> usize {
-    total.div_ceil(4 * rayon::current_num_threads()).max(64)
+    total.div_ceil(4 * rayon::current_num_threads()).max(super::ROWS_PER_TASK)
+}
+
+/// `out = W · act` for every `(W, out)` part (rows of `row_bytes` bytes, one per output), by
+/// the fused kernels in one parallel pass over all the parts' rows; a single task runs inline.
+pub(super) fn fused_rows(
+    path: super::Path,
+    ty: QuantType,
+    row_bytes: usize,
+    act: &ActBlocks,
+    parts: Vec<(&[u8], &mut [f32])>,
+) {
+    let per_task = rows_per_task(parts.iter().map(|(_, out)| out.len()).sum());
+    let mut tasks: Vec<(&[u8], &mut [f32])> = Vec::new();
+    for (w, out) in parts {
+        // By outputs, not by bytes: rows of k = 0 values are empty and still have an output.
+        let runs = out.chunks_mut(per_task).enumerate();
+        tasks.extend(runs.map(|(i, o)| (&w[i * per_task * row_bytes..(i * per_task + o.len()) * row_bytes], o)));
+    }
+    let task = |(w, out): (&[u8], &mut [f32])| {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = fused::row_dot(path, ty, &w[j * row_bytes..(j + 1) * row_bytes], act);
+        }
+    };
+    if tasks.len() > 1 {
+        tasks.into_par_iter().for_each(task);
+    } else {
+        tasks.into_iter().for_each(task);
+    }
 }
 
 /// `part.out = W_part · x` for every part, each as [`quant_matmul`] with one row computes it.
@@ -56,18 +84,9 @@ pub fn gemv_many(ty: QuantType, k: usize, x: &[f32], parts: &mut [GemvPart<'_>])
         }
         return;
     }
-    let (path, row_bytes) = (path(), ty.bytes_for(k).expect("checked"));
     let act = ActBlocks::quantize(x, ty.block_elems());
-    let per_task = rows_per_task(parts.iter().map(|p| p.n).sum());
-    let mut tasks: Vec<(&[u8], &mut [f32])> = Vec::new();
-    for p in parts.iter_mut() {
-        tasks.extend(p.w.chunks(per_task * row_bytes).zip(p.out.chunks_mut(per_task)));
-    }
-    tasks.into_par_iter().for_each(|(w, out)| {
-        for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
-            *o = fused::row_dot(path, ty, row, &act);
-        }
-    });
+    let row_bytes = ty.bytes_for(k).expect("checked");
+    fused_rows(path(), ty, row_bytes, &act, parts.iter_mut().map(|p| (p.w, &mut *p.out)).collect());
 }
 
 #[cfg(test)]

@@ -292,24 +292,12 @@ fn int_matmul(
     }
 }
 
-/// One activation row (decoding) against the fused kernels: each task writes its own run of
-/// `out`, a few runs per thread. With `ROWS_PER_TASK` rows per task, the tied head of the
-/// Qwen2.5-0.5B shape (151,936 rows of 504 bytes in Q4_0) was 2,374 tasks of about a
-/// microsecond each, every one with a result vector to allocate and scatter.
+/// One activation row (decoding) against the fused kernels: [`many::fused_rows`] with one
+/// weight, each task writing its own long run of `out`. With `ROWS_PER_TASK` rows per task,
+/// the tied head of the Qwen2.5-0.5B shape (151,936 rows of 504 bytes in Q4_0) was 2,374 tasks
+/// of about a microsecond each, every one with a result vector to allocate and scatter.
 fn fused_gemv(path: Path, ty: QuantType, w: &[u8], row_bytes: usize, act: &ActBlocks, out: &mut [f32]) {
-    let n = out.len();
-    let per_task = n.div_ceil(4 * rayon::current_num_threads()).max(ROWS_PER_TASK);
-    let task = |(t, o): (usize, &mut [f32])| {
-        for (dj, o) in o.iter_mut().enumerate() {
-            let j = t * per_task + dj;
-            *o = fused::row_dot(path, ty, &w[j * row_bytes..(j + 1) * row_bytes], act);
-        }
-    };
-    if n > per_task {
-        out.par_chunks_mut(per_task).enumerate().for_each(task);
-    } else {
-        task((0, out));
-    }
+    many::fused_rows(path, ty, row_bytes, act, vec![(w, out)]);
 }
 
 /// [`quant_matmul`]'s integer route for any `m` (activations quantized per block), which
